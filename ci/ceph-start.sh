@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# Usage: ci/ceph-start.sh [--fresh] [DIR]
+#
+# Starts a single-node Ceph cluster for tests: one mon, one bluestore OSD on a
+# sparse file, no mgr, cephx on, bound to 127.0.0.1, no systemd or docker.
+# Everything (data, keyrings, logs, pid files, sockets) lives under DIR,
+# default $RADOS_MAIL_CEPH_DIR, else <repo>/target/ceph.
+#   - DIR missing or empty: creates the cluster and the pool.
+#   - DIR holds a cluster whose daemons are stopped: restarts them (data kept).
+#   - daemons already running: only checks that the pool is writable.
+# Ready means a `rados put` into the pool succeeded. Afterwards `. DIR/env.sh`
+# exports CEPH_CONF and RADOS_MAIL_POOL. Stop with ci/ceph-stop.sh.
+#
+# Options:
+#   --fresh      stop the daemons, wipe DIR and create a new cluster
+#   -h, --help   show this help
+# Environment:
+#   RADOS_MAIL_CEPH_DIR      default DIR
+#   RADOS_MAIL_CEPH_PORT     mon port, msgr v2 only (default 43300; fixed at creation)
+#   RADOS_MAIL_POOL          pool to create (default mail)
+#   RADOS_MAIL_CEPH_TIMEOUT  bound in seconds for each wait (default 60)
+set -euo pipefail
+
+# shellcheck source=ci/ceph-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ceph-lib.sh"
+
+fresh=0
+dir_arg=""
+while (($#)); do
+    case "$1" in
+        --fresh) fresh=1 ;;
+        -h | --help) print_usage; exit 0 ;;
+        -*) die "unknown option '$1' (see --help)" ;;
+        *) [[ -z "$dir_arg" ]] || die "only one DIR allowed"; dir_arg="$1" ;;
+    esac
+    shift
+done
+
+DIR="$(resolve_dir "$dir_arg")"
+CONF="$DIR/ceph.conf"
+PORT="${RADOS_MAIL_CEPH_PORT:-43300}"
+POOL="${RADOS_MAIL_POOL:-mail}"
+TIMEOUT="${RADOS_MAIL_CEPH_TIMEOUT:-60}"
+[[ "$PORT" =~ ^[1-9][0-9]{0,4}$ ]] && ((PORT < 65536)) || die "bad RADOS_MAIL_CEPH_PORT '$PORT'"
+[[ "$POOL" =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad RADOS_MAIL_POOL '$POOL'"
+[[ "$TIMEOUT" =~ ^[1-9][0-9]{0,3}$ ]] || die "bad RADOS_MAIL_CEPH_TIMEOUT '$TIMEOUT'"
+
+# A caller's environment must not point the daemons (or our admin commands) elsewhere.
+unset CEPH_CONF CEPH_KEYRING CEPH_ARGS
+
+for tool in ceph-mon ceph-osd ceph rados ceph-authtool monmaptool uuidgen flock timeout; do
+    command -v "$tool" >/dev/null || die "'$tool' not found: run ci/install-deps.sh"
+done
+
+# Prints the tail of every log under DIR, then exits non-zero.
+fail() {
+    local f
+    log "error: $*"
+    for f in "$DIR"/log/*; do
+        [[ -s "$f" ]] || continue
+        printf '\n==> %s (last 30 lines) <==\n' "$f" >&2
+        tail -n 30 -- "$f" >&2
+    done
+    log "daemons left as they are; inspect $DIR/log, then ci/ceph-stop.sh [--wipe] $DIR"
+    exit 1
+}
+
+# Daemons this run expects to be alive; a wait fails fast when one of them died.
+expected=()
+check_alive() {
+    local entry
+    for entry in "${expected[@]}"; do
+        daemon_pid "$DIR" "${entry%%:*}" "${entry#*:}" >/dev/null ||
+            fail "${entry%%:*} is not running any more"
+    done
+}
+
+# retry DESCRIPTION CMD...: runs CMD until it succeeds, for at most $TIMEOUT s.
+retry() {
+    local what="$1" out deadline=$((SECONDS + TIMEOUT))
+    shift
+    while :; do
+        out="$("$@" 2>&1)" && return 0
+        check_alive
+        ((SECONDS < deadline)) || fail "$what: no success within ${TIMEOUT} s; last output: $out"
+        sleep 0.2
+    done
+}
+
+# Admin commands; every one bounded so a dead mon cannot hang us.
+ceph_cmd() { timeout -k 2 15 ceph --conf "$CONF" --connect-timeout 10 "$@"; }
+rados_cmd() {
+    timeout -k 2 15 rados --conf "$CONF" --client_mount_timeout 10 \
+        --rados_osd_op_timeout 10 --rados_mon_op_timeout 10 "$@"
+}
+
+# Fails when something (e.g. another cluster) already listens on the mon port.
+check_port_free() {
+    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
+        die "127.0.0.1:$1 is already in use (another cluster?); pick another RADOS_MAIL_CEPH_PORT"
+    fi
+}
+
+# start_daemon NAME BINARY: starts one daemon unless it runs already.
+start_daemon() {
+    local name="$1" bin="$2"
+    if ! daemon_pid "$DIR" "$name" "$bin" >/dev/null; then
+        rm -f -- "$DIR/run/$name.pid" "$DIR/run/$name.asok"
+        # The parent returns once the daemon has initialised (or failed to).
+        "$bin" --conf "$CONF" -i "${name#*.}" >"$DIR/log/$name.start.log" 2>&1 ||
+            fail "$bin -i ${name#*.} failed to start"
+        started+=("$name")
+    fi
+    expected+=("$name:$bin")
+}
+
+# Removes everything in DIR except the lock we hold.
+wipe_dir() {
+    find "$DIR" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf -- {} +
+}
+
+write_conf() {
+    local fsid="$1"
+    cat >"$CONF" <<EOF
+$CEPH_CONF_MARKER
+# Single-node cluster for tests; recreate with: ci/ceph-start.sh --fresh $DIR
+[global]
+fsid = $fsid
+mon_host = [v2:127.0.0.1:$PORT]
+public_addr = 127.0.0.1
+cluster_addr = 127.0.0.1
+ms_bind_ipv6 = false
+ms_bind_msgr1 = false
+ms_bind_msgr2 = true
+auth_cluster_required = cephx
+auth_service_required = cephx
+auth_client_required = cephx
+auth_allow_insecure_global_id_reclaim = false
+run_dir = $DIR/run
+crash_dir = $DIR/crash
+osd_pool_default_size = 1
+osd_pool_default_min_size = 1
+osd_pool_default_pg_num = 8
+osd_pool_default_pgp_num = 8
+osd_pool_default_pg_autoscale_mode = off
+osd_crush_chooseleaf_type = 0
+mon_allow_pool_size_one = true
+mon_warn_on_pool_no_redundancy = false
+mon_data_avail_warn = 2
+mon_data_avail_crit = 1
+
+[mon]
+mon_data = $DIR/\$name
+keyring = \$mon_data/keyring
+paxos_propose_interval = 0.1
+mon_cluster_log_file = $DIR/log/cluster.log
+log_file = $DIR/log/\$name.log
+pid_file = $DIR/run/\$name.pid
+admin_socket = $DIR/run/\$name.asok
+
+[osd]
+osd_data = $DIR/\$name
+keyring = \$osd_data/keyring
+osd_objectstore = bluestore
+# Sparse 20 GiB file at \$osd_data/block (bluestore_block_path must stay unset).
+bluestore_block_create = true
+bluestore_block_size = 21474836480
+bluestore_fsck_on_mkfs = false
+bdev_aio_poll_ms = 10
+osd_memory_target = 1073741824
+log_file = $DIR/log/\$name.log
+pid_file = $DIR/run/\$name.pid
+admin_socket = $DIR/run/\$name.asok
+
+[client]
+# Client timeouts are deliberately unset: rados-mail sets its own.
+keyring = $DIR/ceph.client.admin.keyring
+log_file = $DIR/log/\$name.log
+admin_socket =
+EOF
+}
+
+# keyring FILE NAME CAPS...: new keyring with a fresh key for NAME.
+new_keyring() {
+    local file="$1" name="$2"
+    shift 2
+    ceph-authtool --create-keyring "$file" --gen-key -n "$name" "$@" >/dev/null
+}
+
+create_cluster() {
+    local fsid osd_uuid
+    fsid="$(uuidgen)"
+    osd_uuid="$(uuidgen)"
+    mkdir -p -- "$DIR/run" "$DIR/log" "$DIR/crash" "$DIR/osd.0"
+    write_conf "$fsid"
+
+    # cephx: the mon's keyring also carries client.admin and osd.0, so no auth
+    # round trips are needed later.
+    new_keyring "$DIR/ceph.client.admin.keyring" client.admin \
+        --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' --cap mds 'allow *'
+    new_keyring "$DIR/osd.0/keyring" osd.0 \
+        --cap mon 'allow profile osd' --cap mgr 'allow profile osd' --cap osd 'allow *'
+    new_keyring "$DIR/mon.keyring" mon. --cap mon 'allow *'
+    ceph-authtool "$DIR/mon.keyring" --import-keyring "$DIR/ceph.client.admin.keyring" >/dev/null
+    ceph-authtool "$DIR/mon.keyring" --import-keyring "$DIR/osd.0/keyring" >/dev/null
+
+    monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$PORT]" "$DIR/monmap" >/dev/null
+    ceph-mon --conf "$CONF" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/mon.keyring" \
+        >"$DIR/log/mon.a.mkfs.log" 2>&1 || fail "ceph-mon --mkfs failed"
+    check_port_free "$PORT"
+    start_daemon mon.a ceph-mon
+
+    # OSD mkfs needs no mon (fsid comes from ceph.conf); overlap it with the mon's start.
+    ceph-osd --conf "$CONF" --mkfs -i 0 --osd-uuid "$osd_uuid" --no-mon-config \
+        >"$DIR/log/osd.0.mkfs.log" 2>&1 || fail "ceph-osd --mkfs failed"
+    retry "register osd.0" ceph_cmd osd new "$osd_uuid" 0
+    start_daemon osd.0 ceph-osd
+}
+
+# ensure_pool: creates $POOL (idempotent) and records it in DIR/pools.
+ensure_pool() {
+    grep -qxF -- "$POOL" "$DIR/pools" 2>/dev/null && return 0
+    retry "create pool $POOL" ceph_cmd osd pool create "$POOL" 8 8 replicated
+    retry "enable application on $POOL" ceph_cmd osd pool application enable "$POOL" rados
+    printf '%s\n' "$POOL" >>"$DIR/pools"
+}
+
+# Writes (and removes) a probe object: the cluster is ready once that works.
+wait_writable() {
+    local obj="ci-ready-probe.$$"
+    retry "write a probe object to pool $POOL" rados_cmd -p "$POOL" put "$obj" "$CONF"
+    retry "remove the probe object" rados_cmd -p "$POOL" rm "$obj"
+}
+
+write_env() {
+    {
+        printf '# Generated by ci/ceph-start.sh; source it to use the test cluster.\n'
+        printf 'export CEPH_CONF=%q\n' "$CONF"
+        printf 'export RADOS_MAIL_POOL=%q\n' "$POOL"
+    } >"$DIR/env.sh.tmp"
+    mv -f -- "$DIR/env.sh.tmp" "$DIR/env.sh"
+}
+
+is_our_dir "$DIR" || die "$DIR is not empty and was not made by ci/ceph-start.sh; not touching it"
+lock_dir "$DIR"
+t0="$EPOCHREALTIME"
+started=()
+
+if ((fresh)); then
+    stop_daemons "$DIR"
+    wipe_dir
+elif [[ -e "$CONF" && ! -e "$DIR/.initialised" ]]; then
+    log "$DIR holds an unfinished cluster (interrupted start?): creating it anew"
+    stop_daemons "$DIR"
+    wipe_dir
+fi
+
+if [[ -e "$DIR/.initialised" ]]; then
+    conf_port="$(sed -n 's/^mon_host = \[v2:127\.0\.0\.1:\([0-9]*\)\]$/\1/p' "$CONF")"
+    [[ -n "$conf_port" ]] || die "cannot read the mon port from $CONF; use --fresh"
+    if [[ -n "${RADOS_MAIL_CEPH_PORT:-}" && "$RADOS_MAIL_CEPH_PORT" != "$conf_port" ]]; then
+        log "warning: cluster in $DIR was created with mon port $conf_port; ignoring RADOS_MAIL_CEPH_PORT=$RADOS_MAIL_CEPH_PORT (use --fresh to change it)"
+    fi
+    PORT="$conf_port"
+    daemon_pid "$DIR" mon.a ceph-mon >/dev/null || check_port_free "$PORT"
+    start_daemon mon.a ceph-mon
+    start_daemon osd.0 ceph-osd
+    if ((${#started[@]} == 0)); then mode="already running"; else mode="restarted ${started[*]}"; fi
+else
+    mode="created"
+    create_cluster
+fi
+
+ensure_pool
+wait_writable
+write_env
+touch "$DIR/.initialised"
+log "cluster ready in $(elapsed_since "$t0") s ($mode; mon v2 127.0.0.1:$PORT, pool $POOL, $DIR)"
+log "use it with: . $DIR/env.sh"

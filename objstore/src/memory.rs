@@ -1,0 +1,273 @@
+//! The in-memory backend: RADOS semantics without a cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use futures::future::{self, BoxFuture, FutureExt};
+
+use crate::error::{Error, Result};
+use crate::op::{check_namespace, Guard, Mutation, OmapPage, ReadOp, ReadResult, Stat, WriteOp, OMAP_PAGE_MAX};
+use crate::{ObjectIter, ObjectStore};
+
+#[derive(Debug, Clone)]
+struct Object {
+    data: Vec<u8>,
+    xattrs: BTreeMap<String, Vec<u8>>,
+    omap: BTreeMap<String, Vec<u8>>,
+    version: u64,
+    mtime: SystemTime,
+}
+
+impl Object {
+    fn empty() -> Self {
+        Object { data: Vec::new(), xattrs: BTreeMap::new(), omap: BTreeMap::new(), version: 0, mtime: SystemTime::now() }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    /// (namespace, object name) → object.
+    objects: BTreeMap<(String, String), Object>,
+    /// Pool-wide version counter: like a RADOS placement group's, versions of one object
+    /// strictly increase but are not consecutive.
+    last_version: u64,
+}
+
+/// An in-memory object store with the semantics of a RADOS pool: atomic compound operations
+/// with guards, omap, xattrs and object versions.
+///
+/// Handles made with [`ObjectStore::with_namespace`] share the same pool. Everything is lost
+/// when the last handle is dropped. One mutex serializes all operations, which makes every
+/// compound operation trivially atomic.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    pool: Arc<Mutex<Pool>>,
+    namespace: String,
+}
+
+impl MemoryStore {
+    /// A new, empty pool, seen through `namespace`.
+    pub fn new(namespace: &str) -> Self {
+        MemoryStore { pool: Arc::default(), namespace: namespace.to_string() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pool> {
+        // A panic while holding the lock cannot leave a half-applied operation behind (ops
+        // are applied to a copy first), so a poisoned lock is safe to keep using.
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn key(&self, oid: &str) -> (String, String) {
+        (self.namespace.clone(), oid.to_string())
+    }
+
+    fn do_write(&self, oid: &str, op: &WriteOp) -> Result<u64> {
+        op.validate(oid)?;
+        let mut pool = self.lock();
+        let key = self.key(oid);
+        let existing = pool.objects.get(&key);
+        check_guards(oid, existing, &op.guards)?;
+        let created = op.guards.contains(&Guard::CreateExclusive);
+        let mut obj: Option<Object> = match existing {
+            Some(o) => Some(o.clone()),
+            None if created => Some(Object::empty()),
+            None => None,
+        };
+        for m in &op.mutations {
+            apply(oid, &mut obj, m)?;
+        }
+        pool.last_version += 1;
+        let version = pool.last_version;
+        match obj {
+            Some(mut o) => {
+                o.version = version;
+                o.mtime = SystemTime::now();
+                pool.objects.insert(key, o);
+            }
+            None => {
+                pool.objects.remove(&key);
+            }
+        }
+        Ok(version)
+    }
+
+    fn do_read(&self, oid: &str, op: &ReadOp) -> Result<ReadResult> {
+        op.validate(oid)?;
+        let pool = self.lock();
+        let obj = pool.objects.get(&self.key(oid));
+        check_guards(oid, obj, &op.guards)?;
+        let obj = obj.ok_or_else(|| Error::NotFound { object: oid.into() })?;
+        let mut r = ReadResult { version: obj.version, ..Default::default() };
+        if op.stat {
+            r.stat = Some(Stat { size: obj.data.len() as u64, mtime: obj.mtime });
+        }
+        if let Some((off, len)) = op.read {
+            let start = (off as usize).min(obj.data.len());
+            let end = start.saturating_add(len as usize).min(obj.data.len());
+            r.data = Some(obj.data[start..end].to_vec());
+        }
+        if op.xattrs {
+            r.xattrs = Some(obj.xattrs.clone());
+        }
+        if let Some(keys) = &op.omap_keys {
+            let found = keys.iter().filter_map(|k| obj.omap.get(k).map(|v| (k.clone(), v.clone())));
+            r.omap = Some(found.collect());
+        }
+        if let Some(range) = &op.omap_range {
+            let max = range.max.min(OMAP_PAGE_MAX);
+            use std::ops::Bound;
+            let lower = if range.start_after >= range.prefix {
+                Bound::Excluded(&range.start_after)
+            } else {
+                Bound::Included(&range.prefix)
+            };
+            // Keys sharing a prefix are contiguous in key order.
+            let mut matching = obj
+                .omap
+                .range::<String, _>((lower, Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(&range.prefix))
+                .peekable();
+            let mut page = OmapPage::default();
+            while page.entries.len() < max {
+                match matching.next() {
+                    Some((k, v)) => page.entries.push((k.clone(), v.clone())),
+                    None => break,
+                }
+            }
+            page.more = matching.peek().is_some();
+            r.omap_page = Some(page);
+        }
+        Ok(r)
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new("")
+    }
+}
+
+fn check_guards(oid: &str, obj: Option<&Object>, guards: &[Guard]) -> Result<()> {
+    let not_found = || Error::NotFound { object: oid.into() };
+    let conflict = |reason: &str| Error::Conflict { object: oid.into(), reason: reason.into() };
+    for g in guards {
+        match g {
+            Guard::AssertExists => {
+                obj.ok_or_else(not_found)?;
+            }
+            Guard::CreateExclusive => {
+                if obj.is_some() {
+                    return Err(Error::AlreadyExists { object: oid.into() });
+                }
+            }
+            Guard::AssertVersion(v) => {
+                let o = obj.ok_or_else(not_found)?;
+                if o.version != *v {
+                    return Err(conflict("object version differs"));
+                }
+            }
+            Guard::OmapCmp { key, op, value } => {
+                let o = obj.ok_or_else(not_found)?;
+                let stored = o.omap.get(key).map(Vec::as_slice).unwrap_or_default();
+                if !op.holds(stored, value) {
+                    return Err(conflict("omap comparison failed"));
+                }
+            }
+            Guard::CmpXattr { name, op, value } => {
+                let o = obj.ok_or_else(not_found)?;
+                let stored = o.xattrs.get(name).map(Vec::as_slice).unwrap_or_default();
+                if !op.holds(stored, value) {
+                    return Err(conflict("xattr comparison failed"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies one mutation to the working copy (`None`: the object does not exist).
+fn apply(oid: &str, obj: &mut Option<Object>, m: &Mutation) -> Result<()> {
+    let not_found = || Error::NotFound { object: oid.into() };
+    match m {
+        Mutation::Remove => {
+            obj.take().ok_or_else(not_found)?;
+        }
+        Mutation::OmapRmKeys(keys) => {
+            let o = obj.as_mut().ok_or_else(not_found)?;
+            keys.iter().for_each(|k| drop(o.omap.remove(k)));
+        }
+        Mutation::OmapRmRange { start, end } => {
+            let o = obj.as_mut().ok_or_else(not_found)?;
+            let doomed: Vec<String> = o.omap.range(start.clone()..end.clone()).map(|(k, _)| k.clone()).collect();
+            doomed.iter().for_each(|k| drop(o.omap.remove(k)));
+        }
+        Mutation::OmapClear => obj.as_mut().ok_or_else(not_found)?.omap.clear(),
+        Mutation::RmXattr(name) => {
+            let o = obj.as_mut().ok_or_else(not_found)?;
+            o.xattrs.remove(name);
+        }
+        _ => {
+            let o = obj.get_or_insert_with(Object::empty);
+            match m {
+                Mutation::Create => {}
+                Mutation::WriteFull(d) => o.data = d.clone(),
+                Mutation::Write { offset, data } => {
+                    let off = *offset as usize;
+                    if o.data.len() < off + data.len() {
+                        o.data.resize(off + data.len(), 0);
+                    }
+                    o.data[off..off + data.len()].copy_from_slice(data);
+                }
+                Mutation::Append(d) => o.data.extend_from_slice(d),
+                Mutation::Truncate(size) => o.data.resize(*size as usize, 0),
+                Mutation::SetXattr { name, value } => drop(o.xattrs.insert(name.clone(), value.clone())),
+                Mutation::OmapSet(entries) => {
+                    entries.iter().for_each(|(k, v)| drop(o.omap.insert(k.clone(), v.clone())));
+                }
+                _ => unreachable!("handled above"),
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ObjectStore for MemoryStore {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn with_namespace(&self, namespace: &str) -> Result<Arc<dyn ObjectStore>> {
+        check_namespace(namespace)?;
+        Ok(Arc::new(MemoryStore { pool: self.pool.clone(), namespace: namespace.to_string() }))
+    }
+
+    fn write_op(&self, oid: &str, op: &WriteOp) -> Result<u64> {
+        self.do_write(oid, op)
+    }
+
+    fn read_op(&self, oid: &str, op: &ReadOp) -> Result<ReadResult> {
+        self.do_read(oid, op)
+    }
+
+    fn write_op_async(&self, oid: &str, op: WriteOp) -> BoxFuture<'static, Result<u64>> {
+        future::ready(self.do_write(oid, &op)).boxed()
+    }
+
+    fn read_op_async(&self, oid: &str, op: ReadOp) -> BoxFuture<'static, Result<ReadResult>> {
+        future::ready(self.do_read(oid, &op)).boxed()
+    }
+
+    fn list_objects(&self) -> Result<ObjectIter<'_>> {
+        let pool = self.lock();
+        let names: Vec<String> =
+            pool.objects.keys().filter(|(ns, _)| *ns == self.namespace).map(|(_, name)| name.clone()).collect();
+        Ok(Box::new(names.into_iter().map(Ok)))
+    }
+
+    fn list_namespaces(&self) -> Result<Vec<String>> {
+        let pool = self.lock();
+        let set: BTreeSet<String> = pool.objects.keys().map(|(ns, _)| ns.clone()).collect();
+        Ok(set.into_iter().collect())
+    }
+}

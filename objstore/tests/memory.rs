@@ -1,0 +1,44 @@
+//! The conformance suite against the in-memory backend, and the fault-injecting wrapper.
+
+use std::sync::Arc;
+
+use objstore::{Error, FaultMode, FaultyStore, MemoryStore, ObjectStore, WriteOp};
+
+objstore::conformance_tests!(|case: &str| -> Arc<dyn ObjectStore> { Arc::new(MemoryStore::new(case)) });
+
+mod through_fault_wrapper {
+    //! The wrapper must be transparent while it injects nothing.
+    use super::*;
+    objstore::conformance_tests!(|case: &str| -> Arc<dyn ObjectStore> {
+        Arc::new(FaultyStore::new(Arc::new(MemoryStore::new(case))))
+    });
+}
+
+#[test]
+fn fault_wrapper_fails_after_countdown_and_heals() {
+    let faulty = FaultyStore::new(Arc::new(MemoryStore::new("f")));
+    faulty.fail_after(2, FaultMode::Unavailable);
+    faulty.write_full("a", b"1").unwrap();
+    faulty.write_full("b", b"2").unwrap();
+    let err = faulty.write_full("c", b"3").unwrap_err();
+    assert!(err.is_temporary(), "{err:?}");
+    assert!(matches!(faulty.read_full("a"), Err(Error::Unavailable(_))));
+    let other = faulty.with_namespace("g").unwrap();
+    assert!(matches!(other.write_full("x", b""), Err(Error::Unavailable(_))), "namespaces share the fault");
+    faulty.heal();
+    assert_eq!(faulty.read_full("a").unwrap().0, b"1");
+    assert_eq!(faulty.stat("c").unwrap_err(), Error::NotFound { object: "c".into() }, "failed write left nothing");
+}
+
+#[test]
+fn fault_wrapper_writes_only_and_io_modes() {
+    let faulty = FaultyStore::new(Arc::new(MemoryStore::new("f")));
+    faulty.write_full("a", b"1").unwrap();
+    faulty.fail_after(0, FaultMode::WritesUnavailable);
+    assert_eq!(faulty.read_full("a").unwrap().0, b"1", "reads still pass");
+    assert!(matches!(faulty.write_op("a", &WriteOp::new().append(b"2".to_vec())), Err(Error::Unavailable(_))));
+    faulty.fail_after(0, FaultMode::Io);
+    let err = faulty.read_full("a").unwrap_err();
+    assert_eq!(err, Error::Rados { errno: 5, context: "injected fault".into() });
+    assert!(!err.is_temporary());
+}
