@@ -41,7 +41,9 @@ CONF="$DIR/ceph.conf"
 PORT="${RADOS_MAIL_CEPH_PORT:-43300}"
 POOL="${RADOS_MAIL_POOL:-mail}"
 TIMEOUT="${RADOS_MAIL_CEPH_TIMEOUT:-60}"
-[[ "$PORT" =~ ^[1-9][0-9]{0,4}$ ]] && ((PORT < 65536)) || die "bad RADOS_MAIL_CEPH_PORT '$PORT'"
+if ! [[ "$PORT" =~ ^[1-9][0-9]{0,4}$ ]] || ((PORT > 65535)); then
+    die "bad RADOS_MAIL_CEPH_PORT '$PORT'"
+fi
 [[ "$POOL" =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad RADOS_MAIL_POOL '$POOL'"
 [[ "$TIMEOUT" =~ ^[1-9][0-9]{0,3}$ ]] || die "bad RADOS_MAIL_CEPH_TIMEOUT '$TIMEOUT'"
 
@@ -107,7 +109,8 @@ start_daemon() {
     if ! daemon_pid "$DIR" "$name" "$bin" >/dev/null; then
         rm -f -- "$DIR/run/$name.pid" "$DIR/run/$name.asok"
         # The parent returns once the daemon has initialised (or failed to).
-        "$bin" --conf "$CONF" -i "${name#*.}" >"$DIR/log/$name.start.log" 2>&1 ||
+        # 9>&-: the daemon must not inherit (and so keep holding) our lock.
+        "$bin" --conf "$CONF" -i "${name#*.}" >"$DIR/log/$name.start.log" 2>&1 9>&- ||
             fail "$bin -i ${name#*.} failed to start"
         started+=("$name")
     fi
@@ -189,6 +192,7 @@ new_keyring() {
 
 create_cluster() {
     local fsid osd_uuid
+    check_port_free "$PORT"
     fsid="$(uuidgen)"
     osd_uuid="$(uuidgen)"
     mkdir -p -- "$DIR/run" "$DIR/log" "$DIR/crash" "$DIR/osd.0"
@@ -207,7 +211,6 @@ create_cluster() {
     monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$PORT]" "$DIR/monmap" >/dev/null
     ceph-mon --conf "$CONF" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/mon.keyring" \
         >"$DIR/log/mon.a.mkfs.log" 2>&1 || fail "ceph-mon --mkfs failed"
-    check_port_free "$PORT"
     start_daemon mon.a ceph-mon
 
     # OSD mkfs needs no mon (fsid comes from ceph.conf); overlap it with the mon's start.
@@ -225,9 +228,19 @@ ensure_pool() {
     printf '%s\n' "$POOL" >>"$DIR/pools"
 }
 
+# True once the OSD reports itself active, i.e. the mon has published a map with
+# this OSD instance up. Until then clients may get a map that still names the
+# previous instance (after a crash or SIGKILL) and their ops stall until timeout.
+osd_active() {
+    local out
+    out="$(timeout -k 2 10 ceph --admin-daemon "$DIR/run/osd.0.asok" status 2>&1)" || return 1
+    grep -q '"state": "active"' <<<"$out" || { printf '%s\n' "$out"; return 1; }
+}
+
 # Writes (and removes) a probe object: the cluster is ready once that works.
 wait_writable() {
     local obj="ci-ready-probe.$$"
+    retry "wait for osd.0 to become active" osd_active
     retry "write a probe object to pool $POOL" rados_cmd -p "$POOL" put "$obj" "$CONF"
     retry "remove the probe object" rados_cmd -p "$POOL" rm "$obj"
 }

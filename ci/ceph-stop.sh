@@ -32,9 +32,8 @@ is_our_dir "$DIR" || die "$DIR was not made by ci/ceph-start.sh; not touching it
 lock_dir "$DIR"
 t0="$EPOCHREALTIME"
 stop_daemons "$DIR"
+((STOPPED == 0)) || log "stopped in $(elapsed_since "$t0") s"
 if ((wipe)); then
     rm -rf -- "$DIR"
-    log "stopped and wiped $DIR in $(elapsed_since "$t0") s"
-else
-    log "stopped (data kept in $DIR) in $(elapsed_since "$t0") s"
+    log "wiped $DIR"
 fi

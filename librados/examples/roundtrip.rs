@@ -19,11 +19,12 @@ fn main() -> Result<(), objstore::Error> {
         .omap_set([("uidnext", b"2".to_vec()), ("uid/1", b"flags=\\Seen".to_vec())]);
     let version = store.write_op("example-mail", &op)?;
     // Compare-and-swap on the omap: allocate the next UID only if nobody else did.
-    let version = store.write_op(
-        "example-mail",
-        &WriteOp::new().omap_cmp("uidnext", CmpOp::Eq, b"2".to_vec()).omap_set([("uidnext", b"3")]),
-    )
-    .map(|v| v.max(version))?;
+    let version = store
+        .write_op(
+            "example-mail",
+            &WriteOp::new().omap_cmp("uidnext", CmpOp::Eq, b"2".to_vec()).omap_set([("uidnext", b"3")]),
+        )
+        .map(|v| v.max(version))?;
     let r = store.read_op("example-mail", &ReadOp::new().stat().read(0, 4096).xattrs().omap_range("", "", 100))?;
     println!("pool {:?}, namespace {:?}, object example-mail, version {version}", config.pool, config.namespace);
     println!("size {} bytes; body read back identical: {}", r.stat.unwrap().size, r.data.as_deref() == Some(&body[..]));

@@ -21,7 +21,7 @@ use objstore::{CmpOp, Error, Guard, Mutation, OmapPage, ReadOp, ReadResult, Resu
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::cluster::IoCtx;
-use crate::errno::{cstring, op_result, slice, GuardKinds};
+use crate::errno::{GuardKinds, cstring, op_result, slice};
 
 /// The C handle of the compound operation.
 enum OpHandle {
@@ -132,7 +132,12 @@ fn omap_cmp_count(guards: &[Guard]) -> usize {
 }
 
 impl Pending {
-    fn new(io: &Arc<IoCtx>, op: OpHandle, slot: OwnedSemaphorePermit, rvals: usize) -> (Arc<Pending>, oneshot::Receiver<()>) {
+    fn new(
+        io: &Arc<IoCtx>,
+        op: OpHandle,
+        slot: OwnedSemaphorePermit,
+        rvals: usize,
+    ) -> (Arc<Pending>, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
         let out = Outputs {
             rvals: vec![0; rvals],
@@ -158,7 +163,12 @@ impl Pending {
 
     /// Creates the completion and submits the operation; `launch` calls the right
     /// `rados_aio_*_operate` with the completion.
-    fn submit(self: &Arc<Self>, what: &str, oid: &str, launch: impl FnOnce(sys::rados_completion_t) -> c_int) -> Result<()> {
+    fn submit(
+        self: &Arc<Self>,
+        what: &str,
+        oid: &str,
+        launch: impl FnOnce(sys::rados_completion_t) -> c_int,
+    ) -> Result<()> {
         let arg = Arc::into_raw(self.clone()) as *mut c_void;
         let mut c: sys::rados_completion_t = ptr::null_mut();
         // SAFETY: valid out-pointer; `arg` stays valid until the callback reclaims it.
@@ -207,7 +217,12 @@ pub(crate) async fn write(io: Arc<IoCtx>, oid: &str, op: &WriteOp) -> Result<u64
 }
 
 /// Builds and submits a write (no await in here: raw handles never cross an await point).
-fn start_write(io: &Arc<IoCtx>, slot: OwnedSemaphorePermit, oid: &str, op: &WriteOp) -> Result<(Arc<Pending>, oneshot::Receiver<()>)> {
+fn start_write(
+    io: &Arc<IoCtx>,
+    slot: OwnedSemaphorePermit,
+    oid: &str,
+    op: &WriteOp,
+) -> Result<(Arc<Pending>, oneshot::Receiver<()>)> {
     let oid_c = cstring("object name", oid)?;
     // SAFETY: plain constructor; the handle is owned by `Pending` and released in its Drop.
     let handle = unsafe { sys::rados_create_write_op() };
@@ -231,32 +246,52 @@ fn build_write(pending: &Arc<Pending>, h: sys::rados_write_op_t, op: &WriteOp) -
     };
     let mut next_rval = 0usize;
     for g in &op.guards {
-        // SAFETY (whole match): `h` is a fresh write op; pointers passed are valid for the
+        // SAFETY: `h` is a fresh write op; pointers passed are valid for the
         // call (librados copies them), and `rvals` has one slot per omap comparison.
         unsafe {
             match g {
                 Guard::AssertExists => sys::rados_write_op_assert_exists(h),
-                Guard::CreateExclusive => sys::rados_write_op_create(h, sys::LIBRADOS_CREATE_EXCLUSIVE as c_int, ptr::null()),
+                Guard::CreateExclusive => {
+                    sys::rados_write_op_create(h, sys::LIBRADOS_CREATE_EXCLUSIVE as c_int, ptr::null())
+                }
                 Guard::AssertVersion(v) => sys::rados_write_op_assert_version(h, *v),
                 Guard::OmapCmp { key, op: cmp, value } => {
                     let rv = rvals.add(next_rval);
                     next_rval += 1;
-                    sys::rados_write_op_omap_cmp2(h, key.as_ptr().cast(), cmp_code(*cmp), value.as_ptr().cast(), key.len(), value.len(), rv)
+                    sys::rados_write_op_omap_cmp2(
+                        h,
+                        key.as_ptr().cast(),
+                        cmp_code(*cmp),
+                        value.as_ptr().cast(),
+                        key.len(),
+                        value.len(),
+                        rv,
+                    )
                 }
                 Guard::CmpXattr { name, op: cmp, value } => {
                     let n = cstring("xattr name", name)?;
-                    sys::rados_write_op_cmpxattr(h, n.as_ptr(), xattr_cmp_code(*cmp), value.as_ptr().cast(), value.len())
+                    sys::rados_write_op_cmpxattr(
+                        h,
+                        n.as_ptr(),
+                        xattr_cmp_code(*cmp),
+                        value.as_ptr().cast(),
+                        value.len(),
+                    )
                 }
             }
         }
     }
     for m in &op.mutations {
-        // SAFETY (whole match): as above; buffers are copied by librados during each call.
+        // SAFETY: `h` is a fresh write op; buffers are copied by librados during each call.
         unsafe {
             match m {
-                Mutation::Create => sys::rados_write_op_create(h, sys::LIBRADOS_CREATE_IDEMPOTENT as c_int, ptr::null()),
+                Mutation::Create => {
+                    sys::rados_write_op_create(h, sys::LIBRADOS_CREATE_IDEMPOTENT as c_int, ptr::null())
+                }
                 Mutation::WriteFull(d) => sys::rados_write_op_write_full(h, d.as_ptr().cast(), d.len()),
-                Mutation::Write { offset, data } => sys::rados_write_op_write(h, data.as_ptr().cast(), data.len(), *offset),
+                Mutation::Write { offset, data } => {
+                    sys::rados_write_op_write(h, data.as_ptr().cast(), data.len(), *offset)
+                }
                 Mutation::Append(d) => sys::rados_write_op_append(h, d.as_ptr().cast(), d.len()),
                 Mutation::Truncate(size) => sys::rados_write_op_truncate(h, *size),
                 Mutation::Remove => sys::rados_write_op_remove(h),
@@ -273,16 +308,27 @@ fn build_write(pending: &Arc<Pending>, h: sys::rados_write_op_t, op: &WriteOp) -
                     let vals: Vec<*const c_char> = entries.iter().map(|(_, v)| v.as_ptr().cast()).collect();
                     let klens: Vec<usize> = entries.iter().map(|(k, _)| k.len()).collect();
                     let vlens: Vec<usize> = entries.iter().map(|(_, v)| v.len()).collect();
-                    sys::rados_write_op_omap_set2(h, keys.as_ptr(), vals.as_ptr(), klens.as_ptr(), vlens.as_ptr(), entries.len())
+                    sys::rados_write_op_omap_set2(
+                        h,
+                        keys.as_ptr(),
+                        vals.as_ptr(),
+                        klens.as_ptr(),
+                        vlens.as_ptr(),
+                        entries.len(),
+                    )
                 }
                 Mutation::OmapRmKeys(keys) => {
                     let ptrs: Vec<*const c_char> = keys.iter().map(|k| k.as_ptr().cast()).collect();
                     let lens: Vec<usize> = keys.iter().map(String::len).collect();
                     sys::rados_write_op_omap_rm_keys2(h, ptrs.as_ptr(), lens.as_ptr(), keys.len())
                 }
-                Mutation::OmapRmRange { start, end } => {
-                    sys::rados_write_op_omap_rm_range2(h, start.as_ptr().cast(), start.len(), end.as_ptr().cast(), end.len())
-                }
+                Mutation::OmapRmRange { start, end } => sys::rados_write_op_omap_rm_range2(
+                    h,
+                    start.as_ptr().cast(),
+                    start.len(),
+                    end.as_ptr().cast(),
+                    end.len(),
+                ),
                 Mutation::OmapClear => sys::rados_write_op_omap_clear(h),
             }
         }
@@ -300,7 +346,12 @@ pub(crate) async fn read(io: Arc<IoCtx>, oid: &str, op: &ReadOp) -> Result<ReadR
 }
 
 /// Builds and submits a read (no await in here: raw handles never cross an await point).
-fn start_read(io: &Arc<IoCtx>, slot: OwnedSemaphorePermit, oid: &str, op: &ReadOp) -> Result<(Arc<Pending>, oneshot::Receiver<()>)> {
+fn start_read(
+    io: &Arc<IoCtx>,
+    slot: OwnedSemaphorePermit,
+    oid: &str,
+    op: &ReadOp,
+) -> Result<(Arc<Pending>, oneshot::Receiver<()>)> {
     let oid_c = cstring("object name", oid)?;
     // SAFETY: plain constructor; released by `Pending`'s Drop.
     let handle = unsafe { sys::rados_create_read_op() };
@@ -361,14 +412,20 @@ fn build_read(pending: &Arc<Pending>, h: sys::rados_read_op_t, op: &ReadOp) -> R
         p
     };
     for g in &op.guards {
-        // SAFETY (whole match): fresh read op; inputs are copied by librados.
+        // SAFETY: fresh read op; inputs are copied by librados.
         unsafe {
             match g {
                 Guard::AssertExists => sys::rados_read_op_assert_exists(h),
                 Guard::AssertVersion(v) => sys::rados_read_op_assert_version(h, *v),
-                Guard::OmapCmp { key, op: cmp, value } => {
-                    sys::rados_read_op_omap_cmp2(h, key.as_ptr().cast(), cmp_code(*cmp), value.as_ptr().cast(), key.len(), value.len(), rval())
-                }
+                Guard::OmapCmp { key, op: cmp, value } => sys::rados_read_op_omap_cmp2(
+                    h,
+                    key.as_ptr().cast(),
+                    cmp_code(*cmp),
+                    value.as_ptr().cast(),
+                    key.len(),
+                    value.len(),
+                    rval(),
+                ),
                 Guard::CmpXattr { name, op: cmp, value } => {
                     let n = cstring("xattr name", name)?;
                     sys::rados_read_op_cmpxattr(h, n.as_ptr(), xattr_cmp_code(*cmp), value.as_ptr().cast(), value.len())
@@ -377,25 +434,40 @@ fn build_read(pending: &Arc<Pending>, h: sys::rados_read_op_t, op: &ReadOp) -> R
             }
         }
     }
-    // SAFETY (each block below): output pointers point into `out` (see above).
     if op.stat {
+        // SAFETY: `out` lives in the `Arc` heap allocation until after completion.
         unsafe { sys::rados_read_op_stat(h, &mut out.stat_size, &mut out.stat_mtime, rval()) };
     }
     if let Some((offset, len)) = op.read {
         out.buf = Vec::with_capacity(len as usize);
-        unsafe { sys::rados_read_op_read(h, offset, len as usize, out.buf.as_mut_ptr().cast(), &mut out.bytes_read, rval()) };
+        // SAFETY: the buffer has `len` bytes of capacity and is not touched again until completion.
+        unsafe {
+            sys::rados_read_op_read(h, offset, len as usize, out.buf.as_mut_ptr().cast(), &mut out.bytes_read, rval())
+        };
     }
     if op.xattrs {
+        // SAFETY: `out` lives in the `Arc` heap allocation until after completion.
         unsafe { sys::rados_read_op_getxattrs(h, &mut out.xattrs, rval()) };
     }
     if let Some(keys) = &op.omap_keys {
         let ptrs: Vec<*const c_char> = keys.iter().map(|k| k.as_ptr().cast()).collect();
         let lens: Vec<usize> = keys.iter().map(String::len).collect();
-        unsafe { sys::rados_read_op_omap_get_vals_by_keys2(h, ptrs.as_ptr(), keys.len(), lens.as_ptr(), &mut out.omap_keys, rval()) };
+        // SAFETY: keys are copied by librados; outputs live in `out` until after completion.
+        unsafe {
+            sys::rados_read_op_omap_get_vals_by_keys2(
+                h,
+                ptrs.as_ptr(),
+                keys.len(),
+                lens.as_ptr(),
+                &mut out.omap_keys,
+                rval(),
+            )
+        };
     }
     if let Some(range) = &op.omap_range {
         let after = cstring("omap key", &range.start_after)?;
         let prefix = cstring("omap prefix", &range.prefix)?;
+        // SAFETY: strings are copied by librados; outputs live in `out` until after completion.
         unsafe {
             sys::rados_read_op_omap_get_vals2(
                 h,
@@ -454,4 +526,3 @@ fn drain_omap(oid: &str, iter: sys::rados_omap_iter_t) -> Result<Vec<(String, Ve
         entries.push((key, val.to_vec()));
     }
 }
-

@@ -43,7 +43,8 @@ impl Cluster {
         let conf = config.conf_path.as_ref().map(|p| cstring("conf path", &p.to_string_lossy())).transpose()?;
         // SAFETY: the handle is valid and not yet connected; a NULL path means Ceph's default
         // search ($CEPH_CONF, /etc/ceph/ceph.conf, ...).
-        let rc = unsafe { sys::rados_conf_read_file(cluster.handle, conf.as_ref().map_or(ptr::null(), |c| c.as_ptr())) };
+        let rc =
+            unsafe { sys::rados_conf_read_file(cluster.handle, conf.as_ref().map_or(ptr::null(), |c| c.as_ptr())) };
         from_rc(rc, "reading the ceph configuration file")?;
         // SAFETY: as above; NULL means the CEPH_ARGS variable.
         let rc = unsafe { sys::rados_conf_parse_env(cluster.handle, ptr::null()) };
@@ -89,7 +90,12 @@ impl Cluster {
         // SAFETY: `io` was just created; the namespace is set once, before any other thread
         // can see this I/O context (setting it is not thread-safe).
         unsafe { sys::rados_ioctx_set_namespace(io, ns.as_ptr()) };
-        Ok(Arc::new(IoCtx { cluster: self.clone(), handle: io, pool: pool.to_string(), namespace: namespace.to_string() }))
+        Ok(Arc::new(IoCtx {
+            cluster: self.clone(),
+            handle: io,
+            pool: pool.to_string(),
+            namespace: namespace.to_string(),
+        }))
     }
 
     /// The cluster's fsid.
@@ -187,7 +193,15 @@ impl Iterator for ListIter {
         // SAFETY: open listing context; out-pointers valid. The returned strings stay valid
         // until the next call, and are copied before it.
         let rc = unsafe {
-            sys::rados_nobjects_list_next2(self.ctx, &mut entry, &mut key, &mut ns, &mut entry_len, &mut key_len, &mut ns_len)
+            sys::rados_nobjects_list_next2(
+                self.ctx,
+                &mut entry,
+                &mut key,
+                &mut ns,
+                &mut entry_len,
+                &mut key_len,
+                &mut ns_len,
+            )
         };
         if rc == -libc::ENOENT {
             return None;
@@ -212,4 +226,3 @@ impl Drop for ListIter {
         unsafe { sys::rados_nobjects_list_close(self.ctx) };
     }
 }
-

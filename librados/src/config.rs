@@ -53,9 +53,11 @@ impl ClusterConfig {
     /// `RADOS_MAIL_NAMESPACE` (namespace) and `RADOS_MAIL_OP_TIMEOUT` (seconds; 0 = none).
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let mut c = ClusterConfig::default();
-        c.conf_path = var("CEPH_CONF").map(PathBuf::from);
-        c.keyring = var("CEPH_KEYRING").map(PathBuf::from);
+        let mut c = ClusterConfig {
+            conf_path: var("CEPH_CONF").map(PathBuf::from),
+            keyring: var("CEPH_KEYRING").map(PathBuf::from),
+            ..ClusterConfig::default()
+        };
         if let Some(v) = var("RADOS_MAIL_CLIENT") {
             c.client_name = v;
         }

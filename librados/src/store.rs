@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::executor::block_on;
 use futures::future::{BoxFuture, FutureExt};
-use objstore::{check_namespace, ObjectIter, ObjectStore, ReadOp, ReadResult, Result, WriteOp};
+use objstore::{ObjectIter, ObjectStore, ReadOp, ReadResult, Result, WriteOp, check_namespace};
 
 use crate::aio;
 use crate::cluster::{Cluster, IoCtx};

@@ -2,4 +2,6 @@
 
 mod common;
 
-objstore::conformance_tests!(common::fresh_store);
+mod librados_backend {
+    objstore::conformance_tests!(super::common::fresh_store);
+}

@@ -18,12 +18,10 @@ fn unreachable_cluster_is_unavailable_within_timeout() {
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("ceph.conf");
     // A monitor address where nothing listens.
-    std::fs::write(&conf, "[global]\nmon_host = 127.0.0.1:1\nauth_client_required = none\nms_bind_ipv6 = false\n").unwrap();
-    let config = ClusterConfig {
-        conf_path: Some(conf),
-        op_timeout: Some(Duration::from_secs(3)),
-        ..ClusterConfig::default()
-    };
+    std::fs::write(&conf, "[global]\nmon_host = 127.0.0.1:1\nauth_client_required = none\nms_bind_ipv6 = false\n")
+        .unwrap();
+    let config =
+        ClusterConfig { conf_path: Some(conf), op_timeout: Some(Duration::from_secs(3)), ..ClusterConfig::default() };
     let start = Instant::now();
     let err = Cluster::connect(&config).unwrap_err();
     let took = start.elapsed();
@@ -47,7 +45,8 @@ fn bounded_in_flight_completes_everything() {
     config.max_in_flight = 4;
     config.namespace = format!("test-bounded-{}", std::process::id());
     let store = RadosStore::connect(&config).unwrap();
-    let writes = (0..200u32).map(|i| store.write_op_async(&format!("o{i}"), WriteOp::new().write_full(i.to_be_bytes().to_vec())));
+    let writes = (0..200u32)
+        .map(|i| store.write_op_async(&format!("o{i}"), WriteOp::new().write_full(i.to_be_bytes().to_vec())));
     let results = block_on(futures::future::join_all(writes));
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     for i in (0..200u32).step_by(37) {

@@ -145,12 +145,17 @@ pub fn remove_removes_everything(s: &Store) {
 /// Binary (non-UTF-8) xattr values round-trip exactly; missing xattrs are distinct errors.
 pub fn xattrs_binary_roundtrip(s: &Store) {
     let bin = binary_value();
-    s.write_op("o", &WriteOp::new().set_xattr("bin", bin.clone()).set_xattr("empty", Vec::new()).set_xattr("t", *b"text"))
-        .unwrap();
+    s.write_op(
+        "o",
+        &WriteOp::new().set_xattr("bin", bin.clone()).set_xattr("empty", Vec::new()).set_xattr("t", *b"text"),
+    )
+    .unwrap();
     assert_eq!(s.get_xattr("o", "bin").unwrap(), bin);
     let all = s.xattrs("o").unwrap();
-    let want: BTreeMap<String, Vec<u8>> =
-        [("bin", bin.clone()), ("empty", vec![]), ("t", b"text".to_vec())].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let want: BTreeMap<String, Vec<u8>> = [("bin", bin.clone()), ("empty", vec![]), ("t", b"text".to_vec())]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     assert_eq!(all, want);
     assert_eq!(s.get_xattr("o", "none").unwrap_err(), Error::XattrNotFound { object: "o".into(), name: "none".into() });
     s.write_op("o", &WriteOp::new().rm_xattr("t")).unwrap();
@@ -312,12 +317,14 @@ pub fn cmp_xattr_guard(s: &Store) {
 
 /// One read op returns stat, data, xattrs, omap values and an omap page together.
 pub fn compound_read(s: &Store) {
-    let op = WriteOp::new()
-        .write_full(b"hello world".to_vec())
-        .set_xattr("x", b"1".to_vec())
-        .omap_set([("h/a", b"1"), ("h/b", b"2"), ("i/a", b"3")]);
+    let op = WriteOp::new().write_full(b"hello world".to_vec()).set_xattr("x", b"1".to_vec()).omap_set([
+        ("h/a", b"1"),
+        ("h/b", b"2"),
+        ("i/a", b"3"),
+    ]);
     let v = s.write_op("o", &op).unwrap();
-    let read = ReadOp::new().assert_exists().stat().read(6, 5).xattrs().omap_get(["h/a", "zz"]).omap_range("", "h/", 10);
+    let read =
+        ReadOp::new().assert_exists().stat().read(6, 5).xattrs().omap_get(["h/a", "zz"]).omap_range("", "h/", 10);
     let r = s.read_op("o", &read).unwrap();
     assert_eq!(r.version, v);
     assert_eq!(r.stat.unwrap().size, 11);
@@ -345,9 +352,10 @@ pub fn concurrent_guarded_updates_lose_nothing(s: &Store) {
                     let cur = s.omap_get("ctr", &["n"]).unwrap()["n"].clone();
                     let n: u64 = String::from_utf8(cur.clone()).unwrap().parse().unwrap();
                     let next = (n + 1).to_string();
-                    let op = WriteOp::new()
-                        .omap_cmp("n", CmpOp::Eq, cur)
-                        .omap_set([("n".to_string(), next.clone().into_bytes()), (format!("by/{next}"), vec![t as u8])]);
+                    let op = WriteOp::new().omap_cmp("n", CmpOp::Eq, cur).omap_set([
+                        ("n".to_string(), next.clone().into_bytes()),
+                        (format!("by/{next}"), vec![t as u8]),
+                    ]);
                     match s.write_op("ctr", &op) {
                         Ok(_) => won.push(n + 1),
                         Err(Error::Conflict { .. }) => conflicts += 1,
@@ -386,7 +394,10 @@ pub fn namespaces_are_isolated(s: &Store) {
     let spaces = s.list_namespaces().unwrap();
     assert!(spaces.contains(&s.namespace().to_string()), "{spaces:?}");
     assert!(spaces.contains(&other_ns), "{spaces:?}");
-    assert_eq!(s.with_namespace("bad\0ns").unwrap_err(), Error::InvalidInput("namespace \"bad\\0ns\" contains a NUL byte".into()));
+    assert_eq!(
+        s.with_namespace("bad\0ns").unwrap_err(),
+        Error::InvalidInput("namespace \"bad\\0ns\" contains a NUL byte".into())
+    );
 }
 
 /// Listing returns exactly the objects of the namespace.

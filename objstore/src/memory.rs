@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use futures::future::{self, BoxFuture, FutureExt};
 
 use crate::error::{Error, Result};
-use crate::op::{check_namespace, Guard, Mutation, OmapPage, ReadOp, ReadResult, Stat, WriteOp, OMAP_PAGE_MAX};
+use crate::op::{Guard, Mutation, OMAP_PAGE_MAX, OmapPage, ReadOp, ReadResult, Stat, WriteOp, check_namespace};
 use crate::{ObjectIter, ObjectStore};
 
 #[derive(Debug, Clone)]
@@ -21,7 +21,13 @@ struct Object {
 
 impl Object {
     fn empty() -> Self {
-        Object { data: Vec::new(), xattrs: BTreeMap::new(), omap: BTreeMap::new(), version: 0, mtime: SystemTime::now() }
+        Object {
+            data: Vec::new(),
+            xattrs: BTreeMap::new(),
+            omap: BTreeMap::new(),
+            version: 0,
+            mtime: SystemTime::now(),
+        }
     }
 }
 

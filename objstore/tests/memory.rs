@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use objstore::{Error, FaultMode, FaultyStore, MemoryStore, ObjectStore, WriteOp};
 
-objstore::conformance_tests!(|case: &str| -> Arc<dyn ObjectStore> { Arc::new(MemoryStore::new(case)) });
+mod memory_backend {
+    use super::*;
+    objstore::conformance_tests!(|case: &str| -> Arc<dyn ObjectStore> { Arc::new(MemoryStore::new(case)) });
+}
 
 mod through_fault_wrapper {
     //! The wrapper must be transparent while it injects nothing.

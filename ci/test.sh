@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite of rados-mail, as CI runs it (.ci/run calls exactly this).
+#
+# Usage: ./ci/test.sh
+#
+# Installs what is missing (Debian packages, rustup components), checks formatting and
+# lints, starts a single-node Ceph cluster on 127.0.0.1 in target/ceph, runs every test of
+# the workspace (the in-memory ones and those against the real cluster), and stops the
+# cluster again. Set RADOS_MAIL_KEEP_CEPH=1 to leave the cluster running afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+./ci/install-deps.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+t0=$SECONDS
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "build the tests"
+cargo test --workspace --no-run
+
+step "start the local Ceph cluster"
+ceph_dir="${RADOS_MAIL_CEPH_DIR:-$PWD/target/ceph}"
+if [ "${RADOS_MAIL_KEEP_CEPH:-0}" != 1 ]; then
+	trap './ci/ceph-stop.sh "$ceph_dir" >/dev/null 2>&1 || true' EXIT
+fi
+./ci/ceph-start.sh "$ceph_dir"
+# shellcheck disable=SC1091
+source "$ceph_dir/env.sh"
+
+step "cargo test --workspace (in-memory and against the cluster at $CEPH_CONF)"
+cargo test --workspace
+
+step "all checks passed in $((SECONDS - t0)) s"
