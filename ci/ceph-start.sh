@@ -38,6 +38,8 @@ done
 
 DIR="$(resolve_dir "$dir_arg")"
 CONF="$DIR/ceph.conf"
+# Unix socket paths are limited to 107 bytes; the OSD's admin socket is needed.
+((${#DIR} + 15 <= 107)) || die "cluster directory path too long for admin sockets (max 92 chars): $DIR"
 PORT="${RADOS_MAIL_CEPH_PORT:-43300}"
 POOL="${RADOS_MAIL_POOL:-mail}"
 TIMEOUT="${RADOS_MAIL_CEPH_TIMEOUT:-60}"
@@ -54,14 +56,16 @@ for tool in ceph-mon ceph-osd ceph rados ceph-authtool monmaptool uuidgen flock 
     command -v "$tool" >/dev/null || die "'$tool' not found: run ci/install-deps.sh"
 done
 
-# Prints the tail of every log under DIR, then exits non-zero.
+# Prints the tails of the daemon logs, then exits non-zero.
 fail() {
-    local f
+    local f n
     log "error: $*"
-    for f in "$DIR"/log/*; do
+    for f in "$DIR"/log/{mon.a,osd.0}.{start.,}log; do
         [[ -s "$f" ]] || continue
-        printf '\n==> %s (last 30 lines) <==\n' "$f" >&2
-        tail -n 30 -- "$f" >&2
+        n=25
+        [[ "$f" != *.start.log ]] || n=10
+        printf '\n==> %s (last %s lines) <==\n' "$f" "$n" >&2
+        tail -n "$n" -- "$f" >&2
     done
     log "daemons left as they are; inspect $DIR/log, then ci/ceph-stop.sh [--wipe] $DIR"
     exit 1
@@ -110,8 +114,8 @@ start_daemon() {
         rm -f -- "$DIR/run/$name.pid" "$DIR/run/$name.asok"
         # The parent returns once the daemon has initialised (or failed to).
         # 9>&-: the daemon must not inherit (and so keep holding) our lock.
-        "$bin" --conf "$CONF" -i "${name#*.}" >"$DIR/log/$name.start.log" 2>&1 9>&- ||
-            fail "$bin -i ${name#*.} failed to start"
+        timeout -k 5 "$TIMEOUT" "$bin" --conf "$CONF" -i "${name#*.}" \
+            </dev/null >"$DIR/log/$name.start.log" 2>&1 9>&- || fail "$bin -i ${name#*.} failed to start"
         started+=("$name")
     fi
     expected+=("$name:$bin")
@@ -208,15 +212,21 @@ create_cluster() {
     ceph-authtool "$DIR/mon.keyring" --import-keyring "$DIR/ceph.client.admin.keyring" >/dev/null
     ceph-authtool "$DIR/mon.keyring" --import-keyring "$DIR/osd.0/keyring" >/dev/null
 
-    monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$PORT]" "$DIR/monmap" >/dev/null
-    ceph-mon --conf "$CONF" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/mon.keyring" \
-        >"$DIR/log/mon.a.mkfs.log" 2>&1 || fail "ceph-mon --mkfs failed"
-    start_daemon mon.a ceph-mon
+    # OSD mkfs needs no mon (the fsid is in ceph.conf): run it in the background
+    # while the mon is created and the OSD id and the pool are registered.
+    timeout -k 5 "$TIMEOUT" ceph-osd --conf "$CONF" --mkfs -i 0 --osd-uuid "$osd_uuid" \
+        --no-mon-config </dev/null >"$DIR/log/osd.0.mkfs.log" 2>&1 9>&- &
+    local mkfs_pid=$!
 
-    # OSD mkfs needs no mon (fsid comes from ceph.conf); overlap it with the mon's start.
-    ceph-osd --conf "$CONF" --mkfs -i 0 --osd-uuid "$osd_uuid" --no-mon-config \
-        >"$DIR/log/osd.0.mkfs.log" 2>&1 || fail "ceph-osd --mkfs failed"
+    monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$PORT]" "$DIR/monmap" >/dev/null
+    timeout -k 5 "$TIMEOUT" ceph-mon --conf "$CONF" --mkfs -i a --monmap "$DIR/monmap" \
+        --keyring "$DIR/mon.keyring" >"$DIR/log/mon.a.mkfs.log" 2>&1 ||
+        fail "ceph-mon --mkfs failed: $(tail -n 5 "$DIR/log/mon.a.mkfs.log")"
+    start_daemon mon.a ceph-mon
     retry "register osd.0" ceph_cmd osd new "$osd_uuid" 0
+    ensure_pool
+
+    wait "$mkfs_pid" || fail "ceph-osd --mkfs failed: $(tail -n 5 "$DIR/log/osd.0.mkfs.log")"
     start_daemon osd.0 ceph-osd
 }
 
@@ -255,8 +265,8 @@ write_env() {
 }
 
 is_our_dir "$DIR" || die "$DIR is not empty and was not made by ci/ceph-start.sh; not touching it"
-lock_dir "$DIR"
 t0="$EPOCHREALTIME"
+lock_dir "$DIR"
 started=()
 
 if ((fresh)); then

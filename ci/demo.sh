@@ -14,6 +14,10 @@ keep=0
 cargo build --release -p librados --example roundtrip
 
 ceph_dir="${RADOS_MAIL_CEPH_DIR:-$PWD/target/ceph}"
+# Unix socket paths are short: a deep checkout gets its cluster under /tmp instead.
+if [ ${#ceph_dir} -gt 80 ]; then
+	ceph_dir="/tmp/rados-mail-ceph-$(printf '%s' "$PWD" | md5sum | cut -c1-8)"
+fi
 [ $keep = 1 ] || trap './ci/ceph-stop.sh "$ceph_dir" >/dev/null 2>&1 || true' EXIT
 ./ci/ceph-start.sh "$ceph_dir"
 # shellcheck disable=SC1091

@@ -4,7 +4,7 @@
 //! A backend's test module runs them all with [`conformance_tests!`](crate::conformance_tests),
 //! which generates one `#[test]` per case so that one failure never hides another:
 //!
-//! ```ignore
+//! ```no_run
 //! objstore::conformance_tests!(|case: &str| -> std::sync::Arc<dyn objstore::ObjectStore> {
 //!     std::sync::Arc::new(objstore::MemoryStore::new(case))
 //! });
@@ -37,7 +37,7 @@ macro_rules! conformance_tests {
             assert_version_guard, omap_cmp_guard, cmp_xattr_guard, compound_read,
             concurrent_guarded_updates_lose_nothing, namespaces_are_isolated, list_objects,
             invalid_input_rejected, async_ops_in_flight, large_object_read_full,
-            mutations_on_missing_object,
+            mutations_on_missing_object, comparison_byte_orderings, truncate_never_creates,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -428,6 +428,7 @@ pub fn invalid_input_rejected(s: &Store) {
     invalid(s.set_xattr("o", "", b"x"));
     invalid(s.omap_set("o", &[("k\0", b"x")]));
     invalid(s.write_op("o", &WriteOp::new()));
+    invalid(s.write_op("o", &WriteOp::new().remove().create().remove()));
     assert!(matches!(s.read_op("o", &ReadOp::new().omap_get(["a\0b"])), Err(Error::InvalidInput(_))));
     assert!(matches!(s.read("o", 0, crate::MAX_READ + 1), Err(Error::InvalidInput(_) | Error::TooLarge(_))));
     assert_eq!(s.stat("o").unwrap_err(), not_found("o"), "nothing was written");
@@ -470,4 +471,43 @@ pub fn mutations_on_missing_object(s: &Store) {
     // Setting omap or xattrs creates the object.
     s.omap_set("m", &[("k", b"v")]).unwrap();
     assert_eq!(s.stat("m").unwrap().0.size, 0);
+}
+
+/// Ordering comparisons follow RADOS byte for byte: unsigned for xattrs, signed chars for
+/// omap values (0xff sorts before 'x' there).
+pub fn comparison_byte_orderings(s: &Store) {
+    s.write_op("o", &WriteOp::new().omap_set([("k", b"x")]).set_xattr("k", b"x".to_vec())).unwrap();
+    let omap =
+        |op: CmpOp, operand: &[u8]| s.write_op("o", &WriteOp::new().omap_cmp("k", op, operand.to_vec()).create());
+    let xattr =
+        |op: CmpOp, operand: &[u8]| s.write_op("o", &WriteOp::new().cmp_xattr("k", op, operand.to_vec()).create());
+    xattr(CmpOp::Lt, b"\xff").unwrap();
+    assert_conflict(xattr(CmpOp::Gt, b"\xff"));
+    omap(CmpOp::Gt, b"\xff").unwrap();
+    assert_conflict(omap(CmpOp::Lt, b"\xff"));
+    // ASCII orders the same way in both.
+    omap(CmpOp::Lt, b"y").unwrap();
+    xattr(CmpOp::Lt, b"y").unwrap();
+    // A missing value is the empty one, smaller than anything.
+    s.write_op("o", &WriteOp::new().omap_cmp("none", CmpOp::Lt, b"\x00".to_vec()).create()).unwrap();
+    s.write_op("o", &WriteOp::new().cmp_xattr("none", CmpOp::Lt, b"\x00".to_vec()).create()).unwrap();
+    // Guards on a missing object report the object missing.
+    assert_eq!(
+        s.write_op("m", &WriteOp::new().omap_cmp("k", CmpOp::Eq, Vec::new()).create()).unwrap_err(),
+        not_found("m")
+    );
+    assert_eq!(
+        s.write_op("m", &WriteOp::new().cmp_xattr("k", CmpOp::Eq, Vec::new()).create()).unwrap_err(),
+        not_found("m")
+    );
+}
+
+/// Truncating a missing object succeeds without creating it, even after a remove in the
+/// same operation.
+pub fn truncate_never_creates(s: &Store) {
+    s.write_op("t", &WriteOp::new().truncate(3)).unwrap();
+    assert_eq!(s.stat("t").unwrap_err(), not_found("t"));
+    s.write_full("t", b"abcdef").unwrap();
+    s.write_op("t", &WriteOp::new().remove().truncate(2)).unwrap();
+    assert_eq!(s.stat("t").unwrap_err(), not_found("t"));
 }

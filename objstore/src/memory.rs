@@ -176,7 +176,7 @@ fn check_guards(oid: &str, obj: Option<&Object>, guards: &[Guard]) -> Result<()>
             Guard::OmapCmp { key, op, value } => {
                 let o = obj.ok_or_else(not_found)?;
                 let stored = o.omap.get(key).map(Vec::as_slice).unwrap_or_default();
-                if !op.holds(stored, value) {
+                if !op.holds_signed(stored, value) {
                     return Err(conflict("omap comparison failed"));
                 }
             }
@@ -209,6 +209,12 @@ fn apply(oid: &str, obj: &mut Option<Object>, m: &Mutation) -> Result<()> {
             doomed.iter().for_each(|k| drop(o.omap.remove(k)));
         }
         Mutation::OmapClear => obj.as_mut().ok_or_else(not_found)?.omap.clear(),
+        // RADOS truncates an existing object only; on a missing one it is a no-op.
+        Mutation::Truncate(size) => {
+            if let Some(o) = obj.as_mut() {
+                o.data.resize(*size as usize, 0);
+            }
+        }
         Mutation::RmXattr(name) => {
             let o = obj.as_mut().ok_or_else(not_found)?;
             o.xattrs.remove(name);
@@ -226,7 +232,6 @@ fn apply(oid: &str, obj: &mut Option<Object>, m: &Mutation) -> Result<()> {
                     o.data[off..off + data.len()].copy_from_slice(data);
                 }
                 Mutation::Append(d) => o.data.extend_from_slice(d),
-                Mutation::Truncate(size) => o.data.resize(*size as usize, 0),
                 Mutation::SetXattr { name, value } => drop(o.xattrs.insert(name.clone(), value.clone())),
                 Mutation::OmapSet(entries) => {
                     entries.iter().for_each(|(k, v)| drop(o.omap.insert(k.clone(), v.clone())));

@@ -19,8 +19,11 @@ pub const OMAP_PAGE_MAX: usize = 1024;
 
 /// How a stored value is compared with the operand of a guard.
 ///
-/// The comparison reads "stored value OP operand", bytewise and lexicographically; a missing
-/// omap key or xattr compares as the empty value.
+/// The comparison reads "stored value OP operand", lexicographically over bytes; a missing
+/// omap key or xattr compares as the empty value. The orderings follow RADOS exactly, and
+/// RADOS is not uniform: xattr comparisons order bytes as unsigned, omap comparisons as
+/// *signed* chars (so bytes 0x80–0xff sort before 0x00–0x7f). For ASCII operands the two
+/// agree; use [`CmpOp::Lt`] / [`CmpOp::Gt`] on fixed-width ASCII (decimal or hex counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CmpOp {
     /// stored == operand
@@ -32,12 +35,24 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
-    /// Whether `stored OP operand` holds.
+    /// Whether `stored OP operand` holds, bytes compared as unsigned (RADOS xattr
+    /// comparisons).
     pub fn holds(self, stored: &[u8], operand: &[u8]) -> bool {
+        self.holds_by(stored.cmp(operand))
+    }
+
+    /// Whether `stored OP operand` holds, bytes compared as signed chars (RADOS omap
+    /// comparisons).
+    pub fn holds_signed(self, stored: &[u8], operand: &[u8]) -> bool {
+        let signed = |b: &[u8]| b.iter().map(|&x| x as i8).collect::<Vec<i8>>();
+        self.holds_by(signed(stored).cmp(&signed(operand)))
+    }
+
+    fn holds_by(self, ord: std::cmp::Ordering) -> bool {
         match self {
-            CmpOp::Eq => stored == operand,
-            CmpOp::Lt => stored < operand,
-            CmpOp::Gt => stored > operand,
+            CmpOp::Eq => ord.is_eq(),
+            CmpOp::Lt => ord.is_lt(),
+            CmpOp::Gt => ord.is_gt(),
         }
     }
 }
@@ -234,6 +249,11 @@ impl WriteOp {
                 Guard::CmpXattr { name, .. } => check_xattr(name)?,
                 _ => {}
             }
+        }
+        // RADOS gives surprising results for several removes in one operation (remove,
+        // create, remove leaves an object behind); one is all a caller ever needs.
+        if self.mutations.iter().filter(|m| matches!(m, Mutation::Remove)).count() > 1 {
+            return Err(Error::InvalidInput("at most one remove per operation".into()));
         }
         for m in &self.mutations {
             match m {
