@@ -54,10 +54,18 @@ impl Cluster {
             options.push(("keyring".into(), k.to_string_lossy().into_owned()));
         }
         if let Some(t) = config.op_timeout {
-            let secs = t.as_secs().max(1).to_string();
+            let secs = t.as_secs().max(1);
             for opt in ["client_mount_timeout", "rados_mon_op_timeout", "rados_osd_op_timeout"] {
-                options.push((opt.into(), secs.clone()));
+                options.push((opt.into(), secs.to_string()));
             }
+            // The objecter asks the monitors for a newer OSD map only for ops that have been
+            // in flight longer than `objecter_timeout` (default 10 s), checked every
+            // `objecter_tick_interval` (5 s). Ops cancelled by a shorter op timeout never get
+            // that old, so a client whose map names a restarted OSD's old address stays
+            // stuck forever (seen on a single-OSD cluster: no recovery in 240 s). Keep both
+            // well below the op timeout.
+            options.push(("objecter_timeout".into(), (secs / 3).clamp(1, 10).to_string()));
+            options.push(("objecter_tick_interval".into(), (secs / 6).clamp(1, 5).to_string()));
         }
         options.extend(config.options.iter().cloned());
         for (k, v) in &options {
