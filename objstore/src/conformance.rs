@@ -431,6 +431,8 @@ pub fn invalid_input_rejected(s: &Store) {
     invalid(s.write_op("o", &WriteOp::new().remove().create().remove()));
     assert!(matches!(s.read_op("o", &ReadOp::new().omap_get(["a\0b"])), Err(Error::InvalidInput(_))));
     assert!(matches!(s.read("o", 0, crate::MAX_READ + 1), Err(Error::InvalidInput(_) | Error::TooLarge(_))));
+    let too_big = vec![0u8; crate::MAX_WRITE as usize + 1];
+    assert!(matches!(s.write_full("o", &too_big), Err(Error::TooLarge(_))));
     assert_eq!(s.stat("o").unwrap_err(), not_found("o"), "nothing was written");
 }
 

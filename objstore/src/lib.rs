@@ -40,8 +40,8 @@ pub use fault::{FaultMode, FaultyStore};
 pub use futures::future::BoxFuture;
 pub use memory::MemoryStore;
 pub use op::{
-    CmpOp, Guard, MAX_OID_LEN, MAX_READ, MAX_XATTR_NAME_LEN, Mutation, OMAP_PAGE_MAX, OmapPage, OmapRange, ReadOp,
-    ReadResult, Stat, WriteOp, check_namespace, check_oid,
+    CmpOp, Guard, MAX_OID_LEN, MAX_READ, MAX_WRITE, MAX_XATTR_NAME_LEN, Mutation, OMAP_PAGE_MAX, OmapPage, OmapRange,
+    ReadOp, ReadResult, Stat, WriteOp, check_namespace, check_oid,
 };
 
 /// An iterator over object names.

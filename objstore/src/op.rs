@@ -250,6 +250,19 @@ impl WriteOp {
                 _ => {}
             }
         }
+        let payload: usize = self
+            .mutations
+            .iter()
+            .map(|m| match m {
+                Mutation::WriteFull(d) | Mutation::Append(d) | Mutation::Write { data: d, .. } => d.len(),
+                Mutation::SetXattr { value, .. } => value.len(),
+                Mutation::OmapSet(entries) => entries.iter().map(|(k, v)| k.len() + v.len()).sum(),
+                _ => 0,
+            })
+            .sum();
+        if payload as u64 > MAX_WRITE {
+            return Err(Error::TooLarge(format!("write of {payload} bytes (at most {MAX_WRITE} per operation)")));
+        }
         // RADOS gives surprising results for several removes in one operation (remove,
         // create, remove leaves an object behind); one is all a caller ever needs.
         if self.mutations.iter().filter(|m| matches!(m, Mutation::Remove)).count() > 1 {
@@ -382,6 +395,10 @@ impl ReadOp {
 
 /// Largest byte range a single read may ask for (callers stream larger objects).
 pub const MAX_READ: u64 = 64 << 20;
+
+/// Largest payload (data, xattr values, omap entries) of one write operation. Ceph refuses
+/// writes above `osd_max_write_size` (90 MiB by default); callers chunk larger mails.
+pub const MAX_WRITE: u64 = 64 << 20;
 
 /// Size and modification time of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
