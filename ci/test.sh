@@ -40,8 +40,13 @@ source "$ceph_dir/env.sh"
 
 step "cargo test --workspace (in-memory and against the cluster at $CEPH_CONF)"
 log="$(mktemp)"
+set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+set -e
+step "benchmark smoke run: library vs rados bench (--quick; full runs: benches/README.md)"
+cargo run -q -p rados-mail-benches --bin store-bench -- --quick || status=1
+
 # One closing line for the whole run, summed over every test binary and doc-test run.
 sum() { grep -oE "[0-9]+ $1" "$log" | awk '{n += $1} END {print n + 0}'; }
 step "all steps done in $((SECONDS - t0)) s"

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, SystemTime};
 
 use futures::channel::oneshot;
@@ -47,7 +47,7 @@ struct Pending {
     completion: AtomicPtr<c_void>,
     op: OpHandle,
     out: UnsafeCell<Outputs>,
-    done: Mutex<Option<oneshot::Sender<()>>>,
+    done: Mutex<Option<oneshot::Sender<Arc<Pending>>>>,
     _slot: OwnedSemaphorePermit,
     _io: Arc<IoCtx>,
 }
@@ -91,9 +91,34 @@ extern "C" fn on_complete(_c: sys::rados_completion_t, arg: *mut c_void) {
     // SAFETY: `arg` is the `Arc<Pending>` leaked by `submit`, reclaimed exactly once here.
     let pending = unsafe { Arc::from_raw(arg as *const Pending) };
     let sender = pending.done.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(tx) = sender {
-        // The receiver may be gone (the future was dropped): nothing to do then.
-        let _ = tx.send(());
+    // This runs on a librados thread, which must never drop the last reference: that could
+    // be the last reference of the I/O context and the cluster too, and `rados_shutdown`
+    // on a librados thread joins that thread itself (the process aborts with
+    // std::system_error). So the reference goes to the awaiting future, or, when the future
+    // is gone, to the reaper thread.
+    let unclaimed = match sender {
+        Some(tx) => tx.send(pending).err(),
+        None => Some(pending),
+    };
+    if let Some(pending) = unclaimed {
+        reap(pending);
+    }
+}
+
+/// Drops references to finished operations on a thread of our own.
+fn reap(pending: Arc<Pending>) {
+    static REAPER: OnceLock<Mutex<mpsc::Sender<Arc<Pending>>>> = OnceLock::new();
+    let tx = REAPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Arc<Pending>>();
+        std::thread::Builder::new()
+            .name("rados-reaper".into())
+            .spawn(move || rx.into_iter().for_each(drop))
+            .expect("spawning the rados-reaper thread");
+        Mutex::new(tx)
+    });
+    // If the reaper is gone (process exiting), leaking the reference is the safe choice.
+    if let Err(mpsc::SendError(p)) = tx.lock().unwrap_or_else(|e| e.into_inner()).send(pending) {
+        std::mem::forget(p);
     }
 }
 
@@ -137,7 +162,7 @@ impl Pending {
         op: OpHandle,
         slot: OwnedSemaphorePermit,
         rvals: usize,
-    ) -> (Arc<Pending>, oneshot::Receiver<()>) {
+    ) -> (Arc<Pending>, oneshot::Receiver<Arc<Pending>>) {
         let (tx, rx) = oneshot::channel();
         let out = Outputs {
             rvals: vec![0; rvals],
@@ -210,7 +235,7 @@ pub(crate) async fn write(io: Arc<IoCtx>, oid: &str, op: &WriteOp) -> Result<u64
     op.validate(oid)?;
     let slot = slot(&io).await;
     let (pending, rx) = start_write(&io, slot, oid, op)?;
-    rx.await.map_err(|_| Error::Unavailable("librados dropped a completion".into()))?;
+    let _callback_ref = rx.await.map_err(|_| Error::Unavailable("librados dropped a completion".into()))?;
     let (rc, version) = pending.outcome();
     op_result(rc, oid, guard_kinds(&op.guards), "write")?;
     Ok(version)
@@ -222,7 +247,7 @@ fn start_write(
     slot: OwnedSemaphorePermit,
     oid: &str,
     op: &WriteOp,
-) -> Result<(Arc<Pending>, oneshot::Receiver<()>)> {
+) -> Result<(Arc<Pending>, oneshot::Receiver<Arc<Pending>>)> {
     let oid_c = cstring("object name", oid)?;
     // SAFETY: plain constructor; the handle is owned by `Pending` and released in its Drop.
     let handle = unsafe { sys::rados_create_write_op() };
@@ -341,7 +366,7 @@ pub(crate) async fn read(io: Arc<IoCtx>, oid: &str, op: &ReadOp) -> Result<ReadR
     op.validate(oid)?;
     let slot = slot(&io).await;
     let (pending, rx) = start_read(&io, slot, oid, op)?;
-    rx.await.map_err(|_| Error::Unavailable("librados dropped a completion".into()))?;
+    let _callback_ref = rx.await.map_err(|_| Error::Unavailable("librados dropped a completion".into()))?;
     decode_read(&pending, oid, op)
 }
 
@@ -351,7 +376,7 @@ fn start_read(
     slot: OwnedSemaphorePermit,
     oid: &str,
     op: &ReadOp,
-) -> Result<(Arc<Pending>, oneshot::Receiver<()>)> {
+) -> Result<(Arc<Pending>, oneshot::Receiver<Arc<Pending>>)> {
     let oid_c = cstring("object name", oid)?;
     // SAFETY: plain constructor; released by `Pending`'s Drop.
     let handle = unsafe { sys::rados_create_read_op() };

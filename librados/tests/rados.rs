@@ -87,3 +87,28 @@ fn namespaces_share_connection() {
     assert_eq!(store.stat("x").unwrap_err(), Error::NotFound { object: "x".into() });
     let _keep: Arc<dyn ObjectStore> = other;
 }
+
+/// Regression: when the future of an operation was dropped and the store with it, the
+/// completion callback held the last reference to the cluster and called `rados_shutdown`
+/// on a librados thread, which joins itself: the process died with "terminate called after
+/// throwing an instance of 'std::system_error'" (seen at exit of this test binary). The last
+/// reference is now released on a thread of our own.
+#[test]
+fn last_reference_dropped_while_in_flight_is_safe() {
+    let mut config = common::config();
+    config.namespace = format!("test-lastref-{}", std::process::id());
+    RadosStore::connect(&config).unwrap().write_full("obj", &[1u8; 1 << 20]).unwrap();
+    for _ in 0..10 {
+        let store = RadosStore::connect(&config).unwrap();
+        let mut reads: Vec<_> = (0..8).map(|_| store.read_op_async("obj", ReadOp::new().read(0, 1 << 20))).collect();
+        for f in &mut reads {
+            let _ = futures::FutureExt::now_or_never(f);
+        }
+        drop(reads);
+        drop(store);
+    }
+    // Give the callbacks time to run (and, before the fix, to abort the process).
+    std::thread::sleep(Duration::from_millis(500));
+    let store = RadosStore::connect(&config).unwrap();
+    assert_eq!(store.stat("obj").unwrap().0.size, 1 << 20);
+}

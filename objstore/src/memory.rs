@@ -75,25 +75,22 @@ impl MemoryStore {
         let existing = pool.objects.get(&key);
         check_guards(oid, existing, &op.guards)?;
         let created = op.guards.contains(&Guard::CreateExclusive);
-        let mut obj: Option<Object> = match existing {
-            Some(o) => Some(o.clone()),
-            None if created => Some(Object::empty()),
-            None => None,
-        };
+        // Decide whether the whole operation succeeds before touching anything, so that it
+        // can then be applied in place (copying a large object for every write is slow).
+        let mut exists = existing.is_some() || created;
         for m in &op.mutations {
-            apply(oid, &mut obj, m)?;
+            exists = check_mutation(oid, exists, m)?;
         }
         pool.last_version += 1;
         let version = pool.last_version;
-        match obj {
-            Some(mut o) => {
-                o.version = version;
-                o.mtime = SystemTime::now();
-                pool.objects.insert(key, o);
-            }
-            None => {
-                pool.objects.remove(&key);
-            }
+        let mut obj = pool.objects.remove(&key).or_else(|| created.then(Object::empty));
+        for m in &op.mutations {
+            apply(&mut obj, m);
+        }
+        if let Some(mut o) = obj {
+            o.version = version;
+            o.mtime = SystemTime::now();
+            pool.objects.insert(key, o);
         }
         Ok(version)
     }
@@ -192,32 +189,58 @@ fn check_guards(oid: &str, obj: Option<&Object>, guards: &[Guard]) -> Result<()>
     Ok(())
 }
 
-/// Applies one mutation to the working copy (`None`: the object does not exist).
-fn apply(oid: &str, obj: &mut Option<Object>, m: &Mutation) -> Result<()> {
-    let not_found = || Error::NotFound { object: oid.into() };
+/// Whether `m` can apply to an object that does (`exists`) or does not exist; returns
+/// whether it exists afterwards.
+fn check_mutation(oid: &str, exists: bool, m: &Mutation) -> Result<bool> {
     match m {
-        Mutation::Remove => {
-            obj.take().ok_or_else(not_found)?;
+        Mutation::Remove
+        | Mutation::OmapRmKeys(_)
+        | Mutation::OmapRmRange { .. }
+        | Mutation::OmapClear
+        | Mutation::RmXattr(_)
+            if !exists =>
+        {
+            Err(Error::NotFound { object: oid.into() })
         }
+        Mutation::Remove => Ok(false),
+        // RADOS truncates an existing object only; on a missing one it is a no-op.
+        Mutation::Truncate(_) | Mutation::OmapRmKeys(_) | Mutation::OmapRmRange { .. } | Mutation::OmapClear => {
+            Ok(exists)
+        }
+        Mutation::RmXattr(_) => Ok(exists),
+        _ => Ok(true),
+    }
+}
+
+/// Applies one mutation (already checked by [`check_mutation`]) to the object.
+fn apply(obj: &mut Option<Object>, m: &Mutation) {
+    match m {
+        Mutation::Remove => *obj = None,
         Mutation::OmapRmKeys(keys) => {
-            let o = obj.as_mut().ok_or_else(not_found)?;
-            keys.iter().for_each(|k| drop(o.omap.remove(k)));
+            if let Some(o) = obj {
+                keys.iter().for_each(|k| drop(o.omap.remove(k)));
+            }
         }
         Mutation::OmapRmRange { start, end } => {
-            let o = obj.as_mut().ok_or_else(not_found)?;
-            let doomed: Vec<String> = o.omap.range(start.clone()..end.clone()).map(|(k, _)| k.clone()).collect();
-            doomed.iter().for_each(|k| drop(o.omap.remove(k)));
+            if let Some(o) = obj {
+                let doomed: Vec<String> = o.omap.range(start.clone()..end.clone()).map(|(k, _)| k.clone()).collect();
+                doomed.iter().for_each(|k| drop(o.omap.remove(k)));
+            }
         }
-        Mutation::OmapClear => obj.as_mut().ok_or_else(not_found)?.omap.clear(),
-        // RADOS truncates an existing object only; on a missing one it is a no-op.
+        Mutation::OmapClear => {
+            if let Some(o) = obj {
+                o.omap.clear();
+            }
+        }
         Mutation::Truncate(size) => {
-            if let Some(o) = obj.as_mut() {
+            if let Some(o) = obj {
                 o.data.resize(*size as usize, 0);
             }
         }
         Mutation::RmXattr(name) => {
-            let o = obj.as_mut().ok_or_else(not_found)?;
-            o.xattrs.remove(name);
+            if let Some(o) = obj {
+                o.xattrs.remove(name);
+            }
         }
         _ => {
             let o = obj.get_or_insert_with(Object::empty);
@@ -240,7 +263,6 @@ fn apply(oid: &str, obj: &mut Option<Object>, m: &Mutation) -> Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 impl ObjectStore for MemoryStore {

@@ -4,6 +4,9 @@
 //! `target/ceph/env.sh`). These tests never pass by skipping: without a reachable cluster
 //! they fail, loudly, with the command that starts one.
 
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
