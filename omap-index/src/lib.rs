@@ -1,6 +1,23 @@
-//! The on-RADOS index format of rados-mail: prost-encoded records with a version and a
-//! crc32, the omap key layout of mailbox indexes and mailbox lists, the sharding of large
-//! mailboxes over several omap objects, and the dict key space.
+//! The on-RADOS format of rados-mail.
 //!
-//! Status: the crate is laid out; the format arrives with the mail-store work (issue #3)
-//! and is documented in `docs/FORMAT.md`.
+//! Everything rados-mail stores is described here and in `docs/FORMAT.md`: the object
+//! names ([`names`]), the omap keys ([`keys`]), and the records stored as omap values
+//! ([`records`]), each framed with a format version and a crc32 ([`frame`]). The crate does
+//! no I/O; `rados-mail` uses it to lay data out in RADOS through the object-store trait.
+//!
+//! ```
+//! use omap_index::{frame, records::MailRecord};
+//!
+//! let rec = MailRecord { uid: 7, modseq: 12, flags: 1, ..Default::default() };
+//! let bytes = frame::encode(&rec);
+//! let back: MailRecord = frame::decode(&bytes).unwrap();
+//! assert_eq!(back, rec);
+//! ```
+
+mod error;
+pub mod frame;
+pub mod keys;
+pub mod names;
+pub mod records;
+
+pub use error::FormatError;

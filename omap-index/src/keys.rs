@@ -1,0 +1,135 @@
+//! Omap keys. Numbers in keys are fixed-width lower-case hex, so that key order is numeric
+//! order and RADOS' bytewise comparisons (`omap_cmp` Lt/Gt) order them correctly.
+
+use crate::FormatError;
+
+/// Head object: the [`MailboxHeader`](crate::records::MailboxHeader).
+pub const HDR: &str = "hdr";
+/// Head object: WAL entries up to this modseq (16 hex) were applied and removed.
+pub const TRIM: &str = "trim";
+/// Head object: prefix of WAL entries.
+pub const WAL: &str = "w/";
+/// Shard object: WAL entries up to this modseq (16 hex) are applied to this shard.
+pub const APPLIED: &str = "applied";
+/// Shard object: prefix of mail records.
+pub const RECORD: &str = "r/";
+/// Shard object: prefix of the modseq index (`m/<modseq>/<uid>`, empty value).
+pub const MODSEQ: &str = "m/";
+/// Shard object: prefix of expunge tombstones (`x/<modseq>/<uid>`, empty value).
+pub const EXPUNGED: &str = "x/";
+/// Mailbox list: prefix of mailboxes (`mbox/<name>`).
+pub const MAILBOX: &str = "mbox/";
+/// Mailbox list: prefix of the GUID → name map (`guid/<32 hex>`, value the name).
+pub const MAILBOX_GUID: &str = "guid/";
+/// Mailbox list: prefix of subscriptions (`sub/<name>`, empty value).
+pub const SUBSCRIPTION: &str = "sub/";
+/// Mailbox list: the [`ListCounters`](crate::records::ListCounters).
+pub const COUNTERS: &str = "counters";
+/// Mail object: prefix of references (`ref/<mailbox guid>/<instance 16 hex>`).
+pub const REFERENCE: &str = "ref/";
+
+/// A modseq as 16 hex digits (the value of [`TRIM`] and [`APPLIED`]).
+pub fn hex64(n: u64) -> String {
+    format!("{n:016x}")
+}
+
+/// Parses [`hex64`].
+pub fn parse_hex64(s: &[u8]) -> Result<u64, FormatError> {
+    let text = std::str::from_utf8(s).map_err(|_| FormatError::Key(String::from_utf8_lossy(s).into_owned()))?;
+    if text.len() != 16 {
+        return Err(FormatError::Key(text.into()));
+    }
+    u64::from_str_radix(text, 16).map_err(|_| FormatError::Key(text.into()))
+}
+
+/// `w/<modseq>`.
+pub fn wal(modseq: u64) -> String {
+    format!("{WAL}{modseq:016x}")
+}
+
+/// `r/<uid>`.
+pub fn record(uid: u32) -> String {
+    format!("{RECORD}{uid:08x}")
+}
+
+/// `m/<modseq>/<uid>`.
+pub fn modseq_index(modseq: u64, uid: u32) -> String {
+    format!("{MODSEQ}{modseq:016x}/{uid:08x}")
+}
+
+/// `x/<modseq>/<uid>`.
+pub fn tombstone(modseq: u64, uid: u32) -> String {
+    format!("{EXPUNGED}{modseq:016x}/{uid:08x}")
+}
+
+/// The key after which every `m/` (or `x/`) key has a modseq above `modseq`.
+pub fn after_modseq(prefix: &str, modseq: u64) -> String {
+    format!("{prefix}{modseq:016x}/ffffffff")
+}
+
+/// Parses `m/<modseq>/<uid>` or `x/<modseq>/<uid>` into `(modseq, uid)`.
+pub fn parse_indexed(key: &str) -> Result<(u64, u32), FormatError> {
+    let bad = || FormatError::Key(key.to_string());
+    let rest = key.strip_prefix(MODSEQ).or_else(|| key.strip_prefix(EXPUNGED)).ok_or_else(bad)?;
+    let (m, u) = rest.split_once('/').ok_or_else(bad)?;
+    if m.len() != 16 || u.len() != 8 {
+        return Err(bad());
+    }
+    Ok((u64::from_str_radix(m, 16).map_err(|_| bad())?, u32::from_str_radix(u, 16).map_err(|_| bad())?))
+}
+
+/// Parses `r/<uid>`.
+pub fn parse_record(key: &str) -> Result<u32, FormatError> {
+    let hex = key.strip_prefix(RECORD).filter(|h| h.len() == 8).ok_or_else(|| FormatError::Key(key.into()))?;
+    u32::from_str_radix(hex, 16).map_err(|_| FormatError::Key(key.into()))
+}
+
+/// `mbox/<name>`.
+pub fn mailbox(name: &str) -> String {
+    format!("{MAILBOX}{name}")
+}
+
+/// `guid/<guid>`.
+pub fn mailbox_guid(guid: &crate::names::Guid) -> String {
+    format!("{MAILBOX_GUID}{guid}")
+}
+
+/// `sub/<name>`.
+pub fn subscription(name: &str) -> String {
+    format!("{SUBSCRIPTION}{name}")
+}
+
+/// `ref/<mailbox guid>/<instance>`.
+pub fn reference(mailbox: &crate::names::Guid, instance: u64) -> String {
+    format!("{REFERENCE}{mailbox}/{instance:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn key_order_is_numeric_order(a in any::<u64>(), b in any::<u64>(), u in any::<u32>(), v in any::<u32>()) {
+            prop_assert_eq!(wal(a).cmp(&wal(b)), a.cmp(&b));
+            prop_assert_eq!(record(u).cmp(&record(v)), u.cmp(&v));
+            prop_assert_eq!(modseq_index(a, u).cmp(&modseq_index(b, v)), (a, u).cmp(&(b, v)));
+            prop_assert_eq!(parse_indexed(&modseq_index(a, u)).unwrap(), (a, u));
+            prop_assert_eq!(parse_indexed(&tombstone(a, u)).unwrap(), (a, u));
+            prop_assert_eq!(parse_record(&record(u)).unwrap(), u);
+            prop_assert_eq!(parse_hex64(hex64(a).as_bytes()).unwrap(), a);
+            prop_assert!(after_modseq(MODSEQ, a) >= modseq_index(a, u));
+            if a < u64::MAX {
+                prop_assert!(after_modseq(MODSEQ, a) < modseq_index(a + 1, 0));
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_keys_are_errors() {
+        assert!(parse_indexed("m/12/34").is_err());
+        assert!(parse_record("r/xyz").is_err());
+        assert!(parse_hex64(b"12").is_err());
+    }
+}
