@@ -1,10 +1,41 @@
 //! rados-mail: mail storage that lives natively in Ceph RADOS.
 //!
-//! Mails are RADOS objects; mailbox indexes, mailbox lists and dicts are omap key-values;
-//! all I/O goes through the [`objstore::ObjectStore`] trait, so the same code runs on a real
-//! cluster (the `librados` crate) and in memory ([`objstore::MemoryStore`]).
+//! Mails are RADOS objects; mailbox indexes and mailbox lists are omap key-values. All I/O
+//! goes through the [`objstore::ObjectStore`] trait, so the same code runs on a real cluster
+//! (the `librados` crate) and in memory ([`objstore::MemoryStore`]). Every byte of state is
+//! in RADOS: any number of processes on any number of hosts can work on the same mailbox at
+//! once and stay correct, without a director, a shared file system or replication pairs.
 //!
-//! Status: the object-store layer is done and proven against a real cluster; the mail store
-//! itself (mailboxes, UIDs, flags, modseqs, the local cache) arrives with issues #3 and #4.
+//! [`MailStore`] → [`User`] → [`Mailbox`]. The on-RADOS format and the algorithms (UID and
+//! modseq allocation, the per-mailbox write-ahead log, sharding) are in `docs/FORMAT.md`.
+//!
+//! ```
+//! use rados_mail::{Config, MailStore, Flags, StoreMode};
+//!
+//! let store = MailStore::in_memory(Config::default());
+//! let alice = store.user("alice")?;
+//! alice.create_mailbox("INBOX")?;
+//! let inbox = alice.open_mailbox("INBOX")?;
+//! let uid = inbox.append(&b"Subject: hi\n\nhello\n"[..], Default::default())?;
+//! inbox.store(&[uid], StoreMode::Add, Flags::SEEN, &[], None)?;
+//! assert_eq!(inbox.record(uid)?.unwrap().flags, Flags::SEEN.bits());
+//! let mut body = Vec::new();
+//! std::io::Read::read_to_end(&mut inbox.open_body(uid)?, &mut body).unwrap();
+//! assert_eq!(body, b"Subject: hi\n\nhello\n");
+//! # Ok::<(), rados_mail::Error>(())
+//! ```
 
+mod config;
+mod error;
+pub mod mailbox;
+mod store;
+mod user;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use mailbox::{AppendOptions, Changes, Flags, Mailbox, Status, StoreMode, StoreResult};
 pub use objstore;
+pub use omap_index::names::Guid;
+pub use omap_index::records::MailRecord;
+pub use store::MailStore;
+pub use user::{MailboxInfo, User};

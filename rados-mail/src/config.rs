@@ -1,0 +1,37 @@
+//! Settings of the mail store.
+
+/// How the mail store lays out and limits its data. The defaults suit production.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Prepended to a user name to form the user's RADOS namespace (default: none).
+    pub namespace_prefix: String,
+    /// Largest mail accepted, in bytes; larger ones fail with `TooLarge` (default 100 MiB).
+    pub max_mail_size: u64,
+    /// Bytes per write when storing a mail body (default 4 MiB).
+    pub write_chunk: usize,
+    /// Bytes per read when streaming a mail body (default 1 MiB).
+    pub read_chunk: usize,
+    /// When a mailbox's WAL tail reaches this many entries, the writer applies it to the
+    /// shard objects and trims it (default 32).
+    pub wal_apply_threshold: usize,
+    /// UIDs per shard object are `1 << shard_bits` (default 15: 32,768), fixed per mailbox
+    /// at creation.
+    pub shard_bits: u32,
+    /// Attempts of a guarded update before giving up with `Conflict` (default 200; with
+    /// backoff that is well over ten seconds of contention).
+    pub max_attempts: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespace_prefix: String::new(),
+            max_mail_size: 100 << 20,
+            write_chunk: 4 << 20,
+            read_chunk: 1 << 20,
+            wal_apply_threshold: 32,
+            shard_bits: omap_index::names::DEFAULT_SHARD_BITS,
+            max_attempts: 200,
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The error type of the mail store.
+
+use omap_index::FormatError;
+
+/// What went wrong in a mail-store call.
+///
+/// [`Error::Unavailable`] is temporary (the cluster is down or slow: answer "try again
+/// later", LMTP 4xx); everything else is permanent for the same input.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A user, mailbox or mail does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A mailbox (or other named thing) already exists.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// Concurrent changes kept winning for longer than the retry budget; retry later.
+    #[error("too much contention on {0}; try again")]
+    Conflict(String),
+    /// Stored data failed its integrity check.
+    #[error("corrupted data in object {object:?}{}: {detail}", key.as_ref().map(|k| format!(" key {k:?}")).unwrap_or_default())]
+    Corrupted {
+        /// Object name.
+        object: String,
+        /// Omap key, when the corruption is in one.
+        key: Option<String>,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A mail or request above a configured limit.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// Bad input: an invalid mailbox or user name, a malformed request.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The cluster cannot be reached or did not answer in time. Temporary.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Reading a mail's data from the caller failed.
+    #[error("reading input: {0}")]
+    Input(String),
+    /// Any other storage error.
+    #[error("storage error: {0}")]
+    Store(objstore::Error),
+}
+
+impl Error {
+    /// True when the failure is temporary: the caller should answer "try again later".
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, Error::Unavailable(_) | Error::Conflict(_))
+    }
+
+    /// A corruption found while decoding `key` of `object`.
+    pub(crate) fn corrupted(object: &str, key: &str, e: FormatError) -> Error {
+        Error::Corrupted { object: object.into(), key: Some(key.into()), detail: e.to_string() }
+    }
+}
+
+impl From<objstore::Error> for Error {
+    fn from(e: objstore::Error) -> Self {
+        match e {
+            objstore::Error::NotFound { object } => Error::NotFound(format!("object {object}")),
+            objstore::Error::AlreadyExists { object } => Error::AlreadyExists(format!("object {object}")),
+            objstore::Error::Unavailable(m) => Error::Unavailable(m),
+            objstore::Error::TooLarge(m) => Error::TooLarge(m),
+            objstore::Error::InvalidInput(m) => Error::InvalidInput(m),
+            objstore::Error::Corrupted { object, detail } => Error::Corrupted { object, key: None, detail },
+            other => Error::Store(other),
+        }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,639 @@
+//! A user's mailboxes: the mailbox list, subscriptions and special-use attributes.
+//!
+//! All of it lives in one object of the user's namespace, [`MAILBOX_LIST`], as omap
+//! entries:
+//!
+//! * `mbox/<name>` → a framed [`MailboxEntry`] (GUID, UIDVALIDITY, special use, creation);
+//! * `guid/<guid>` → the mailbox name, to find a mailbox by GUID;
+//! * `sub/<name>` → empty, one per subscription;
+//! * `counters` → a framed [`ListCounters`] (the last UIDVALIDITY handed out).
+//!
+//! Every change is one atomic write on that object behind `omap_cmp` guards on the values
+//! it read, retried with jittered backoff when a concurrent change won. A mailbox's data
+//! lives in objects named by its GUID, so renaming only rewrites list entries.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use objstore::{CmpOp, ObjectStore, WriteOp};
+use omap_index::FormatError;
+use omap_index::frame;
+use omap_index::keys;
+use omap_index::names::{Guid, MAILBOX_LIST};
+use omap_index::records::{ListCounters, MailboxEntry};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::mailbox::{self, Mailbox};
+
+/// The name of the inbox; any casing of it is normalized to this one.
+const INBOX: &str = "INBOX";
+/// The hierarchy separator of mailbox names.
+const SEPARATOR: char = '/';
+/// Longest mailbox name, in bytes.
+const MAX_NAME_LEN: usize = 255;
+/// The special-use attributes of RFC 6154, in their canonical spelling.
+const SPECIAL_USE: [&str; 7] = ["\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"];
+/// Longest pause between two attempts of a guarded update.
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the mailbox list says about one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    /// Full name, levels separated by '/' (INBOX spelled "INBOX").
+    pub name: String,
+    /// The mailbox GUID; names the mailbox's objects and survives renames.
+    pub guid: Guid,
+    /// IMAP UIDVALIDITY: unique among all mailboxes the user ever had, and larger than that
+    /// of any mailbox created before. Survives renames.
+    pub uidvalidity: u32,
+    /// Special-use attributes (RFC 6154) in canonical spelling, like `\Sent`.
+    pub special_use: Vec<String>,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: i64,
+}
+
+/// One user's mail: the mailbox list and the way into each mailbox.
+///
+/// Obtained from [`MailStore::user`](crate::MailStore::user). Cheap to clone; every
+/// method is safe to call from many threads and processes at once.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The user's namespace.
+    store: Arc<dyn ObjectStore>,
+    config: Arc<Config>,
+    name: String,
+}
+
+impl User {
+    /// A user whose objects live in `store` (the user's namespace).
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, config: Arc<Config>, name: &str) -> User {
+        User { store, config, name: name.to_string() }
+    }
+
+    /// The user name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The object store of the user's namespace, for tools and tests that look at the
+    /// raw objects. Writing to it bypasses every invariant of this crate.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Creates a mailbox with a new GUID and a UIDVALIDITY larger than any handed out
+    /// before to this user.
+    ///
+    /// The name is validated and normalized (see [`User::mailbox_info`]); the returned
+    /// info carries the normalized name. Fails with [`Error::AlreadyExists`] if a mailbox
+    /// of that name exists, [`Error::InvalidInput`] for an invalid name.
+    pub fn create_mailbox(&self, name: &str) -> Result<MailboxInfo> {
+        let name = normalize(name)?;
+        let key = keys::mailbox(&name);
+        self.retry(&format!("creating {name:?}"), || {
+            let snapshot = self.read_keys(&[&key, keys::COUNTERS])?;
+            let list_exists = snapshot.is_some();
+            let current = snapshot.unwrap_or_default();
+            if current.contains_key(&key) {
+                return Err(already_exists(&name));
+            }
+            let prev_counters = current.get(keys::COUNTERS).cloned().unwrap_or_default();
+            let mut counters = if prev_counters.is_empty() {
+                ListCounters::default()
+            } else {
+                frame::decode::<ListCounters>(&prev_counters).map_err(|e| corrupted(keys::COUNTERS, e))?
+            };
+            let uidvalidity = next_uidvalidity(counters.last_uidvalidity)?;
+            counters.last_uidvalidity = uidvalidity;
+            let info = MailboxInfo {
+                name: name.clone(),
+                guid: Guid(rand::random()),
+                uidvalidity,
+                special_use: Vec::new(),
+                created: now_secs(),
+            };
+            let guid_key = keys::mailbox_guid(&info.guid);
+
+            // The head first: a crash between the two writes leaves an unlisted head
+            // behind, never a listed mailbox without one.
+            mailbox::create_head(&*self.store, &info.guid, uidvalidity, self.config.shard_bits)?;
+
+            // `omap_cmp` needs the object; the very first write creates it instead.
+            let guards = if list_exists {
+                WriteOp::new()
+                    .omap_cmp(key.clone(), CmpOp::Eq, Vec::new())
+                    .omap_cmp(guid_key.clone(), CmpOp::Eq, Vec::new())
+                    .omap_cmp(keys::COUNTERS, CmpOp::Eq, prev_counters)
+            } else {
+                WriteOp::new().create_exclusive()
+            };
+            let op = guards.omap_set([
+                (key.clone(), frame::encode(&entry_of(&info))),
+                (guid_key, info.name.as_bytes().to_vec()),
+                (keys::COUNTERS.to_string(), frame::encode(&counters)),
+            ]);
+            match self.store.write_op(MAILBOX_LIST, &op) {
+                Ok(_) => Ok(Some(info)),
+                Err(e) if lost_race(&e) => {
+                    // Nothing refers to the head: drop it and start over with fresh values.
+                    mailbox::destroy(&*self.store, &info.guid)?;
+                    Ok(None)
+                }
+                // The write may or may not have happened (a timeout): keep the head, which
+                // is harmless if unlisted and needed if listed.
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    /// Deletes a mailbox with all its mails.
+    ///
+    /// The mailbox leaves the list first (atomically), then its objects are removed.
+    /// Mailboxes below it in the hierarchy stay, and so do subscriptions (IMAP allows
+    /// subscriptions to names that do not exist). [`Error::NotFound`] if it does not exist.
+    pub fn delete_mailbox(&self, name: &str) -> Result<()> {
+        let name = normalize(name)?;
+        let key = keys::mailbox(&name);
+        let guid = self.retry(&format!("deleting {name:?}"), || {
+            let current = self.read_keys(&[&key])?.and_then(|mut m| m.remove(&key));
+            let current = current.ok_or_else(|| not_found(&name))?;
+            let info = decode_info(&name, &key, &current)?;
+            let op = WriteOp::new()
+                .omap_cmp(key.clone(), CmpOp::Eq, current)
+                .omap_rm_keys([key.clone(), keys::mailbox_guid(&info.guid)]);
+            Ok(self.try_write(&op)?.then_some(info.guid))
+        })?;
+        mailbox::destroy(&*self.store, &guid)
+    }
+
+    /// Renames a mailbox and every mailbox below it (`old/…` becomes `new/…`) in one
+    /// atomic update; subscriptions of `old` and of names below it move along.
+    ///
+    /// GUIDs and UIDVALIDITYs do not change: the mailboxes' objects are named by GUID, and
+    /// a UIDVALIDITY is never handed out twice, so `(name, UIDVALIDITY)` stays unique.
+    ///
+    /// Errors: [`Error::NotFound`] if `old` does not exist; [`Error::AlreadyExists`] if
+    /// any of the new names exists (nothing is changed then); [`Error::InvalidInput`] for
+    /// an invalid name, for `new` below `old`, for a new name that would be too long, and
+    /// for renaming INBOX itself (RFC 3501 gives that a special meaning, moving INBOX's
+    /// messages; mailboxes below INBOX can be renamed).
+    pub fn rename_mailbox(&self, old: &str, new: &str) -> Result<()> {
+        let old = normalize(old)?;
+        let new = normalize(new)?;
+        if old == INBOX {
+            return Err(Error::InvalidInput(format!(
+                "renaming INBOX (to {new:?}) is not supported: RFC 3501 defines it as moving INBOX's messages"
+            )));
+        }
+        if is_below(&new, &old) {
+            return Err(Error::InvalidInput(format!("cannot rename mailbox {old:?} to {new:?}, below itself")));
+        }
+        let old_key = keys::mailbox(&old);
+        let old_sub = keys::subscription(&old);
+        let renamed = |from: &str| format!("{new}{}", &from[old.len()..]);
+        self.retry(&format!("renaming {old:?} to {new:?}"), || {
+            let top = self.read_keys(&[&old_key, &old_sub])?.unwrap_or_default();
+            let Some(top_entry) = top.get(&old_key) else {
+                return Err(not_found(&old));
+            };
+            let mut moved = vec![(old.clone(), top_entry.clone())];
+            for (key, value) in self.scan(&keys::mailbox(&format!("{old}{SEPARATOR}")))? {
+                moved.push((key[keys::MAILBOX.len()..].to_string(), value));
+            }
+            let mut subs: Vec<String> = top.contains_key(&old_sub).then(|| old.clone()).into_iter().collect();
+            for (key, _) in self.scan(&keys::subscription(&format!("{old}{SEPARATOR}")))? {
+                subs.push(key[keys::SUBSCRIPTION.len()..].to_string());
+            }
+
+            let mut op = WriteOp::new();
+            let mut remove = Vec::new();
+            let mut set = Vec::new();
+            let mut target_keys = Vec::new();
+            for (from, value) in &moved {
+                let to = renamed(from);
+                if to.len() > MAX_NAME_LEN {
+                    return Err(Error::InvalidInput(format!(
+                        "renaming {old:?} to {new:?} would make {from:?} a name of {} bytes (at most {MAX_NAME_LEN})",
+                        to.len()
+                    )));
+                }
+                let from_key = keys::mailbox(from);
+                let info = decode_info(from, &from_key, value)?;
+                let to_key = keys::mailbox(&to);
+                op = op.omap_cmp(from_key.clone(), CmpOp::Eq, value.clone());
+                op = op.omap_cmp(to_key.clone(), CmpOp::Eq, Vec::new());
+                remove.push(from_key);
+                set.push((to_key.clone(), value.clone()));
+                set.push((keys::mailbox_guid(&info.guid), to.into_bytes()));
+                target_keys.push(to_key);
+            }
+            let targets: Vec<&str> = target_keys.iter().map(String::as_str).collect();
+            if let Some(taken) = self.read_keys(&targets)?.unwrap_or_default().keys().next() {
+                return Err(already_exists(&taken[keys::MAILBOX.len()..]));
+            }
+            for from in &subs {
+                let to = renamed(from);
+                // A subscription to a name that does not exist (a mailbox would have
+                // failed above) is dropped rather than refusing the rename.
+                if to.len() <= MAX_NAME_LEN {
+                    set.push((keys::subscription(&to), Vec::new()));
+                }
+                remove.push(keys::subscription(from));
+            }
+            // Removals first: a subscription may move onto a name that moves away itself.
+            let op = op.omap_rm_keys(remove).omap_set(set);
+            Ok(self.try_write(&op)?.then_some(()))
+        })
+    }
+
+    /// The mailboxes whose names match an IMAP LIST pattern, sorted by name.
+    ///
+    /// `*` matches any run of characters, `%` any run without the hierarchy separator
+    /// '/'; everything else matches itself, except that the INBOX part of a name matches
+    /// case-insensitively. The empty pattern matches nothing.
+    pub fn list_mailboxes(&self, pattern: &str) -> Result<Vec<MailboxInfo>> {
+        if pattern.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for (key, value) in self.scan(&keys::mailbox(literal_prefix(pattern)))? {
+            let name = &key[keys::MAILBOX.len()..];
+            if pattern_matches(pattern, name) {
+                out.push(decode_info(name, &key, &value)?);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// One mailbox's info; [`Error::NotFound`] if it does not exist.
+    ///
+    /// Mailbox names are UTF-8, 1 to 255 bytes, with levels separated by '/'; no level is
+    /// empty (no leading, trailing or double '/'), and names contain neither control
+    /// characters nor the LIST wildcards '*' and '%'. A first level spelled "inbox" in any
+    /// case means "INBOX". Invalid names fail with [`Error::InvalidInput`].
+    pub fn mailbox_info(&self, name: &str) -> Result<MailboxInfo> {
+        let name = normalize(name)?;
+        let key = keys::mailbox(&name);
+        let value = self.read_keys(&[&key])?.and_then(|mut m| m.remove(&key)).ok_or_else(|| not_found(&name))?;
+        decode_info(&name, &key, &value)
+    }
+
+    /// The mailbox with this GUID, under its current name; [`Error::NotFound`] if none.
+    pub fn mailbox_by_guid(&self, guid: &Guid) -> Result<MailboxInfo> {
+        let guid_key = keys::mailbox_guid(guid);
+        self.retry(&format!("looking up mailbox {guid}"), || {
+            let not_found = || Error::NotFound(format!("mailbox with GUID {guid}"));
+            let found = self.read_keys(&[&guid_key])?.and_then(|mut m| m.remove(&guid_key));
+            let name = name_of(&guid_key, found.ok_or_else(not_found)?)?;
+            // Read the mapping again with the entry, to see both at one moment.
+            let key = keys::mailbox(&name);
+            let mut both = self.read_keys(&[&guid_key, &key])?.unwrap_or_default();
+            match (both.remove(&guid_key), both.remove(&key)) {
+                (None, _) => Err(not_found()),
+                (Some(again), Some(value)) if again == name.as_bytes() => {
+                    let info = decode_info(&name, &key, &value)?;
+                    if info.guid != *guid {
+                        let detail = format!("maps to {name:?}, whose GUID is {}", info.guid);
+                        return Err(corrupted(&guid_key, FormatError::Decode(detail)));
+                    }
+                    Ok(Some(info))
+                }
+                (Some(again), None) if again == name.as_bytes() => {
+                    let detail = format!("maps to {name:?}, which is not in the list");
+                    Err(corrupted(&guid_key, FormatError::Decode(detail)))
+                }
+                // Renamed in between: look again.
+                (Some(_), _) => Ok(None),
+            }
+        })
+    }
+
+    /// Subscribes to a mailbox name (which need not exist, as IMAP allows). Subscribing
+    /// twice is not an error.
+    pub fn subscribe(&self, name: &str) -> Result<()> {
+        let name = normalize(name)?;
+        self.store.omap_set(MAILBOX_LIST, &[(&keys::subscription(&name), &[])])?;
+        Ok(())
+    }
+
+    /// Removes a subscription. Unsubscribing from a name that is not subscribed is not an
+    /// error.
+    pub fn unsubscribe(&self, name: &str) -> Result<()> {
+        let name = normalize(name)?;
+        match self.store.omap_rm_keys(MAILBOX_LIST, &[&keys::subscription(&name)]) {
+            Ok(_) | Err(objstore::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The subscribed names that match an IMAP LIST pattern (as in
+    /// [`User::list_mailboxes`]), sorted.
+    pub fn subscriptions(&self, pattern: &str) -> Result<Vec<String>> {
+        if pattern.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out: Vec<String> = self
+            .scan(&keys::subscription(literal_prefix(pattern)))?
+            .into_iter()
+            .map(|(key, _)| key[keys::SUBSCRIPTION.len()..].to_string())
+            .filter(|name| pattern_matches(pattern, name))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Replaces the special-use attributes (RFC 6154) of a mailbox.
+    ///
+    /// Each attribute must be one of `\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`,
+    /// `\Sent`, `\Trash`, in any case (else [`Error::InvalidInput`]); they are stored in
+    /// that spelling and order, without duplicates. An empty slice removes them all.
+    /// [`Error::NotFound`] if the mailbox does not exist.
+    pub fn set_special_use(&self, name: &str, attrs: &[&str]) -> Result<()> {
+        let name = normalize(name)?;
+        let mut canonical = Vec::new();
+        for attr in attrs {
+            let known = SPECIAL_USE.iter().position(|c| c.eq_ignore_ascii_case(attr)).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "special-use attribute {attr:?} for mailbox {name:?}: expected one of {}",
+                    SPECIAL_USE.join(" ")
+                ))
+            })?;
+            canonical.push(known);
+        }
+        canonical.sort_unstable();
+        canonical.dedup();
+        let wanted: Vec<String> = canonical.into_iter().map(|i| SPECIAL_USE[i].to_string()).collect();
+
+        let key = keys::mailbox(&name);
+        self.retry(&format!("setting special use of {name:?}"), || {
+            let current = self.read_keys(&[&key])?.and_then(|mut m| m.remove(&key));
+            let current = current.ok_or_else(|| not_found(&name))?;
+            let mut entry = decode_entry(&key, &current)?;
+            if entry.special_use == wanted {
+                return Ok(Some(()));
+            }
+            entry.special_use = wanted.clone();
+            let op = WriteOp::new()
+                .omap_cmp(key.clone(), CmpOp::Eq, current)
+                .omap_set([(key.clone(), frame::encode(&entry))]);
+            Ok(self.try_write(&op)?.then_some(()))
+        })
+    }
+
+    /// Opens a mailbox; [`Error::NotFound`] if it does not exist.
+    pub fn open_mailbox(&self, name: &str) -> Result<Mailbox> {
+        let info = self.mailbox_info(name)?;
+        Mailbox::open(self.store.clone(), self.config.clone(), info)
+    }
+
+    // ---- Plumbing. ----
+
+    /// Runs `attempt` until it returns `Some`, pausing a little longer (with jitter) after
+    /// each `None`, at most `max_attempts` times; then [`Error::Conflict`].
+    fn retry<T>(&self, what: &str, mut attempt: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+        for n in 0..self.config.max_attempts.max(1) {
+            if n > 0 {
+                backoff(n);
+            }
+            if let Some(done) = attempt()? {
+                return Ok(done);
+            }
+        }
+        Err(Error::Conflict(format!("the mailbox list of user {:?} while {what}", self.name)))
+    }
+
+    /// Applies a guarded write to the mailbox list: `false` when a guard failed because
+    /// someone else changed the list since it was read.
+    fn try_write(&self, op: &WriteOp) -> Result<bool> {
+        match self.store.write_op(MAILBOX_LIST, op) {
+            Ok(_) => Ok(true),
+            Err(e) if lost_race(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Values of `keys` in the mailbox list (missing keys left out); `None` when the
+    /// list does not exist yet.
+    fn read_keys(&self, keys: &[&str]) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
+        match self.store.omap_get(MAILBOX_LIST, keys) {
+            Ok(found) => Ok(Some(found)),
+            Err(objstore::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every entry of the mailbox list whose key begins with `prefix`, in key order.
+    fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        match self.store.omap_all(MAILBOX_LIST, prefix) {
+            Ok(entries) => Ok(entries),
+            Err(objstore::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Whether a failed write on the mailbox list lost a race: a guard failed, or the list
+/// was created (or, never by us, removed) in between. Re-reading and retrying is right.
+fn lost_race(e: &objstore::Error) -> bool {
+    matches!(
+        e,
+        objstore::Error::Conflict { .. } | objstore::Error::AlreadyExists { .. } | objstore::Error::NotFound { .. }
+    )
+}
+
+/// Sleeps before retry number `attempt` (1, 2, …): a random time up to 0.1 ms, 0.2 ms,
+/// 0.4 ms, … and at most [`MAX_BACKOFF`].
+fn backoff(attempt: u32) {
+    let cap = (100u64 << attempt.min(16)).min(MAX_BACKOFF.as_micros() as u64);
+    std::thread::sleep(Duration::from_micros(rand::random_range(0..=cap)));
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The UIDVALIDITY after `last`: the current time if that is larger, else `last + 1`.
+fn next_uidvalidity(last: u32) -> Result<u32> {
+    let next = last.checked_add(1).ok_or_else(|| Error::TooLarge("UIDVALIDITY space exhausted".into()))?;
+    let now = u32::try_from(now_secs()).unwrap_or(u32::MAX);
+    Ok(next.max(now))
+}
+
+/// Validates a mailbox name and spells its INBOX part "INBOX".
+fn normalize(name: &str) -> Result<String> {
+    let bad = |why: String| Err(Error::InvalidInput(format!("mailbox name {name:?}: {why}")));
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return bad(format!("must be 1 to {MAX_NAME_LEN} bytes, not {}", name.len()));
+    }
+    if name.starts_with(SEPARATOR) || name.ends_with(SEPARATOR) {
+        return bad(format!("must not begin or end with the hierarchy separator {SEPARATOR:?}"));
+    }
+    if name.split(SEPARATOR).any(str::is_empty) {
+        return bad("has an empty level (two separators in a row)".into());
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return bad(format!("contains the control character {c:?}"));
+    }
+    if name.contains(['*', '%']) {
+        return bad("contains a LIST wildcard ('*' or '%')".into());
+    }
+    let first_len = name.find(SEPARATOR).unwrap_or(name.len());
+    if name[..first_len].eq_ignore_ascii_case(INBOX) {
+        return Ok(format!("{INBOX}{}", &name[first_len..]));
+    }
+    Ok(name.to_string())
+}
+
+/// Whether `name` is strictly below `parent` in the hierarchy.
+fn is_below(name: &str, parent: &str) -> bool {
+    name.strip_prefix(parent).is_some_and(|rest| rest.starts_with(SEPARATOR))
+}
+
+/// The part of a LIST pattern before its first wildcard, which every matching name
+/// begins with — unless it could match INBOX case-insensitively, then nothing.
+fn literal_prefix(pattern: &str) -> &str {
+    let literal = &pattern[..pattern.find(['*', '%']).unwrap_or(pattern.len())];
+    let n = literal.len().min(INBOX.len());
+    if literal.as_bytes()[..n].eq_ignore_ascii_case(&INBOX.as_bytes()[..n]) { "" } else { literal }
+}
+
+/// Whether `name` matches the LIST `pattern` (`*`: anything, `%`: anything but '/'; the
+/// INBOX part of the name is compared case-insensitively).
+///
+/// Dynamic programming over (pattern position, name position), one row at a time, so a
+/// pattern full of wildcards costs `O(pattern × name)`, never exponential time.
+fn pattern_matches(pattern: &str, name: &str) -> bool {
+    // Characters of the name compared case-insensitively (INBOX is ASCII: chars = bytes).
+    let inbox_len = if name.split(SEPARATOR).next() == Some(INBOX) { INBOX.len() } else { 0 };
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    let same = |p: char, j: usize| p == name[j] || (j < inbox_len && p.eq_ignore_ascii_case(&name[j]));
+    // below[j]: pattern[i + 1..] matches name[j..]; row[j]: pattern[i..] matches name[j..].
+    let mut below: Vec<bool> = (0..=name.len()).map(|j| j == name.len()).collect();
+    for &p in pattern.iter().rev() {
+        let mut row = vec![false; name.len() + 1];
+        for j in (0..=name.len()).rev() {
+            row[j] = match p {
+                '*' => below[j] || (j < name.len() && row[j + 1]),
+                '%' => below[j] || (j < name.len() && name[j] != SEPARATOR && row[j + 1]),
+                _ => j < name.len() && same(p, j) && below[j + 1],
+            };
+        }
+        below = row;
+    }
+    below[0]
+}
+
+/// The list entry of a mailbox.
+fn entry_of(info: &MailboxInfo) -> MailboxEntry {
+    MailboxEntry {
+        guid: info.guid.0.to_vec(),
+        uidvalidity: info.uidvalidity,
+        special_use: info.special_use.clone(),
+        created: info.created,
+    }
+}
+
+fn decode_entry(key: &str, value: &[u8]) -> Result<MailboxEntry> {
+    frame::decode(value).map_err(|e| corrupted(key, e))
+}
+
+/// Decodes the list entry `value` of mailbox `name`, stored under `key`.
+fn decode_info(name: &str, key: &str, value: &[u8]) -> Result<MailboxInfo> {
+    let entry = decode_entry(key, value)?;
+    let guid = Guid::from_slice(&entry.guid).map_err(|e| corrupted(key, e))?;
+    if entry.uidvalidity == 0 {
+        return Err(corrupted(key, FormatError::Decode("UIDVALIDITY 0".into())));
+    }
+    Ok(MailboxInfo {
+        name: name.to_string(),
+        guid,
+        uidvalidity: entry.uidvalidity,
+        special_use: entry.special_use,
+        created: entry.created,
+    })
+}
+
+/// The mailbox name stored under a `guid/` key.
+fn name_of(key: &str, value: Vec<u8>) -> Result<String> {
+    String::from_utf8(value).map_err(|_| corrupted(key, FormatError::Decode("mailbox name is not UTF-8".into())))
+}
+
+fn corrupted(key: &str, e: FormatError) -> Error {
+    Error::corrupted(MAILBOX_LIST, key, e)
+}
+
+fn not_found(name: &str) -> Error {
+    Error::NotFound(format!("mailbox {name:?}"))
+}
+
+fn already_exists(name: &str) -> Error {
+    Error::AlreadyExists(format!("mailbox {name:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated_and_inbox_normalized() {
+        assert_eq!(normalize("inbox").unwrap(), "INBOX");
+        assert_eq!(normalize("InBoX/Sub/inbox").unwrap(), "INBOX/Sub/inbox");
+        assert_eq!(normalize("inboxes").unwrap(), "inboxes");
+        assert_eq!(normalize("Ärger/ünter").unwrap(), "Ärger/ünter");
+        for bad in ["", "/a", "a/", "a//b", "a\tb", "a*", "%", &"x".repeat(256)] {
+            assert!(matches!(normalize(bad), Err(Error::InvalidInput(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn list_patterns() {
+        let cases = [
+            ("*", "a/b/c", true),
+            ("%", "a/b", false),
+            ("%", "a", true),
+            ("a/%", "a/b", true),
+            ("a/%", "a/b/c", false),
+            ("a/*", "a/b/c", true),
+            ("a*", "a", true),
+            ("a*", "ab/c", true),
+            ("a%c", "abc", true),
+            ("a%c", "a/c", false),
+            ("inbox", "INBOX", true),
+            ("inbox/%", "INBOX/x", true),
+            ("inbox/X", "INBOX/x", false),
+            ("i*", "INBOX", true),
+            ("inbox", "inboxes", false),
+            ("INBOX*", "inboxes", false),
+            ("*x*y*z*", "x/y/z", true),
+            ("*x*y*z*", "x/z/y", false),
+            ("a", "", false),
+            ("", "a", false),
+        ];
+        for (pattern, name, want) in cases {
+            assert_eq!(pattern_matches(pattern, name), want, "{pattern:?} vs {name:?}");
+        }
+        assert_eq!(literal_prefix("Sent/%"), "Sent/");
+        assert_eq!(literal_prefix("in*"), "");
+        assert_eq!(literal_prefix("INBOX/a*"), "");
+        assert_eq!(literal_prefix("ix*"), "ix");
+    }
+
+    #[test]
+    fn many_wildcards_stay_fast() {
+        let pattern = format!("{}b", "*a".repeat(100));
+        assert!(!pattern_matches(&pattern, &"a".repeat(255)));
+    }
+
+    #[test]
+    fn uidvalidity_is_at_least_now_and_after_last() {
+        let now = u32::try_from(now_secs()).unwrap();
+        assert!(next_uidvalidity(0).unwrap() >= now);
+        assert_eq!(next_uidvalidity(u32::MAX - 1).unwrap(), u32::MAX);
+        assert!(next_uidvalidity(u32::MAX).is_err());
+    }
+}

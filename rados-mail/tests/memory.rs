@@ -1,0 +1,9 @@
+//! The mail-store cases against the in-memory backend.
+
+mod suite;
+
+fn store(_case: &str) -> (rados_mail::MailStore, String) {
+    (rados_mail::MailStore::in_memory(rados_mail::Config::default()), "alice".to_string())
+}
+
+mail_cases!(store);

@@ -1,0 +1,317 @@
+//! Behaviour cases of the mail store, run against every backend (see `memory.rs` and
+//! `rados.rs`). Each case gets a store and a user name nobody else uses.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::io::Read;
+
+use rados_mail::{AppendOptions, Error, Flags, MailStore, Mailbox, StoreMode, User};
+
+/// Generates one `#[test]` per case; `$make` is `fn(&str) -> (MailStore, String)`.
+#[macro_export]
+macro_rules! mail_cases {
+    ($make:expr) => {
+        $crate::mail_cases!(@cases $make;
+            append_and_fetch_round_trip, sizes_and_header_length, flags_keywords_and_modseq,
+            unchanged_since_reports_modified, expunge_and_changes_since, changes_since_after_trim,
+            copy_shares_the_body, move_leaves_source_empty, reopen_sees_the_same_state,
+            sharded_mailbox_stays_consistent, corrupted_record_is_reported, bad_input_is_refused,
+            concurrent_writers_in_one_process,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let (store, user) = ($make)(stringify!($case));
+                suite::$case(&store, &user);
+            }
+        )*
+    };
+}
+
+fn mailbox(store: &MailStore, user: &str, name: &str) -> (User, Mailbox) {
+    let u = store.user(user).unwrap();
+    u.create_mailbox(name).unwrap();
+    let m = u.open_mailbox(name).unwrap();
+    (u, m)
+}
+
+fn body(m: &Mailbox, uid: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    m.open_body(uid).unwrap().read_to_end(&mut out).unwrap();
+    out
+}
+
+/// Mails of every shape come back byte for byte, with UIDs 1, 2, 3, ...
+pub fn append_and_fetch_round_trip(store: &MailStore, user: &str) {
+    let (_, m) = mailbox(store, user, "INBOX");
+    let big: Vec<u8> = (0..(3 << 20) + 5).map(|i: u32| (i % 253) as u8).collect();
+    let mails: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"x".to_vec(),
+        b"Subject: lf\n\nbody\n".to_vec(),
+        b"Subject: crlf\r\n\r\nbody\r\n".to_vec(),
+        (0..=255u8).collect(),
+        big,
+    ];
+    for (i, mail) in mails.iter().enumerate() {
+        let uid = m.append(&mail[..], AppendOptions::default()).unwrap();
+        assert_eq!(uid, i as u32 + 1);
+    }
+    for (i, mail) in mails.iter().enumerate() {
+        let uid = i as u32 + 1;
+        assert!(body(&m, uid) == *mail, "body of UID {uid} differs");
+        let rec = m.record(uid).unwrap().unwrap();
+        assert_eq!(rec.psize, mail.len() as u64);
+    }
+    assert_eq!(m.read_range(6, 1_000_000, 10).unwrap(), mails[5][1_000_000..1_000_010]);
+    assert_eq!(m.read_range(3, 5, 1000).unwrap(), &mails[2][5..]);
+    let st = m.status().unwrap();
+    assert_eq!((st.messages, st.uidnext, st.unseen), (6, 7, 6));
+    assert_eq!(st.psize_total, mails.iter().map(|m| m.len() as u64).sum::<u64>());
+}
+
+/// Physical and virtual sizes, and where the header ends.
+pub fn sizes_and_header_length(store: &MailStore, user: &str) {
+    let (_, m) = mailbox(store, user, "INBOX");
+    let lf = m.append(&b"A: 1\nB: 2\n\nline\nline\n"[..], Default::default()).unwrap();
+    let crlf = m.append(&b"A: 1\r\n\r\nline\r\n"[..], Default::default()).unwrap();
+    let no_body = m.append(&b"A: 1\nB: 2\n"[..], Default::default()).unwrap();
+    let r = m.record(lf).unwrap().unwrap();
+    assert_eq!((r.psize, r.vsize, r.hdr_len), (21, 26, 11));
+    assert_eq!(m.header(lf).unwrap(), b"A: 1\nB: 2\n\n");
+    let r = m.record(crlf).unwrap().unwrap();
+    assert_eq!((r.psize, r.vsize, r.hdr_len), (14, 14, 8));
+    let r = m.record(no_body).unwrap().unwrap();
+    assert_eq!(r.hdr_len, r.psize, "a mail without an empty line is all header");
+}
+
+/// STORE with +, - and replace, keywords, and a modseq per change.
+pub fn flags_keywords_and_modseq(store: &MailStore, user: &str) {
+    let (_, m) = mailbox(store, user, "INBOX");
+    let uids: Vec<u32> = (0..3).map(|_| m.append(&b"x"[..], Default::default()).unwrap()).collect();
+    let h0 = m.status().unwrap().highestmodseq;
+    let r = m.store(&uids[..2], StoreMode::Add, Flags::SEEN | Flags::FLAGGED, &["$Label1"], None).unwrap();
+    assert_eq!(r.changed, uids[..2]);
+    assert_eq!(r.modseq, h0 + 1);
+    let rec = m.record(uids[0]).unwrap().unwrap();
+    assert_eq!(
+        (rec.flags, rec.keywords.clone(), rec.modseq),
+        ((Flags::SEEN | Flags::FLAGGED).bits(), vec!["$Label1".to_string()], h0 + 1)
+    );
+    assert_eq!(m.record(uids[2]).unwrap().unwrap().flags, 0);
+    let r = m.store(&uids, StoreMode::Remove, Flags::FLAGGED, &["$Label1"], None).unwrap();
+    assert_eq!(r.changed, uids[..2], "the third had nothing to remove");
+    let r = m.store(&[uids[2]], StoreMode::Replace, Flags::ANSWERED, &["b", "a", "a"], None).unwrap();
+    let rec = m.record(uids[2]).unwrap().unwrap();
+    assert_eq!((rec.flags, rec.keywords.clone()), (Flags::ANSWERED.bits(), vec!["a".to_string(), "b".to_string()]));
+    assert_eq!(rec.modseq, r.modseq);
+    let noop = m.store(&uids[..1], StoreMode::Add, Flags::SEEN, &[], None).unwrap();
+    assert_eq!((noop.modseq, noop.changed.len()), (0, 0), "no change, no modseq");
+    assert_eq!(m.status().unwrap().highestmodseq, r.modseq);
+    assert_eq!(m.status().unwrap().unseen, 1, "only the third lacks \\Seen");
+}
+
+/// CONDSTORE UNCHANGEDSINCE: mails changed after the given modseq are reported, not changed.
+pub fn unchanged_since_reports_modified(store: &MailStore, user: &str) {
+    let (_, m) = mailbox(store, user, "INBOX");
+    let a = m.append(&b"a"[..], Default::default()).unwrap();
+    let b = m.append(&b"b"[..], Default::default()).unwrap();
+    let seen_at = m.status().unwrap().highestmodseq;
+    m.store(&[b], StoreMode::Add, Flags::FLAGGED, &[], None).unwrap();
+    let r = m.store(&[a, b], StoreMode::Add, Flags::SEEN, &[], Some(seen_at)).unwrap();
+    assert_eq!(r.changed, [a]);
+    assert_eq!(r.modified, [b]);
+    assert_eq!(m.record(b).unwrap().unwrap().flags, Flags::FLAGGED.bits());
+}
+
+/// Expunges leave tombstones: a client that synced at M learns exactly what changed.
+pub fn expunge_and_changes_since(store: &MailStore, user: &str) {
+    let (_, m) = mailbox(store, user, "INBOX");
+    let uids: Vec<u32> = (0..5).map(|_| m.append(&b"x"[..], Default::default()).unwrap()).collect();
+    let synced = m.status().unwrap().highestmodseq;
+    m.store(&[uids[1]], StoreMode::Add, Flags::DELETED, &[], None).unwrap();
+    m.store(&[uids[3]], StoreMode::Add, Flags::SEEN, &[], None).unwrap();
+    assert_eq!(m.expunge_deleted().unwrap(), [uids[1]]);
+    assert_eq!(m.expunge(&[uids[4], 999]).unwrap(), [uids[4]]);
+    let c = m.changes_since(synced).unwrap();
+    assert_eq!(c.changed.iter().map(|r| r.uid).collect::<Vec<_>>(), [uids[3]]);
+    assert_eq!(c.expunged, [uids[1], uids[4]]);
+    assert_eq!(c.highestmodseq, m.status().unwrap().highestmodseq);
+    assert_eq!(m.uids(), [uids[0], uids[2], uids[3]]);
+    assert_eq!(m.status().unwrap().messages, 3);
+    assert!(matches!(m.open_body(uids[1]), Err(Error::NotFound(_))));
+}
+
+/// The same answers once the WAL has been applied to the shards and trimmed.
+pub fn changes_since_after_trim(store: &MailStore, user: &str) {
+    let (_, m) = mailbox(store, user, "INBOX");
+    let uids: Vec<u32> = (0..4).map(|_| m.append(&b"x"[..], Default::default()).unwrap()).collect();
+    let synced = m.status().unwrap().highestmodseq;
+    m.store(&[uids[0]], StoreMode::Add, Flags::SEEN, &[], None).unwrap();
+    m.expunge(&[uids[2]]).unwrap();
+    let before = m.changes_since(synced).unwrap();
+    m.apply_wal().unwrap();
+    let after = m.changes_since(synced).unwrap();
+    assert_eq!(before, after);
+    assert_eq!(after.expunged, [uids[2]]);
+    assert_eq!(after.changed.iter().map(|r| r.uid).collect::<Vec<_>>(), [uids[0]]);
+    assert_eq!(m.changes_since(after.highestmodseq).unwrap().changed.len(), 0);
+}
+
+/// A copy refers to the same body; the body goes only with its last reference.
+pub fn copy_shares_the_body(store: &MailStore, user: &str) {
+    let (u, src) = mailbox(store, user, "INBOX");
+    u.create_mailbox("Archive").unwrap();
+    let dst = u.open_mailbox("Archive").unwrap();
+    let uid =
+        src.append(&b"Subject: keep\n\nme\n"[..], AppendOptions { flags: Flags::SEEN, ..Default::default() }).unwrap();
+    let pairs = src.copy_to(&[uid, 4242], &dst).unwrap();
+    assert_eq!(pairs, [(uid, 1)]);
+    let (a, b) = (src.record(uid).unwrap().unwrap(), dst.record(1).unwrap().unwrap());
+    assert_eq!(a.mail_guid, b.mail_guid, "no byte copy");
+    assert_eq!(b.flags, Flags::SEEN.bits(), "flags are copied");
+    src.expunge(&[uid]).unwrap();
+    assert_eq!(body(&dst, 1), b"Subject: keep\n\nme\n", "the copy keeps the body alive");
+    dst.expunge(&[1]).unwrap();
+    let again = store.user(user).unwrap().open_mailbox("Archive").unwrap();
+    assert!(again.uids().is_empty());
+}
+
+/// MOVE: in the destination, gone from the source.
+pub fn move_leaves_source_empty(store: &MailStore, user: &str) {
+    let (u, src) = mailbox(store, user, "INBOX");
+    u.create_mailbox("Trash").unwrap();
+    let dst = u.open_mailbox("Trash").unwrap();
+    let uids: Vec<u32> =
+        (0..3).map(|i| src.append(format!("mail {i}").as_bytes(), Default::default()).unwrap()).collect();
+    let pairs = src.move_to(&uids[..2], &dst).unwrap();
+    assert_eq!(pairs.len(), 2);
+    assert_eq!(src.uids(), [uids[2]]);
+    assert_eq!(dst.uids(), [1, 2]);
+    assert_eq!(body(&dst, 2), b"mail 1");
+}
+
+/// A second handle (another process, another host) sees exactly the same state, before and
+/// after the WAL is applied.
+pub fn reopen_sees_the_same_state(store: &MailStore, user: &str) {
+    let (u, m) = mailbox(store, user, "INBOX");
+    for i in 0..10u32 {
+        let uid = m.append(format!("m{i}").as_bytes(), Default::default()).unwrap();
+        if i % 3 == 0 {
+            m.store(&[uid], StoreMode::Add, Flags::SEEN, &[&format!("k{i}")], None).unwrap();
+        }
+    }
+    m.expunge(&[2, 5]).unwrap();
+    let snapshot = |m: &Mailbox| (m.records(1..=u32::MAX), m.status().unwrap());
+    let other = u.open_mailbox("INBOX").unwrap();
+    assert_eq!(snapshot(&other), snapshot(&m));
+    m.apply_wal().unwrap();
+    let third = u.open_mailbox("INBOX").unwrap();
+    assert_eq!(snapshot(&third), snapshot(&m));
+    // An existing handle catches up incrementally.
+    m.store(&[1], StoreMode::Add, Flags::DRAFT, &[], None).unwrap();
+    assert!(other.sync().unwrap());
+    assert_eq!(snapshot(&other), snapshot(&m));
+    assert!(!other.sync().unwrap(), "nothing new");
+}
+
+/// Many shards (16 UIDs each here), the WAL applied often: the index stays exact.
+pub fn sharded_mailbox_stays_consistent(store: &MailStore, user: &str) {
+    let config = rados_mail::Config { shard_bits: 4, wal_apply_threshold: 3, ..store.config().clone() };
+    let small = MailStore::new(store_pool(store), config);
+    let (u, m) = mailbox(&small, user, "INBOX");
+    let mut alive = BTreeSet::new();
+    for i in 0..100u32 {
+        let uid = m.append(format!("m{i}").as_bytes(), Default::default()).unwrap();
+        alive.insert(uid);
+        if i % 7 == 0 {
+            m.expunge(&[uid - 1]).unwrap();
+            alive.remove(&(uid - 1));
+        }
+        if i % 5 == 0 {
+            m.store(&[uid], StoreMode::Add, Flags::FLAGGED, &[], None).unwrap();
+        }
+    }
+    assert_eq!(m.uids().into_iter().collect::<BTreeSet<_>>(), alive);
+    let fresh = u.open_mailbox("INBOX").unwrap();
+    assert_eq!(fresh.records(1..=u32::MAX), m.records(1..=u32::MAX));
+    assert_eq!(fresh.status().unwrap(), m.status().unwrap());
+    for uid in [1u32, 50, 100].into_iter().filter(|u| alive.contains(u)) {
+        assert_eq!(body(&fresh, uid), format!("m{}", uid - 1).into_bytes());
+    }
+}
+
+/// The pool under a store, to build another store with other settings.
+fn store_pool(store: &MailStore) -> std::sync::Arc<dyn rados_mail::objstore::ObjectStore> {
+    store.pool().clone()
+}
+
+/// A damaged record is reported with its object and key, never a panic.
+pub fn corrupted_record_is_reported(store: &MailStore, user: &str) {
+    let (u, m) = mailbox(store, user, "INBOX");
+    m.append(&b"x"[..], Default::default()).unwrap();
+    m.apply_wal().unwrap();
+    let guid = m.info().guid;
+    let ns = store.user(user).unwrap().store().clone();
+    let shard = format!("mbox.{guid}.0000");
+    let key = "r/00000001";
+    let mut value = ns.omap_get(&shard, &[key]).unwrap()[key].clone();
+    let last = value.len() - 1;
+    value[last] ^= 0xff;
+    ns.omap_set(&shard, &[(key, &value)]).unwrap();
+    match u.open_mailbox("INBOX") {
+        Err(Error::Corrupted { object, key: Some(k), .. }) => {
+            assert_eq!(object, shard);
+            assert_eq!(k, key);
+        }
+        other => panic!("expected Corrupted, got {other:?}"),
+    }
+}
+
+/// Oversize mails and bad keywords are refused, and leave nothing behind.
+pub fn bad_input_is_refused(store: &MailStore, user: &str) {
+    let config = rados_mail::Config { max_mail_size: 1000, write_chunk: 300, ..store.config().clone() };
+    let small = MailStore::new(store_pool(store), config);
+    let (u, m) = mailbox(&small, user, "INBOX");
+    assert!(matches!(m.append(&[b'x'; 1001][..], Default::default()), Err(Error::TooLarge(_))));
+    m.append(&[b'x'; 1000][..], Default::default()).unwrap();
+    let bad_kw = AppendOptions { keywords: vec!["has space".into()], ..Default::default() };
+    assert!(matches!(m.append(&b"x"[..], bad_kw), Err(Error::InvalidInput(_))));
+    assert!(matches!(m.store(&[1], StoreMode::Add, Flags::NONE, &["\\Seen"], None), Err(Error::InvalidInput(_))));
+    let mails: Vec<String> =
+        u.store().list_objects().unwrap().map(Result::unwrap).filter(|o| o.starts_with("mail.")).collect();
+    assert_eq!(mails.len(), 1, "only the accepted mail has a body object: {mails:?}");
+}
+
+/// Threads with their own handles append and flag at once: no UID twice, none lost.
+pub fn concurrent_writers_in_one_process(store: &MailStore, user: &str) {
+    const THREADS: u32 = 4;
+    const EACH: u32 = 25;
+    let (_, _m) = mailbox(store, user, "INBOX");
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = store.clone();
+            let user = user.to_string();
+            std::thread::spawn(move || {
+                let m = store.user(&user).unwrap().open_mailbox("INBOX").unwrap();
+                let mut mine = Vec::new();
+                for i in 0..EACH {
+                    let uid = m.append(format!("t{t} m{i}").as_bytes(), Default::default()).unwrap();
+                    m.store(&[uid], StoreMode::Add, Flags::SEEN, &[&format!("t{t}")], None).unwrap();
+                    mine.push(uid);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all: Vec<u32> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    all.sort_unstable();
+    let expected: Vec<u32> = (1..=THREADS * EACH).collect();
+    assert_eq!(all, expected, "UIDs unique and without gaps");
+    let m = store.user(user).unwrap().open_mailbox("INBOX").unwrap();
+    assert_eq!(m.status().unwrap().messages, THREADS * EACH);
+    assert!(m.records(1..=u32::MAX).iter().all(|r| r.flags == Flags::SEEN.bits() && r.keywords.len() == 1));
+}
