@@ -11,16 +11,15 @@ use std::io::Read;
 use std::process::Command;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rados_mail::{Config, Flags, MailStore, StoreMode};
+use rados_mail::{Flags, MailStore, StoreMode};
+
+mod common;
 
 const PROCESSES: u32 = 4;
 const MAILS: u32 = 500;
 
 fn store() -> MailStore {
-    if std::env::var_os("CEPH_CONF").is_none() {
-        panic!("no Ceph cluster configured (CEPH_CONF is unset): run ./ci/test.sh");
-    }
-    MailStore::connect(&librados::ClusterConfig::from_env(), Config::default()).expect("cluster")
+    common::cluster_store()
 }
 
 /// One child: append, then flag, each of its mails; print the UIDs in order.

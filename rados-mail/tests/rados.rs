@@ -3,27 +3,15 @@
 
 mod suite;
 
-use std::sync::OnceLock;
+mod common;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rados_mail::{Config, MailStore};
-
-fn cluster_store() -> MailStore {
-    static STORE: OnceLock<MailStore> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            if std::env::var_os("CEPH_CONF").is_none() {
-                panic!("no Ceph cluster configured (CEPH_CONF is unset): run ./ci/test.sh, or ./ci/ceph-start.sh && source target/ceph/env.sh");
-            }
-            let cluster = librados::ClusterConfig::from_env();
-            MailStore::connect(&cluster, Config::default()).unwrap_or_else(|e| panic!("cannot reach the cluster: {e}"))
-        })
-        .clone()
-}
+use rados_mail::MailStore;
 
 fn store(case: &str) -> (MailStore, String) {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    (cluster_store(), format!("mt-{case}-{}-{nanos}", std::process::id()))
+    (common::cluster_store(), format!("mt-{case}-{}-{nanos}", std::process::id()))
 }
 
 mail_cases!(store);

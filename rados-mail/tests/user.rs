@@ -515,3 +515,43 @@ fn memory_corrupted_entries_are_errors() {
     raw.omap_set(MAILBOX_LIST, &[(&keys::mailbox_guid(&good.guid), &[0xff, 0xfe][..])]).unwrap();
     assert!(matches!(user.mailbox_by_guid(&good.guid), Err(Error::Corrupted { .. })));
 }
+
+mod common;
+
+/// The cases whose outcome depends on real concurrency and guards, on the real cluster.
+mod on_cluster {
+    use super::common;
+
+    #[test]
+    fn cluster_create_and_list() {
+        super::create_and_list(&common::cluster_store());
+    }
+    #[test]
+    fn cluster_rename_with_children() {
+        super::rename_with_children(&common::cluster_store());
+    }
+    #[test]
+    fn cluster_rename_onto_existing_changes_nothing() {
+        super::rename_onto_existing_changes_nothing(&common::cluster_store());
+    }
+    #[test]
+    fn cluster_delete() {
+        super::delete(&common::cluster_store());
+    }
+    #[test]
+    fn cluster_uidvalidity_strictly_increases() {
+        super::uidvalidity_strictly_increases(&common::cluster_store());
+    }
+    #[test]
+    fn cluster_concurrent_creates() {
+        super::concurrent_creates(&common::cluster_store());
+    }
+    #[test]
+    fn cluster_concurrent_creates_of_one_name() {
+        super::concurrent_creates_of_one_name(&common::cluster_store());
+    }
+    #[test]
+    fn cluster_concurrent_renames_and_creates() {
+        super::concurrent_renames_and_creates(&common::cluster_store());
+    }
+}
