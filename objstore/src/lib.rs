@@ -8,7 +8,8 @@
 //! * the `librados` crate of this workspace (the real one, what users run), and
 //! * [`MemoryStore`] here, for fast unit and property tests and as a quick-start default.
 //!
-//! [`FaultyStore`] wraps any backend and injects failures, and [`conformance`] holds the
+//! [`FaultyStore`] wraps any backend and injects failures, [`CountingStore`] counts round
+//! trips, and [`conformance`] holds the
 //! one suite of behaviour cases that every backend must pass.
 //!
 //! ```
@@ -26,6 +27,7 @@
 //! ```
 
 pub mod conformance;
+mod counting;
 mod error;
 mod fault;
 mod memory;
@@ -35,6 +37,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use counting::{CountingStore, OpCounts};
 pub use error::{Error, Result};
 pub use fault::{FaultMode, FaultyStore};
 pub use futures::future::BoxFuture;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use objstore::{Error, FaultMode, FaultyStore, MemoryStore, ObjectStore, WriteOp};
+use objstore::{CountingStore, Error, FaultMode, FaultyStore, MemoryStore, ObjectStore, OpCounts, WriteOp};
 
 mod memory_backend {
     use super::*;
@@ -44,4 +44,24 @@ fn fault_wrapper_writes_only_and_io_modes() {
     let err = faulty.read_full("a").unwrap_err();
     assert_eq!(err, Error::Rados { errno: 5, context: "injected fault".into() });
     assert!(!err.is_temporary());
+}
+
+mod through_counting_wrapper {
+    //! The counting wrapper must be transparent.
+    use super::*;
+    objstore::conformance_tests!(|case: &str| -> Arc<dyn ObjectStore> {
+        Arc::new(CountingStore::new(Arc::new(MemoryStore::new(case))))
+    });
+}
+
+#[test]
+fn counting_wrapper_counts_each_kind() {
+    let counting = CountingStore::new(Arc::new(MemoryStore::new("c")));
+    counting.write_full("a", b"1").unwrap();
+    counting.read_full("a").unwrap();
+    let other = counting.with_namespace("d").unwrap();
+    other.omap_set("b", &[("k", b"v")]).unwrap();
+    let _ = other.list_objects().unwrap().count();
+    assert_eq!(counting.counts(), OpCounts { reads: 1, writes: 2, lists: 1 });
+    assert_eq!(counting.counts().total(), 4);
 }

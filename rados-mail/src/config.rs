@@ -20,6 +20,9 @@ pub struct Config {
     /// Attempts of a guarded update before giving up with `Conflict` (default 200; with
     /// backoff that is well over ten seconds of contention).
     pub max_attempts: u32,
+    /// Mailbox views kept in memory per process, so that reopening a mailbox that did not
+    /// change costs one read of its head object (default 256).
+    pub view_cache_mailboxes: usize,
 }
 
 impl Default for Config {
@@ -32,6 +35,7 @@ impl Default for Config {
             wal_apply_threshold: 32,
             shard_bits: omap_index::names::DEFAULT_SHARD_BITS,
             max_attempts: 200,
+            view_cache_mailboxes: 256,
         }
     }
 }

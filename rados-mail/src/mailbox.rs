@@ -152,7 +152,29 @@ pub struct Mailbox {
     config: Arc<Config>,
     info: MailboxInfo,
     head: String,
-    view: Mutex<View>,
+    /// Shared by every handle on this mailbox in the process (through the [`ViewCache`]).
+    view: Arc<Mutex<View>>,
+}
+
+/// The per-process cache of mailbox views, keyed by namespace and mailbox GUID. A view in
+/// the cache is revalidated with one read of the head object when a handle is opened.
+#[derive(Clone)]
+pub(crate) struct ViewCache(Arc<quick_cache::sync::Cache<ViewKey, SharedView>>);
+
+/// (namespace, mailbox GUID).
+type ViewKey = (String, Guid);
+type SharedView = Arc<Mutex<View>>;
+
+impl ViewCache {
+    pub(crate) fn new(mailboxes: usize) -> ViewCache {
+        ViewCache(Arc::new(quick_cache::sync::Cache::new(mailboxes.max(1))))
+    }
+}
+
+impl std::fmt::Debug for ViewCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ViewCache({} mailboxes)", self.0.len())
+    }
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -494,14 +516,33 @@ impl Read for BodyReader {
 
 impl Mailbox {
     /// Opens a mailbox: one read of its head object, then its shards.
-    pub(crate) fn open(store: Arc<dyn ObjectStore>, config: Arc<Config>, info: MailboxInfo) -> Result<Mailbox> {
+    pub(crate) fn open(
+        store: Arc<dyn ObjectStore>,
+        config: Arc<Config>,
+        info: MailboxInfo,
+        cache: &ViewCache,
+    ) -> Result<Mailbox> {
         let head = names::mailbox_head(&info.guid);
+        let key = (store.namespace().to_string(), info.guid);
+        if let Some(view) = cache.0.get(&key) {
+            let mailbox = Mailbox { store, config, info, head, view };
+            let mut view = mailbox.lock();
+            match mailbox.refresh(&mut view) {
+                Ok(_) => {
+                    drop(view);
+                    return Ok(mailbox);
+                }
+                Err(Error::NotFound(_)) => return Err(Error::NotFound(format!("mailbox {}", mailbox.info.name))),
+                Err(e) => return Err(e),
+            }
+        }
         let snapshot = read_head(store.as_ref(), &head).map_err(|e| match e {
             Error::NotFound(_) => Error::NotFound(format!("mailbox {}", info.name)),
             e => e,
         })?;
-        let view = load_view(store.as_ref(), &head, &info.guid, snapshot, config.max_attempts)?;
-        Ok(Mailbox { store, config, info, head, view: Mutex::new(view) })
+        let view = Arc::new(Mutex::new(load_view(store.as_ref(), &head, &info.guid, snapshot, config.max_attempts)?));
+        cache.0.insert(key, view.clone());
+        Ok(Mailbox { store, config, info, head, view })
     }
 
     /// The mailbox as listed.

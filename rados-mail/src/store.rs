@@ -7,6 +7,7 @@ use omap_index::names::user_namespace;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::mailbox::ViewCache;
 use crate::user::User;
 
 /// A mail store on one RADOS pool (or in memory). Cheap to clone and share between threads.
@@ -14,13 +15,15 @@ use crate::user::User;
 pub struct MailStore {
     pool: Arc<dyn ObjectStore>,
     config: Arc<Config>,
+    views: ViewCache,
 }
 
 impl MailStore {
     /// A mail store over any object store (the namespace of `pool` is ignored: every user
     /// gets a namespace of their own).
     pub fn new(pool: Arc<dyn ObjectStore>, config: Config) -> MailStore {
-        MailStore { pool, config: Arc::new(config) }
+        let views = ViewCache::new(config.view_cache_mailboxes);
+        MailStore { pool, config: Arc::new(config), views }
     }
 
     /// Connects to a Ceph cluster.
@@ -50,7 +53,7 @@ impl MailStore {
     pub fn user(&self, name: &str) -> Result<User> {
         check_user_name(name)?;
         let store = self.pool.with_namespace(&user_namespace(&self.config.namespace_prefix, name))?;
-        Ok(User::new(store, self.config.clone(), name))
+        Ok(User::new(store, self.config.clone(), name, self.views.clone()))
     }
 }
 

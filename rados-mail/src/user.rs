@@ -25,6 +25,7 @@ use omap_index::records::{ListCounters, MailboxEntry};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::mailbox::ViewCache;
 use crate::mailbox::{self, Mailbox};
 
 /// The name of the inbox; any casing of it is normalized to this one.
@@ -64,12 +65,14 @@ pub struct User {
     store: Arc<dyn ObjectStore>,
     config: Arc<Config>,
     name: String,
+    /// The process's cache of mailbox views, shared with the [`crate::MailStore`].
+    views: ViewCache,
 }
 
 impl User {
     /// A user whose objects live in `store` (the user's namespace).
-    pub(crate) fn new(store: Arc<dyn ObjectStore>, config: Arc<Config>, name: &str) -> User {
-        User { store, config, name: name.to_string() }
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, config: Arc<Config>, name: &str, views: ViewCache) -> User {
+        User { store, config, name: name.to_string(), views }
     }
 
     /// The user name.
@@ -386,7 +389,7 @@ impl User {
     /// Opens a mailbox; [`Error::NotFound`] if it does not exist.
     pub fn open_mailbox(&self, name: &str) -> Result<Mailbox> {
         let info = self.mailbox_info(name)?;
-        Mailbox::open(self.store.clone(), self.config.clone(), info)
+        Mailbox::open(self.store.clone(), self.config.clone(), info, &self.views)
     }
 
     // ---- Plumbing. ----

@@ -17,7 +17,7 @@ macro_rules! mail_cases {
             unchanged_since_reports_modified, expunge_and_changes_since, changes_since_after_trim,
             copy_shares_the_body, move_leaves_source_empty, reopen_sees_the_same_state,
             sharded_mailbox_stays_consistent, corrupted_record_is_reported, bad_input_is_refused,
-            concurrent_writers_in_one_process,
+            concurrent_writers_in_one_process, reopening_costs_one_read,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -36,6 +36,11 @@ fn mailbox(store: &MailStore, user: &str, name: &str) -> (User, Mailbox) {
     u.create_mailbox(name).unwrap();
     let m = u.open_mailbox(name).unwrap();
     (u, m)
+}
+
+/// Another process: a store over the same pool that shares no cached state with `store`.
+fn other_process(store: &MailStore) -> MailStore {
+    MailStore::new(store_pool(store), store.config().clone())
 }
 
 fn body(m: &Mailbox, uid: u32) -> Vec<u8> {
@@ -197,7 +202,7 @@ pub fn move_leaves_source_empty(store: &MailStore, user: &str) {
 /// A second handle (another process, another host) sees exactly the same state, before and
 /// after the WAL is applied.
 pub fn reopen_sees_the_same_state(store: &MailStore, user: &str) {
-    let (u, m) = mailbox(store, user, "INBOX");
+    let (_, m) = mailbox(store, user, "INBOX");
     for i in 0..10u32 {
         let uid = m.append(format!("m{i}").as_bytes(), Default::default()).unwrap();
         if i % 3 == 0 {
@@ -206,10 +211,10 @@ pub fn reopen_sees_the_same_state(store: &MailStore, user: &str) {
     }
     m.expunge(&[2, 5]).unwrap();
     let snapshot = |m: &Mailbox| (m.records(1..=u32::MAX), m.status().unwrap());
-    let other = u.open_mailbox("INBOX").unwrap();
+    let other = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
     assert_eq!(snapshot(&other), snapshot(&m));
     m.apply_wal().unwrap();
-    let third = u.open_mailbox("INBOX").unwrap();
+    let third = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
     assert_eq!(snapshot(&third), snapshot(&m));
     // An existing handle catches up incrementally.
     m.store(&[1], StoreMode::Add, Flags::DRAFT, &[], None).unwrap();
@@ -222,7 +227,7 @@ pub fn reopen_sees_the_same_state(store: &MailStore, user: &str) {
 pub fn sharded_mailbox_stays_consistent(store: &MailStore, user: &str) {
     let config = rados_mail::Config { shard_bits: 4, wal_apply_threshold: 3, ..store.config().clone() };
     let small = MailStore::new(store_pool(store), config);
-    let (u, m) = mailbox(&small, user, "INBOX");
+    let (_, m) = mailbox(&small, user, "INBOX");
     let mut alive = BTreeSet::new();
     for i in 0..100u32 {
         let uid = m.append(format!("m{i}").as_bytes(), Default::default()).unwrap();
@@ -236,7 +241,7 @@ pub fn sharded_mailbox_stays_consistent(store: &MailStore, user: &str) {
         }
     }
     assert_eq!(m.uids().into_iter().collect::<BTreeSet<_>>(), alive);
-    let fresh = u.open_mailbox("INBOX").unwrap();
+    let fresh = other_process(&small).user(user).unwrap().open_mailbox("INBOX").unwrap();
     assert_eq!(fresh.records(1..=u32::MAX), m.records(1..=u32::MAX));
     assert_eq!(fresh.status().unwrap(), m.status().unwrap());
     for uid in [1u32, 50, 100].into_iter().filter(|u| alive.contains(u)) {
@@ -262,7 +267,8 @@ pub fn corrupted_record_is_reported(store: &MailStore, user: &str) {
     let last = value.len() - 1;
     value[last] ^= 0xff;
     ns.omap_set(&shard, &[(key, &value)]).unwrap();
-    match u.open_mailbox("INBOX") {
+    drop(u);
+    match other_process(store).user(user).unwrap().open_mailbox("INBOX") {
         Err(Error::Corrupted { object, key: Some(k), .. }) => {
             assert_eq!(object, shard);
             assert_eq!(k, key);
@@ -314,4 +320,33 @@ pub fn concurrent_writers_in_one_process(store: &MailStore, user: &str) {
     let m = store.user(user).unwrap().open_mailbox("INBOX").unwrap();
     assert_eq!(m.status().unwrap().messages, THREADS * EACH);
     assert!(m.records(1..=u32::MAX).iter().all(|r| r.flags == Flags::SEEN.bits() && r.keywords.len() == 1));
+}
+
+/// Reopening a mailbox that did not change costs one read of its head object, and one that
+/// changed elsewhere costs the same one read while the WAL covers the change.
+pub fn reopening_costs_one_read(store: &MailStore, user: &str) {
+    use rados_mail::objstore::CountingStore;
+    let counting = CountingStore::new(store_pool(store));
+    let here = MailStore::new(std::sync::Arc::new(counting.clone()), store.config().clone());
+    let elsewhere = MailStore::new(store_pool(store), store.config().clone()); // another process
+    let (u, m) = mailbox(&here, user, "INBOX");
+    for i in 0..5u32 {
+        m.append(format!("m{i}").as_bytes(), Default::default()).unwrap();
+    }
+    drop(m);
+    let before = counting.counts();
+    let again = u.open_mailbox("INBOX").unwrap();
+    let cost = counting.counts() - before;
+    // One read of the mailbox list entry, one of the head.
+    assert_eq!((cost.reads, cost.writes), (2, 0), "reopen: {cost:?}");
+    let before = counting.counts();
+    assert!(!again.sync().unwrap());
+    assert_eq!(counting.counts() - before, rados_mail::objstore::OpCounts { reads: 1, writes: 0, lists: 0 });
+    // A change made by another process arrives with that same single read.
+    let there = elsewhere.user(user).unwrap().open_mailbox("INBOX").unwrap();
+    there.store(&[3], StoreMode::Add, Flags::FLAGGED, &[], None).unwrap();
+    let before = counting.counts();
+    assert!(again.sync().unwrap());
+    assert_eq!((counting.counts() - before).total(), 1);
+    assert_eq!(again.record(3).unwrap().unwrap().flags, Flags::FLAGGED.bits());
 }
