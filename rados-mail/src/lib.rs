@@ -6,7 +6,8 @@
 //! in RADOS: any number of processes on any number of hosts can work on the same mailbox at
 //! once and stay correct, without a director, a shared file system or replication pairs.
 //!
-//! [`MailStore`] → [`User`] → [`Mailbox`]. The on-RADOS format and the algorithms (UID and
+//! [`MailStore`] → [`User`] → [`Mailbox`], blocking; the same as futures for tokio in
+//! [`asynchronous`]. The on-RADOS format and the algorithms (UID and
 //! modseq allocation, the per-mailbox write-ahead log, sharding) are in `docs/FORMAT.md`.
 //!
 //! ```
@@ -25,6 +26,7 @@
 //! # Ok::<(), rados_mail::Error>(())
 //! ```
 
+pub mod asynchronous;
 mod config;
 mod error;
 pub mod mailbox;

@@ -15,3 +15,39 @@ fn store(case: &str) -> (MailStore, String) {
 }
 
 mail_cases!(store);
+
+/// The async API on a multi-threaded tokio runtime: 8 tasks append and flag at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_api_concurrent_tasks() {
+    use rados_mail::asynchronous::AsyncMailStore;
+    use rados_mail::{Flags, StoreMode};
+    let (store, user) = store("async");
+    let store = AsyncMailStore::new(store);
+    let u = store.user(&user).await.unwrap();
+    u.create_mailbox("INBOX").await.unwrap();
+    let inbox = u.open_mailbox("INBOX").await.unwrap();
+    let tasks: Vec<_> = (0..8u32)
+        .map(|t| {
+            let inbox = inbox.clone();
+            tokio::spawn(async move {
+                let mut uids = Vec::new();
+                for i in 0..10u32 {
+                    let uid =
+                        inbox.append(format!("task {t} mail {i}").into_bytes(), Default::default()).await.unwrap();
+                    inbox.store(vec![uid], StoreMode::Add, Flags::SEEN, vec![], None).await.unwrap();
+                    uids.push(uid);
+                }
+                uids
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=80).collect::<Vec<u32>>());
+    let status = inbox.status().await.unwrap();
+    assert_eq!((status.messages, status.unseen), (80, 0));
+    assert_eq!(inbox.body(17).await.unwrap().len(), inbox.record(17).unwrap().unwrap().psize as usize);
+}
