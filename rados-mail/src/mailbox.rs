@@ -425,20 +425,6 @@ impl BodyMeter {
     }
 }
 
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn fill(input: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::Input(e.to_string())),
-        }
-    }
-    Ok(n)
-}
-
 /// Validates keywords (IMAP flag-keyword atoms) and returns them sorted, deduplicated.
 fn normalize_keywords(keywords: &[impl AsRef<str>]) -> Result<Vec<String>> {
     let mut out = BTreeSet::new();
@@ -720,30 +706,50 @@ impl Mailbox {
         let instance: u64 = rng.random();
         let oid = names::mail(&guid);
         let mut meter = BodyMeter::default();
-        let mut buf = vec![0u8; self.config.write_chunk.max(1)];
+        let chunk = self.config.write_chunk.max(1);
+        let saved_at = now();
+        let received = received.unwrap_or(saved_at);
+        // Grows to at most one chunk, as the input needs it: small mails stay small.
+        let mut buf = Vec::new();
         let result = (|| {
-            let mut first = true;
             loop {
-                let n = fill(body, &mut buf)?;
+                buf.clear();
+                (&mut *body).take(chunk as u64).read_to_end(&mut buf).map_err(|e| Error::Input(e.to_string()))?;
+                let n = buf.len();
                 if meter.psize + n as u64 > self.config.max_mail_size {
                     return Err(Error::TooLarge(format!("mail larger than {} bytes", self.config.max_mail_size)));
                 }
                 let offset = meter.psize;
-                meter.feed(&buf[..n]);
-                if first {
-                    let op = WriteOp::new()
+                meter.feed(&buf);
+                let last = n < chunk;
+                let mut op = if offset == 0 {
+                    // The first write creates the body with its reference (exclusively: a
+                    // GUID collision fails instead of overwriting).
+                    WriteOp::new()
                         .create_exclusive()
-                        .write_full(buf[..n].to_vec())
+                        .write_full(buf.clone())
                         .omap_set([(keys::reference(&self.info.guid, instance), Vec::new())])
                         .set_xattr(xattr::VERSION, b"1".to_vec())
                         .set_xattr(xattr::GUID, guid.to_string().into_bytes())
-                        .set_xattr(xattr::MAILBOX, self.info.guid.to_string().into_bytes());
-                    self.store.write_op(&oid, &op)?;
-                    first = false;
+                        .set_xattr(xattr::MAILBOX, self.info.guid.to_string().into_bytes())
                 } else if n > 0 {
-                    self.store.write_op(&oid, &WriteOp::new().assert_exists().write(offset, buf[..n].to_vec()))?;
+                    WriteOp::new().assert_exists().write(offset, buf.clone())
+                } else {
+                    WriteOp::new().assert_exists()
+                };
+                if last {
+                    // The last write describes the whole body (one write for most mails).
+                    let num = |v: u64| v.to_string().into_bytes();
+                    op = op
+                        .set_xattr(xattr::RECEIVED, received.to_string().into_bytes())
+                        .set_xattr(xattr::SAVED, saved_at.to_string().into_bytes())
+                        .set_xattr(xattr::PSIZE, num(meter.psize))
+                        .set_xattr(xattr::VSIZE, num(meter.psize + meter.bare_lf))
+                        .set_xattr(xattr::HDR_LEN, num(meter.hdr_len.unwrap_or(meter.psize)))
+                        .set_xattr(xattr::CRC32, format!("{:08x}", meter.crc.clone().finalize()).into_bytes());
                 }
-                if n < buf.len() {
+                self.store.write_op(&oid, &op)?;
+                if last {
                     return Ok(());
                 }
             }
@@ -752,31 +758,16 @@ impl Mailbox {
             let _ = self.store.remove(&oid);
             return Err(e);
         }
-        let saved_at = now();
-        let s = SavedBody {
+        Ok(SavedBody {
             guid,
             instance,
             psize: meter.psize,
             vsize: meter.psize + meter.bare_lf,
             hdr_len: meter.hdr_len.unwrap_or(meter.psize),
             crc32: meter.crc.finalize(),
-            received: received.unwrap_or(saved_at),
+            received,
             saved: saved_at,
-        };
-        let num = |v: i64| v.to_string().into_bytes();
-        let op = WriteOp::new()
-            .assert_exists()
-            .set_xattr(xattr::RECEIVED, num(s.received))
-            .set_xattr(xattr::SAVED, num(s.saved))
-            .set_xattr(xattr::PSIZE, num(s.psize as i64))
-            .set_xattr(xattr::VSIZE, num(s.vsize as i64))
-            .set_xattr(xattr::HDR_LEN, num(s.hdr_len as i64))
-            .set_xattr(xattr::CRC32, format!("{:08x}", s.crc32).into_bytes());
-        if let Err(e) = self.store.write_op(&oid, &op) {
-            let _ = self.store.remove(&oid);
-            return Err(e.into());
-        }
-        Ok(s)
+        })
     }
 
     /// Changes flags and keywords of the given UIDs (missing UIDs are ignored). With

@@ -17,7 +17,7 @@ macro_rules! mail_cases {
             unchanged_since_reports_modified, expunge_and_changes_since, changes_since_after_trim,
             copy_shares_the_body, move_leaves_source_empty, reopen_sees_the_same_state,
             sharded_mailbox_stays_consistent, corrupted_record_is_reported, bad_input_is_refused,
-            concurrent_writers_in_one_process, reopening_costs_one_read,
+            concurrent_writers_in_one_process, reopening_costs_one_read, chunk_boundaries_round_trip,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -349,4 +349,22 @@ pub fn reopening_costs_one_read(store: &MailStore, user: &str) {
     assert!(again.sync().unwrap());
     assert_eq!((counting.counts() - before).total(), 1);
     assert_eq!(again.record(3).unwrap().unwrap().flags, Flags::FLAGGED.bits());
+}
+
+/// Bodies written and read in chunks of 64 bytes: sizes around the chunk size come back
+/// exactly, with the right sizes and crc.
+pub fn chunk_boundaries_round_trip(store: &MailStore, user: &str) {
+    let config = rados_mail::Config { write_chunk: 64, read_chunk: 64, ..store.config().clone() };
+    let small = MailStore::new(store_pool(store), config);
+    let (_, m) = mailbox(&small, user, "INBOX");
+    for len in [0usize, 1, 63, 64, 65, 128, 129, 1000] {
+        let mail: Vec<u8> = (0..len).map(|i| if i % 10 == 9 { b'\n' } else { b'a' + (i % 26) as u8 }).collect();
+        let uid = m.append(&mail[..], Default::default()).unwrap();
+        assert!(body(&m, uid) == mail, "{len} bytes");
+        let rec = m.record(uid).unwrap().unwrap();
+        assert_eq!(rec.psize, len as u64);
+        assert_eq!(rec.vsize, (len + len / 10) as u64, "every LF counts one more byte");
+        assert_eq!(rec.crc32, crc32fast::hash(&mail));
+        assert_eq!(m.read_range(uid, 60, 10).unwrap(), mail[len.min(60)..len.min(70)]);
+    }
 }
