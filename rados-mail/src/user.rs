@@ -392,6 +392,14 @@ impl User {
         Mailbox::open(self.store.clone(), self.config.clone(), info, &self.views)
     }
 
+    /// Opens a mailbox known from an earlier listing, without looking its name up again:
+    /// when this process has its view cached and nothing changed, that is one RADOS read
+    /// (the head object). The GUID decides which mailbox opens; a mailbox deleted meanwhile
+    /// is `NotFound`.
+    pub fn open_mailbox_info(&self, info: &MailboxInfo) -> Result<Mailbox> {
+        Mailbox::open(self.store.clone(), self.config.clone(), info.clone(), &self.views)
+    }
+
     // ---- Plumbing. ----
 
     /// Runs `attempt` until it returns `Some`, pausing a little longer (with jitter) after

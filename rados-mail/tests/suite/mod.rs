@@ -339,6 +339,12 @@ pub fn reopening_costs_one_read(store: &MailStore, user: &str) {
     let cost = counting.counts() - before;
     // One read of the mailbox list entry, one of the head.
     assert_eq!((cost.reads, cost.writes), (2, 0), "reopen: {cost:?}");
+    // Known from a listing: one read, the head.
+    let info = again.info().clone();
+    let before = counting.counts();
+    let by_info = u.open_mailbox_info(&info).unwrap();
+    assert_eq!(counting.counts() - before, rados_mail::objstore::OpCounts { reads: 1, writes: 0, lists: 0 });
+    assert_eq!(by_info.uids(), again.uids());
     let before = counting.counts();
     assert!(!again.sync().unwrap());
     assert_eq!(counting.counts() - before, rados_mail::objstore::OpCounts { reads: 1, writes: 0, lists: 0 });
