@@ -73,6 +73,16 @@ pub fn mail(mail: &Guid) -> String {
     format!("mail.{mail}")
 }
 
+/// Chunk `n` (1, 2, ...) of a body larger than one chunk; chunk 0 is [`mail`] itself.
+pub fn mail_chunk(mail: &Guid, n: u64) -> String {
+    format!("mail.{mail}.{n:04x}")
+}
+
+/// The object holding chunk `n` of a body (`n = 0` is the body object itself).
+pub fn mail_part(mail_guid: &Guid, n: u64) -> String {
+    if n == 0 { self::mail(mail_guid) } else { mail_chunk(mail_guid, n) }
+}
+
 /// The namespace of a user.
 pub fn user_namespace(prefix: &str, user: &str) -> String {
     format!("{prefix}{user}")
@@ -99,6 +109,10 @@ pub mod xattr {
     pub const HDR_LEN: &str = "rm.hdrlen";
     /// crc32 of the body (8 hex).
     pub const CRC32: &str = "rm.crc32";
+    /// Bytes per body object (decimal).
+    pub const CHUNK_SIZE: &str = "rm.chunksize";
+    /// Number of objects the body spans (decimal; 1 for most mails).
+    pub const CHUNKS: &str = "rm.chunks";
 }
 
 #[cfg(test)]

@@ -59,6 +59,10 @@ pub struct MailRecord {
     /// crc32 of the body.
     #[prost(uint32, tag = "12")]
     pub crc32: u32,
+    /// Bytes per body object: the body spans `ceil(psize / chunk_size)` objects
+    /// (`mail.<guid>`, then `mail.<guid>.0001`, ...); 0 means one object.
+    #[prost(uint64, tag = "13")]
+    pub chunk_size: u64,
 }
 
 /// The header of a mailbox (omap `hdr` of its head object). Every change to the mailbox

@@ -7,8 +7,12 @@ pub struct Config {
     pub namespace_prefix: String,
     /// Largest mail accepted, in bytes; larger ones fail with `TooLarge` (default 100 MiB).
     pub max_mail_size: u64,
-    /// Bytes per write when storing a mail body (default 4 MiB).
-    pub write_chunk: usize,
+    /// Bytes per body object: a larger mail is stored as several objects of this size,
+    /// written concurrently (default 4 MiB; Ceph's `osd_max_object_size` is 128 MiB).
+    pub chunk_size: usize,
+    /// Chunk objects of one mail written at once (default 4). Memory held while saving a
+    /// mail is about `2 × write_in_flight × chunk_size`, whatever the mail's size.
+    pub write_in_flight: usize,
     /// Bytes per read when streaming a mail body (default 1 MiB).
     pub read_chunk: usize,
     /// When a mailbox's WAL tail reaches this many entries, the writer applies it to the
@@ -30,7 +34,8 @@ impl Default for Config {
         Config {
             namespace_prefix: String::new(),
             max_mail_size: 100 << 20,
-            write_chunk: 4 << 20,
+            chunk_size: 4 << 20,
+            write_in_flight: 4,
             read_chunk: 1 << 20,
             wal_apply_threshold: 32,
             shard_bits: omap_index::names::DEFAULT_SHARD_BITS,

@@ -27,12 +27,14 @@
 //! ```
 
 pub mod asynchronous;
+mod body;
 mod config;
 mod error;
 pub mod mailbox;
 mod store;
 mod user;
 
+pub use body::BodyReader;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use mailbox::{AppendOptions, Changes, Flags, Mailbox, Status, StoreMode, StoreResult};

@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use objstore::{CmpOp, Error as StoreError, OMAP_PAGE_MAX, ObjectStore, ReadOp, WriteOp};
-use omap_index::names::{self, Guid, shard_of, xattr};
+use omap_index::names::{self, Guid, shard_of};
 use omap_index::records::{Change, MailRecord, MailboxHeader, WalEntry, flags as flag_bits};
 use omap_index::{frame, keys};
 use rand::Rng;
 
+use crate::body::{self, BodyReader, SavedBody};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::user::MailboxInfo;
@@ -376,53 +377,21 @@ fn drop_reference(store: &dyn ObjectStore, mailbox: &Guid, rec: &MailRecord) -> 
     };
     if left.omap_page.is_some_and(|p| p.entries.is_empty()) {
         match store.write_op(&oid, &WriteOp::new().assert_version(left.version).remove()) {
-            Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
+            Ok(_) => {
+                // The first object is gone: nobody can reach the other chunks any more.
+                let objects = body::object_count(rec.psize, rec.chunk_size);
+                for n in 1..objects {
+                    match store.remove(&names::mail_chunk(&guid, n)) {
+                        Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
-}
-
-/// A mail body being written.
-struct SavedBody {
-    guid: Guid,
-    instance: u64,
-    psize: u64,
-    vsize: u64,
-    hdr_len: u64,
-    crc32: u32,
-    received: i64,
-    saved: i64,
-}
-
-/// Measures a body while it streams past: sizes, header length, crc32.
-#[derive(Default)]
-struct BodyMeter {
-    psize: u64,
-    bare_lf: u64,
-    hdr_len: Option<u64>,
-    crc: crc32fast::Hasher,
-    /// The last two bytes seen, to find line ends and the empty line across chunks.
-    last: [u8; 2],
-}
-
-impl BodyMeter {
-    fn feed(&mut self, chunk: &[u8]) {
-        self.crc.update(chunk);
-        for (i, &b) in chunk.iter().enumerate() {
-            if b == b'\n' {
-                if self.last[1] != b'\r' {
-                    self.bare_lf += 1;
-                }
-                // "\n\n" or "\n\r\n" ends the header.
-                if self.hdr_len.is_none() && (self.last[1] == b'\n' || (self.last == [b'\n', b'\r'])) {
-                    self.hdr_len = Some(self.psize + i as u64 + 1);
-                }
-            }
-            self.last = [self.last[1], b];
-        }
-        self.psize += chunk.len() as u64;
-    }
 }
 
 /// Validates keywords (IMAP flag-keyword atoms) and returns them sorted, deduplicated.
@@ -440,64 +409,6 @@ fn normalize_keywords(keywords: &[impl AsRef<str>]) -> Result<Vec<String>> {
         out.insert(k.to_string());
     }
     Ok(out.into_iter().collect())
-}
-
-/// Streams a mail body from RADOS; verifies its crc32 when read to the end.
-pub struct BodyReader {
-    store: Arc<dyn ObjectStore>,
-    oid: String,
-    pos: u64,
-    len: u64,
-    chunk: u64,
-    buf: Vec<u8>,
-    buf_pos: usize,
-    crc: crc32fast::Hasher,
-    expected_crc: u32,
-}
-
-impl BodyReader {
-    /// Total length of the body.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-    /// Whether the body is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.buf_pos == self.buf.len() {
-            if self.pos >= self.len {
-                return Ok(0);
-            }
-            let want = self.chunk.min(self.len - self.pos);
-            let data = self.store.read(&self.oid, self.pos, want).map_err(std::io::Error::other)?;
-            if data.is_empty() {
-                return Err(std::io::Error::other(format!("{}: body shorter than its record says", self.oid)));
-            }
-            self.pos += data.len() as u64;
-            self.crc.update(&data);
-            self.buf = data;
-            self.buf_pos = 0;
-            if self.pos >= self.len {
-                let got = std::mem::take(&mut self.crc).finalize();
-                if got != self.expected_crc {
-                    let e = Error::Corrupted {
-                        object: self.oid.clone(),
-                        key: None,
-                        detail: format!("body crc32 {got:08x}, record says {:08x}", self.expected_crc),
-                    };
-                    return Err(std::io::Error::other(e));
-                }
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.buf_pos);
-        out[..n].copy_from_slice(&self.buf[self.buf_pos..self.buf_pos + n]);
-        self.buf_pos += n;
-        Ok(n)
-    }
 }
 
 impl Mailbox {
@@ -640,7 +551,7 @@ impl Mailbox {
         let mut prepared = Vec::with_capacity(mails.len());
         for (mut body, options) in mails {
             let keywords = normalize_keywords(&options.keywords)?;
-            match self.save_body(body.as_mut(), options.received) {
+            match body::save(&self.store, &self.config, &self.info.guid, body.as_mut(), options.received) {
                 Ok(s) => {
                     prepared.push((options.flags, keywords));
                     saved.push(s);
@@ -670,6 +581,7 @@ impl Mailbox {
                     received: s.received,
                     saved: s.saved,
                     crc32: s.crc32,
+                    chunk_size: s.chunk_size,
                 };
                 changes.push(Change { uid, prev_modseq: 0, record: Some(record) });
                 uids.push(uid);
@@ -692,82 +604,8 @@ impl Mailbox {
 
     fn discard_bodies(&self, saved: &[SavedBody]) {
         for s in saved {
-            if let Err(e) = self.store.remove(&names::mail(&s.guid)) {
-                tracing::warn!(mail = %s.guid, "removing an unused body: {e}");
-            }
+            body::remove_objects(self.store.as_ref(), &s.guid, body::object_count(s.psize, s.chunk_size));
         }
-    }
-
-    /// Writes a body object in chunks: the first write creates it (exclusively) with its
-    /// reference, the last sets the xattrs that describe it.
-    fn save_body(&self, body: &mut dyn Read, received: Option<i64>) -> Result<SavedBody> {
-        let mut rng = rand::rng();
-        let guid = Guid(rng.random());
-        let instance: u64 = rng.random();
-        let oid = names::mail(&guid);
-        let mut meter = BodyMeter::default();
-        let chunk = self.config.write_chunk.max(1);
-        let saved_at = now();
-        let received = received.unwrap_or(saved_at);
-        // Grows to at most one chunk, as the input needs it: small mails stay small.
-        let mut buf = Vec::new();
-        let result = (|| {
-            loop {
-                buf.clear();
-                (&mut *body).take(chunk as u64).read_to_end(&mut buf).map_err(|e| Error::Input(e.to_string()))?;
-                let n = buf.len();
-                if meter.psize + n as u64 > self.config.max_mail_size {
-                    return Err(Error::TooLarge(format!("mail larger than {} bytes", self.config.max_mail_size)));
-                }
-                let offset = meter.psize;
-                meter.feed(&buf);
-                let last = n < chunk;
-                let mut op = if offset == 0 {
-                    // The first write creates the body with its reference (exclusively: a
-                    // GUID collision fails instead of overwriting).
-                    WriteOp::new()
-                        .create_exclusive()
-                        .write_full(buf.clone())
-                        .omap_set([(keys::reference(&self.info.guid, instance), Vec::new())])
-                        .set_xattr(xattr::VERSION, b"1".to_vec())
-                        .set_xattr(xattr::GUID, guid.to_string().into_bytes())
-                        .set_xattr(xattr::MAILBOX, self.info.guid.to_string().into_bytes())
-                } else if n > 0 {
-                    WriteOp::new().assert_exists().write(offset, buf.clone())
-                } else {
-                    WriteOp::new().assert_exists()
-                };
-                if last {
-                    // The last write describes the whole body (one write for most mails).
-                    let num = |v: u64| v.to_string().into_bytes();
-                    op = op
-                        .set_xattr(xattr::RECEIVED, received.to_string().into_bytes())
-                        .set_xattr(xattr::SAVED, saved_at.to_string().into_bytes())
-                        .set_xattr(xattr::PSIZE, num(meter.psize))
-                        .set_xattr(xattr::VSIZE, num(meter.psize + meter.bare_lf))
-                        .set_xattr(xattr::HDR_LEN, num(meter.hdr_len.unwrap_or(meter.psize)))
-                        .set_xattr(xattr::CRC32, format!("{:08x}", meter.crc.clone().finalize()).into_bytes());
-                }
-                self.store.write_op(&oid, &op)?;
-                if last {
-                    return Ok(());
-                }
-            }
-        })();
-        if let Err(e) = result {
-            let _ = self.store.remove(&oid);
-            return Err(e);
-        }
-        Ok(SavedBody {
-            guid,
-            instance,
-            psize: meter.psize,
-            vsize: meter.psize + meter.bare_lf,
-            hdr_len: meter.hdr_len.unwrap_or(meter.psize),
-            crc32: meter.crc.finalize(),
-            received,
-            saved: saved_at,
-        })
     }
 
     /// Changes flags and keywords of the given UIDs (missing UIDs are ignored). With
@@ -967,43 +805,22 @@ impl Mailbox {
         })
     }
 
-    fn body_oid(&self, uid: u32) -> Result<(String, MailRecord)> {
+    fn body_of(&self, uid: u32) -> Result<(Guid, MailRecord)> {
         let rec = self.record(uid)?.ok_or_else(|| Error::NotFound(format!("UID {uid} in {}", self.info.name)))?;
         let guid = Guid::from_slice(&rec.mail_guid).map_err(|e| Error::corrupted(&self.head, &keys::record(uid), e))?;
-        Ok((names::mail(&guid), rec))
+        Ok((guid, rec))
     }
 
     /// Streams a whole body; the crc32 is verified when it has been read to the end.
     pub fn open_body(&self, uid: u32) -> Result<BodyReader> {
-        let (oid, rec) = self.body_oid(uid)?;
-        Ok(BodyReader {
-            store: self.store.clone(),
-            oid,
-            pos: 0,
-            len: rec.psize,
-            chunk: self.config.read_chunk.max(1) as u64,
-            buf: Vec::new(),
-            buf_pos: 0,
-            crc: crc32fast::Hasher::new(),
-            expected_crc: rec.crc32,
-        })
+        let (guid, rec) = self.body_of(uid)?;
+        Ok(BodyReader::from_rados(self.store.clone(), guid, rec, self.config.read_chunk as u64))
     }
 
     /// `len` bytes of a body from `offset` (fewer at its end).
     pub fn read_range(&self, uid: u32, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let (oid, rec) = self.body_oid(uid)?;
-        let len = len.min(rec.psize.saturating_sub(offset));
-        let mut out = Vec::with_capacity(len as usize);
-        let chunk = self.config.read_chunk.max(1) as u64;
-        while (out.len() as u64) < len {
-            let at = offset + out.len() as u64;
-            let part = self.store.read(&oid, at, chunk.min(len - out.len() as u64))?;
-            if part.is_empty() {
-                return Err(Error::Corrupted { object: oid, key: None, detail: "body shorter than its record".into() });
-            }
-            out.extend_from_slice(&part);
-        }
-        Ok(out)
+        let (guid, rec) = self.body_of(uid)?;
+        body::read_range(self.store.as_ref(), &guid, &rec, offset, len, self.config.read_chunk.max(1) as u64)
     }
 
     /// The header of a mail, with the empty line that ends it.

@@ -18,6 +18,7 @@ macro_rules! mail_cases {
             copy_shares_the_body, move_leaves_source_empty, reopen_sees_the_same_state,
             sharded_mailbox_stays_consistent, corrupted_record_is_reported, bad_input_is_refused,
             concurrent_writers_in_one_process, reopening_costs_one_read, chunk_boundaries_round_trip,
+            multi_object_bodies,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -279,7 +280,7 @@ pub fn corrupted_record_is_reported(store: &MailStore, user: &str) {
 
 /// Oversize mails and bad keywords are refused, and leave nothing behind.
 pub fn bad_input_is_refused(store: &MailStore, user: &str) {
-    let config = rados_mail::Config { max_mail_size: 1000, write_chunk: 300, ..store.config().clone() };
+    let config = rados_mail::Config { max_mail_size: 1000, chunk_size: 300, ..store.config().clone() };
     let small = MailStore::new(store_pool(store), config);
     let (u, m) = mailbox(&small, user, "INBOX");
     assert!(matches!(m.append(&[b'x'; 1001][..], Default::default()), Err(Error::TooLarge(_))));
@@ -289,7 +290,9 @@ pub fn bad_input_is_refused(store: &MailStore, user: &str) {
     assert!(matches!(m.store(&[1], StoreMode::Add, Flags::NONE, &["\\Seen"], None), Err(Error::InvalidInput(_))));
     let mails: Vec<String> =
         u.store().list_objects().unwrap().map(Result::unwrap).filter(|o| o.starts_with("mail.")).collect();
-    assert_eq!(mails.len(), 1, "only the accepted mail has a body object: {mails:?}");
+    let bodies: BTreeSet<&str> = mails.iter().map(|o| &o[..37]).collect();
+    assert_eq!(bodies.len(), 1, "only the accepted mail has body objects: {mails:?}");
+    assert_eq!(mails.len(), 4, "1,000 bytes in 300-byte chunks: {mails:?}");
 }
 
 /// Threads with their own handles append and flag at once: no UID twice, none lost.
@@ -360,7 +363,7 @@ pub fn reopening_costs_one_read(store: &MailStore, user: &str) {
 /// Bodies written and read in chunks of 64 bytes: sizes around the chunk size come back
 /// exactly, with the right sizes and crc.
 pub fn chunk_boundaries_round_trip(store: &MailStore, user: &str) {
-    let config = rados_mail::Config { write_chunk: 64, read_chunk: 64, ..store.config().clone() };
+    let config = rados_mail::Config { chunk_size: 64, read_chunk: 64, ..store.config().clone() };
     let small = MailStore::new(store_pool(store), config);
     let (_, m) = mailbox(&small, user, "INBOX");
     for len in [0usize, 1, 63, 64, 65, 128, 129, 1000] {
@@ -373,4 +376,32 @@ pub fn chunk_boundaries_round_trip(store: &MailStore, user: &str) {
         assert_eq!(rec.crc32, crc32fast::hash(&mail));
         assert_eq!(m.read_range(uid, 60, 10).unwrap(), mail[len.min(60)..len.min(70)]);
     }
+}
+
+/// A mail larger than one chunk spans several objects, reads back as one stream, and all of
+/// its objects go when its last reference does.
+pub fn multi_object_bodies(store: &MailStore, user: &str) {
+    let config = rados_mail::Config { chunk_size: 1000, read_chunk: 300, write_in_flight: 2, ..store.config().clone() };
+    let small = MailStore::new(store_pool(store), config);
+    let (u, m) = mailbox(&small, user, "INBOX");
+    let ns = u.store().clone();
+    let mail_objects = || -> Vec<String> {
+        let mut v: Vec<String> =
+            ns.list_objects().unwrap().map(Result::unwrap).filter(|o| o.starts_with("mail.")).collect();
+        v.sort();
+        v
+    };
+    for len in [999usize, 1000, 1001, 2000, 2001, 10_500] {
+        let mail: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let uid = m.append(&mail[..], Default::default()).unwrap();
+        assert!(body(&m, uid) == mail, "{len} bytes");
+        assert_eq!(m.read_range(uid, 990, 20).unwrap(), mail[990.min(len)..1010.min(len)], "across a chunk edge");
+    }
+    // 1 + 1 + 2 + 2 + 3 + 11 objects.
+    assert_eq!(mail_objects().len(), 20);
+    let big = m.record(6).unwrap().unwrap();
+    let guid = rados_mail::Guid::from_slice(&big.mail_guid).unwrap();
+    assert!(mail_objects().contains(&format!("mail.{guid}.000a")));
+    m.expunge(&[1, 2, 3, 4, 5, 6]).unwrap();
+    assert_eq!(mail_objects(), Vec::<String>::new(), "every chunk object went with its mail");
 }

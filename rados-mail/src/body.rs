@@ -1,0 +1,318 @@
+//! Mail bodies in RADOS: written in chunks of `chunk_size` bytes, one object per chunk
+//! (`mail.<guid>`, `mail.<guid>.0001`, ...), the chunks after the first written
+//! concurrently; read back as one stream. Neither direction holds a whole mail in memory.
+//!
+//! The first object carries the references and the xattrs that describe the body; it is
+//! written first and described last, and the index commits a record only after every chunk
+//! is written, so a partly written mail is never visible: a crash leaves objects no record
+//! points to, which `check` reports.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::executor::block_on;
+use futures::stream::FuturesUnordered;
+use objstore::{Error as StoreError, ObjectStore, WriteOp};
+use omap_index::keys;
+use omap_index::names::{self, Guid, xattr};
+use omap_index::records::MailRecord;
+use rand::Rng;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// A body written to RADOS, not yet in any index.
+pub(crate) struct SavedBody {
+    pub guid: Guid,
+    pub instance: u64,
+    pub psize: u64,
+    pub vsize: u64,
+    pub hdr_len: u64,
+    pub crc32: u32,
+    pub received: i64,
+    pub saved: i64,
+    pub chunk_size: u64,
+}
+
+/// Measures a body while it streams past: sizes, header length, crc32.
+#[derive(Default)]
+struct BodyMeter {
+    psize: u64,
+    bare_lf: u64,
+    hdr_len: Option<u64>,
+    crc: crc32fast::Hasher,
+    /// The last two bytes seen, to find line ends and the empty line across chunks.
+    last: [u8; 2],
+}
+
+impl BodyMeter {
+    fn feed(&mut self, chunk: &[u8]) {
+        self.crc.update(chunk);
+        for (i, &b) in chunk.iter().enumerate() {
+            if b == b'\n' {
+                if self.last[1] != b'\r' {
+                    self.bare_lf += 1;
+                }
+                // "\n\n" or "\n\r\n" ends the header.
+                if self.hdr_len.is_none() && (self.last[1] == b'\n' || (self.last == [b'\n', b'\r'])) {
+                    self.hdr_len = Some(self.psize + i as u64 + 1);
+                }
+            }
+            self.last = [self.last[1], b];
+        }
+        self.psize += chunk.len() as u64;
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Streams `body` into a new body object (and chunk objects), referenced by `mailbox`.
+pub(crate) fn save(
+    store: &Arc<dyn ObjectStore>,
+    config: &Config,
+    mailbox: &Guid,
+    body: &mut dyn Read,
+    received: Option<i64>,
+) -> Result<SavedBody> {
+    let mut rng = rand::rng();
+    let guid = Guid(rng.random());
+    let instance: u64 = rng.random();
+    let chunk = config.chunk_size.max(1);
+    let saved = now();
+    let received = received.unwrap_or(saved);
+    let mut meter = BodyMeter::default();
+    let mut objects = 0u64; // objects written (or being written)
+    let mut described = false;
+    let mut in_flight = FuturesUnordered::new();
+    let result = (|| {
+        loop {
+            // Grows to at most one chunk, as the input needs it: small mails stay small.
+            let mut buf = Vec::new();
+            (&mut *body).take(chunk as u64).read_to_end(&mut buf).map_err(|e| Error::Input(e.to_string()))?;
+            if meter.psize + buf.len() as u64 > config.max_mail_size {
+                return Err(Error::TooLarge(format!("mail larger than {} bytes", config.max_mail_size)));
+            }
+            meter.feed(&buf);
+            let last = buf.len() < chunk;
+            if objects == 0 {
+                // Created exclusively (a GUID collision fails instead of overwriting), with
+                // this mailbox's reference; described now if it is the whole body.
+                let mut op = WriteOp::new()
+                    .create_exclusive()
+                    .write_full(buf)
+                    .omap_set([(keys::reference(mailbox, instance), Vec::new())])
+                    .set_xattr(xattr::VERSION, b"1".to_vec())
+                    .set_xattr(xattr::GUID, guid.to_string().into_bytes())
+                    .set_xattr(xattr::MAILBOX, mailbox.to_string().into_bytes());
+                if last {
+                    op = describe(op, &meter, chunk as u64, 1, received, saved);
+                    described = true;
+                }
+                store.write_op(&names::mail(&guid), &op)?;
+                objects = 1;
+            } else if !buf.is_empty() {
+                while in_flight.len() >= config.write_in_flight.max(1) {
+                    block_on(in_flight.next()).expect("not empty")?;
+                }
+                let op = WriteOp::new().create_exclusive().write_full(buf);
+                in_flight.push(store.write_op_async(&names::mail_chunk(&guid, objects), op));
+                objects += 1;
+            }
+            if last {
+                break;
+            }
+        }
+        while let Some(done) = block_on(in_flight.next()) {
+            done?;
+        }
+        if !described {
+            let op = describe(WriteOp::new().assert_exists(), &meter, chunk as u64, objects, received, saved);
+            store.write_op(&names::mail(&guid), &op)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        // Let every write in flight finish before removing what was written.
+        while block_on(in_flight.next()).is_some() {}
+        remove_objects(store.as_ref(), &guid, objects);
+        return Err(e);
+    }
+    Ok(SavedBody {
+        guid,
+        instance,
+        psize: meter.psize,
+        vsize: meter.psize + meter.bare_lf,
+        hdr_len: meter.hdr_len.unwrap_or(meter.psize),
+        crc32: meter.crc.finalize(),
+        received,
+        saved,
+        chunk_size: chunk as u64,
+    })
+}
+
+/// Adds the xattrs that describe a complete body.
+fn describe(op: WriteOp, m: &BodyMeter, chunk: u64, objects: u64, received: i64, saved: i64) -> WriteOp {
+    let num = |v: u64| v.to_string().into_bytes();
+    op.set_xattr(xattr::RECEIVED, received.to_string().into_bytes())
+        .set_xattr(xattr::SAVED, saved.to_string().into_bytes())
+        .set_xattr(xattr::PSIZE, num(m.psize))
+        .set_xattr(xattr::VSIZE, num(m.psize + m.bare_lf))
+        .set_xattr(xattr::HDR_LEN, num(m.hdr_len.unwrap_or(m.psize)))
+        .set_xattr(xattr::CRC32, format!("{:08x}", m.crc.clone().finalize()).into_bytes())
+        .set_xattr(xattr::CHUNK_SIZE, num(chunk))
+        .set_xattr(xattr::CHUNKS, num(objects))
+}
+
+/// How many objects a body of `psize` bytes spans.
+pub(crate) fn object_count(psize: u64, chunk_size: u64) -> u64 {
+    if chunk_size == 0 { 1 } else { psize.div_ceil(chunk_size).max(1) }
+}
+
+/// Removes the objects of a body (best effort: what is left is an orphan for `check`).
+pub(crate) fn remove_objects(store: &dyn ObjectStore, guid: &Guid, objects: u64) {
+    for n in (0..objects).rev() {
+        match store.remove(&names::mail_part(guid, n)) {
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(mail = %guid, "removing body object {n}: {e}"),
+        }
+    }
+}
+
+/// Where byte `offset` of a body lives: (object index, offset in it, bytes left in it).
+fn locate(offset: u64, chunk_size: u64) -> (u64, u64, u64) {
+    match (offset.checked_div(chunk_size), offset.checked_rem(chunk_size)) {
+        (Some(n), Some(within)) => (n, within, chunk_size - within),
+        _ => (0, offset, u64::MAX - offset), // chunk_size 0: one object
+    }
+}
+
+/// Reads up to `len` bytes at `offset` of a body (one RADOS read, within one object).
+fn read_some(store: &dyn ObjectStore, guid: &Guid, rec: &MailRecord, offset: u64, len: u64) -> Result<Vec<u8>> {
+    let (n, within, left) = locate(offset, rec.chunk_size);
+    let oid = names::mail_part(guid, n);
+    let part = store.read(&oid, within, len.min(left))?;
+    if part.is_empty() && len > 0 {
+        return Err(Error::Corrupted { object: oid, key: None, detail: "body shorter than its record".into() });
+    }
+    Ok(part)
+}
+
+/// `len` bytes of a body from `offset` (fewer at its end), read `read_chunk` at a time.
+pub(crate) fn read_range(
+    store: &dyn ObjectStore,
+    guid: &Guid,
+    rec: &MailRecord,
+    offset: u64,
+    len: u64,
+    read_chunk: u64,
+) -> Result<Vec<u8>> {
+    let len = len.min(rec.psize.saturating_sub(offset));
+    let mut out = Vec::with_capacity(len as usize);
+    while (out.len() as u64) < len {
+        let part = read_some(store, guid, rec, offset + out.len() as u64, read_chunk.min(len - out.len() as u64))?;
+        out.extend_from_slice(&part);
+    }
+    Ok(out)
+}
+
+/// Streams a whole body from RADOS (or from memory, when it came from the cache); verifies
+/// its crc32 when read to the end.
+pub struct BodyReader {
+    source: Source,
+    pos: u64,
+    len: u64,
+    buf: Vec<u8>,
+    buf_pos: usize,
+    crc: crc32fast::Hasher,
+    expected_crc: u32,
+}
+
+enum Source {
+    Rados {
+        store: Arc<dyn ObjectStore>,
+        guid: Guid,
+        rec: MailRecord,
+        read_chunk: u64,
+    },
+    // Constructed once the body cache serves reads (next commit).
+    #[allow(dead_code)]
+    Memory(Arc<[u8]>),
+}
+
+impl BodyReader {
+    pub(crate) fn from_rados(store: Arc<dyn ObjectStore>, guid: Guid, rec: MailRecord, read_chunk: u64) -> BodyReader {
+        let (len, expected_crc) = (rec.psize, rec.crc32);
+        let source = Source::Rados { store, guid, rec, read_chunk: read_chunk.max(1) };
+        BodyReader { source, pos: 0, len, buf: Vec::new(), buf_pos: 0, crc: crc32fast::Hasher::new(), expected_crc }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn from_memory(body: Arc<[u8]>, crc32: u32) -> BodyReader {
+        let len = body.len() as u64;
+        BodyReader {
+            source: Source::Memory(body),
+            pos: 0,
+            len,
+            buf: Vec::new(),
+            buf_pos: 0,
+            crc: crc32fast::Hasher::new(),
+            expected_crc: crc32,
+        }
+    }
+
+    /// Total length of the body.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn next_part(&mut self) -> Result<Vec<u8>> {
+        match &self.source {
+            Source::Rados { store, guid, rec, read_chunk } => {
+                read_some(store.as_ref(), guid, rec, self.pos, (*read_chunk).min(self.len - self.pos))
+            }
+            Source::Memory(bytes) => Ok(bytes[self.pos as usize..].to_vec()),
+        }
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buf_pos == self.buf.len() {
+            if self.pos >= self.len {
+                return Ok(0);
+            }
+            let data = self.next_part().map_err(std::io::Error::other)?;
+            self.pos += data.len() as u64;
+            self.crc.update(&data);
+            self.buf = data;
+            self.buf_pos = 0;
+            if self.pos >= self.len {
+                let got = std::mem::take(&mut self.crc).finalize();
+                if got != self.expected_crc {
+                    let what = match &self.source {
+                        Source::Rados { guid, .. } => names::mail(guid),
+                        Source::Memory(_) => "(cached body)".into(),
+                    };
+                    let e = Error::Corrupted {
+                        object: what,
+                        key: None,
+                        detail: format!("body crc32 {got:08x}, record says {:08x}", self.expected_crc),
+                    };
+                    return Err(std::io::Error::other(e));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.buf_pos);
+        out[..n].copy_from_slice(&self.buf[self.buf_pos..self.buf_pos + n]);
+        self.buf_pos += n;
+        Ok(n)
+    }
+}
