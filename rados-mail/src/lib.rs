@@ -28,6 +28,7 @@
 
 pub mod asynchronous;
 mod body;
+pub mod check;
 mod config;
 mod error;
 pub mod mailbox;

@@ -18,7 +18,7 @@ macro_rules! mail_cases {
             copy_shares_the_body, move_leaves_source_empty, reopen_sees_the_same_state,
             sharded_mailbox_stays_consistent, corrupted_record_is_reported, bad_input_is_refused,
             concurrent_writers_in_one_process, reopening_costs_one_read, chunk_boundaries_round_trip,
-            multi_object_bodies,
+            multi_object_bodies, interrupted_save_is_invisible_and_found, check_is_clean_after_normal_use,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -404,4 +404,50 @@ pub fn multi_object_bodies(store: &MailStore, user: &str) {
     assert!(mail_objects().contains(&format!("mail.{guid}.000a")));
     m.expunge(&[1, 2, 3, 4, 5, 6]).unwrap();
     assert_eq!(mail_objects(), Vec::<String>::new(), "every chunk object went with its mail");
+}
+
+/// A save cut short by an outage (after some of its chunks were written) is never visible;
+/// what it left behind is reported by `check` as orphans, not as damage.
+pub fn interrupted_save_is_invisible_and_found(store: &MailStore, user: &str) {
+    use rados_mail::objstore::{FaultMode, FaultyStore};
+    let faulty = FaultyStore::new(store_pool(store));
+    let config = rados_mail::Config { chunk_size: 100, write_in_flight: 2, ..store.config().clone() };
+    let flaky = MailStore::new(std::sync::Arc::new(faulty.clone()), config);
+    let (u, m) = mailbox(&flaky, user, "INBOX");
+    m.append(&b"Subject: ok\n\nfine\n"[..], Default::default()).unwrap();
+    faulty.fail_after(4, FaultMode::Unavailable);
+    let err = m.append(&[b'y'; 1000][..], Default::default()).unwrap_err();
+    assert!(err.is_temporary(), "{err:?}");
+    faulty.heal();
+    assert_eq!(m.uids(), [1]);
+    let elsewhere = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    assert_eq!(elsewhere.uids(), [1], "the partial mail is not visible anywhere");
+    let report = rados_mail::check::check_user(&u).unwrap();
+    assert_eq!((report.records, report.bodies), (1, 2), "{report:?}");
+    assert_eq!(report.orphan_bodies.len(), 1, "{report:?}");
+    assert!(!report.has_damage(), "{report:?}");
+    assert_eq!(m.append(&b"again"[..], Default::default()).unwrap(), 2);
+}
+
+/// Appends, copies, moves and expunges leave nothing behind.
+pub fn check_is_clean_after_normal_use(store: &MailStore, user: &str) {
+    let config = rados_mail::Config { chunk_size: 50, ..store.config().clone() };
+    let small = MailStore::new(store_pool(store), config);
+    let (u, inbox) = mailbox(&small, user, "INBOX");
+    u.create_mailbox("Other").unwrap();
+    let other = u.open_mailbox("Other").unwrap();
+    for i in 0..6u32 {
+        inbox.append(format!("mail {i} {}", "z".repeat(i as usize * 40)).as_bytes(), Default::default()).unwrap();
+    }
+    inbox.copy_to(&[1, 2, 3], &other).unwrap();
+    inbox.move_to(&[4], &other).unwrap();
+    inbox.expunge(&[1, 5]).unwrap();
+    other.expunge(&[2]).unwrap();
+    let report = rados_mail::check::check_user(&u).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!((report.mailboxes, report.records), (2, 6));
+    u.delete_mailbox("Other").unwrap();
+    let report = rados_mail::check::check_user(&u).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.records, 3);
 }
