@@ -47,6 +47,9 @@ set -e
 step "benchmark smoke run: library vs rados bench (--quick; full runs: benches/README.md)"
 cargo run -q -p rados-mail-benches --bin store-bench -- --quick || status=1
 
+step "benchmark: peak RSS saving and fetching a 1 GiB mail (goal: < 64 MiB above baseline)"
+cargo run -q --release -p rados-mail-benches --bin mail-rss || status=1
+
 # One closing line for the whole run, summed over every test binary and doc-test run.
 sum() { grep -oE "[0-9]+ $1" "$log" | awk '{n += $1} END {print n + 0}'; }
 step "all steps done in $((SECONDS - t0)) s"

@@ -235,9 +235,29 @@ pub(crate) async fn write(io: Arc<IoCtx>, oid: &str, op: &WriteOp) -> Result<u64
     op.validate(oid)?;
     let slot = slot(&io).await;
     let (pending, rx) = start_write(&io, slot, oid, op)?;
+    finish_write(pending, rx, oid, guard_kinds(&op.guards)).await
+}
+
+/// [`write`] of an owned operation: its buffers are freed as soon as librados has copied
+/// them, before the round trip, so that many large writes in flight hold one copy each.
+pub(crate) async fn write_owned(io: Arc<IoCtx>, oid: String, op: WriteOp) -> Result<u64> {
+    op.validate(&oid)?;
+    let slot = slot(&io).await;
+    let (pending, rx) = start_write(&io, slot, &oid, &op)?;
+    let guards = guard_kinds(&op.guards);
+    drop(op);
+    finish_write(pending, rx, &oid, guards).await
+}
+
+async fn finish_write(
+    pending: Arc<Pending>,
+    rx: oneshot::Receiver<Arc<Pending>>,
+    oid: &str,
+    guards: GuardKinds,
+) -> Result<u64> {
     let _callback_ref = rx.await.map_err(|_| Error::Unavailable("librados dropped a completion".into()))?;
     let (rc, version) = pending.outcome();
-    op_result(rc, oid, guard_kinds(&op.guards), "write")?;
+    op_result(rc, oid, guards, "write")?;
     Ok(version)
 }
 

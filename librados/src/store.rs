@@ -60,8 +60,7 @@ impl ObjectStore for RadosStore {
     }
 
     fn write_op_async(&self, oid: &str, op: WriteOp) -> BoxFuture<'static, Result<u64>> {
-        let (io, oid) = (self.io.clone(), oid.to_string());
-        async move { aio::write(io, &oid, &op).await }.boxed()
+        aio::write_owned(self.io.clone(), oid.to_string(), op).boxed()
     }
 
     fn read_op_async(&self, oid: &str, op: ReadOp) -> BoxFuture<'static, Result<ReadResult>> {

@@ -89,8 +89,8 @@ pub(crate) fn save(
     let mut in_flight = FuturesUnordered::new();
     let result = (|| {
         loop {
-            // Grows to at most one chunk, as the input needs it: small mails stay small.
-            let mut buf = Vec::new();
+            // Only the pages the input fills become resident: small mails stay small.
+            let mut buf = Vec::with_capacity(chunk);
             (&mut *body).take(chunk as u64).read_to_end(&mut buf).map_err(|e| Error::Input(e.to_string()))?;
             if meter.psize + buf.len() as u64 > config.max_mail_size {
                 return Err(Error::TooLarge(format!("mail larger than {} bytes", config.max_mail_size)));
