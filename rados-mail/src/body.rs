@@ -231,14 +231,7 @@ pub struct BodyReader {
 }
 
 enum Source {
-    Rados {
-        store: Arc<dyn ObjectStore>,
-        guid: Guid,
-        rec: MailRecord,
-        read_chunk: u64,
-    },
-    // Constructed once the body cache serves reads (next commit).
-    #[allow(dead_code)]
+    Rados { store: Arc<dyn ObjectStore>, guid: Guid, rec: MailRecord, read_chunk: u64 },
     Memory(Arc<[u8]>),
 }
 
@@ -249,7 +242,6 @@ impl BodyReader {
         BodyReader { source, pos: 0, len, buf: Vec::new(), buf_pos: 0, crc: crc32fast::Hasher::new(), expected_crc }
     }
 
-    #[allow(dead_code)]
     pub(crate) fn from_memory(body: Arc<[u8]>, crc32: u32) -> BodyReader {
         let len = body.len() as u64;
         BodyReader {

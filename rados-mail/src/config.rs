@@ -27,6 +27,8 @@ pub struct Config {
     /// Mailbox views kept in memory per process, so that reopening a mailbox that did not
     /// change costs one read of its head object (default 256).
     pub view_cache_mailboxes: usize,
+    /// The local cache of mail bodies (memory, and optionally a directory on disk).
+    pub cache: crate::cache::CacheConfig,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
             shard_bits: omap_index::names::DEFAULT_SHARD_BITS,
             max_attempts: 200,
             view_cache_mailboxes: 256,
+            cache: crate::cache::CacheConfig::default(),
         }
     }
 }

@@ -28,6 +28,7 @@
 
 pub mod asynchronous;
 mod body;
+pub mod cache;
 pub mod check;
 mod config;
 mod error;
@@ -42,5 +43,5 @@ pub use mailbox::{AppendOptions, Changes, Flags, Mailbox, Status, StoreMode, Sto
 pub use objstore;
 pub use omap_index::names::Guid;
 pub use omap_index::records::MailRecord;
-pub use store::MailStore;
+pub use store::{MailStore, Stats};
 pub use user::{MailboxInfo, User};

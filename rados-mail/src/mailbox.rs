@@ -18,8 +18,10 @@ use omap_index::{frame, keys};
 use rand::Rng;
 
 use crate::body::{self, BodyReader, SavedBody};
+use crate::cache::BodyCache;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::store::Caches;
 use crate::user::MailboxInfo;
 
 /// IMAP system flags of a mail.
@@ -155,6 +157,8 @@ pub struct Mailbox {
     head: String,
     /// Shared by every handle on this mailbox in the process (through the [`ViewCache`]).
     view: Arc<Mutex<View>>,
+    /// The process's body cache.
+    bodies: Arc<BodyCache>,
 }
 
 /// The per-process cache of mailbox views, keyed by namespace and mailbox GUID. A view in
@@ -417,12 +421,13 @@ impl Mailbox {
         store: Arc<dyn ObjectStore>,
         config: Arc<Config>,
         info: MailboxInfo,
-        cache: &ViewCache,
+        caches: &Caches,
     ) -> Result<Mailbox> {
         let head = names::mailbox_head(&info.guid);
         let key = (store.namespace().to_string(), info.guid);
-        if let Some(view) = cache.0.get(&key) {
-            let mailbox = Mailbox { store, config, info, head, view };
+        let bodies = caches.bodies.clone();
+        if let Some(view) = caches.views.0.get(&key) {
+            let mailbox = Mailbox { store, config, info, head, view, bodies };
             let mut view = mailbox.lock();
             match mailbox.refresh(&mut view) {
                 Ok(_) => {
@@ -438,8 +443,8 @@ impl Mailbox {
             e => e,
         })?;
         let view = Arc::new(Mutex::new(load_view(store.as_ref(), &head, &info.guid, snapshot, config.max_attempts)?));
-        cache.0.insert(key, view.clone());
-        Ok(Mailbox { store, config, info, head, view })
+        caches.views.0.insert(key, view.clone());
+        Ok(Mailbox { store, config, info, head, view, bodies })
     }
 
     /// The mailbox as listed.
@@ -811,15 +816,53 @@ impl Mailbox {
         Ok((guid, rec))
     }
 
-    /// Streams a whole body; the crc32 is verified when it has been read to the end.
+    /// A small body from the cache, or read whole from RADOS (crc32 verified) and cached;
+    /// `None` for bodies too large to cache, which are always streamed.
+    fn cached_body(&self, guid: &Guid, rec: &MailRecord) -> Result<Option<Arc<[u8]>>> {
+        if rec.psize > self.config.cache.max_item_bytes || self.config.cache.memory_bytes == 0 {
+            return Ok(None);
+        }
+        if let Some(hit) = self.bodies.get(guid, rec.crc32, rec.psize) {
+            return Ok(Some(hit));
+        }
+        let bytes =
+            body::read_range(self.store.as_ref(), guid, rec, 0, rec.psize, self.config.read_chunk.max(1) as u64)?;
+        let crc = crc32fast::hash(&bytes);
+        if crc != rec.crc32 || bytes.len() as u64 != rec.psize {
+            return Err(Error::Corrupted {
+                object: names::mail(guid),
+                key: None,
+                detail: format!(
+                    "body crc32 {crc:08x} / {} bytes, record says {:08x} / {}",
+                    bytes.len(),
+                    rec.crc32,
+                    rec.psize
+                ),
+            });
+        }
+        let bytes: Arc<[u8]> = bytes.into();
+        self.bodies.put(guid, bytes.clone());
+        Ok(Some(bytes))
+    }
+
+    /// Streams a whole body; the crc32 is verified when it has been read to the end. Small
+    /// bodies come from (and go to) the local cache: a cache hit costs no RADOS operation.
     pub fn open_body(&self, uid: u32) -> Result<BodyReader> {
         let (guid, rec) = self.body_of(uid)?;
+        if let Some(bytes) = self.cached_body(&guid, &rec)? {
+            return Ok(BodyReader::from_memory(bytes, rec.crc32));
+        }
         Ok(BodyReader::from_rados(self.store.clone(), guid, rec, self.config.read_chunk as u64))
     }
 
-    /// `len` bytes of a body from `offset` (fewer at its end).
+    /// `len` bytes of a body from `offset` (fewer at its end); from the cache when small.
     pub fn read_range(&self, uid: u32, offset: u64, len: u64) -> Result<Vec<u8>> {
         let (guid, rec) = self.body_of(uid)?;
+        if let Some(bytes) = self.cached_body(&guid, &rec)? {
+            let start = (offset as usize).min(bytes.len());
+            let end = start.saturating_add(len.min(usize::MAX as u64) as usize).min(bytes.len());
+            return Ok(bytes[start..end].to_vec());
+        }
         body::read_range(self.store.as_ref(), &guid, &rec, offset, len, self.config.read_chunk.max(1) as u64)
     }
 

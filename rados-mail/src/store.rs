@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use objstore::{MemoryStore, ObjectStore};
+use objstore::{CountingStore, MemoryStore, ObjectStore, OpCounts};
 use omap_index::names::user_namespace;
 
+use crate::cache::{BodyCache, CacheConfig, CacheStats};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::mailbox::ViewCache;
@@ -14,16 +15,60 @@ use crate::user::User;
 #[derive(Debug, Clone)]
 pub struct MailStore {
     pool: Arc<dyn ObjectStore>,
+    /// The same pool, counting round trips for [`MailStore::stats`].
+    counting: CountingStore,
     config: Arc<Config>,
-    views: ViewCache,
+    caches: Caches,
+}
+
+/// The per-process caches, shared by every user and mailbox of a [`MailStore`].
+#[derive(Debug, Clone)]
+pub(crate) struct Caches {
+    /// Mailbox index views.
+    pub views: ViewCache,
+    /// Mail bodies.
+    pub bodies: Arc<BodyCache>,
+}
+
+/// Counters of a [`MailStore`]: its body cache and its RADOS round trips.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Body cache hits, misses, sizes, evictions.
+    pub cache: CacheStats,
+    /// RADOS operations by kind.
+    pub rados: OpCounts,
 }
 
 impl MailStore {
     /// A mail store over any object store (the namespace of `pool` is ignored: every user
     /// gets a namespace of their own).
+    ///
+    /// If the disk tier of the body cache cannot be set up (its directory cannot be
+    /// created), the store runs with the memory tier only and logs the error; use
+    /// [`MailStore::try_new`] to fail instead.
     pub fn new(pool: Arc<dyn ObjectStore>, config: Config) -> MailStore {
+        match MailStore::try_new(pool.clone(), config.clone()) {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::error!("body cache disk tier disabled: {e}");
+                let config = Config { cache: CacheConfig { disk_dir: None, ..config.cache.clone() }, ..config };
+                MailStore::try_new(pool, config).expect("a memory-only cache cannot fail")
+            }
+        }
+    }
+
+    /// [`MailStore::new`], failing when the body cache's disk tier cannot be set up.
+    pub fn try_new(pool: Arc<dyn ObjectStore>, config: Config) -> Result<MailStore> {
+        let bodies = Arc::new(BodyCache::new(&config.cache)?);
         let views = ViewCache::new(config.view_cache_mailboxes);
-        MailStore { pool, config: Arc::new(config), views }
+        let counting = CountingStore::new(pool);
+        let pool: Arc<dyn ObjectStore> = Arc::new(counting.clone());
+        Ok(MailStore { pool, counting, config: Arc::new(config), caches: Caches { views, bodies } })
+    }
+
+    /// Counters: body cache and RADOS round trips since the store was made.
+    pub fn stats(&self) -> Stats {
+        Stats { cache: self.caches.bodies.stats(), rados: self.counting.counts() }
     }
 
     /// Connects to a Ceph cluster.
@@ -53,7 +98,7 @@ impl MailStore {
     pub fn user(&self, name: &str) -> Result<User> {
         check_user_name(name)?;
         let store = self.pool.with_namespace(&user_namespace(&self.config.namespace_prefix, name))?;
-        Ok(User::new(store, self.config.clone(), name, self.views.clone()))
+        Ok(User::new(store, self.config.clone(), name, self.caches.clone()))
     }
 }
 

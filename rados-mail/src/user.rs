@@ -25,8 +25,8 @@ use omap_index::records::{ListCounters, MailboxEntry};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::mailbox::ViewCache;
 use crate::mailbox::{self, Mailbox};
+use crate::store::Caches;
 
 /// The name of the inbox; any casing of it is normalized to this one.
 const INBOX: &str = "INBOX";
@@ -65,14 +65,14 @@ pub struct User {
     store: Arc<dyn ObjectStore>,
     config: Arc<Config>,
     name: String,
-    /// The process's cache of mailbox views, shared with the [`crate::MailStore`].
-    views: ViewCache,
+    /// The process's caches, shared with the [`crate::MailStore`].
+    caches: Caches,
 }
 
 impl User {
     /// A user whose objects live in `store` (the user's namespace).
-    pub(crate) fn new(store: Arc<dyn ObjectStore>, config: Arc<Config>, name: &str, views: ViewCache) -> User {
-        User { store, config, name: name.to_string(), views }
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, config: Arc<Config>, name: &str, caches: Caches) -> User {
+        User { store, config, name: name.to_string(), caches }
     }
 
     /// The user name.
@@ -389,7 +389,7 @@ impl User {
     /// Opens a mailbox; [`Error::NotFound`] if it does not exist.
     pub fn open_mailbox(&self, name: &str) -> Result<Mailbox> {
         let info = self.mailbox_info(name)?;
-        Mailbox::open(self.store.clone(), self.config.clone(), info, &self.views)
+        Mailbox::open(self.store.clone(), self.config.clone(), info, &self.caches)
     }
 
     /// Opens a mailbox known from an earlier listing, without looking its name up again:
@@ -397,7 +397,7 @@ impl User {
     /// (the head object). The GUID decides which mailbox opens; a mailbox deleted meanwhile
     /// is `NotFound`.
     pub fn open_mailbox_info(&self, info: &MailboxInfo) -> Result<Mailbox> {
-        Mailbox::open(self.store.clone(), self.config.clone(), info.clone(), &self.views)
+        Mailbox::open(self.store.clone(), self.config.clone(), info.clone(), &self.caches)
     }
 
     // ---- Plumbing. ----

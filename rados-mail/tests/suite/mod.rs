@@ -19,6 +19,7 @@ macro_rules! mail_cases {
             sharded_mailbox_stays_consistent, corrupted_record_is_reported, bad_input_is_refused,
             concurrent_writers_in_one_process, reopening_costs_one_read, chunk_boundaries_round_trip,
             multi_object_bodies, interrupted_save_is_invisible_and_found, check_is_clean_after_normal_use,
+            cache_hits_cost_no_rados_ops,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -450,4 +451,33 @@ pub fn check_is_clean_after_normal_use(store: &MailStore, user: &str) {
     let report = rados_mail::check::check_user(&u).unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.records, 3);
+}
+
+/// Bodies are immutable, so they are cached: a hit costs zero RADOS operations, in memory
+/// and, after a restart, from the disk tier.
+pub fn cache_hits_cost_no_rados_ops(store: &MailStore, user: &str) {
+    let dir = std::env::temp_dir().join(format!("rm-cache-{user}"));
+    let cache = rados_mail::cache::CacheConfig { disk_dir: Some(dir.clone()), ..Default::default() };
+    let config = rados_mail::Config { cache, ..store.config().clone() };
+    let mine = MailStore::new(store_pool(store), config.clone()); // private counters
+    let (_, m) = mailbox(&mine, user, "INBOX");
+    let mail = b"Subject: cache me\n\nbody\n";
+    let uid = m.append(&mail[..], Default::default()).unwrap();
+    assert_eq!(body(&m, uid), mail, "first read: a miss, from RADOS");
+    let before = mine.stats();
+    assert_eq!(body(&m, uid), mail);
+    assert_eq!(m.read_range(uid, 9, 8).unwrap(), b"cache me");
+    assert_eq!(m.header(uid).unwrap(), b"Subject: cache me\n\n");
+    let after = mine.stats();
+    assert_eq!(after.rados, before.rados, "cache hits cost no RADOS operation");
+    assert_eq!(after.cache.memory_hits - before.cache.memory_hits, 3);
+    // A "restarted" process: the disk tier answers, still without RADOS.
+    let restarted = MailStore::new(store_pool(store), config);
+    let m2 = restarted.user(user).unwrap().open_mailbox("INBOX").unwrap();
+    let before = restarted.stats();
+    assert_eq!(body(&m2, uid), mail);
+    let after = restarted.stats();
+    assert_eq!(after.rados, before.rados, "disk hit: no RADOS operation");
+    assert_eq!(after.cache.disk_hits, 1);
+    std::fs::remove_dir_all(&dir).ok();
 }
