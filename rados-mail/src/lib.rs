@@ -31,6 +31,7 @@ mod body;
 pub mod cache;
 pub mod check;
 mod config;
+pub mod dict;
 mod error;
 pub mod mailbox;
 mod store;
@@ -43,5 +44,5 @@ pub use mailbox::{AppendOptions, Changes, Flags, Mailbox, Status, StoreMode, Sto
 pub use objstore;
 pub use omap_index::names::Guid;
 pub use omap_index::records::MailRecord;
-pub use store::{MailStore, Stats};
+pub use store::{MailStore, SHARED_NAMESPACE, Stats};
 pub use user::{MailboxInfo, User};

@@ -7,6 +7,7 @@ use omap_index::names::user_namespace;
 
 use crate::cache::{BodyCache, CacheConfig, CacheStats};
 use crate::config::Config;
+use crate::dict::{Dict, Scope};
 use crate::error::{Error, Result};
 use crate::mailbox::ViewCache;
 use crate::user::User;
@@ -66,6 +67,12 @@ impl MailStore {
         Ok(MailStore { pool, counting, config: Arc::new(config), caches: Caches { views, bodies } })
     }
 
+    /// The shared dict (Dovecot's `shared/` keys), in the namespace `<prefix>.shared`.
+    pub fn shared_dict(&self) -> Result<Dict> {
+        let store = self.pool.with_namespace(&user_namespace(&self.config.namespace_prefix, SHARED_NAMESPACE))?;
+        Ok(Dict::new(store, self.config.clone(), Scope::Shared))
+    }
+
     /// Counters: body cache and RADOS round trips since the store was made.
     pub fn stats(&self) -> Stats {
         Stats { cache: self.caches.bodies.stats(), rados: self.counting.counts() }
@@ -101,6 +108,9 @@ impl MailStore {
         Ok(User::new(store, self.config.clone(), name, self.caches.clone()))
     }
 }
+
+/// The namespace (after the prefix) of shared data; user names cannot start with '.'.
+pub const SHARED_NAMESPACE: &str = ".shared";
 
 /// User names: 1–255 bytes of UTF-8, no control characters, not starting with '.'
 /// (namespaces starting with '.' are reserved for shared data).

@@ -392,6 +392,11 @@ impl User {
         Mailbox::open(self.store.clone(), self.config.clone(), info, &self.caches)
     }
 
+    /// The user's private dict (Dovecot's `priv/` keys), in the user's namespace.
+    pub fn dict(&self) -> crate::dict::Dict {
+        crate::dict::Dict::new(self.store.clone(), self.config.clone(), crate::dict::Scope::Private)
+    }
+
     /// Opens a mailbox known from an earlier listing, without looking its name up again:
     /// when this process has its view cached and nothing changed, that is one RADOS read
     /// (the head object). The GUID decides which mailbox opens; a mailbox deleted meanwhile

@@ -19,7 +19,7 @@ macro_rules! mail_cases {
             sharded_mailbox_stays_consistent, corrupted_record_is_reported, bad_input_is_refused,
             concurrent_writers_in_one_process, reopening_costs_one_read, chunk_boundaries_round_trip,
             multi_object_bodies, interrupted_save_is_invisible_and_found, check_is_clean_after_normal_use,
-            cache_hits_cost_no_rados_ops,
+            cache_hits_cost_no_rados_ops, dicts_private_and_shared,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -480,4 +480,25 @@ pub fn cache_hits_cost_no_rados_ops(store: &MailStore, user: &str) {
     assert_eq!(after.rados, before.rados, "disk hit: no RADOS operation");
     assert_eq!(after.cache.disk_hits, 1);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A user's private dict lives in the user's namespace; the shared one is the same for all.
+pub fn dicts_private_and_shared(store: &MailStore, user: &str) {
+    let alice = store.user(user).unwrap().dict();
+    let mut t = alice.transaction();
+    t.set("priv/quota/messages", b"0").unwrap();
+    t.commit().unwrap();
+    let mut t = alice.transaction();
+    t.atomic_inc("priv/quota/messages", 3).unwrap();
+    assert_eq!(t.commit().unwrap(), rados_mail::dict::Committed::Applied);
+    assert_eq!(alice.lookup("priv/quota/messages").unwrap().as_deref(), Some(&b"3"[..]));
+    let other = store.user(&format!("{user}-other")).unwrap().dict();
+    assert_eq!(other.lookup("priv/quota/messages").unwrap(), None, "private dicts are per user");
+    let shared = store.shared_dict().unwrap();
+    let key = format!("shared/test/{user}");
+    let mut t = shared.transaction();
+    t.set(&key, b"seen by all").unwrap();
+    t.commit().unwrap();
+    assert_eq!(other_process(store).shared_dict().unwrap().lookup(&key).unwrap().as_deref(), Some(&b"seen by all"[..]));
+    assert!(matches!(alice.lookup(&key), Err(Error::InvalidInput(_))), "a shared key in a private dict");
 }
