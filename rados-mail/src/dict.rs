@@ -20,15 +20,20 @@
 //! ```
 //! use std::sync::Arc;
 //! use rados_mail::Config;
-//! use rados_mail::dict::{Dict, Scope};
+//! use rados_mail::dict::{Committed, Dict, Scope};
 //! use rados_mail::objstore::MemoryStore;
 //!
 //! let dict = Dict::new(Arc::new(MemoryStore::new("alice")), Arc::new(Config::default()), Scope::Private);
 //! let mut t = dict.transaction();
 //! t.set("priv/vendor/vendor.dovecot/comment", b"hello")?;
-//! t.atomic_inc("priv/quota/messages", 3)?;
+//! t.set("priv/quota/messages", b"0")?;
 //! t.commit()?;
+//! let mut t = dict.transaction();
+//! t.atomic_inc("priv/quota/messages", 3)?;
+//! t.atomic_inc("priv/quota/storage", 100)?; // not set: stays unset, reported
+//! assert_eq!(t.commit()?, Committed::CounterNotFound);
 //! assert_eq!(dict.lookup("priv/quota/messages")?.as_deref(), Some(&b"3"[..]));
+//! assert_eq!(dict.lookup("priv/quota/storage")?, None);
 //! let below = dict.iterate("priv/vendor", true)?;
 //! assert_eq!(below, [("priv/vendor/vendor.dovecot/comment".to_string(), b"hello".to_vec())]);
 //! # Ok::<(), rados_mail::Error>(())
