@@ -79,6 +79,7 @@ impl MailStore {
     }
 
     /// Connects to a Ceph cluster.
+    #[cfg(feature = "rados")]
     pub fn connect(cluster: &librados::ClusterConfig, config: Config) -> Result<MailStore> {
         let store = librados::RadosStore::connect(cluster)?;
         Ok(MailStore::new(Arc::new(store), config))
