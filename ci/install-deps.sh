@@ -4,7 +4,8 @@
 # Installs what building and testing rados-mail needs on Debian 12 (bookworm),
 # skipping whatever is already there, and prints what it installed:
 #   Debian packages: ceph-mon ceph-osd librados-dev libclang-dev
-#                    protobuf-compiler valgrind pkg-config
+#                    protobuf-compiler valgrind pkg-config gcc libasan8 libubsan1
+#   cargo tools:       cbindgen 0.29.0 (the C header's drift check pins it)
 #   rustup components: rustfmt, clippy (needs a rustup-managed toolchain;
 #                      get one from https://rustup.rs)
 # Runs apt-get as root (directly, or through sudo when not root).
@@ -15,7 +16,7 @@
 #   -h, --help   show this help
 set -euo pipefail
 
-PACKAGES=(ceph-mon ceph-osd librados-dev libclang-dev protobuf-compiler valgrind pkg-config)
+PACKAGES=(ceph-mon ceph-osd librados-dev libclang-dev protobuf-compiler valgrind pkg-config gcc libasan8 libubsan1)
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -90,6 +91,16 @@ if ((rust)); then
                 installed+=("rustup:$comp")
             fi
         done
+        # The committed C header is checked against this exact cbindgen version.
+        want_cbindgen="cbindgen 0.29.0"
+        if [[ "$(cbindgen --version 2>/dev/null)" == "$want_cbindgen" ]]; then
+            log "present: $want_cbindgen"
+        elif ((dry_run)); then
+            log "dry run: would run cargo install cbindgen --version 0.29.0 --locked"
+        else
+            cargo install cbindgen --version 0.29.0 --locked
+            installed+=("cargo:cbindgen-0.29.0")
+        fi
     fi
 fi
 

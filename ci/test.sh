@@ -44,15 +44,32 @@ set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+step "C ABI: header drift (cbindgen 0.29.0)"
+./ffi/check-header.sh || status=1
+
+step "C ABI: C tests (ASan/UBSan, then valgrind; in-memory and the cluster)"
+ffi_log="$(mktemp)"
+set +e
+./ffi/tests/run.sh 2>&1 | tee "$ffi_log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+set -e
+
 step "benchmark smoke run: library vs rados bench (--quick; full runs: benches/README.md)"
 cargo run -q -p rados-mail-benches --bin store-bench -- --quick || status=1
 
 step "benchmark: peak RSS saving and fetching a 1 GiB mail (goal: < 64 MiB above baseline)"
 cargo run -q --release -p rados-mail-benches --bin mail-rss || status=1
 
-# One closing line for the whole run, summed over every test binary and doc-test run.
-sum() { grep -oE "[0-9]+ $1" "$log" | awk '{n += $1} END {print n + 0}'; }
+# One closing line for the whole run: every cargo test binary and doc-test run ("test
+# result:" lines), plus the C tests' own total (the last "N passed, M failed" of run.sh).
+sum() {
+	{
+		grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1"
+		grep -E '^[0-9]+ passed, [0-9]+ failed$' "$ffi_log" | tail -n 1 | grep -oE "[0-9]+ $1"
+	} | awk '{n += $1} END {print n + 0}'
+}
 step "all steps done in $((SECONDS - t0)) s"
 echo "$(sum passed) passed, $(sum failed) failed, $(sum ignored) skipped"
-rm -f "$log"
+rm -f "$log" "$ffi_log"
 exit "$status"

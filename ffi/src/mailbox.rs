@@ -1,0 +1,369 @@
+//! `rm_mailbox`: one mailbox: status, records, flags, expunge. Appends are in
+//! [`crate::append`], body reads in [`crate::body`].
+
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+
+use rados_mail::{Flags, MailRecord, Mailbox, StoreMode};
+
+use crate::error::{Failure, rm_result};
+use crate::ffi::{BoxHandle, Out, borrow_handle, buf_arg, into_handle, slice_arg, str_arg, take_handle};
+use crate::panic::{ffi_call, ffi_void};
+use crate::user::rm_user;
+
+/// `\Seen`.
+pub const RM_FLAG_SEEN: u32 = 1;
+/// `\Answered`.
+pub const RM_FLAG_ANSWERED: u32 = 2;
+/// `\Flagged`.
+pub const RM_FLAG_FLAGGED: u32 = 4;
+/// `\Deleted`.
+pub const RM_FLAG_DELETED: u32 = 8;
+/// `\Draft`.
+pub const RM_FLAG_DRAFT: u32 = 16;
+/// Every defined flag bit; other bits are rejected with `RM_RESULT_INVALID_INPUT`.
+pub const RM_FLAG_ALL: u32 = 31;
+
+/// [`rm_mailbox_store_flags`]: replace the flags and keywords (IMAP `FLAGS`).
+pub const RM_STORE_MODE_REPLACE: u32 = 0;
+/// [`rm_mailbox_store_flags`]: add them (IMAP `+FLAGS`).
+pub const RM_STORE_MODE_ADD: u32 = 1;
+/// [`rm_mailbox_store_flags`]: remove them (IMAP `-FLAGS`).
+pub const RM_STORE_MODE_REMOVE: u32 = 2;
+
+/// [`rm_mailbox_store_flags`] `unchanged_since` meaning "no condition" (no modseq is
+/// larger).
+pub const RM_UNCHANGED_SINCE_ANY: u64 = u64::MAX;
+
+/// One mailbox of a user.
+///
+/// Thread-safe: one `rm_mailbox` may be used from many threads at once. It does not borrow
+/// the `rm_user` it came from; appends and bodies opened from it do not borrow it either.
+pub struct rm_mailbox {
+    _private: [u8; 0],
+}
+
+impl BoxHandle for rm_mailbox {
+    type Rust = MailboxHandle;
+}
+
+/// What an `rm_mailbox` holds.
+pub(crate) struct MailboxHandle {
+    /// Shared with the appends begun on it.
+    pub mailbox: Arc<Mailbox>,
+    pub max_mail_size: u64,
+}
+
+/// Mailbox status, as IMAP STATUS reports it ([`rm_mailbox_status`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct rm_status {
+    /// Number of mails.
+    pub messages: u32,
+    /// Mails without `\Seen`.
+    pub unseen: u32,
+    /// Next UID.
+    pub uidnext: u32,
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// HIGHESTMODSEQ.
+    pub highestmodseq: u64,
+    /// Sum of physical sizes (bytes as stored, LF line endings).
+    pub psize_total: u64,
+    /// Sum of virtual sizes (CRLF line endings; IMAP STATUS SIZE).
+    pub vsize_total: u64,
+}
+
+/// The index record of one mail ([`rm_mailbox_record`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct rm_record {
+    /// IMAP UID.
+    pub uid: u32,
+    /// System flags (`RM_FLAG_*`).
+    pub flags: u32,
+    /// Modification sequence of the last change.
+    pub modseq: u64,
+    /// Physical size: bytes as stored.
+    pub psize: u64,
+    /// Virtual size: bytes with CRLF line endings (IMAP RFC822.SIZE).
+    pub vsize: u64,
+    /// Length of the header, with the empty line that ends it.
+    pub hdr_len: u64,
+    /// Received date (IMAP INTERNALDATE), seconds since the Unix epoch.
+    pub received: i64,
+}
+
+/// Outcome of [`rm_mailbox_store_flags`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct rm_flags_outcome {
+    /// Modseq of the change; 0 when nothing changed.
+    pub modseq: u64,
+    /// Number of mails whose flags or keywords changed.
+    pub changed: usize,
+    /// Number of mails left alone because they changed after `unchanged_since`.
+    pub modified: usize,
+}
+
+/// Called once per UID by [`rm_mailbox_uids`], with the caller's `userdata`.
+pub type rm_uid_callback = Option<unsafe extern "C" fn(userdata: *mut c_void, uid: u32)>;
+
+/// Checks C flag bits.
+pub(crate) fn flags_arg(flags: u32) -> Result<Flags, Failure> {
+    if flags & !RM_FLAG_ALL != 0 {
+        return Err(Failure::invalid(format!("unknown flag bits {:#x}", flags & !RM_FLAG_ALL)));
+    }
+    Ok(Flags::from_bits(flags))
+}
+
+/// Opens the mailbox `name` (NUL-terminated UTF-8) of `user`, in `*out`; free it with
+/// [`rm_mailbox_free`].
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND`, `RM_RESULT_INVALID_INPUT`,
+/// `RM_RESULT_NULL_PARAMETER`, or another code. `*out` is written only on success.
+///
+/// # Safety
+/// `user` is a live handle; `name` is NUL-terminated; `out` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_open(
+    user: *const rm_user,
+    name: *const c_char,
+    out: *mut *mut rm_mailbox,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let name = unsafe { str_arg(name, "name") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        let mailbox = Arc::new(user.user.open_mailbox(name)?);
+        out.set(into_handle(MailboxHandle { mailbox, max_mail_size: user.max_mail_size }));
+        Ok(())
+    })
+}
+
+/// Frees a mailbox handle; NULL is a no-op.
+///
+/// # Safety
+/// `mailbox` is NULL or a live handle, not used afterwards nor concurrently with this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_free(mailbox: *mut rm_mailbox) {
+    // SAFETY: forwarded contract.
+    ffi_void(|| drop(unsafe { take_handle(mailbox) }));
+}
+
+/// Brings the mailbox's view up to date; `*out_changed` tells whether anything changed
+/// since the last sync (or change made through any handle of this process).
+///
+/// # Safety
+/// `mailbox` is a live handle; `out_changed` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_sync(mailbox: *const rm_mailbox, out_changed: *mut bool) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out_changed, "out_changed") }?;
+        out.set(mb.mailbox.sync()?);
+        Ok(())
+    })
+}
+
+/// The mailbox's status after bringing its view up to date, in `*out`.
+///
+/// # Safety
+/// `mailbox` is a live handle; `out` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_status(mailbox: *const rm_mailbox, out: *mut rm_status) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        let s = mb.mailbox.status()?;
+        out.set(rm_status {
+            messages: s.messages,
+            unseen: s.unseen,
+            uidnext: s.uidnext,
+            uidvalidity: s.uidvalidity,
+            highestmodseq: s.highestmodseq,
+            psize_total: s.psize_total,
+            vsize_total: s.vsize_total,
+        });
+        Ok(())
+    })
+}
+
+/// Calls `cb(userdata, uid)` for every UID in the mailbox's view, ascending (the view as
+/// of the last sync or change; see [`rm_mailbox_sync`]). `userdata` may be NULL; `cb` must
+/// not unwind into this library.
+///
+/// # Safety
+/// `mailbox` is a live handle; `cb` is safe to call with `userdata`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_uids(
+    mailbox: *const rm_mailbox,
+    cb: rm_uid_callback,
+    userdata: *mut c_void,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        let cb = cb.ok_or_else(|| Failure::null("cb"))?;
+        for uid in mb.mailbox.uids() {
+            // SAFETY: the caller vouches for `cb` and `userdata`.
+            unsafe { cb(userdata, uid) };
+        }
+        Ok(())
+    })
+}
+
+/// The record of `uid` in the mailbox's view, in `*out`; `RM_RESULT_NOT_FOUND` if the view
+/// has no such UID.
+///
+/// # Safety
+/// `mailbox` is a live handle; `out` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_record(mailbox: *const rm_mailbox, uid: u32, out: *mut rm_record) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        let r: MailRecord =
+            mb.mailbox.record(uid)?.ok_or_else(|| Failure::new(rm_result::NotFound, format!("UID {uid} not found")))?;
+        out.set(rm_record {
+            uid: r.uid,
+            flags: r.flags,
+            modseq: r.modseq,
+            psize: r.psize,
+            vsize: r.vsize,
+            hdr_len: r.hdr_len,
+            received: r.received,
+        });
+        Ok(())
+    })
+}
+
+/// Reads up to `cap` bytes of the body of `uid` from byte `offset` into `buf`, and the
+/// number read in `*out_len` (fewer than `cap` only at the end of the body; 0 at or past
+/// it). `buf` may be NULL when `cap` is 0. For whole bodies prefer [`crate::body`]'s
+/// stream, which verifies the checksum.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (no such UID), `RM_RESULT_NULL_PARAMETER`,
+/// or another code. On failure the contents of `buf` are unspecified.
+///
+/// # Safety
+/// `mailbox` is a live handle; `buf` is writable for `cap` bytes; `out_len` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_read(
+    mailbox: *const rm_mailbox,
+    uid: u32,
+    offset: u64,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out_len, "out_len") }?;
+        // SAFETY: forwarded contract of this export.
+        let buf = unsafe { buf_arg(buf, cap, "buf") }?;
+        let bytes = mb.mailbox.read_range(uid, offset, cap as u64)?;
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        out.set(n);
+        Ok(())
+    })
+}
+
+/// Changes the flags and keywords of the mails `uids[0..n_uids]` (missing UIDs are
+/// ignored) as `mode` says (`RM_STORE_MODE_*`), with `flags` (`RM_FLAG_*` bits) and the
+/// keywords `keywords[0..n_keywords]` (NUL-terminated UTF-8 each). `uids` / `keywords` may
+/// be NULL when their count is 0.
+///
+/// `unchanged_since` is CONDSTORE's UNCHANGEDSINCE: mails whose modseq is larger are left
+/// alone and counted in `out->modified`; [`RM_UNCHANGED_SINCE_ANY`] for no condition. When
+/// `modified_uids` is not NULL it must have room for `n_uids` values and receives the UIDs
+/// left alone (the first `out->modified` entries); it is written only on success.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT` (unknown mode or flag bits, invalid
+/// keyword), `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_CONFLICT`, or another code.
+///
+/// # Safety
+/// `mailbox` is a live handle; the arrays hold their counts of valid values; `out` and a
+/// non-NULL `modified_uids` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_store_flags(
+    mailbox: *const rm_mailbox,
+    uids: *const u32,
+    n_uids: usize,
+    mode: u32,
+    flags: u32,
+    keywords: *const *const c_char,
+    n_keywords: usize,
+    unchanged_since: u64,
+    modified_uids: *mut u32,
+    out: *mut rm_flags_outcome,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let uids = unsafe { slice_arg(uids, n_uids, "uids") }?;
+        // SAFETY: forwarded contract of this export.
+        let keyword_ptrs = unsafe { slice_arg(keywords, n_keywords, "keywords") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        let mode = match mode {
+            RM_STORE_MODE_REPLACE => StoreMode::Replace,
+            RM_STORE_MODE_ADD => StoreMode::Add,
+            RM_STORE_MODE_REMOVE => StoreMode::Remove,
+            other => return Err(Failure::invalid(format!("unknown store mode {other}"))),
+        };
+        let flags = flags_arg(flags)?;
+        let keywords = keyword_ptrs
+            .iter()
+            // SAFETY: each entry is a NUL-terminated string per the contract.
+            .map(|&k| unsafe { str_arg(k, "keywords[i]") })
+            .collect::<Result<Vec<&str>, _>>()?;
+        let condition = (unchanged_since != RM_UNCHANGED_SINCE_ANY).then_some(unchanged_since);
+        let r = mb.mailbox.store(uids, mode, flags, &keywords, condition)?;
+        if !modified_uids.is_null() {
+            // `modified` is a subset of the distinct `uids`, so it fits in `n_uids`.
+            let n = r.modified.len().min(n_uids);
+            // SAFETY: the caller guarantees room for `n_uids` values.
+            unsafe { std::ptr::copy_nonoverlapping(r.modified.as_ptr(), modified_uids, n) };
+        }
+        out.set(rm_flags_outcome { modseq: r.modseq, changed: r.changed.len(), modified: r.modified.len() });
+        Ok(())
+    })
+}
+
+/// Expunges the mails `uids[0..n_uids]` (missing ones are ignored; `uids` may be NULL when
+/// `n_uids` is 0); `*out_expunged` receives how many were expunged.
+///
+/// # Safety
+/// `mailbox` is a live handle; `uids` holds `n_uids` values; `out_expunged` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_expunge(
+    mailbox: *const rm_mailbox,
+    uids: *const u32,
+    n_uids: usize,
+    out_expunged: *mut usize,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let uids = unsafe { slice_arg(uids, n_uids, "uids") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out_expunged, "out_expunged") }?;
+        out.set(mb.mailbox.expunge(uids)?.len());
+        Ok(())
+    })
+}

@@ -1,0 +1,114 @@
+//! `rm_store`: a mail store on one RADOS pool, or in memory.
+
+use std::ffi::c_char;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rados_mail::{Config, MailStore};
+
+use crate::error::rm_result;
+use crate::ffi::{BoxHandle, Out, into_handle, opt_str_arg, take_handle};
+use crate::panic::{ffi_call, ffi_void};
+
+/// A mail store: a connection to one RADOS pool (or an in-memory store).
+///
+/// Thread-safe: one `rm_store` may be used from many threads at once. Handles opened from
+/// it (`rm_user`) do not borrow it: they may outlive it, and the connection stays up until
+/// the last of them is freed.
+pub struct rm_store {
+    _private: [u8; 0],
+}
+
+impl BoxHandle for rm_store {
+    type Rust = MailStore;
+}
+
+/// Connects to a Ceph cluster and returns a store on `pool` in `*out`.
+///
+/// Every string is NUL-terminated UTF-8 and may be NULL for its default:
+/// - `conf_path`: `ceph.conf` to read; NULL uses `CEPH_CONF` or Ceph's search path;
+/// - `keyring`: keyring file; NULL uses the one the configuration names;
+/// - `client_name`: full client name; NULL means `"client.admin"`;
+/// - `pool`: the pool of the mail data; NULL means `"mail"`.
+///
+/// `timeout_secs`: seconds after which connecting or any cluster operation fails with
+/// `RM_RESULT_UNAVAILABLE`; 0 means the default, 30 seconds.
+///
+/// Returns `RM_RESULT_OK` (and a handle to free with [`rm_store_free`]),
+/// `RM_RESULT_NULL_PARAMETER` (`out` NULL), `RM_RESULT_INVALID_INPUT` (a string is not
+/// UTF-8), `RM_RESULT_UNAVAILABLE` (cluster unreachable), or another code with a message
+/// from [`crate::error::rm_last_error_message`]. `*out` is written only on success.
+///
+/// # Safety
+/// Non-NULL strings are NUL-terminated; `out` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_store_connect(
+    conf_path: *const c_char,
+    keyring: *const c_char,
+    client_name: *const c_char,
+    pool: *const c_char,
+    timeout_secs: u32,
+    out: *mut *mut rm_store,
+) -> rm_result {
+    /// Operation timeout used when `timeout_secs` is 0.
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let conf_path = unsafe { opt_str_arg(conf_path, "conf_path") }?;
+        // SAFETY: forwarded contract of this export.
+        let keyring = unsafe { opt_str_arg(keyring, "keyring") }?;
+        // SAFETY: forwarded contract of this export.
+        let client_name = unsafe { opt_str_arg(client_name, "client_name") }?;
+        // SAFETY: forwarded contract of this export.
+        let pool = unsafe { opt_str_arg(pool, "pool") }?;
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        let mut cluster = librados::ClusterConfig {
+            conf_path: conf_path.map(PathBuf::from),
+            keyring: keyring.map(PathBuf::from),
+            op_timeout: Some(if timeout_secs == 0 {
+                DEFAULT_TIMEOUT
+            } else {
+                Duration::from_secs(timeout_secs.into())
+            }),
+            ..librados::ClusterConfig::default()
+        };
+        if let Some(name) = client_name {
+            cluster.client_name = name.to_string();
+        }
+        if let Some(pool) = pool {
+            cluster.pool = pool.to_string();
+        }
+        let store = MailStore::connect(&cluster, Config::default())?;
+        out.set(into_handle(store));
+        Ok(())
+    })
+}
+
+/// A new, empty store in memory (for tests and trying things out), in `*out`. Each call
+/// makes a separate store; its contents are lost when the last handle on it is freed.
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `out` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_store_new_in_memory(out: *mut *mut rm_store) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        out.set(into_handle(MailStore::in_memory(Config::default())));
+        Ok(())
+    })
+}
+
+/// Frees a store handle; NULL is a no-op.
+///
+/// # Safety
+/// `store` is NULL or a handle from this library not freed before; it must not be used
+/// afterwards (nor concurrently with this call).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_store_free(store: *mut rm_store) {
+    // SAFETY: forwarded contract.
+    ffi_void(|| drop(unsafe { take_handle(store) }));
+}

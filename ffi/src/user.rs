@@ -1,0 +1,180 @@
+//! `rm_user`: one user's mailbox list.
+
+use std::ffi::{CString, c_char, c_void};
+
+use rados_mail::User;
+
+use crate::error::{Failure, rm_result};
+use crate::ffi::{BoxHandle, Out, borrow_handle, into_handle, str_arg, take_handle};
+use crate::panic::{ffi_call, ffi_void};
+use crate::store::rm_store;
+
+/// One user's mail. Users need no creation: a user without mailboxes is empty.
+///
+/// Thread-safe: one `rm_user` may be used from many threads at once. It does not borrow
+/// the `rm_store` it came from (either may be freed first), and mailboxes opened from it
+/// do not borrow it.
+pub struct rm_user {
+    _private: [u8; 0],
+}
+
+impl BoxHandle for rm_user {
+    type Rust = UserHandle;
+}
+
+/// What an `rm_user` holds.
+pub(crate) struct UserHandle {
+    pub user: User,
+    /// The store's largest mail, so appends can stop buffering a mail that is too large.
+    pub max_mail_size: u64,
+}
+
+/// Called once per name by [`rm_user_mailbox_list`]: `name` is NUL-terminated UTF-8 of
+/// `name_len` bytes (without the NUL), valid only during the call; `userdata` is the
+/// caller's pointer, passed through untouched.
+pub type rm_name_callback = Option<unsafe extern "C" fn(userdata: *mut c_void, name: *const c_char, name_len: usize)>;
+
+/// Opens the user `name` (NUL-terminated UTF-8, 1–255 bytes, no control characters, not
+/// starting with '.') of `store`, in `*out`; free it with [`rm_user_free`].
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_INVALID_INPUT` (invalid
+/// name or UTF-8), or another code. `*out` is written only on success.
+///
+/// # Safety
+/// `store` is a live handle; `name` is NUL-terminated; `out` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_open(
+    store: *const rm_store,
+    name: *const c_char,
+    out: *mut *mut rm_user,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let store = unsafe { borrow_handle(store, "store") }?;
+        // SAFETY: forwarded contract of this export.
+        let name = unsafe { str_arg(name, "name") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        let user = store.user(name)?;
+        out.set(into_handle(UserHandle { user, max_mail_size: store.config().max_mail_size }));
+        Ok(())
+    })
+}
+
+/// Frees a user handle; NULL is a no-op.
+///
+/// # Safety
+/// `user` is NULL or a live handle, not used afterwards nor concurrently with this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_free(user: *mut rm_user) {
+    // SAFETY: forwarded contract.
+    ffi_void(|| drop(unsafe { take_handle(user) }));
+}
+
+/// Creates the mailbox `name`: NUL-terminated UTF-8, 1–255 bytes, levels separated by
+/// '/', no empty level, no control characters, no '*' or '%'; "inbox" in any case is
+/// INBOX.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_ALREADY_EXISTS`, `RM_RESULT_INVALID_INPUT`,
+/// `RM_RESULT_NULL_PARAMETER`, or another code.
+///
+/// # Safety
+/// `user` is a live handle; `name` is NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_mailbox_create(user: *const rm_user, name: *const c_char) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let name = unsafe { str_arg(name, "name") }?;
+        user.user.create_mailbox(name)?;
+        Ok(())
+    })
+}
+
+/// Deletes the mailbox `name` with all its mails (mailboxes below it stay).
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND`, `RM_RESULT_INVALID_INPUT`,
+/// `RM_RESULT_NULL_PARAMETER`, or another code.
+///
+/// # Safety
+/// `user` is a live handle; `name` is NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_mailbox_delete(user: *const rm_user, name: *const c_char) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let name = unsafe { str_arg(name, "name") }?;
+        user.user.delete_mailbox(name)?;
+        Ok(())
+    })
+}
+
+/// Renames the mailbox `old_name` and every mailbox below it to `new_name`, atomically.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (`old_name` missing),
+/// `RM_RESULT_ALREADY_EXISTS` (a new name exists; nothing changed),
+/// `RM_RESULT_INVALID_INPUT` (invalid name, INBOX itself, a new name below the old one),
+/// `RM_RESULT_NULL_PARAMETER`, or another code.
+///
+/// # Safety
+/// `user` is a live handle; the names are NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_mailbox_rename(
+    user: *const rm_user,
+    old_name: *const c_char,
+    new_name: *const c_char,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let old_name = unsafe { str_arg(old_name, "old_name") }?;
+        // SAFETY: forwarded contract of this export.
+        let new_name = unsafe { str_arg(new_name, "new_name") }?;
+        user.user.rename_mailbox(old_name, new_name)?;
+        Ok(())
+    })
+}
+
+/// Lists the mailboxes whose names match the IMAP LIST `pattern` (`*` any run of
+/// characters, `%` any run without '/'; "" matches nothing), calling `cb(userdata, name,
+/// name_len)` once per mailbox, sorted by name.
+///
+/// The whole list is read first: `cb` is called only when the call succeeds, and never
+/// after it returns. `cb` must not unwind (C++ exceptions, `longjmp`) into this library.
+/// `userdata` may be NULL.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER` (`user`, `pattern` or `cb` NULL),
+/// `RM_RESULT_INVALID_INPUT` (pattern not UTF-8), or another code.
+///
+/// # Safety
+/// `user` is a live handle; `pattern` is NUL-terminated; `cb` is safe to call with
+/// `userdata`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_mailbox_list(
+    user: *const rm_user,
+    pattern: *const c_char,
+    cb: rm_name_callback,
+    userdata: *mut c_void,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let pattern = unsafe { str_arg(pattern, "pattern") }?;
+        let cb = cb.ok_or_else(|| Failure::null("cb"))?;
+        let names = user
+            .user
+            .list_mailboxes(pattern)?
+            .into_iter()
+            .map(|info| CString::new(info.name).map_err(|e| Failure::invalid(format!("mailbox name with NUL: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        for name in &names {
+            // SAFETY: the caller vouches for `cb` and `userdata`; `name` outlives the call.
+            unsafe { cb(userdata, name.as_ptr(), name.as_bytes().len()) };
+        }
+        Ok(())
+    })
+}
