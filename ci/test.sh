@@ -55,6 +55,9 @@ set +e
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 set -e
 
+step "C ABI: the README's C example, compiled and run as written"
+./ffi/tests/readme-example.sh || status=1
+
 step "benchmark smoke run: library vs rados bench (--quick; full runs: benches/README.md)"
 cargo run -q -p rados-mail-benches --bin store-bench -- --quick || status=1
 
