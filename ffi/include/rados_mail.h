@@ -145,6 +145,15 @@ typedef struct rm_append rm_append;
 typedef struct rm_body rm_body;
 
 /**
+ * A snapshot of the changes of one mailbox since a modseq ([`rm_changes_open`]).
+ *
+ * Not thread-safe: one thread at a time (the `next` calls advance it). It holds a copy of
+ * the changes, so it does not borrow the `rm_mailbox` it came from and does not see later
+ * changes; free it with [`rm_changes_free`].
+ */
+typedef struct rm_changes rm_changes;
+
+/**
  * One mailbox of a user.
  *
  * Thread-safe: one `rm_mailbox` may be used from many threads at once. It does not borrow
@@ -169,6 +178,40 @@ typedef struct rm_store rm_store;
  * do not borrow it.
  */
 typedef struct rm_user rm_user;
+
+/**
+ * The index record of one mail ([`rm_mailbox_record`]).
+ */
+typedef struct rm_record {
+  /**
+   * IMAP UID.
+   */
+  uint32_t uid;
+  /**
+   * System flags (`RM_FLAG_*`).
+   */
+  uint32_t flags;
+  /**
+   * Modification sequence of the last change.
+   */
+  uint64_t modseq;
+  /**
+   * Physical size: bytes as stored.
+   */
+  uint64_t psize;
+  /**
+   * Virtual size: bytes with CRLF line endings (IMAP RFC822.SIZE).
+   */
+  uint64_t vsize;
+  /**
+   * Length of the header, with the empty line that ends it.
+   */
+  uint64_t hdr_len;
+  /**
+   * Received date (IMAP INTERNALDATE), seconds since the Unix epoch.
+   */
+  int64_t received;
+} rm_record;
 
 /**
  * Mailbox status, as IMAP STATUS reports it ([`rm_mailbox_status`]).
@@ -208,40 +251,6 @@ typedef struct rm_status {
  * Called once per UID by [`rm_mailbox_uids`], with the caller's `userdata`.
  */
 typedef void (*rm_uid_callback)(void *userdata, uint32_t uid);
-
-/**
- * The index record of one mail ([`rm_mailbox_record`]).
- */
-typedef struct rm_record {
-  /**
-   * IMAP UID.
-   */
-  uint32_t uid;
-  /**
-   * System flags (`RM_FLAG_*`).
-   */
-  uint32_t flags;
-  /**
-   * Modification sequence of the last change.
-   */
-  uint64_t modseq;
-  /**
-   * Physical size: bytes as stored.
-   */
-  uint64_t psize;
-  /**
-   * Virtual size: bytes with CRLF line endings (IMAP RFC822.SIZE).
-   */
-  uint64_t vsize;
-  /**
-   * Length of the header, with the empty line that ends it.
-   */
-  uint64_t hdr_len;
-  /**
-   * Received date (IMAP INTERNALDATE), seconds since the Unix epoch.
-   */
-  int64_t received;
-} rm_record;
 
 /**
  * Outcome of [`rm_mailbox_store_flags`].
@@ -393,6 +402,78 @@ enum rm_result rm_body_read(struct rm_body *body, uint8_t *buf, size_t cap, size
 void rm_body_free(struct rm_body *body);
 
 /**
+ * Reads what changed in `mailbox` since `modseq` and returns it in `*out` as a new handle
+ * (free it with [`rm_changes_free`]).
+ *
+ * The handle holds: the mailbox's HIGHESTMODSEQ at the time of the call
+ * ([`rm_changes_highestmodseq`]); the current records of the mails added or changed with a
+ * modseq above `modseq`, ascending by UID ([`rm_changes_next_changed`]); and the UIDs
+ * expunged since `modseq`, ascending ([`rm_changes_next_expunged`]). `modseq` 0 means
+ * "since the beginning": every mail present is reported as changed. With `modseq` equal to
+ * the current HIGHESTMODSEQ both lists are empty.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, a temporary code, or another code.
+ * `*out` is written only on success.
+ *
+ * # Safety
+ * `mailbox` is a live handle; `out` is valid for writing.
+ */
+enum rm_result rm_changes_open(const struct rm_mailbox *mailbox,
+                               uint64_t modseq,
+                               struct rm_changes **out);
+
+/**
+ * The mailbox's HIGHESTMODSEQ when `changes` was opened, in `*out` (the modseq to ask
+ * from next time).
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `changes` is a live handle, not used concurrently by another thread; `out` is writable.
+ */
+enum rm_result rm_changes_highestmodseq(const struct rm_changes *changes, uint64_t *out);
+
+/**
+ * Takes the next record added or changed (ascending by UID): `*out_has` becomes true and
+ * `*out` receives the record; once they are exhausted, `*out_has` becomes false and `*out`
+ * is left untouched (and every later call does the same).
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER` (nothing is then written and the
+ * cursor does not move).
+ *
+ * # Safety
+ * `changes` is a live handle, not used concurrently by another thread; `out` and
+ * `out_has` are writable.
+ */
+enum rm_result rm_changes_next_changed(struct rm_changes *changes,
+                                       struct rm_record *out,
+                                       bool *out_has);
+
+/**
+ * Takes the next UID expunged (ascending): `*out_has` becomes true and `*out_uid` receives
+ * the UID; once they are exhausted, `*out_has` becomes false and `*out_uid` is left
+ * untouched. Independent of [`rm_changes_next_changed`]'s cursor.
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER` (nothing is then written and the
+ * cursor does not move).
+ *
+ * # Safety
+ * `changes` is a live handle, not used concurrently by another thread; `out_uid` and
+ * `out_has` are writable.
+ */
+enum rm_result rm_changes_next_expunged(struct rm_changes *changes,
+                                        uint32_t *out_uid,
+                                        bool *out_has);
+
+/**
+ * Frees a changes handle; NULL is a no-op.
+ *
+ * # Safety
+ * `changes` is NULL or a live handle, not used afterwards nor concurrently with this call.
+ */
+void rm_changes_free(struct rm_changes *changes);
+
+/**
  * True when `result` is a temporary failure (`RM_RESULT_UNAVAILABLE`,
  * `RM_RESULT_CONFLICT`): the caller should answer "try again later".
  */
@@ -542,6 +623,62 @@ enum rm_result rm_mailbox_expunge(const struct rm_mailbox *mailbox,
                                   const uint32_t *uids,
                                   size_t n_uids,
                                   size_t *out_expunged);
+
+/**
+ * Copies the mails `uids[0..n_uids]` of `src` into `dest` (IMAP COPY; the bodies are
+ * shared, not duplicated). `uids` may be NULL when `n_uids` is 0, may be in any order and
+ * may repeat a UID (copied once); UIDs not in `src`'s view (never there, or expunged,
+ * also meanwhile) are skipped, not an error.
+ *
+ * On success `*out_count` receives the number of mails copied, `k <= n_uids`, and the
+ * copies are described as `k` pairs, ascending by source UID: `out_src_uids[i]` was copied
+ * to the new UID `out_dest_uids[i]` of `dest` (IMAP COPYUID), for `i < k`. Either array
+ * may be NULL when not wanted; a non-NULL one must have room for `n_uids` values, and only
+ * its first `k` entries are written. Nothing is written on failure.
+ *
+ * `src` and `dest` may be the same mailbox (the copies get new UIDs in it). Neither handle
+ * is consumed; both are thread-safe, so this may run concurrently with other calls on them.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER` (`src`, `dest`, `out_count`, or
+ * `uids` with `n_uids > 0`), `RM_RESULT_CONFLICT` / `RM_RESULT_UNAVAILABLE` (temporary),
+ * `RM_RESULT_TOO_LARGE` (UID space exhausted), or another code.
+ *
+ * # Safety
+ * `src` and `dest` are live handles; `uids` holds `n_uids` values; non-NULL `out_src_uids`
+ * and `out_dest_uids` are writable for `n_uids` values each; `out_count` is writable.
+ */
+enum rm_result rm_mailbox_copy(const struct rm_mailbox *src,
+                               const uint32_t *uids,
+                               size_t n_uids,
+                               const struct rm_mailbox *dest,
+                               uint32_t *out_src_uids,
+                               uint32_t *out_dest_uids,
+                               size_t *out_count);
+
+/**
+ * Moves the mails `uids[0..n_uids]` of `src` into `dest` (IMAP MOVE): a copy as
+ * [`rm_mailbox_copy`] makes, then an expunge in `src` of the source UIDs copied. When it
+ * returns `RM_RESULT_OK`, each mail reported is in `dest` and no longer in `src`.
+ *
+ * Parameters, the outputs (`out_src_uids`, `out_dest_uids`, `*out_count`: the `k` moved
+ * mails as pairs ascending by source UID, either array nullable, room for `n_uids` each)
+ * and thread-safety are as for [`rm_mailbox_copy`]; UIDs not in `src` are skipped.
+ *
+ * On failure nothing is written; if the copy succeeded but the expunge failed, the mails
+ * may be in both mailboxes (retrying the move copies them again).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, a temporary code, or another code.
+ *
+ * # Safety
+ * As [`rm_mailbox_copy`].
+ */
+enum rm_result rm_mailbox_move(const struct rm_mailbox *src,
+                               const uint32_t *uids,
+                               size_t n_uids,
+                               const struct rm_mailbox *dest,
+                               uint32_t *out_src_uids,
+                               uint32_t *out_dest_uids,
+                               size_t *out_count);
 
 /**
  * Connects to a Ceph cluster and returns a store on `pool` in `*out`.

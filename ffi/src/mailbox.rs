@@ -234,15 +234,7 @@ pub unsafe extern "C" fn rm_mailbox_record(mailbox: *const rm_mailbox, uid: u32,
         let out = unsafe { Out::new(out, "out") }?;
         let r: MailRecord =
             mb.mailbox.record(uid)?.ok_or_else(|| Failure::new(rm_result::NotFound, format!("UID {uid} not found")))?;
-        out.set(rm_record {
-            uid: r.uid,
-            flags: r.flags,
-            modseq: r.modseq,
-            psize: r.psize,
-            vsize: r.vsize,
-            hdr_len: r.hdr_len,
-            received: r.received,
-        });
+        out.set(record_out(&r));
         Ok(())
     })
 }
@@ -366,4 +358,132 @@ pub unsafe extern "C" fn rm_mailbox_expunge(
         out.set(mb.mailbox.expunge(uids)?.len());
         Ok(())
     })
+}
+
+/// Converts a record of the Rust API to its C form.
+pub(crate) fn record_out(r: &MailRecord) -> rm_record {
+    rm_record {
+        uid: r.uid,
+        flags: r.flags,
+        modseq: r.modseq,
+        psize: r.psize,
+        vsize: r.vsize,
+        hdr_len: r.hdr_len,
+        received: r.received,
+    }
+}
+
+/// The output parameters of [`rm_mailbox_copy`] and [`rm_mailbox_move`].
+struct PairsOut {
+    src_uids: *mut u32,
+    dest_uids: *mut u32,
+    count: *mut usize,
+}
+
+/// Copy or move: the shared body of [`rm_mailbox_copy`] and [`rm_mailbox_move`].
+///
+/// # Safety
+/// The contract of those exports.
+unsafe fn copy_or_move(
+    src: *const rm_mailbox,
+    uids: *const u32,
+    n_uids: usize,
+    dest: *const rm_mailbox,
+    outs: PairsOut,
+    move_mails: bool,
+) -> Result<(), Failure> {
+    // SAFETY: forwarded contract of the export.
+    let src = unsafe { borrow_handle(src, "src") }?;
+    // SAFETY: forwarded contract of the export.
+    let uids = unsafe { slice_arg(uids, n_uids, "uids") }?;
+    // SAFETY: forwarded contract of the export.
+    let dest = unsafe { borrow_handle(dest, "dest") }?;
+    // SAFETY: forwarded contract of the export.
+    let out = unsafe { Out::new(outs.count, "out_count") }?;
+    let pairs = if move_mails {
+        src.mailbox.move_to(uids, &dest.mailbox)?
+    } else {
+        src.mailbox.copy_to(uids, &dest.mailbox)?
+    };
+    // One pair per distinct source UID found, so never more than `n_uids`; `min` keeps a
+    // broken promise from writing out of bounds.
+    let n = pairs.len().min(n_uids);
+    for (i, &(s, d)) in pairs.iter().take(n).enumerate() {
+        if !outs.src_uids.is_null() {
+            // SAFETY: the caller guarantees room for `n_uids` values and i < n <= n_uids.
+            unsafe { outs.src_uids.add(i).write(s) };
+        }
+        if !outs.dest_uids.is_null() {
+            // SAFETY: as above.
+            unsafe { outs.dest_uids.add(i).write(d) };
+        }
+    }
+    out.set(n);
+    Ok(())
+}
+
+/// Copies the mails `uids[0..n_uids]` of `src` into `dest` (IMAP COPY; the bodies are
+/// shared, not duplicated). `uids` may be NULL when `n_uids` is 0, may be in any order and
+/// may repeat a UID (copied once); UIDs not in `src`'s view (never there, or expunged,
+/// also meanwhile) are skipped, not an error.
+///
+/// On success `*out_count` receives the number of mails copied, `k <= n_uids`, and the
+/// copies are described as `k` pairs, ascending by source UID: `out_src_uids[i]` was copied
+/// to the new UID `out_dest_uids[i]` of `dest` (IMAP COPYUID), for `i < k`. Either array
+/// may be NULL when not wanted; a non-NULL one must have room for `n_uids` values, and only
+/// its first `k` entries are written. Nothing is written on failure.
+///
+/// `src` and `dest` may be the same mailbox (the copies get new UIDs in it). Neither handle
+/// is consumed; both are thread-safe, so this may run concurrently with other calls on them.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER` (`src`, `dest`, `out_count`, or
+/// `uids` with `n_uids > 0`), `RM_RESULT_CONFLICT` / `RM_RESULT_UNAVAILABLE` (temporary),
+/// `RM_RESULT_TOO_LARGE` (UID space exhausted), or another code.
+///
+/// # Safety
+/// `src` and `dest` are live handles; `uids` holds `n_uids` values; non-NULL `out_src_uids`
+/// and `out_dest_uids` are writable for `n_uids` values each; `out_count` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_copy(
+    src: *const rm_mailbox,
+    uids: *const u32,
+    n_uids: usize,
+    dest: *const rm_mailbox,
+    out_src_uids: *mut u32,
+    out_dest_uids: *mut u32,
+    out_count: *mut usize,
+) -> rm_result {
+    let outs = PairsOut { src_uids: out_src_uids, dest_uids: out_dest_uids, count: out_count };
+    // SAFETY: forwarded contract of this export.
+    ffi_call(|| unsafe { copy_or_move(src, uids, n_uids, dest, outs, false) })
+}
+
+/// Moves the mails `uids[0..n_uids]` of `src` into `dest` (IMAP MOVE): a copy as
+/// [`rm_mailbox_copy`] makes, then an expunge in `src` of the source UIDs copied. When it
+/// returns `RM_RESULT_OK`, each mail reported is in `dest` and no longer in `src`.
+///
+/// Parameters, the outputs (`out_src_uids`, `out_dest_uids`, `*out_count`: the `k` moved
+/// mails as pairs ascending by source UID, either array nullable, room for `n_uids` each)
+/// and thread-safety are as for [`rm_mailbox_copy`]; UIDs not in `src` are skipped.
+///
+/// On failure nothing is written; if the copy succeeded but the expunge failed, the mails
+/// may be in both mailboxes (retrying the move copies them again).
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, a temporary code, or another code.
+///
+/// # Safety
+/// As [`rm_mailbox_copy`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_move(
+    src: *const rm_mailbox,
+    uids: *const u32,
+    n_uids: usize,
+    dest: *const rm_mailbox,
+    out_src_uids: *mut u32,
+    out_dest_uids: *mut u32,
+    out_count: *mut usize,
+) -> rm_result {
+    let outs = PairsOut { src_uids: out_src_uids, dest_uids: out_dest_uids, count: out_count };
+    // SAFETY: forwarded contract of this export.
+    ffi_call(|| unsafe { copy_or_move(src, uids, n_uids, dest, outs, true) })
 }

@@ -1,7 +1,8 @@
 /* Exercises every export of librados_mail from C: the in-memory store always, and a real
  * cluster too when CEPH_CONF is set (pool from RADOS_MAIL_POOL, default "mail").
  * With CI set, a missing CEPH_CONF is a failure, not a skip.
- * Includes misuse: NULL arguments, invalid UTF-8, unknown flags, use after finish/cancel.
+ * Includes misuse: NULL arguments, invalid UTF-8, unknown flags, use after finish/cancel,
+ * copying expunged or missing UIDs.
  * Prints "N passed, M failed" and exits 1 on any failure. Built by ffi/tests/run.sh. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -115,6 +116,7 @@ static void test_errors(void)
 	rm_mailbox_free(NULL);
 	rm_append_free(NULL);
 	rm_body_free(NULL);
+	rm_changes_free(NULL);
 	RC(RM_RESULT_OK, rm_append_cancel(NULL));
 }
 
@@ -455,6 +457,233 @@ static void test_flags(rm_mailbox *mb, uint32_t small_uid, uint32_t big_uid)
 	RC(RM_RESULT_NOT_FOUND, rm_mailbox_record(mb, small_uid, &rec));
 }
 
+/* Drains the changed records of `c` into `uids` (at most 16); returns how many there were. */
+static size_t drain_changed(rm_changes *c, uint32_t *uids, uint64_t *modseqs)
+{
+	size_t n = 0;
+	for (;;) {
+		rm_record rec;
+		bool has = false;
+		if (rm_changes_next_changed(c, &rec, &has) != RM_RESULT_OK) {
+			CHECK(!"rm_changes_next_changed failed");
+			break;
+		}
+		if (!has || n >= 16)
+			break;
+		uids[n] = rec.uid;
+		if (modseqs != NULL)
+			modseqs[n] = rec.modseq;
+		n++;
+	}
+	return n;
+}
+
+/* Drains the expunged UIDs of `c` into `uids` (at most 16); returns how many there were. */
+static size_t drain_expunged(rm_changes *c, uint32_t *uids)
+{
+	size_t n = 0;
+	for (;;) {
+		uint32_t uid = 0;
+		bool has = false;
+		if (rm_changes_next_expunged(c, &uid, &has) != RM_RESULT_OK) {
+			CHECK(!"rm_changes_next_expunged failed");
+			break;
+		}
+		if (!has || n >= 16)
+			break;
+		uids[n++] = uid;
+	}
+	return n;
+}
+
+/* Copy, move, and the changes iterator, on two mailboxes of their own. */
+static void test_copy_move_changes(rm_user *user)
+{
+	rm_mailbox *src = NULL, *dst = NULL;
+	RC(RM_RESULT_OK, rm_user_mailbox_create(user, "CopySrc"));
+	RC(RM_RESULT_OK, rm_user_mailbox_create(user, "CopyDst"));
+	RC(RM_RESULT_OK, rm_mailbox_open(user, "CopySrc", &src));
+	RC(RM_RESULT_OK, rm_mailbox_open(user, "CopyDst", &dst));
+	if (src == NULL || dst == NULL) {
+		rm_mailbox_free(src);
+		rm_mailbox_free(dst);
+		return;
+	}
+	const char *m1 = "Subject: one\n\n1\n", *m2 = "Subject: two\n\n2\n",
+		   *m3 = "Subject: three\n\n3\n";
+	CHECK(append_mail(src, m1, strlen(m1), RM_FLAG_SEEN) == 1);
+	CHECK(append_mail(src, m2, strlen(m2), 0) == 2);
+	CHECK(append_mail(src, m3, strlen(m3), 0) == 3);
+
+	/* Misuse: nothing is written. */
+	uint32_t from[5] = {3, 1, 2, 999, 1};
+	uint32_t s_uids[5], d_uids[5];
+	size_t count = 77;
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_copy(NULL, from, 5, dst, s_uids, d_uids, &count));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_copy(src, from, 5, NULL, s_uids, d_uids, &count));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_copy(src, from, 5, dst, s_uids, d_uids, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_copy(src, NULL, 5, dst, s_uids, d_uids, &count));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_move(NULL, from, 5, dst, s_uids, d_uids, &count));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_move(src, from, 5, NULL, s_uids, d_uids, &count));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_move(src, from, 5, dst, s_uids, d_uids, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_move(src, NULL, 5, dst, s_uids, d_uids, &count));
+	CHECK(count == 77);
+	RC(RM_RESULT_OK, rm_mailbox_copy(src, NULL, 0, dst, NULL, NULL, &count));
+	CHECK(count == 0);
+	count = 77;
+	RC(RM_RESULT_OK, rm_mailbox_move(src, NULL, 0, dst, NULL, NULL, &count));
+	CHECK(count == 0);
+
+	/* Copy skips expunged and missing UIDs and repeats: pairs ascending by source UID. */
+	size_t gone = 0;
+	uint32_t two[] = {2};
+	RC(RM_RESULT_OK, rm_mailbox_expunge(src, two, 1, &gone));
+	CHECK(gone == 1);
+	for (size_t i = 0; i < 5; i++)
+		s_uids[i] = d_uids[i] = 0xdead;
+	RC(RM_RESULT_OK, rm_mailbox_copy(src, from, 5, dst, s_uids, d_uids, &count));
+	CHECK(count == 2);
+	CHECK(s_uids[0] == 1 && d_uids[0] == 1);
+	CHECK(s_uids[1] == 3 && d_uids[1] == 2);
+	CHECK(s_uids[2] == 0xdead && d_uids[2] == 0xdead);
+	rm_record rec;
+	RC(RM_RESULT_OK, rm_mailbox_record(dst, 1, &rec));
+	CHECK(rec.flags == RM_FLAG_SEEN && rec.psize == strlen(m1));
+	uint8_t buf[32];
+	size_t n = 0;
+	RC(RM_RESULT_OK, rm_mailbox_read(dst, 2, 0, buf, sizeof buf, &n));
+	CHECK(n == strlen(m3) && memcmp(buf, m3, n) == 0);
+	rm_status st;
+	RC(RM_RESULT_OK, rm_mailbox_status(src, &st));
+	CHECK(st.messages == 2);
+	/* Only expunged / missing UIDs: nothing copied. */
+	uint32_t none[] = {2, 999};
+	count = 77;
+	RC(RM_RESULT_OK, rm_mailbox_copy(src, none, 2, dst, s_uids, d_uids, &count));
+	CHECK(count == 0);
+	/* Both out arrays may be NULL. */
+	uint32_t first[] = {1};
+	RC(RM_RESULT_OK, rm_mailbox_copy(src, first, 1, dst, NULL, NULL, &count));
+	CHECK(count == 1);
+
+	/* Move: in dest, no longer in src; only the destination array asked for. */
+	uint32_t mv[] = {3, 2};
+	d_uids[0] = 0;
+	RC(RM_RESULT_OK, rm_mailbox_move(src, mv, 2, dst, NULL, d_uids, &count));
+	CHECK(count == 1 && d_uids[0] == 4);
+	RC(RM_RESULT_NOT_FOUND, rm_mailbox_record(src, 3, &rec));
+	RC(RM_RESULT_OK, rm_mailbox_record(dst, 4, &rec));
+	RC(RM_RESULT_OK, rm_mailbox_read(dst, 4, 0, buf, sizeof buf, &n));
+	CHECK(n == strlen(m3) && memcmp(buf, m3, n) == 0);
+	RC(RM_RESULT_OK, rm_mailbox_status(src, &st));
+	CHECK(st.messages == 1);
+	RC(RM_RESULT_OK, rm_mailbox_status(dst, &st));
+	CHECK(st.messages == 4 && st.uidnext == 5);
+	count = 77;
+	RC(RM_RESULT_OK, rm_mailbox_move(src, mv, 2, dst, s_uids, d_uids, &count));
+	CHECK(count == 0);
+
+	/* Changes: misuse first. */
+	rm_changes *c = (rm_changes *)&passed; /* sentinel: must stay untouched */
+	RC(RM_RESULT_NULL_PARAMETER, rm_changes_open(NULL, 0, &c));
+	RC(RM_RESULT_NULL_PARAMETER, rm_changes_open(src, 0, NULL));
+	CHECK(c == (rm_changes *)&passed);
+	uint64_t hm = 0;
+	RC(RM_RESULT_NULL_PARAMETER, rm_changes_highestmodseq(NULL, &hm));
+	bool has = true;
+	RC(RM_RESULT_NULL_PARAMETER, rm_changes_next_changed(NULL, &rec, &has));
+	uint32_t uid = 0;
+	RC(RM_RESULT_NULL_PARAMETER, rm_changes_next_expunged(NULL, &uid, &has));
+	CHECK(has);
+
+	/* Since 0: every present mail is changed, every expunged UID is reported. */
+	RC(RM_RESULT_OK, rm_mailbox_status(src, &st));
+	c = NULL;
+	RC(RM_RESULT_OK, rm_changes_open(src, 0, &c));
+	CHECK(c != NULL);
+	if (c != NULL) {
+		RC(RM_RESULT_NULL_PARAMETER, rm_changes_highestmodseq(c, NULL));
+		RC(RM_RESULT_NULL_PARAMETER, rm_changes_next_changed(c, NULL, &has));
+		RC(RM_RESULT_NULL_PARAMETER, rm_changes_next_changed(c, &rec, NULL));
+		RC(RM_RESULT_NULL_PARAMETER, rm_changes_next_expunged(c, NULL, &has));
+		RC(RM_RESULT_NULL_PARAMETER, rm_changes_next_expunged(c, &uid, NULL));
+		RC(RM_RESULT_OK, rm_changes_highestmodseq(c, &hm));
+		CHECK(hm == st.highestmodseq && hm > 0);
+		uint32_t u[16];
+		uint64_t ms[16];
+		/* The misuse above did not move the cursors. */
+		CHECK(drain_changed(c, u, ms) == 1 && u[0] == 1 && ms[0] > 0 && ms[0] <= hm);
+		CHECK(drain_expunged(c, u) == 2 && u[0] == 2 && u[1] == 3);
+		/* Exhausted: stays so, and the output is left alone. */
+		rec.uid = 12345;
+		has = true;
+		RC(RM_RESULT_OK, rm_changes_next_changed(c, &rec, &has));
+		CHECK(!has && rec.uid == 12345);
+		uid = 54321;
+		has = true;
+		RC(RM_RESULT_OK, rm_changes_next_expunged(c, &uid, &has));
+		CHECK(!has && uid == 54321);
+		rm_changes_free(c);
+	}
+
+	/* Since the current HIGHESTMODSEQ: nothing. */
+	c = NULL;
+	RC(RM_RESULT_OK, rm_changes_open(src, hm, &c));
+	if (c != NULL) {
+		uint64_t now = 0;
+		RC(RM_RESULT_OK, rm_changes_highestmodseq(c, &now));
+		CHECK(now == hm);
+		RC(RM_RESULT_OK, rm_changes_next_changed(c, &rec, &has));
+		CHECK(!has);
+		RC(RM_RESULT_OK, rm_changes_next_expunged(c, &uid, &has));
+		CHECK(!has);
+		rm_changes_free(c);
+	}
+
+	/* A flag change, then an expunge: the UID moves from changed to expunged. */
+	rm_flags_outcome o;
+	RC(RM_RESULT_OK, rm_mailbox_store_flags(src, first, 1, RM_STORE_MODE_ADD, RM_FLAG_FLAGGED,
+						 NULL, 0, RM_UNCHANGED_SINCE_ANY, NULL, &o));
+	CHECK(o.changed == 1);
+	c = NULL;
+	RC(RM_RESULT_OK, rm_changes_open(src, hm, &c));
+	if (c != NULL) {
+		uint32_t u[16];
+		uint64_t ms[16];
+		uint64_t now = 0;
+		RC(RM_RESULT_OK, rm_changes_highestmodseq(c, &now));
+		CHECK(now == o.modseq && now > hm);
+		CHECK(drain_changed(c, u, ms) == 1 && u[0] == 1 && ms[0] == o.modseq);
+		CHECK(drain_expunged(c, u) == 0);
+		rm_changes_free(c);
+	}
+	RC(RM_RESULT_OK, rm_mailbox_expunge(src, first, 1, &gone));
+	CHECK(gone == 1);
+	c = NULL;
+	RC(RM_RESULT_OK, rm_changes_open(src, hm, &c));
+	if (c != NULL) {
+		uint32_t u[16];
+		CHECK(drain_changed(c, u, NULL) == 0);
+		CHECK(drain_expunged(c, u) == 1 && u[0] == 1);
+		/* Freed with the mailbox already gone (no borrow), below. */
+	}
+	rm_mailbox_free(src);
+	rm_changes_free(c);
+
+	/* The destination saw only additions. */
+	c = NULL;
+	RC(RM_RESULT_OK, rm_changes_open(dst, 0, &c));
+	if (c != NULL) {
+		uint32_t u[16];
+		CHECK(drain_changed(c, u, NULL) == 4 && u[0] == 1 && u[3] == 4);
+		CHECK(drain_expunged(c, u) == 0);
+		rm_changes_free(c);
+	}
+	rm_mailbox_free(dst);
+	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "CopySrc"));
+	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "CopyDst"));
+}
+
 /* Handles do not borrow their parents: free them in "wrong" orders. */
 static void test_lifetimes(rm_store *store, const char *username)
 {
@@ -518,6 +747,7 @@ static void run_suite(rm_store *store, const char *label)
 		free(big);
 		rm_mailbox_free(mb);
 	}
+	test_copy_move_changes(user);
 	test_lifetimes(store, username);
 
 	/* Clean up what the suite made (matters on a real cluster). */

@@ -1,0 +1,164 @@
+//! `rm_changes`: what changed in a mailbox since a modseq (IMAP CONDSTORE/QRESYNC), as an
+//! iterator handle: the records added or changed, then (independently) the UIDs expunged.
+
+use std::vec;
+
+use rados_mail::MailRecord;
+
+use crate::error::rm_result;
+use crate::ffi::{BoxHandle, Out, borrow_handle, borrow_handle_mut, into_handle, take_handle};
+use crate::mailbox::{record_out, rm_mailbox, rm_record};
+use crate::panic::{ffi_call, ffi_void};
+
+/// A snapshot of the changes of one mailbox since a modseq ([`rm_changes_open`]).
+///
+/// Not thread-safe: one thread at a time (the `next` calls advance it). It holds a copy of
+/// the changes, so it does not borrow the `rm_mailbox` it came from and does not see later
+/// changes; free it with [`rm_changes_free`].
+pub struct rm_changes {
+    _private: [u8; 0],
+}
+
+impl BoxHandle for rm_changes {
+    type Rust = ChangesHandle;
+}
+
+/// What an `rm_changes` holds: the snapshot and the two cursors.
+pub(crate) struct ChangesHandle {
+    highestmodseq: u64,
+    changed: vec::IntoIter<MailRecord>,
+    expunged: vec::IntoIter<u32>,
+}
+
+/// Reads what changed in `mailbox` since `modseq` and returns it in `*out` as a new handle
+/// (free it with [`rm_changes_free`]).
+///
+/// The handle holds: the mailbox's HIGHESTMODSEQ at the time of the call
+/// ([`rm_changes_highestmodseq`]); the current records of the mails added or changed with a
+/// modseq above `modseq`, ascending by UID ([`rm_changes_next_changed`]); and the UIDs
+/// expunged since `modseq`, ascending ([`rm_changes_next_expunged`]). `modseq` 0 means
+/// "since the beginning": every mail present is reported as changed. With `modseq` equal to
+/// the current HIGHESTMODSEQ both lists are empty.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, a temporary code, or another code.
+/// `*out` is written only on success.
+///
+/// # Safety
+/// `mailbox` is a live handle; `out` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_changes_open(
+    mailbox: *const rm_mailbox,
+    modseq: u64,
+    out: *mut *mut rm_changes,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        let c = mb.mailbox.changes_since(modseq)?;
+        out.set(into_handle(ChangesHandle {
+            highestmodseq: c.highestmodseq,
+            changed: c.changed.into_iter(),
+            expunged: c.expunged.into_iter(),
+        }));
+        Ok(())
+    })
+}
+
+/// The mailbox's HIGHESTMODSEQ when `changes` was opened, in `*out` (the modseq to ask
+/// from next time).
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `changes` is a live handle, not used concurrently by another thread; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_changes_highestmodseq(changes: *const rm_changes, out: *mut u64) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let c = unsafe { borrow_handle(changes, "changes") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        out.set(c.highestmodseq);
+        Ok(())
+    })
+}
+
+/// Takes the next record added or changed (ascending by UID): `*out_has` becomes true and
+/// `*out` receives the record; once they are exhausted, `*out_has` becomes false and `*out`
+/// is left untouched (and every later call does the same).
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER` (nothing is then written and the
+/// cursor does not move).
+///
+/// # Safety
+/// `changes` is a live handle, not used concurrently by another thread; `out` and
+/// `out_has` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_changes_next_changed(
+    changes: *mut rm_changes,
+    out: *mut rm_record,
+    out_has: *mut bool,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let c = unsafe { borrow_handle_mut(changes, "changes") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        // SAFETY: forwarded contract of this export.
+        let has = unsafe { Out::new(out_has, "out_has") }?;
+        match c.changed.next() {
+            Some(r) => {
+                out.set(record_out(&r));
+                has.set(true);
+            }
+            None => has.set(false),
+        }
+        Ok(())
+    })
+}
+
+/// Takes the next UID expunged (ascending): `*out_has` becomes true and `*out_uid` receives
+/// the UID; once they are exhausted, `*out_has` becomes false and `*out_uid` is left
+/// untouched. Independent of [`rm_changes_next_changed`]'s cursor.
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER` (nothing is then written and the
+/// cursor does not move).
+///
+/// # Safety
+/// `changes` is a live handle, not used concurrently by another thread; `out_uid` and
+/// `out_has` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_changes_next_expunged(
+    changes: *mut rm_changes,
+    out_uid: *mut u32,
+    out_has: *mut bool,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let c = unsafe { borrow_handle_mut(changes, "changes") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out_uid, "out_uid") }?;
+        // SAFETY: forwarded contract of this export.
+        let has = unsafe { Out::new(out_has, "out_has") }?;
+        match c.expunged.next() {
+            Some(uid) => {
+                out.set(uid);
+                has.set(true);
+            }
+            None => has.set(false),
+        }
+        Ok(())
+    })
+}
+
+/// Frees a changes handle; NULL is a no-op.
+///
+/// # Safety
+/// `changes` is NULL or a live handle, not used afterwards nor concurrently with this call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_changes_free(changes: *mut rm_changes) {
+    // SAFETY: forwarded contract.
+    ffi_void(|| drop(unsafe { take_handle(changes) }));
+}
