@@ -237,7 +237,7 @@ pub(crate) fn destroy(store: &dyn ObjectStore, guid: &Guid) -> Result<()> {
         Err(Error::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let view = load_view(store, &head_oid, guid, head, 200)?;
+    let view = load_view(store, &head_oid, guid, head, crate::Config::default().max_attempts)?;
     for rec in view.records.values() {
         drop_reference(store, guid, rec)?;
     }
@@ -465,6 +465,11 @@ impl Mailbox {
 
     fn refresh(&self, view: &mut View) -> Result<bool> {
         let head = read_head(self.store.as_ref(), &self.head)?;
+        self.catch_up(view, head)
+    }
+
+    /// Brings the view up to `head`, a fresh read of the head object.
+    fn catch_up(&self, view: &mut View, head: Head) -> Result<bool> {
         let known = view.hdr.highestmodseq;
         if head.hdr.highestmodseq == known {
             view.hdr_bytes = head.hdr_bytes;
@@ -886,10 +891,16 @@ impl Mailbox {
             }
             return Ok(split_changes(head.hdr.highestmodseq, changed));
         }
-        // The WAL was trimmed past `modseq`: bring the view up to date and ask the shards
-        // which UIDs were expunged since (their tombstones).
+        // The WAL was trimmed past `modseq`: bring the view up to date with the head just
+        // read (no second read) and ask the shards which UIDs were expunged since.
+        let wal_expunged: Vec<u32> = head
+            .wal
+            .iter()
+            .filter(|e| e.modseq > modseq)
+            .flat_map(|e| e.changes.iter().filter(|c| c.record.is_none()).map(|c| c.uid))
+            .collect();
         let mut view = self.lock();
-        self.refresh(&mut view)?;
+        self.catch_up(&mut view, head)?;
         let bits = view.hdr.shard_bits;
         let count = if view.hdr.uidnext <= 1 { 0 } else { shard_of(view.hdr.uidnext - 1, bits) + 1 };
         let mut expunged = BTreeSet::new();
@@ -913,11 +924,7 @@ impl Mailbox {
             }
         }
         // Expunges still in the WAL (not yet tombstones).
-        for e in head.wal.iter().filter(|e| e.modseq > modseq) {
-            for c in e.changes.iter().filter(|c| c.record.is_none()) {
-                expunged.insert(c.uid);
-            }
-        }
+        expunged.extend(wal_expunged);
         let changed: Vec<MailRecord> = view.records.values().filter(|r| r.modseq > modseq).cloned().collect();
         expunged.retain(|u| !view.records.contains_key(u));
         Ok(Changes { highestmodseq: view.hdr.highestmodseq, changed, expunged: expunged.into_iter().collect() })
