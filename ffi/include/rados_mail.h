@@ -154,6 +154,31 @@ typedef struct rm_body rm_body;
 typedef struct rm_changes rm_changes;
 
 /**
+ * Settings of a store, filled with [`rm_config_set`] and used by [`rm_store_open`].
+ *
+ * Not thread-safe while being set; [`rm_store_open`] only reads it, so one finished
+ * `rm_config` may be opened from several threads. Free it with [`rm_config_free`] (the
+ * stores opened from it do not borrow it).
+ */
+typedef struct rm_config rm_config;
+
+/**
+ * The dicts of one user (private keys) and the shared dict.
+ *
+ * Thread-safe: one `rm_dict` may be used from many threads at once; it does not borrow
+ * the `rm_store` it came from. Free it with [`rm_dict_free`].
+ */
+typedef struct rm_dict rm_dict;
+
+/**
+ * Changes to the dicts, applied at [`rm_dict_txn_commit`].
+ *
+ * Not thread-safe: one thread at a time. Free it with [`rm_dict_txn_free`] (which rolls
+ * back a transaction not committed). It does not borrow its `rm_dict`.
+ */
+typedef struct rm_dict_txn rm_dict_txn;
+
+/**
  * One mailbox of a user.
  *
  * Thread-safe: one `rm_mailbox` may be used from many threads at once. It does not borrow
@@ -211,7 +236,36 @@ typedef struct rm_record {
    * Received date (IMAP INTERNALDATE), seconds since the Unix epoch.
    */
   int64_t received;
+  /**
+   * The mail's GUID (of its body object; copies share it), 16 bytes.
+   */
+  uint8_t guid[16];
 } rm_record;
+
+/**
+ * Called once per name by [`rm_user_mailbox_list`]: `name` is NUL-terminated UTF-8 of
+ * `name_len` bytes (without the NUL), valid only during the call; `userdata` is the
+ * caller's pointer, passed through untouched.
+ */
+typedef void (*rm_name_callback)(void *userdata, const char *name, size_t name_len);
+
+/**
+ * Called by [`rm_dict_lookup`] with the value: `len` bytes at `value`, followed by a NUL
+ * byte that `len` does not count (so text values can be used as C strings); valid during
+ * the call only.
+ */
+typedef void (*rm_value_callback)(void *userdata, const uint8_t *value, size_t len);
+
+/**
+ * Called by [`rm_dict_iterate`] once per entry: the key (NUL-terminated, `key_len` bytes)
+ * and the value (`value_len` bytes, followed by a NUL not counted); valid during the call
+ * only.
+ */
+typedef void (*rm_entry_callback)(void *userdata,
+                                  const char *key,
+                                  size_t key_len,
+                                  const uint8_t *value,
+                                  size_t value_len);
 
 /**
  * Mailbox status, as IMAP STATUS reports it ([`rm_mailbox_status`]).
@@ -271,11 +325,46 @@ typedef struct rm_flags_outcome {
 } rm_flags_outcome;
 
 /**
- * Called once per name by [`rm_user_mailbox_list`]: `name` is NUL-terminated UTF-8 of
- * `name_len` bytes (without the NUL), valid only during the call; `userdata` is the
- * caller's pointer, passed through untouched.
+ * Counters of a store since it was opened ([`rm_store_stats`]).
  */
-typedef void (*rm_name_callback)(void *userdata, const char *name, size_t name_len);
+typedef struct rm_stats {
+  /**
+   * Body lookups answered from the memory cache.
+   */
+  uint64_t cache_memory_hits;
+  /**
+   * Body lookups answered from the disk cache.
+   */
+  uint64_t cache_disk_hits;
+  /**
+   * Body lookups answered by neither cache tier.
+   */
+  uint64_t cache_misses;
+  /**
+   * Body bytes in the memory cache now.
+   */
+  uint64_t cache_memory_bytes;
+  /**
+   * File bytes in the disk cache now.
+   */
+  uint64_t cache_disk_bytes;
+  /**
+   * Cache entries dropped because they were corrupt.
+   */
+  uint64_t cache_corrupt_dropped;
+  /**
+   * RADOS read operations (reads, stats, omap and xattr reads).
+   */
+  uint64_t rados_reads;
+  /**
+   * RADOS write operations (every compound write counts once).
+   */
+  uint64_t rados_writes;
+  /**
+   * RADOS object listings.
+   */
+  uint64_t rados_lists;
+} rm_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -450,6 +539,21 @@ enum rm_result rm_changes_next_changed(struct rm_changes *changes,
                                        bool *out_has);
 
 /**
+ * Calls `cb(userdata, keyword, len)` for each keyword (sorted) of the record that
+ * [`rm_changes_next_changed`] returned last; none before the first call and after the
+ * end. Same callback rules as [`rm_mailbox_keywords`](crate::mailbox::rm_mailbox_keywords).
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER` (`changes` or `cb`).
+ *
+ * # Safety
+ * `changes` is a live handle, not used concurrently by another thread; `cb` is safe to
+ * call with `userdata`.
+ */
+enum rm_result rm_changes_keywords(const struct rm_changes *changes,
+                                   rm_name_callback cb,
+                                   void *userdata);
+
+/**
  * Takes the next UID expunged (ascending): `*out_has` becomes true and `*out_uid` receives
  * the UID; once they are exhausted, `*out_has` becomes false and `*out_uid` is left
  * untouched. Independent of [`rm_changes_next_changed`]'s cursor.
@@ -472,6 +576,196 @@ enum rm_result rm_changes_next_expunged(struct rm_changes *changes,
  * `changes` is NULL or a live handle, not used afterwards nor concurrently with this call.
  */
 void rm_changes_free(struct rm_changes *changes);
+
+/**
+ * A new `rm_config` with every setting at its default, in `*out`.
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `out` is valid for writing.
+ */
+enum rm_result rm_config_new(struct rm_config **out);
+
+/**
+ * Sets the setting `key` to `value` (both NUL-terminated UTF-8). The keys, as in the
+ * Dovecot plugin's `rados_*` settings without the prefix:
+ * - `backend`: `rados` (default) or `memory` (a private in-memory store, for tests);
+ * - `conf`: path of `ceph.conf` (default: `CEPH_CONF` or Ceph's search path);
+ * - `keyring`: path of the keyring (default: what `ceph.conf` names);
+ * - `client_name`: full client name (default `client.admin`);
+ * - `pool`: pool of the mail data (default `mail`);
+ * - `namespace_prefix`: prepended to user names to form their RADOS namespaces;
+ * - `timeout`: seconds (`30`, `30s`, `2m`) after which connecting or a cluster operation
+ *   fails with `RM_RESULT_UNAVAILABLE` (default 30; `0` waits forever: avoid);
+ * - `max_mail_size`: largest mail accepted (default `100M`);
+ * - `cache_memory`, `cache_max_item`: memory tier of the body cache and its largest item
+ *   (defaults `64M`, `1M`);
+ * - `cache_disk_dir`, `cache_disk`: directory and bound of the disk tier (default: no
+ *   disk tier; `1G`).
+ *
+ * Sizes are bytes with an optional `k`/`M`/`G`/`T` suffix (powers of 1024).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT` (unknown key, malformed value, not
+ * UTF-8; the config is then unchanged), or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `cfg` is a live handle not used concurrently; `key` and `value` are NUL-terminated.
+ */
+enum rm_result rm_config_set(struct rm_config *cfg, const char *key, const char *value);
+
+/**
+ * Frees a config; NULL is a no-op.
+ *
+ * # Safety
+ * `cfg` is NULL or a live handle, not used afterwards nor concurrently with this call.
+ */
+void rm_config_free(struct rm_config *cfg);
+
+/**
+ * Opens the store `cfg` describes, in `*out` (free it with
+ * [`crate::store::rm_store_free`]): connects to the cluster, bounded by the `timeout`
+ * setting, or makes a new in-memory store.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_UNAVAILABLE` (cluster unreachable),
+ * `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_INVALID_INPUT` (the cache directory cannot be
+ * made), or another code with a message. `*out` is written only on success.
+ *
+ * # Safety
+ * `cfg` is a live handle not being set concurrently; `out` is valid for writing.
+ */
+enum rm_result rm_store_open(const struct rm_config *cfg, struct rm_store **out);
+
+/**
+ * Opens the dicts of user `user` (NUL-terminated UTF-8; NULL for the shared dict only)
+ * of `store`, in `*out`.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT` (invalid user name),
+ * `RM_RESULT_NULL_PARAMETER`, or another code. `*out` is written only on success.
+ *
+ * # Safety
+ * `store` is a live handle; `user` is NULL or NUL-terminated; `out` is writable.
+ */
+enum rm_result rm_dict_open(const struct rm_store *store, const char *user, struct rm_dict **out);
+
+/**
+ * Frees a dict handle; NULL is a no-op.
+ *
+ * # Safety
+ * `dict` is NULL or a live handle, not used afterwards nor concurrently with this call.
+ */
+void rm_dict_free(struct rm_dict *dict);
+
+/**
+ * Looks `key` up: calls `cb(userdata, value, len)` once and returns `RM_RESULT_OK` when it
+ * is set; returns `RM_RESULT_NOT_FOUND` (without calling `cb`) when it is not.
+ *
+ * Returns also `RM_RESULT_INVALID_INPUT` (a key not under `priv/` or `shared/`, or
+ * `priv/` without a user), `RM_RESULT_NULL_PARAMETER`, a temporary code, or another code.
+ *
+ * # Safety
+ * `dict` is a live handle; `key` is NUL-terminated; `cb` is safe to call with `userdata`
+ * and does not unwind.
+ */
+enum rm_result rm_dict_lookup(const struct rm_dict *dict,
+                              const char *key,
+                              rm_value_callback cb,
+                              void *userdata);
+
+/**
+ * Calls `cb` for every entry below the path `prefix` (like `priv/quota`; a trailing `/`
+ * optional; `priv` or `shared` alone for a whole dict), in key order: only the keys
+ * directly below it, or all below it at any depth when `recursive`. Everything is read
+ * first: `cb` is not called on failure.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT`, `RM_RESULT_NULL_PARAMETER`, a
+ * temporary code, or another code.
+ *
+ * # Safety
+ * `dict` is a live handle; `prefix` is NUL-terminated; `cb` is safe to call with
+ * `userdata` and does not unwind.
+ */
+enum rm_result rm_dict_iterate(const struct rm_dict *dict,
+                               const char *prefix,
+                               bool recursive,
+                               rm_entry_callback cb,
+                               void *userdata);
+
+/**
+ * Begins a transaction on `dict`, in `*out`. Nothing is written before
+ * [`rm_dict_txn_commit`].
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `dict` is a live handle; `out` is writable.
+ */
+enum rm_result rm_dict_txn_begin(const struct rm_dict *dict, struct rm_dict_txn **out);
+
+/**
+ * Sets `key` to `value[0..len]` in the transaction (`value` may be NULL when `len` is 0).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT` (invalid key — the transaction then
+ * cannot commit —, or already committed), or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `txn` is a live handle not used concurrently; `key` is NUL-terminated; `value` holds
+ * `len` bytes.
+ */
+enum rm_result rm_dict_txn_set(struct rm_dict_txn *txn,
+                               const char *key,
+                               const uint8_t *value,
+                               size_t len);
+
+/**
+ * Unsets `key` in the transaction (not an error if it is not set).
+ *
+ * Returns as [`rm_dict_txn_set`].
+ *
+ * # Safety
+ * `txn` is a live handle not used concurrently; `key` is NUL-terminated.
+ */
+enum rm_result rm_dict_txn_unset(struct rm_dict_txn *txn, const char *key);
+
+/**
+ * Adds `delta` to the decimal counter `key` at commit, atomically. As in Dovecot, only
+ * a key that is set changes: an unset one stays unset and the commit reports it
+ * (`*out_not_found`).
+ *
+ * Returns as [`rm_dict_txn_set`].
+ *
+ * # Safety
+ * `txn` is a live handle not used concurrently; `key` is NUL-terminated.
+ */
+enum rm_result rm_dict_txn_atomic_inc(struct rm_dict_txn *txn, const char *key, int64_t delta);
+
+/**
+ * Commits the transaction: its `priv/` changes in one atomic write, its `shared/` changes
+ * in another (a transaction that touches both scopes is atomic per scope only; the
+ * private part is written first). `*out_not_found` (may be NULL) becomes true when an
+ * `atomic_inc` found its key unset (Dovecot's `DICT_COMMIT_RET_NOTFOUND`); the rest was
+ * applied.
+ *
+ * Afterwards the handle only accepts [`rm_dict_txn_free`]; committing twice fails with
+ * `RM_RESULT_INVALID_INPUT`.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT` (an operation was refused, a counter
+ * is not a number), `RM_RESULT_TOO_LARGE`, `RM_RESULT_CONFLICT` / `RM_RESULT_UNAVAILABLE`
+ * (temporary: nothing applied, or for `UNAVAILABLE` possibly applied), or another code. On
+ * failure nothing is reported as applied: never "OK" on failure.
+ *
+ * # Safety
+ * `txn` is a live handle not used concurrently; `out_not_found` is NULL or writable.
+ */
+enum rm_result rm_dict_txn_commit(struct rm_dict_txn *txn, bool *out_not_found);
+
+/**
+ * Frees a transaction, rolling it back if it was not committed; NULL is a no-op.
+ *
+ * # Safety
+ * `txn` is NULL or a live handle, not used afterwards nor concurrently with this call.
+ */
+void rm_dict_txn_free(struct rm_dict_txn *txn);
 
 /**
  * True when `result` is a temporary failure (`RM_RESULT_UNAVAILABLE`,
@@ -625,6 +919,33 @@ enum rm_result rm_mailbox_expunge(const struct rm_mailbox *mailbox,
                                   size_t *out_expunged);
 
 /**
+ * The mailbox's GUID (16 bytes; it names the mailbox's objects and survives renames) in
+ * `out[0..16]`.
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `mailbox` is a live handle; `out` is writable for 16 bytes.
+ */
+enum rm_result rm_mailbox_guid(const struct rm_mailbox *mailbox, uint8_t (*out)[16]);
+
+/**
+ * Calls `cb(userdata, keyword, len)` for each keyword of `uid` in the mailbox's view,
+ * sorted (as of the last sync or change); `keyword` is NUL-terminated and valid during
+ * the call only. The whole list is read first: `cb` is not called on failure.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (no such UID), `RM_RESULT_NULL_PARAMETER`
+ * (`mailbox` or `cb`), or another code.
+ *
+ * # Safety
+ * `mailbox` is a live handle; `cb` is safe to call with `userdata` and does not unwind.
+ */
+enum rm_result rm_mailbox_keywords(const struct rm_mailbox *mailbox,
+                                   uint32_t uid,
+                                   rm_name_callback cb,
+                                   void *userdata);
+
+/**
  * Copies the mails `uids[0..n_uids]` of `src` into `dest` (IMAP COPY; the bodies are
  * shared, not duplicated). `uids` may be NULL when `n_uids` is 0, may be in any order and
  * may repeat a UID (copied once); UIDs not in `src`'s view (never there, or expunged,
@@ -728,6 +1049,16 @@ enum rm_result rm_store_new_in_memory(struct rm_store **out);
 void rm_store_free(struct rm_store *store);
 
 /**
+ * The store's counters (body cache and RADOS operations) in `*out`.
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `store` is a live handle; `out` is valid for writing.
+ */
+enum rm_result rm_store_stats(const struct rm_store *store, struct rm_stats *out);
+
+/**
  * Opens the user `name` (NUL-terminated UTF-8, 1–255 bytes, no control characters, not
  * starting with '.') of `store`, in `*out`; free it with [`rm_user_free`].
  *
@@ -806,6 +1137,79 @@ enum rm_result rm_user_mailbox_list(const struct rm_user *user,
                                     const char *pattern,
                                     rm_name_callback cb,
                                     void *userdata);
+
+/**
+ * Subscribes to the mailbox `name` (which need not exist, as IMAP allows); subscribing
+ * twice is not an error.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT` (invalid name),
+ * `RM_RESULT_NULL_PARAMETER`, or another code.
+ *
+ * # Safety
+ * `user` is a live handle; `name` is NUL-terminated.
+ */
+enum rm_result rm_user_subscribe(const struct rm_user *user, const char *name);
+
+/**
+ * Removes the subscription of `name`; not an error if it was not subscribed.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT`, `RM_RESULT_NULL_PARAMETER`, or
+ * another code.
+ *
+ * # Safety
+ * `user` is a live handle; `name` is NUL-terminated.
+ */
+enum rm_result rm_user_unsubscribe(const struct rm_user *user, const char *name);
+
+/**
+ * Calls `cb(userdata, name, name_len)` for each subscribed name matching the IMAP LIST
+ * `pattern` (as in [`rm_user_mailbox_list`]), sorted; same callback rules.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_INVALID_INPUT`, or
+ * another code.
+ *
+ * # Safety
+ * `user` is a live handle; `pattern` is NUL-terminated; `cb` is safe to call with
+ * `userdata`.
+ */
+enum rm_result rm_user_subscriptions(const struct rm_user *user,
+                                     const char *pattern,
+                                     rm_name_callback cb,
+                                     void *userdata);
+
+/**
+ * Replaces the special-use attributes (RFC 6154) of the mailbox `name` with
+ * `attrs[0..n_attrs]` (each one of `\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`,
+ * `\Sent`, `\Trash`, any case; `n_attrs` 0 removes them all; `attrs` may then be NULL).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND`, `RM_RESULT_INVALID_INPUT` (unknown
+ * attribute, invalid name), `RM_RESULT_NULL_PARAMETER`, or another code.
+ *
+ * # Safety
+ * `user` is a live handle; `name` and the `n_attrs` strings of `attrs` are
+ * NUL-terminated.
+ */
+enum rm_result rm_user_mailbox_set_special_use(const struct rm_user *user,
+                                               const char *name,
+                                               const char *const *attrs,
+                                               size_t n_attrs);
+
+/**
+ * Calls `cb(userdata, attr, attr_len)` for each special-use attribute of the mailbox
+ * `name`, in canonical spelling (`\Sent`) and order; same callback rules as
+ * [`rm_user_mailbox_list`].
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND`, `RM_RESULT_INVALID_INPUT`,
+ * `RM_RESULT_NULL_PARAMETER`, or another code.
+ *
+ * # Safety
+ * `user` is a live handle; `name` is NUL-terminated; `cb` is safe to call with
+ * `userdata`.
+ */
+enum rm_result rm_user_mailbox_special_use(const struct rm_user *user,
+                                           const char *name,
+                                           rm_name_callback cb,
+                                           void *userdata);
 
 #ifdef __cplusplus
 }  // extern "C"

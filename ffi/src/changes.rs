@@ -1,14 +1,16 @@
 //! `rm_changes`: what changed in a mailbox since a modseq (IMAP CONDSTORE/QRESYNC), as an
 //! iterator handle: the records added or changed, then (independently) the UIDs expunged.
 
+use std::ffi::c_void;
 use std::vec;
 
 use rados_mail::MailRecord;
 
-use crate::error::rm_result;
+use crate::error::{Failure, rm_result};
 use crate::ffi::{BoxHandle, Out, borrow_handle, borrow_handle_mut, into_handle, take_handle};
-use crate::mailbox::{record_out, rm_mailbox, rm_record};
+use crate::mailbox::{call_names, record_out, rm_mailbox, rm_record};
 use crate::panic::{ffi_call, ffi_void};
+use crate::user::rm_name_callback;
 
 /// A snapshot of the changes of one mailbox since a modseq ([`rm_changes_open`]).
 ///
@@ -27,6 +29,8 @@ impl BoxHandle for rm_changes {
 pub(crate) struct ChangesHandle {
     highestmodseq: u64,
     changed: vec::IntoIter<MailRecord>,
+    /// The keywords of the record `next_changed` returned last.
+    last_keywords: Vec<String>,
     expunged: vec::IntoIter<u32>,
 }
 
@@ -60,6 +64,7 @@ pub unsafe extern "C" fn rm_changes_open(
         out.set(into_handle(ChangesHandle {
             highestmodseq: c.highestmodseq,
             changed: c.changed.into_iter(),
+            last_keywords: Vec::new(),
             expunged: c.expunged.into_iter(),
         }));
         Ok(())
@@ -112,10 +117,38 @@ pub unsafe extern "C" fn rm_changes_next_changed(
             Some(r) => {
                 out.set(record_out(&r));
                 has.set(true);
+                c.last_keywords = r.keywords;
             }
-            None => has.set(false),
+            None => {
+                has.set(false);
+                c.last_keywords.clear();
+            }
         }
         Ok(())
+    })
+}
+
+/// Calls `cb(userdata, keyword, len)` for each keyword (sorted) of the record that
+/// [`rm_changes_next_changed`] returned last; none before the first call and after the
+/// end. Same callback rules as [`rm_mailbox_keywords`](crate::mailbox::rm_mailbox_keywords).
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER` (`changes` or `cb`).
+///
+/// # Safety
+/// `changes` is a live handle, not used concurrently by another thread; `cb` is safe to
+/// call with `userdata`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_changes_keywords(
+    changes: *const rm_changes,
+    cb: rm_name_callback,
+    userdata: *mut c_void,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let c = unsafe { borrow_handle(changes, "changes") }?;
+        let cb = cb.ok_or_else(|| Failure::null("cb"))?;
+        // SAFETY: the caller vouches for `cb` and `userdata`.
+        unsafe { call_names(cb, userdata, &c.last_keywords) }
     })
 }
 

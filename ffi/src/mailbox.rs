@@ -1,7 +1,7 @@
 //! `rm_mailbox`: one mailbox: status, records, flags, expunge. Appends are in
 //! [`crate::append`], body reads in [`crate::body`].
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{CString, c_char, c_void};
 use std::sync::Arc;
 
 use rados_mail::{Flags, MailRecord, Mailbox, StoreMode};
@@ -9,7 +9,7 @@ use rados_mail::{Flags, MailRecord, Mailbox, StoreMode};
 use crate::error::{Failure, rm_result};
 use crate::ffi::{BoxHandle, Out, borrow_handle, buf_arg, into_handle, slice_arg, str_arg, take_handle};
 use crate::panic::{ffi_call, ffi_void};
-use crate::user::rm_user;
+use crate::user::{rm_name_callback, rm_user};
 
 /// `\Seen`.
 pub const RM_FLAG_SEEN: u32 = 1;
@@ -92,6 +92,8 @@ pub struct rm_record {
     pub hdr_len: u64,
     /// Received date (IMAP INTERNALDATE), seconds since the Unix epoch.
     pub received: i64,
+    /// The mail's GUID (of its body object; copies share it), 16 bytes.
+    pub guid: [u8; 16],
 }
 
 /// Outcome of [`rm_mailbox_store_flags`].
@@ -370,7 +372,74 @@ pub(crate) fn record_out(r: &MailRecord) -> rm_record {
         vsize: r.vsize,
         hdr_len: r.hdr_len,
         received: r.received,
+        guid: r.mail_guid.as_slice().try_into().unwrap_or_default(),
     }
+}
+
+/// The mailbox's GUID (16 bytes; it names the mailbox's objects and survives renames) in
+/// `out[0..16]`.
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `mailbox` is a live handle; `out` is writable for 16 bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_guid(mailbox: *const rm_mailbox, out: *mut [u8; 16]) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        out.set(mb.mailbox.info().guid.0);
+        Ok(())
+    })
+}
+
+/// Calls `cb(userdata, keyword, len)` for each keyword of `uid` in the mailbox's view,
+/// sorted (as of the last sync or change); `keyword` is NUL-terminated and valid during
+/// the call only. The whole list is read first: `cb` is not called on failure.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (no such UID), `RM_RESULT_NULL_PARAMETER`
+/// (`mailbox` or `cb`), or another code.
+///
+/// # Safety
+/// `mailbox` is a live handle; `cb` is safe to call with `userdata` and does not unwind.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_keywords(
+    mailbox: *const rm_mailbox,
+    uid: u32,
+    cb: rm_name_callback,
+    userdata: *mut c_void,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        let cb = cb.ok_or_else(|| Failure::null("cb"))?;
+        let r: MailRecord =
+            mb.mailbox.record(uid)?.ok_or_else(|| Failure::new(rm_result::NotFound, format!("UID {uid} not found")))?;
+        // SAFETY: the caller vouches for `cb` and `userdata`.
+        unsafe { call_names(cb, userdata, &r.keywords) }
+    })
+}
+
+/// Calls `cb` once per name, as NUL-terminated strings that live during the call.
+///
+/// # Safety
+/// `cb` is safe to call with `userdata` and does not unwind.
+pub(crate) unsafe fn call_names(
+    cb: unsafe extern "C" fn(*mut c_void, *const c_char, usize),
+    userdata: *mut c_void,
+    names: &[String],
+) -> Result<(), Failure> {
+    let names = names
+        .iter()
+        .map(|n| CString::new(n.as_str()).map_err(|e| Failure::invalid(format!("name with NUL: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for name in &names {
+        // SAFETY: per the contract; `name` outlives the call.
+        unsafe { cb(userdata, name.as_ptr(), name.as_bytes().len()) };
+    }
+    Ok(())
 }
 
 /// The output parameters of [`rm_mailbox_copy`] and [`rm_mailbox_move`].

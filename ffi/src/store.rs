@@ -7,7 +7,7 @@ use std::time::Duration;
 use rados_mail::{Config, MailStore};
 
 use crate::error::rm_result;
-use crate::ffi::{BoxHandle, Out, into_handle, opt_str_arg, take_handle};
+use crate::ffi::{BoxHandle, Out, borrow_handle, into_handle, opt_str_arg, take_handle};
 use crate::panic::{ffi_call, ffi_void};
 
 /// A mail store: a connection to one RADOS pool (or an in-memory store).
@@ -111,4 +111,57 @@ pub unsafe extern "C" fn rm_store_new_in_memory(out: *mut *mut rm_store) -> rm_r
 pub unsafe extern "C" fn rm_store_free(store: *mut rm_store) {
     // SAFETY: forwarded contract.
     ffi_void(|| drop(unsafe { take_handle(store) }));
+}
+
+/// Counters of a store since it was opened ([`rm_store_stats`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct rm_stats {
+    /// Body lookups answered from the memory cache.
+    pub cache_memory_hits: u64,
+    /// Body lookups answered from the disk cache.
+    pub cache_disk_hits: u64,
+    /// Body lookups answered by neither cache tier.
+    pub cache_misses: u64,
+    /// Body bytes in the memory cache now.
+    pub cache_memory_bytes: u64,
+    /// File bytes in the disk cache now.
+    pub cache_disk_bytes: u64,
+    /// Cache entries dropped because they were corrupt.
+    pub cache_corrupt_dropped: u64,
+    /// RADOS read operations (reads, stats, omap and xattr reads).
+    pub rados_reads: u64,
+    /// RADOS write operations (every compound write counts once).
+    pub rados_writes: u64,
+    /// RADOS object listings.
+    pub rados_lists: u64,
+}
+
+/// The store's counters (body cache and RADOS operations) in `*out`.
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `store` is a live handle; `out` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_store_stats(store: *const rm_store, out: *mut rm_stats) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let store = unsafe { borrow_handle(store, "store") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        let s = store.stats();
+        out.set(rm_stats {
+            cache_memory_hits: s.cache.memory_hits,
+            cache_disk_hits: s.cache.disk_hits,
+            cache_misses: s.cache.misses,
+            cache_memory_bytes: s.cache.memory_bytes,
+            cache_disk_bytes: s.cache.disk_bytes,
+            cache_corrupt_dropped: s.cache.corrupt_dropped,
+            rados_reads: s.rados.reads,
+            rados_writes: s.rados.writes,
+            rados_lists: s.rados.lists,
+        });
+        Ok(())
+    })
 }

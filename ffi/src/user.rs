@@ -1,11 +1,12 @@
 //! `rm_user`: one user's mailbox list.
 
-use std::ffi::{CString, c_char, c_void};
+use std::ffi::{c_char, c_void};
 
 use rados_mail::User;
 
 use crate::error::{Failure, rm_result};
-use crate::ffi::{BoxHandle, Out, borrow_handle, into_handle, str_arg, take_handle};
+use crate::ffi::{BoxHandle, Out, borrow_handle, into_handle, slice_arg, str_arg, take_handle};
+use crate::mailbox::call_names;
 use crate::panic::{ffi_call, ffi_void};
 use crate::store::rm_store;
 
@@ -165,16 +166,139 @@ pub unsafe extern "C" fn rm_user_mailbox_list(
         // SAFETY: forwarded contract of this export.
         let pattern = unsafe { str_arg(pattern, "pattern") }?;
         let cb = cb.ok_or_else(|| Failure::null("cb"))?;
-        let names = user
-            .user
-            .list_mailboxes(pattern)?
-            .into_iter()
-            .map(|info| CString::new(info.name).map_err(|e| Failure::invalid(format!("mailbox name with NUL: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        for name in &names {
-            // SAFETY: the caller vouches for `cb` and `userdata`; `name` outlives the call.
-            unsafe { cb(userdata, name.as_ptr(), name.as_bytes().len()) };
-        }
+        let names: Vec<String> = user.user.list_mailboxes(pattern)?.into_iter().map(|info| info.name).collect();
+        // SAFETY: the caller vouches for `cb` and `userdata`.
+        unsafe { call_names(cb, userdata, &names) }?;
         Ok(())
+    })
+}
+
+/// Subscribes to the mailbox `name` (which need not exist, as IMAP allows); subscribing
+/// twice is not an error.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT` (invalid name),
+/// `RM_RESULT_NULL_PARAMETER`, or another code.
+///
+/// # Safety
+/// `user` is a live handle; `name` is NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_subscribe(user: *const rm_user, name: *const c_char) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let name = unsafe { str_arg(name, "name") }?;
+        user.user.subscribe(name)?;
+        Ok(())
+    })
+}
+
+/// Removes the subscription of `name`; not an error if it was not subscribed.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT`, `RM_RESULT_NULL_PARAMETER`, or
+/// another code.
+///
+/// # Safety
+/// `user` is a live handle; `name` is NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_unsubscribe(user: *const rm_user, name: *const c_char) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let name = unsafe { str_arg(name, "name") }?;
+        user.user.unsubscribe(name)?;
+        Ok(())
+    })
+}
+
+/// Calls `cb(userdata, name, name_len)` for each subscribed name matching the IMAP LIST
+/// `pattern` (as in [`rm_user_mailbox_list`]), sorted; same callback rules.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_INVALID_INPUT`, or
+/// another code.
+///
+/// # Safety
+/// `user` is a live handle; `pattern` is NUL-terminated; `cb` is safe to call with
+/// `userdata`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_subscriptions(
+    user: *const rm_user,
+    pattern: *const c_char,
+    cb: rm_name_callback,
+    userdata: *mut c_void,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let pattern = unsafe { str_arg(pattern, "pattern") }?;
+        let cb = cb.ok_or_else(|| Failure::null("cb"))?;
+        let names = user.user.subscriptions(pattern)?;
+        // SAFETY: the caller vouches for `cb` and `userdata`.
+        unsafe { call_names(cb, userdata, &names) }
+    })
+}
+
+/// Replaces the special-use attributes (RFC 6154) of the mailbox `name` with
+/// `attrs[0..n_attrs]` (each one of `\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`,
+/// `\Sent`, `\Trash`, any case; `n_attrs` 0 removes them all; `attrs` may then be NULL).
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND`, `RM_RESULT_INVALID_INPUT` (unknown
+/// attribute, invalid name), `RM_RESULT_NULL_PARAMETER`, or another code.
+///
+/// # Safety
+/// `user` is a live handle; `name` and the `n_attrs` strings of `attrs` are
+/// NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_mailbox_set_special_use(
+    user: *const rm_user,
+    name: *const c_char,
+    attrs: *const *const c_char,
+    n_attrs: usize,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let name = unsafe { str_arg(name, "name") }?;
+        // SAFETY: forwarded contract of this export.
+        let attrs = unsafe { slice_arg(attrs, n_attrs, "attrs") }?;
+        let attrs = attrs
+            .iter()
+            // SAFETY: each pointer is a NUL-terminated string per the contract.
+            .map(|&a| unsafe { str_arg(a, "attrs[i]") })
+            .collect::<Result<Vec<_>, _>>()?;
+        user.user.set_special_use(name, &attrs)?;
+        Ok(())
+    })
+}
+
+/// Calls `cb(userdata, attr, attr_len)` for each special-use attribute of the mailbox
+/// `name`, in canonical spelling (`\Sent`) and order; same callback rules as
+/// [`rm_user_mailbox_list`].
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND`, `RM_RESULT_INVALID_INPUT`,
+/// `RM_RESULT_NULL_PARAMETER`, or another code.
+///
+/// # Safety
+/// `user` is a live handle; `name` is NUL-terminated; `cb` is safe to call with
+/// `userdata`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_mailbox_special_use(
+    user: *const rm_user,
+    name: *const c_char,
+    cb: rm_name_callback,
+    userdata: *mut c_void,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let name = unsafe { str_arg(name, "name") }?;
+        let cb = cb.ok_or_else(|| Failure::null("cb"))?;
+        let info = user.user.mailbox_info(name)?;
+        // SAFETY: the caller vouches for `cb` and `userdata`.
+        unsafe { call_names(cb, userdata, &info.special_use) }
     })
 }

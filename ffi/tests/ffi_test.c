@@ -715,6 +715,310 @@ static void test_lifetimes(rm_store *store, const char *username)
 	rm_user_free(user);
 }
 
+/* rm_config: every key, bad keys and values, NULLs; a memory store opened from one. */
+static void test_config(void)
+{
+	rm_config *cfg = NULL;
+	RC(RM_RESULT_NULL_PARAMETER, rm_config_new(NULL));
+	RC(RM_RESULT_OK, rm_config_new(&cfg));
+	CHECK(cfg != NULL);
+	static const char *const good[][2] = {
+		{"backend", "memory"}, {"conf", "/nonexistent/ceph.conf"},
+		{"keyring", "/nonexistent/keyring"}, {"client_name", "client.mail"},
+		{"pool", "mail"}, {"namespace_prefix", "t-"}, {"timeout", "5s"},
+		{"max_mail_size", "1M"}, {"cache_memory", "8M"}, {"cache_max_item", "64k"},
+		{"cache_disk_dir", ""}, {"cache_disk", "1G"},
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		RC(RM_RESULT_OK, rm_config_set(cfg, good[i][0], good[i][1]));
+	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "pol", "mail"));
+	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "backend", "disk"));
+	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "max_mail_size", "huge"));
+	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "timeout", "\xff"));
+	RC(RM_RESULT_NULL_PARAMETER, rm_config_set(NULL, "pool", "x"));
+	RC(RM_RESULT_NULL_PARAMETER, rm_config_set(cfg, NULL, "x"));
+	RC(RM_RESULT_NULL_PARAMETER, rm_config_set(cfg, "pool", NULL));
+
+	rm_store *store = NULL;
+	RC(RM_RESULT_NULL_PARAMETER, rm_store_open(NULL, &store));
+	RC(RM_RESULT_NULL_PARAMETER, rm_store_open(cfg, NULL));
+	RC(RM_RESULT_OK, rm_store_open(cfg, &store));
+	rm_config_free(cfg); /* the store does not borrow it */
+	rm_config_free(NULL);
+	if (store == NULL)
+		return;
+	/* max_mail_size = 1M took effect: a 2 MiB mail is refused. */
+	rm_user *user = NULL;
+	rm_mailbox *mb = NULL;
+	RC(RM_RESULT_OK, rm_user_open(store, "cfg-user", &user));
+	RC(RM_RESULT_OK, rm_user_mailbox_create(user, "INBOX"));
+	RC(RM_RESULT_OK, rm_mailbox_open(user, "INBOX", &mb));
+	rm_append *app = NULL;
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	static uint8_t chunk[64 * 1024];
+	memset(chunk, 'x', sizeof chunk);
+	rm_result last = RM_RESULT_OK;
+	for (int i = 0; i < 32 && last == RM_RESULT_OK; i++)
+		last = rm_append_write(app, chunk, sizeof chunk);
+	uint32_t uid = 0;
+	if (last == RM_RESULT_OK)
+		last = rm_append_finish(&app, 0, &uid);
+	RC(RM_RESULT_TOO_LARGE, last);
+	rm_append_free(app);
+
+	rm_stats st;
+	memset(&st, 0xff, sizeof st);
+	RC(RM_RESULT_OK, rm_store_stats(store, &st));
+	CHECK(st.rados_writes > 0); /* the mailbox creation wrote */
+	CHECK(st.cache_corrupt_dropped == 0);
+	RC(RM_RESULT_NULL_PARAMETER, rm_store_stats(NULL, &st));
+	RC(RM_RESULT_NULL_PARAMETER, rm_store_stats(store, NULL));
+	rm_mailbox_free(mb);
+	rm_user_free(user);
+	rm_store_free(store);
+}
+
+/* Subscriptions and special-use attributes. */
+static void test_subscriptions(rm_user *user)
+{
+	RC(RM_RESULT_OK, rm_user_subscribe(user, "INBOX"));
+	RC(RM_RESULT_OK, rm_user_subscribe(user, "Not/There")); /* IMAP allows it */
+	RC(RM_RESULT_OK, rm_user_subscribe(user, "INBOX"));     /* twice is fine */
+	struct names n = {{0}, 0};
+	RC(RM_RESULT_OK, rm_user_subscriptions(user, "*", collect_name, &n));
+	CHECK(strcmp(n.buf, "INBOX,Not/There") == 0);
+	struct names top = {{0}, 0};
+	RC(RM_RESULT_OK, rm_user_subscriptions(user, "%", collect_name, &top));
+	CHECK(strcmp(top.buf, "INBOX") == 0);
+	RC(RM_RESULT_OK, rm_user_unsubscribe(user, "Not/There"));
+	RC(RM_RESULT_OK, rm_user_unsubscribe(user, "Never"));
+	struct names after = {{0}, 0};
+	RC(RM_RESULT_OK, rm_user_subscriptions(user, "*", collect_name, &after));
+	CHECK(strcmp(after.buf, "INBOX") == 0);
+	RC(RM_RESULT_INVALID_INPUT, rm_user_subscribe(user, "a//b"));
+	RC(RM_RESULT_INVALID_INPUT, rm_user_unsubscribe(user, "\xff"));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_subscribe(NULL, "INBOX"));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_subscribe(user, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_unsubscribe(user, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_subscriptions(user, "*", NULL, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_subscriptions(user, NULL, collect_name, &n));
+	RC(RM_RESULT_OK, rm_user_unsubscribe(user, "INBOX"));
+
+	const char *attrs[] = {"\\trash", "\\Sent", "\\TRASH"};
+	RC(RM_RESULT_OK, rm_user_mailbox_set_special_use(user, "Job", attrs, 3));
+	struct names su = {{0}, 0};
+	RC(RM_RESULT_OK, rm_user_mailbox_special_use(user, "Job", collect_name, &su));
+	CHECK(strcmp(su.buf, "\\Sent,\\Trash") == 0);
+	const char *bad[] = {"\\Important"};
+	RC(RM_RESULT_INVALID_INPUT, rm_user_mailbox_set_special_use(user, "Job", bad, 1));
+	RC(RM_RESULT_NOT_FOUND, rm_user_mailbox_set_special_use(user, "Missing", attrs, 1));
+	RC(RM_RESULT_NOT_FOUND, rm_user_mailbox_special_use(user, "Missing", collect_name, &su));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_set_special_use(user, "Job", NULL, 1));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_special_use(user, "Job", NULL, NULL));
+	RC(RM_RESULT_OK, rm_user_mailbox_set_special_use(user, "Job", NULL, 0));
+	struct names none = {{0}, 0};
+	RC(RM_RESULT_OK, rm_user_mailbox_special_use(user, "Job", collect_name, &none));
+	CHECK(none.calls == 0);
+}
+
+/* The mailbox GUID, a record's GUID and keywords, and keywords through rm_changes. */
+static void test_guids_keywords(rm_mailbox *mb)
+{
+	uint8_t guid[16], zero[16] = {0}, again[16];
+	RC(RM_RESULT_OK, rm_mailbox_guid(mb, &guid));
+	RC(RM_RESULT_OK, rm_mailbox_guid(mb, &again));
+	CHECK(memcmp(guid, zero, 16) != 0 && memcmp(guid, again, 16) == 0);
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_guid(NULL, &guid));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_guid(mb, NULL));
+
+	rm_status st;
+	RC(RM_RESULT_OK, rm_mailbox_status(mb, &st));
+	rm_append *app = NULL;
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_OK, rm_append_write(app, (const uint8_t *)"Subject: k\n\nk\n", 14));
+	RC(RM_RESULT_OK, rm_append_add_keyword(app, "$Label2"));
+	RC(RM_RESULT_OK, rm_append_add_keyword(app, "$Label1"));
+	uint32_t uid = 0;
+	RC(RM_RESULT_OK, rm_append_finish(&app, RM_FLAG_SEEN, &uid));
+	rm_record r;
+	RC(RM_RESULT_OK, rm_mailbox_record(mb, uid, &r));
+	CHECK(memcmp(r.guid, zero, 16) != 0 && memcmp(r.guid, guid, 16) != 0);
+	struct names kw = {{0}, 0};
+	RC(RM_RESULT_OK, rm_mailbox_keywords(mb, uid, collect_name, &kw));
+	CHECK(strcmp(kw.buf, "$Label1,$Label2") == 0);
+	RC(RM_RESULT_NOT_FOUND, rm_mailbox_keywords(mb, uid + 1000, collect_name, &kw));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_keywords(mb, uid, NULL, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_keywords(NULL, uid, collect_name, &kw));
+
+	rm_changes *c = NULL;
+	RC(RM_RESULT_OK, rm_changes_open(mb, st.highestmodseq, &c));
+	if (c != NULL) {
+		struct names before = {{0}, 0};
+		RC(RM_RESULT_OK, rm_changes_keywords(c, collect_name, &before));
+		CHECK(before.calls == 0);
+		rm_record cr;
+		bool has = false;
+		RC(RM_RESULT_OK, rm_changes_next_changed(c, &cr, &has));
+		CHECK(has && cr.uid == uid && memcmp(cr.guid, r.guid, 16) == 0);
+		struct names ckw = {{0}, 0};
+		RC(RM_RESULT_OK, rm_changes_keywords(c, collect_name, &ckw));
+		CHECK(strcmp(ckw.buf, "$Label1,$Label2") == 0);
+		RC(RM_RESULT_OK, rm_changes_next_changed(c, &cr, &has));
+		CHECK(!has);
+		struct names end = {{0}, 0};
+		RC(RM_RESULT_OK, rm_changes_keywords(c, collect_name, &end));
+		CHECK(end.calls == 0);
+		RC(RM_RESULT_NULL_PARAMETER, rm_changes_keywords(c, NULL, NULL));
+		RC(RM_RESULT_NULL_PARAMETER, rm_changes_keywords(NULL, collect_name, &end));
+		rm_changes_free(c);
+	}
+	size_t n = 0;
+	RC(RM_RESULT_OK, rm_mailbox_expunge(mb, &uid, 1, &n));
+	CHECK(n == 1);
+}
+
+/* Collects dict values / entries as "key=value" joined by ';'. */
+struct kv {
+	char buf[512];
+	size_t calls;
+	size_t last_len;
+};
+
+static void collect_value(void *userdata, const uint8_t *value, size_t len)
+{
+	struct kv *k = userdata;
+	k->calls++;
+	k->last_len = len;
+	if (value[len] != '\0') /* the promised NUL after the value */
+		failed++;
+	strncat(k->buf, (const char *)value, sizeof k->buf - strlen(k->buf) - 1);
+}
+
+static void collect_entry(void *userdata, const char *key, size_t key_len,
+			  const uint8_t *value, size_t value_len)
+{
+	struct kv *k = userdata;
+	if (strlen(key) != key_len || value[value_len] != '\0')
+		failed++;
+	if (k->calls++ > 0)
+		strncat(k->buf, ";", sizeof k->buf - strlen(k->buf) - 1);
+	strncat(k->buf, key, sizeof k->buf - strlen(k->buf) - 1);
+	strncat(k->buf, "=", sizeof k->buf - strlen(k->buf) - 1);
+	strncat(k->buf, (const char *)value, sizeof k->buf - strlen(k->buf) - 1);
+}
+
+/* Dicts: private and shared keys, transactions, counters, misuse. */
+static void test_dict(rm_store *store, const char *username)
+{
+	rm_dict *d = NULL, *shared_only = NULL;
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_open(NULL, username, &d));
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_open(store, username, NULL));
+	RC(RM_RESULT_INVALID_INPUT, rm_dict_open(store, "\xff", &d));
+	RC(RM_RESULT_OK, rm_dict_open(store, username, &d));
+	RC(RM_RESULT_OK, rm_dict_open(store, NULL, &shared_only));
+	if (d == NULL || shared_only == NULL)
+		return;
+	char shared_key[160];
+	snprintf(shared_key, sizeof shared_key, "shared/ffi-test/%s", username);
+
+	rm_dict_txn *t = NULL;
+	RC(RM_RESULT_OK, rm_dict_txn_begin(d, &t));
+	RC(RM_RESULT_OK, rm_dict_txn_set(t, "priv/quota/storage", (const uint8_t *)"100", 3));
+	RC(RM_RESULT_OK, rm_dict_txn_set(t, "priv/quota/messages", (const uint8_t *)"2", 1));
+	RC(RM_RESULT_OK, rm_dict_txn_set(t, "priv/quota/deep/x", (const uint8_t *)"", 0));
+	RC(RM_RESULT_OK, rm_dict_txn_set(t, shared_key, (const uint8_t *)"s", 1));
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_txn_set(t, "priv/a", NULL, 1));
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_txn_set(t, NULL, (const uint8_t *)"x", 1));
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_txn_set(NULL, "priv/a", (const uint8_t *)"x", 1));
+	bool not_found = true;
+	RC(RM_RESULT_OK, rm_dict_txn_commit(t, &not_found));
+	CHECK(!not_found);
+	RC(RM_RESULT_INVALID_INPUT, rm_dict_txn_commit(t, NULL));
+	RC(RM_RESULT_INVALID_INPUT, rm_dict_txn_unset(t, "priv/quota/storage"));
+	rm_dict_txn_free(t);
+
+	struct kv v = {{0}, 0, 0};
+	RC(RM_RESULT_OK, rm_dict_lookup(d, "priv/quota/storage", collect_value, &v));
+	CHECK(v.calls == 1 && v.last_len == 3 && strcmp(v.buf, "100") == 0);
+	struct kv s = {{0}, 0, 0};
+	RC(RM_RESULT_OK, rm_dict_lookup(shared_only, shared_key, collect_value, &s));
+	CHECK(strcmp(s.buf, "s") == 0);
+	struct kv miss = {{0}, 0, 0};
+	RC(RM_RESULT_NOT_FOUND, rm_dict_lookup(d, "priv/none", collect_value, &miss));
+	CHECK(miss.calls == 0);
+	RC(RM_RESULT_INVALID_INPUT, rm_dict_lookup(shared_only, "priv/quota/storage", collect_value, &miss));
+	RC(RM_RESULT_INVALID_INPUT, rm_dict_lookup(d, "other/x", collect_value, &miss));
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_lookup(d, "priv/x", NULL, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_lookup(d, NULL, collect_value, &miss));
+
+	struct kv it = {{0}, 0, 0};
+	RC(RM_RESULT_OK, rm_dict_iterate(d, "priv/quota", false, collect_entry, &it));
+	CHECK(strcmp(it.buf, "priv/quota/messages=2;priv/quota/storage=100") == 0);
+	struct kv rec = {{0}, 0, 0};
+	RC(RM_RESULT_OK, rm_dict_iterate(d, "priv/quota/", true, collect_entry, &rec));
+	CHECK(rec.calls == 3);
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_iterate(d, "priv", false, NULL, NULL));
+	RC(RM_RESULT_INVALID_INPUT, rm_dict_iterate(d, "nope/", false, collect_entry, &rec));
+
+	/* Counters: an existing key changes, an unset one is reported and stays unset. */
+	RC(RM_RESULT_OK, rm_dict_txn_begin(d, &t));
+	RC(RM_RESULT_OK, rm_dict_txn_atomic_inc(t, "priv/quota/storage", -40));
+	RC(RM_RESULT_OK, rm_dict_txn_atomic_inc(t, "priv/quota/unset", 5));
+	RC(RM_RESULT_OK, rm_dict_txn_unset(t, "priv/quota/deep/x"));
+	not_found = false;
+	RC(RM_RESULT_OK, rm_dict_txn_commit(t, &not_found));
+	CHECK(not_found);
+	rm_dict_txn_free(t);
+	struct kv after = {{0}, 0, 0};
+	RC(RM_RESULT_OK, rm_dict_lookup(d, "priv/quota/storage", collect_value, &after));
+	CHECK(strcmp(after.buf, "60") == 0);
+	RC(RM_RESULT_NOT_FOUND, rm_dict_lookup(d, "priv/quota/unset", collect_value, &miss));
+	RC(RM_RESULT_NOT_FOUND, rm_dict_lookup(d, "priv/quota/deep/x", collect_value, &miss));
+
+	/* A counter that is not a number fails the whole commit: nothing applied. */
+	RC(RM_RESULT_OK, rm_dict_txn_begin(d, &t));
+	RC(RM_RESULT_OK, rm_dict_txn_set(t, "priv/quota/storage", (const uint8_t *)"7", 1));
+	RC(RM_RESULT_OK, rm_dict_txn_set(t, "priv/word", (const uint8_t *)"abc", 3));
+	RC(RM_RESULT_OK, rm_dict_txn_commit(t, NULL));
+	rm_dict_txn_free(t);
+	RC(RM_RESULT_OK, rm_dict_txn_begin(d, &t));
+	RC(RM_RESULT_OK, rm_dict_txn_set(t, "priv/quota/storage", (const uint8_t *)"8", 1));
+	RC(RM_RESULT_OK, rm_dict_txn_atomic_inc(t, "priv/word", 1));
+	RC(RM_RESULT_INVALID_INPUT, rm_dict_txn_commit(t, NULL));
+	rm_dict_txn_free(t);
+	struct kv kept = {{0}, 0, 0};
+	RC(RM_RESULT_OK, rm_dict_lookup(d, "priv/quota/storage", collect_value, &kept));
+	CHECK(strcmp(kept.buf, "7") == 0);
+
+	/* An invalid key poisons the transaction; freeing without commit applies nothing. */
+	RC(RM_RESULT_OK, rm_dict_txn_begin(d, &t));
+	RC(RM_RESULT_OK, rm_dict_txn_set(t, "priv/quota/storage", (const uint8_t *)"9", 1));
+	RC(RM_RESULT_INVALID_INPUT, rm_dict_txn_set(t, "priv/", (const uint8_t *)"x", 1));
+	RC(RM_RESULT_INVALID_INPUT, rm_dict_txn_set(t, "bad/key", (const uint8_t *)"x", 1));
+	rm_dict_txn_free(t);
+	struct kv still = {{0}, 0, 0};
+	RC(RM_RESULT_OK, rm_dict_lookup(d, "priv/quota/storage", collect_value, &still));
+	CHECK(strcmp(still.buf, "7") == 0);
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_txn_begin(NULL, &t));
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_txn_begin(d, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_dict_txn_commit(NULL, NULL));
+	rm_dict_txn_free(NULL);
+
+	/* Clean up. */
+	RC(RM_RESULT_OK, rm_dict_txn_begin(d, &t));
+	const char *keys[] = {"priv/quota/storage", "priv/quota/messages", "priv/word", shared_key};
+	for (size_t i = 0; i < 4; i++)
+		RC(RM_RESULT_OK, rm_dict_txn_unset(t, keys[i]));
+	RC(RM_RESULT_OK, rm_dict_txn_commit(t, NULL));
+	rm_dict_txn_free(t);
+	struct kv empty = {{0}, 0, 0};
+	RC(RM_RESULT_OK, rm_dict_iterate(d, "priv", true, collect_entry, &empty));
+	CHECK(empty.calls == 0);
+	rm_dict_free(d);
+	rm_dict_free(shared_only);
+	rm_dict_free(NULL);
+}
+
 static void run_suite(rm_store *store, const char *label)
 {
 	int before_failed = failed, before_passed = passed;
@@ -737,6 +1041,8 @@ static void run_suite(rm_store *store, const char *label)
 	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_open(NULL, "INBOX", &mb));
 	CHECK(mb == NULL);
 	RC(RM_RESULT_OK, rm_mailbox_open(user, "INBOX", &mb));
+	test_subscriptions(user);
+	test_dict(store, username);
 	if (mb != NULL) {
 		uint32_t small_uid = 0, big_uid = 0;
 		char *big = NULL;
@@ -744,6 +1050,7 @@ static void run_suite(rm_store *store, const char *label)
 		test_append(mb, &small_uid, &big_uid, &big, &big_len);
 		test_read(mb, small_uid, big_uid, big, big_len);
 		test_flags(mb, small_uid, big_uid);
+		test_guids_keywords(mb);
 		free(big);
 		rm_mailbox_free(mb);
 	}
@@ -766,6 +1073,7 @@ int main(void)
 	/* Line-buffered, so the counts survive a sanitizer report at exit. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	test_errors();
+	test_config();
 
 	rm_store *mem = NULL;
 	RC(RM_RESULT_OK, rm_store_new_in_memory(&mem));
@@ -779,6 +1087,18 @@ int main(void)
 		const char *pool = getenv("RADOS_MAIL_POOL");
 		rm_store *rados = NULL;
 		RC(RM_RESULT_OK, rm_store_connect(conf, NULL, NULL, pool, 20, &rados));
+		rm_store_free(rados);
+		/* The suite runs on a store opened from an rm_config, as the Dovecot plugin
+		 * opens it. */
+		rados = NULL;
+		rm_config *cfg = NULL;
+		RC(RM_RESULT_OK, rm_config_new(&cfg));
+		RC(RM_RESULT_OK, rm_config_set(cfg, "conf", conf));
+		if (pool != NULL)
+			RC(RM_RESULT_OK, rm_config_set(cfg, "pool", pool));
+		RC(RM_RESULT_OK, rm_config_set(cfg, "timeout", "20"));
+		RC(RM_RESULT_OK, rm_store_open(cfg, &rados));
+		rm_config_free(cfg);
 		if (rados != NULL) {
 			run_suite(rados, "RADOS store");
 			rm_store_free(rados);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compiles and runs the C example of README.md exactly as written (the ```c block after
 # the "<!-- c-example -->" marker), with -Wall -Wextra -Wpedantic -Werror, against
-# librados_mail.a. Fails if it does not compile, run, or print what it promises.
+# librados_mail.a, and once more against librados_mail.so with the flags of the pkg-config
+# file ffi/pkgconfig.sh writes. Fails if it does not compile, run, or print what it promises.
 #
 # Usage: ffi/tests/readme-example.sh
 set -euo pipefail
@@ -19,8 +20,23 @@ cargo build -q -p rados-mail-ffi
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror -I ffi/include "$out/example.c" -o "$out/example" \
 	target/debug/librados_mail.a -lrados -lgcc_s -lutil -lrt -lpthread -lm -ldl
 "$out/example" | tee "$out/stdout"
-grep -qx 'UID 1 stored, 1 message(s), UIDNEXT 2' "$out/stdout" || {
-	echo "readme-example: unexpected output" >&2
+
+export PKG_CONFIG_PATH
+PKG_CONFIG_PATH="$(dirname "$(ffi/pkgconfig.sh debug)")"
+libdir="$(pkg-config --variable=libdir rados_mail)"
+# shellcheck disable=SC2046 # word splitting of pkg-config's flags is wanted
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$out/example.c" -o "$out/example-shared" \
+	$(pkg-config --cflags --libs rados_mail) -Wl,-rpath,"$libdir"
+ldd "$out/example-shared" | grep -q 'librados_mail.so' || {
+	echo "readme-example: the pkg-config build did not link librados_mail.so" >&2
 	exit 1
 }
-echo "readme-example: compiled as written and ran"
+"$out/example-shared" >"$out/stdout-shared"
+
+for f in stdout stdout-shared; do
+	grep -qx 'UID 1 stored, 1 message(s), UIDNEXT 2' "$out/$f" || {
+		echo "readme-example: unexpected output ($f)" >&2
+		exit 1
+	}
+done
+echo "readme-example: compiled as written and ran (static, and shared via pkg-config)"

@@ -34,6 +34,8 @@ mod config;
 pub mod dict;
 mod error;
 pub mod mailbox;
+#[cfg(feature = "rados")]
+pub mod settings;
 mod store;
 mod user;
 
