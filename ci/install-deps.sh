@@ -5,6 +5,7 @@
 # skipping whatever is already there, and prints what it installed:
 #   Debian packages: ceph-mon ceph-osd librados-dev libclang-dev
 #                    protobuf-compiler valgrind pkg-config gcc libasan8 libubsan1
+#                    dovecot-core dovecot-dev dovecot-imapd dovecot-lmtpd dovecot-pop3d
 #   cargo tools:       cbindgen 0.29.0 (the C header's drift check pins it)
 #   rustup components: rustfmt, clippy (needs a rustup-managed toolchain;
 #                      get one from https://rustup.rs)
@@ -16,7 +17,8 @@
 #   -h, --help   show this help
 set -euo pipefail
 
-PACKAGES=(ceph-mon ceph-osd librados-dev libclang-dev protobuf-compiler valgrind pkg-config gcc libasan8 libubsan1)
+PACKAGES=(ceph-mon ceph-osd librados-dev libclang-dev protobuf-compiler valgrind pkg-config gcc libasan8 libubsan1
+    dovecot-core dovecot-dev dovecot-imapd dovecot-lmtpd dovecot-pop3d)
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -63,7 +65,20 @@ if ((${#missing[@]} > 0)); then
         log "dry run: would install ${missing[*]}"
     else
         "${apt[@]}" update
-        "${apt[@]}" -y --no-install-recommends install "${missing[@]}"
+        # Installing dovecot-core (or ceph) must not start system services: the tests
+        # run their own instances on high ports. A policy-rc.d that says "no" (exit 101)
+        # stops invoke-rc.d; one already there is left alone.
+        policy=/usr/sbin/policy-rc.d
+        added_policy=0
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee "$policy" >/dev/null
+            "${as_root[@]}" chmod 755 "$policy"
+            added_policy=1
+        fi
+        rc=0
+        "${apt[@]}" -y --no-install-recommends install "${missing[@]}" || rc=$?
+        if ((added_policy)); then "${as_root[@]}" rm -f "$policy"; fi
+        ((rc == 0)) || die "apt-get install failed (exit $rc)"
         installed+=("${missing[@]}")
     fi
 else

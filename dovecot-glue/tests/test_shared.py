@@ -1,0 +1,218 @@
+"""Two Dovecot instances serving the same users (for rados: separate local indexes, one
+cluster and namespace prefix; for sdbox: the second instance uses the first one's home
+directories), and the loss of the local index."""
+
+import os
+import shutil
+import threading
+
+from harness import (DRIVER, DovecotTestCase, append, flags_of, instance, make_mail, ok,
+                     parse_fetch, select, shared_pair, status, uid_fetch, uid_search)
+
+
+def snapshot(inst, user, mailbox="INBOX"):
+    """What a client can see of a mailbox through `inst`, from a fresh session."""
+    c = inst.imap(user)
+    try:
+        ok(c.enable("CONDSTORE"))
+        _, uidvalidity = select(c, mailbox)
+        select_hms = int(c.untagged_responses["HIGHESTMODSEQ"][-1])
+        got = uid_fetch(c, "1:*", "(FLAGS MODSEQ)") if uid_search(c, "ALL") else {}
+        st = status(c, mailbox, "UIDNEXT HIGHESTMODSEQ MESSAGES")
+        return {
+            "uidvalidity": uidvalidity,
+            "uids": sorted(got),
+            "flags": {uid: sorted(flags_of(v["FLAGS"])) for uid, v in got.items()},
+            "modseqs": {uid: int(v["MODSEQ"][0]) for uid, v in got.items()},
+            "highestmodseq": st["HIGHESTMODSEQ"],
+            "select_highestmodseq": select_hms,
+            "uidnext": st["UIDNEXT"],
+            "messages": st["MESSAGES"],
+        }
+    finally:
+        c.logout()
+
+
+class TwoInstanceTest(DovecotTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.a, cls.b = shared_pair()
+
+    def test_deliver_via_a_seen_via_b_after_noop(self):
+        cb = self.b.imap(self.user)
+        try:
+            self.assertEqual(select(cb)[0], 0)
+            mail = make_mail("across instances")
+            self.a.deliver(self.user, mail)
+            ok(cb.noop())
+            self.assertEqual(cb.untagged_responses.get("EXISTS", [b"0"])[-1], b"1",
+                             "B's NOOP must report the mail delivered through A")
+            uid = uid_search(cb, "ALL")[0]
+            body_b = uid_fetch(cb, str(uid), "(BODY.PEEK[])")[uid]["BODY[]"]
+            self.assertTrue(body_b.endswith(mail))
+        finally:
+            cb.logout()
+        ca = self.a.imap(self.user)
+        try:
+            select(ca)
+            body_a = uid_fetch(ca, str(uid), "(BODY.PEEK[])")[uid]["BODY[]"]
+            self.assertEqual(body_a, body_b)
+        finally:
+            ca.logout()
+
+    def test_flags_via_b_seen_via_a(self):
+        ca = self.a.imap(self.user)
+        cb = self.b.imap(self.user)
+        try:
+            select(ca)
+            uid = append(ca, "INBOX", make_mail("flag me"))[1]
+            ok(ca.noop())
+            select(cb)
+            ok(cb.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Seen \\Flagged $Label1)"))
+            ca.untagged_responses.pop("FETCH", None)
+            ok(ca.noop())
+            unsolicited = parse_fetch(ca.untagged_responses.pop("FETCH", []))
+            self.assertEqual(len(unsolicited), 1, "A's NOOP reports the flag change")
+            (update,) = unsolicited.values()
+            self.assertEqual(flags_of(update["FLAGS"]), {"\\Seen", "\\Flagged", "$Label1"})
+            got = uid_fetch(ca, str(uid), "(FLAGS)")[uid]
+            self.assertEqual(flags_of(got["FLAGS"]), {"\\Seen", "\\Flagged", "$Label1"})
+            # And back: a removal through A is seen by B.
+            ok(ca.uid("STORE", str(uid), "-FLAGS.SILENT", "(\\Flagged)"))
+            ok(cb.noop())
+            got = uid_fetch(cb, str(uid), "(FLAGS)")[uid]
+            self.assertEqual(flags_of(got["FLAGS"]), {"\\Seen", "$Label1"})
+        finally:
+            ca.logout()
+            cb.logout()
+
+    def test_concurrent_appends_distinct_uids(self):
+        per_thread = 25
+        results = {}
+        errors = []
+
+        def worker(inst, tag):
+            try:
+                c = inst.imap(self.user)
+                try:
+                    got = []
+                    for i in range(per_thread):
+                        subject = f"{tag}-{i}"
+                        got.append((subject, append(c, "INBOX", make_mail(subject))))
+                    results[tag] = got
+                finally:
+                    c.logout()
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(f"{tag}: {e!r}")
+
+        # The mailbox exists before both threads start.
+        self.a.imap(self.user).logout()
+        threads = [threading.Thread(target=worker, args=(inst, tag))
+                   for inst, tag in ((self.a, "a"), (self.b, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=600)
+        self.assertEqual(errors, [])
+        appended = results["a"] + results["b"]
+        self.assertEqual(len(appended), 2 * per_thread)
+        uidvalidities = {uv for _, (uv, _) in appended}
+        self.assertEqual(len(uidvalidities), 1, uidvalidities)
+        (uidvalidity,) = uidvalidities
+        uids = [uid for _, (_, uid) in appended]
+        self.assertEqual(len(set(uids)), len(uids), f"UID collision: {sorted(uids)}")
+        expected = {uid: subject for subject, (_, uid) in appended}
+
+        for inst in (self.a, self.b):
+            c = inst.imap(self.user)
+            try:
+                self.assertEqual(select(c), (2 * per_thread, uidvalidity))
+                self.assertEqual(uid_search(c, "ALL"), sorted(expected))
+                got = uid_fetch(c, "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+                subjects = {uid: v["BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip()
+                            for uid, v in got.items()}
+                self.assertEqual(subjects, {u: f"Subject: {s}" for u, s in expected.items()},
+                                 f"through {inst.name}: every APPENDUID names its own mail")
+            finally:
+                c.logout()
+
+    def make_history(self):
+        """Appends, flag changes and an expunge, spread over both instances."""
+        ca = self.a.imap(self.user)
+        cb = self.b.imap(self.user)
+        try:
+            select(ca)
+            ua = [append(ca, "INBOX", make_mail(f"a{i}"))[1] for i in range(3)]
+            ok(ca.noop())
+            select(cb)
+            ub = [append(cb, "INBOX", make_mail(f"b{i}"), "(\\Draft)")[1] for i in range(2)]
+            ok(ca.noop())
+            ok(ca.uid("STORE", f"{ua[0]},{ub[0]}", "+FLAGS.SILENT", "(\\Seen $Label1)"))
+            ok(cb.noop())
+            ok(cb.uid("STORE", f"{ua[1]}", "+FLAGS.SILENT", "(\\Flagged \\Deleted)"))
+            ok(cb.uid("EXPUNGE", str(ua[1])))
+            ok(cb.uid("STORE", f"{ub[1]}", "FLAGS.SILENT", "($Label2)"))
+            ok(ca.noop())
+        finally:
+            ca.logout()
+            cb.logout()
+
+    def test_state_identical_through_both(self):
+        self.make_history()
+        sa = snapshot(self.a, self.user)
+        sb = snapshot(self.b, self.user)
+        self.assertEqual(sa["messages"], 4)
+        for key in ("uidvalidity", "uids", "flags", "highestmodseq", "select_highestmodseq",
+                    "uidnext"):
+            self.assertEqual(sa[key], sb[key], f"{key} differs between A and B")
+        self.assertEqual(sa["highestmodseq"], sa["select_highestmodseq"])
+
+    def test_message_modseqs_identical(self):
+        self.make_history()
+        sa = snapshot(self.a, self.user)
+        sb = snapshot(self.b, self.user)
+        self.assertEqual(sa["modseqs"], sb["modseqs"], "per-message MODSEQ differs")
+        self.assertEqual(max(sa["modseqs"].values()), sa["highestmodseq"])
+
+
+class IndexLossTest(DovecotTestCase):
+    def test_index_deletion_keeps_uids_flags_keywords(self):
+        if DRIVER == "sdbox":
+            self.skipTest("sdbox loses flags and keywords with its index (FACTS.md); "
+                          "only a driver whose truth is remote can pass")
+        dc = instance("c")
+        c = dc.imap(self.user)
+        try:
+            ok(c.create("Archive"))
+            select(c)
+            uids = [append(c, "INBOX", make_mail(f"keep {i}"))[1] for i in range(4)]
+            ok(c.uid("STORE", str(uids[0]), "+FLAGS.SILENT", "(\\Seen \\Flagged $Label1)"))
+            ok(c.uid("STORE", str(uids[2]), "+FLAGS.SILENT", "(\\Answered $Work $Label1)"))
+            ok(c.uid("STORE", str(uids[3]), "+FLAGS.SILENT", "(\\Deleted)"))
+            ok(c.uid("EXPUNGE", str(uids[3])))
+            append(c, "Archive", make_mail("archived"), "(\\Seen $Old)")
+        finally:
+            c.logout()
+        before = {box: snapshot(dc, self.user, box) for box in ("INBOX", "Archive")}
+        self.assertEqual(before["INBOX"]["uids"], uids[:3])
+
+        dc.stop()
+        index = os.path.join(dc.dir, "index")
+        self.assertTrue(os.path.isdir(index), f"{index} missing: is INDEX= in use?")
+        shutil.rmtree(index)
+        dc.start()
+
+        for box in ("INBOX", "Archive"):
+            after = snapshot(dc, self.user, box)
+            for key in ("uidvalidity", "uids", "flags", "uidnext"):
+                self.assertEqual(after[key], before[box][key],
+                                 f"{box}: {key} changed by losing the index")
+            self.assertGreaterEqual(after["highestmodseq"], before[box]["highestmodseq"],
+                                    f"{box}: HIGHESTMODSEQ went backwards")
+        c = dc.imap(self.user)
+        try:
+            select(c)
+            self.assertEqual(uid_search(c, "KEYWORD", "$Label1"), [uids[0], uids[2]])
+            self.assertEqual(uid_search(c, "KEYWORD", "$Work"), [uids[2]])
+        finally:
+            c.logout()
