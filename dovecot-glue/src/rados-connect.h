@@ -1,0 +1,28 @@
+#ifndef RADOS_CONNECT_H
+#define RADOS_CONNECT_H
+
+struct mail_user;
+struct rm_store;
+
+/* The process's store, opened at the first call from the user's plugin
+   settings rados_<key> (every key of rm_config_set: rados_conf, rados_pool,
+   rados_client_name, rados_keyring, rados_namespace_prefix, rados_timeout,
+   rados_max_mail_size, rados_cache_memory, rados_cache_max_item,
+   rados_cache_disk_dir, rados_cache_disk). One store serves every user of the
+   process, so these settings must not vary per user. Returns 0, or -1 with
+   *error_r (the cluster unreachable within rados_timeout, a bad setting). */
+int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
+		       const char **error_r);
+/* The process's store if it was opened, else NULL. Not owned by the caller. */
+struct rm_store *rados_connect_process_store(void);
+/* A new store from "key=value:key=value..." (rm_config_set keys); the caller
+   frees it with rm_store_free(). Returns 0 or -1 with *error_r. */
+int rados_connect_uri(const char *args, struct rm_store **store_r,
+		      const char **error_r);
+/* The message of the last ABI failure on this thread, prefixed by the result's
+   name (data stack). */
+const char *rados_connect_error(int result);
+/* Frees the process's store (plugin deinit). */
+void rados_connect_deinit(void);
+
+#endif

@@ -1,0 +1,222 @@
+/* Mails of the rados storage: index_mail with the body, sizes, dates, GUID
+   and modseq from RADOS. Header and body parsing (ENVELOPE, BODYSTRUCTURE,
+   SEARCH) is index_mail's generic code over the stream. */
+
+#include "lib.h"
+#include "istream.h"
+#include "rados-storage.h"
+
+struct mail *rados_mail_alloc(struct mailbox_transaction_context *t,
+			      enum mail_fetch_field wanted_fields,
+			      struct mailbox_header_lookup_ctx *wanted_headers)
+{
+	struct rados_mail *mail;
+	pool_t pool;
+
+	pool = pool_alloconly_create("mail", 2048);
+	mail = p_new(pool, struct rados_mail, 1);
+	index_mail_init(&mail->imail, t, wanted_fields, wanted_headers, pool,
+			NULL);
+	return &mail->imail.mail.mail;
+}
+
+int rados_mail_get_record(struct mail *_mail, const struct rm_record **rec_r)
+{
+	struct rados_mail *mail = RADOS_MAIL(_mail);
+	struct rados_mailbox *mbox = RADOS_MAILBOX(_mail->box);
+	enum rm_result ret;
+	bool changed;
+
+	if (mail->rec_uid == _mail->uid && _mail->uid != 0) {
+		*rec_r = &mail->rec;
+		return 0;
+	}
+	if (_mail->uid == 0) {
+		mail_set_expunged(_mail);
+		return -1;
+	}
+	ret = rm_mailbox_record(mbox->rmb, _mail->uid, &mail->rec);
+	if (ret == RM_RESULT_NOT_FOUND) {
+		/* the index may have been synced to a newer state than the
+		   RADOS view of this handle */
+		ret = rm_mailbox_sync(mbox->rmb, &changed);
+		if (ret == RM_RESULT_OK) {
+			ret = rm_mailbox_record(mbox->rmb, _mail->uid,
+						&mail->rec);
+		}
+	}
+	if (ret == RM_RESULT_NOT_FOUND) {
+		mail_set_expunged(_mail);
+		return -1;
+	}
+	if (ret != RM_RESULT_OK) {
+		rados_storage_set_error(_mail->box->storage, ret,
+					"reading the mail record");
+		return -1;
+	}
+	mail->rec_uid = _mail->uid;
+	*rec_r = &mail->rec;
+	return 0;
+}
+
+static uint64_t rados_mail_get_modseq(struct mail *_mail)
+{
+	struct rados_mailbox *mbox = RADOS_MAILBOX(_mail->box);
+	const void *data;
+	uint64_t modseq = 0;
+	bool expunged;
+
+	/* the exact RADOS modseq the sync recorded (the index's own modseq
+	   is never below it, but may be above) */
+	mail_index_lookup_ext(_mail->transaction->view, _mail->seq,
+			      mbox->ext_id, &data, &expunged);
+	if (data != NULL)
+		memcpy(&modseq, data, sizeof(modseq));
+	return modseq != 0 ? modseq : index_mail_get_modseq(_mail);
+}
+
+static int rados_mail_get_received_date(struct mail *_mail, time_t *date_r)
+{
+	struct index_mail *mail = INDEX_MAIL(_mail);
+	const struct rm_record *rec;
+
+	if (rados_mail_get_record(_mail, &rec) < 0)
+		return -1;
+	mail->data.received_date = (time_t)rec->received;
+	*date_r = mail->data.received_date;
+	return 0;
+}
+
+static int rados_mail_get_save_date(struct mail *_mail, time_t *date_r)
+{
+	/* RADOS keeps no separate save date: a mail is saved when received
+	   (copies keep the original's date) */
+	if (index_mail_get_save_date(_mail, date_r) > 0)
+		return 1;
+	return rados_mail_get_received_date(_mail, date_r) < 0 ? -1 : 1;
+}
+
+static int rados_mail_get_physical_size(struct mail *_mail, uoff_t *size_r)
+{
+	struct index_mail *mail = INDEX_MAIL(_mail);
+	const struct rm_record *rec;
+
+	if (rados_mail_get_record(_mail, &rec) < 0)
+		return -1;
+	mail->data.physical_size = rec->psize;
+	*size_r = rec->psize;
+	return 0;
+}
+
+static int rados_mail_get_virtual_size(struct mail *_mail, uoff_t *size_r)
+{
+	struct index_mail *mail = INDEX_MAIL(_mail);
+	const struct rm_record *rec;
+
+	if (rados_mail_get_record(_mail, &rec) < 0)
+		return -1;
+	mail->data.virtual_size = rec->vsize;
+	*size_r = rec->vsize;
+	return 0;
+}
+
+static int rados_mail_get_special(struct mail *_mail,
+				  enum mail_fetch_field field,
+				  const char **value_r)
+{
+	struct index_mail *mail = INDEX_MAIL(_mail);
+	const struct rm_record *rec;
+
+	if (field != MAIL_FETCH_GUID)
+		return index_mail_get_special(_mail, field, value_r);
+	if (mail->data.guid == NULL) {
+		if (rados_mail_get_record(_mail, &rec) < 0)
+			return -1;
+		mail->data.guid = p_strdup(mail->mail.data_pool,
+					   guid_128_to_string(rec->guid));
+	}
+	*value_r = mail->data.guid;
+	return 0;
+}
+
+static int rados_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
+				 struct message_size *hdr_size,
+				 struct message_size *body_size,
+				 struct istream **stream_r)
+{
+	struct index_mail *mail = INDEX_MAIL(_mail);
+	struct rados_mailbox *mbox = RADOS_MAILBOX(_mail->box);
+	const struct rm_record *rec;
+	struct rm_body *body = NULL;
+	struct istream *input;
+	enum rm_result ret;
+	uint64_t size;
+
+	if (mail->data.stream == NULL) {
+		if (!mail_stream_access_start(_mail))
+			return -1;
+		/* the record first: it syncs the RADOS view if needed and
+		   tells an expunged mail apart */
+		if (rados_mail_get_record(_mail, &rec) < 0)
+			return -1;
+		ret = rm_body_open(mbox->rmb, _mail->uid, &body);
+		if (ret == RM_RESULT_OK)
+			ret = rm_body_size(body, &size);
+		if (ret == RM_RESULT_NOT_FOUND) {
+			rm_body_free(body);
+			mail_set_expunged(_mail);
+			return -1;
+		}
+		if (ret != RM_RESULT_OK) {
+			rm_body_free(body);
+			rados_storage_set_error(_mail->box->storage, ret,
+						"opening the mail body");
+			return -1;
+		}
+		input = rados_istream_create(mbox->rmb, _mail->uid, body, size);
+		i_stream_set_name(input, t_strdup_printf("rados:%s/%u",
+					_mail->box->vname, _mail->uid));
+		mail->data.stream = input;
+		index_mail_set_read_buffer_size(_mail, input);
+	}
+	return index_mail_init_stream(mail, hdr_size, body_size, stream_r);
+}
+
+struct mail_vfuncs rados_mail_vfuncs = {
+	.close = index_mail_close,
+	.free = index_mail_free,
+	.set_seq = index_mail_set_seq,
+	.set_uid = index_mail_set_uid,
+	.set_uid_cache_updates = index_mail_set_uid_cache_updates,
+	.prefetch = index_mail_prefetch,
+	.precache = index_mail_precache,
+	.add_temp_wanted_fields = index_mail_add_temp_wanted_fields,
+
+	.get_flags = index_mail_get_flags,
+	.get_keywords = index_mail_get_keywords,
+	.get_keyword_indexes = index_mail_get_keyword_indexes,
+	.get_modseq = rados_mail_get_modseq,
+	.get_pvt_modseq = index_mail_get_pvt_modseq,
+	.get_parts = index_mail_get_parts,
+	.get_date = index_mail_get_date,
+	.get_received_date = rados_mail_get_received_date,
+	.get_save_date = rados_mail_get_save_date,
+	.get_virtual_size = rados_mail_get_virtual_size,
+	.get_physical_size = rados_mail_get_physical_size,
+	.get_first_header = index_mail_get_first_header,
+	.get_headers = index_mail_get_headers,
+	.get_header_stream = index_mail_get_header_stream,
+	.get_stream = rados_mail_get_stream,
+	.get_binary_stream = index_mail_get_binary_stream,
+	.get_special = rados_mail_get_special,
+	.get_backend_mail = index_mail_get_backend_mail,
+
+	/* changes go to RADOS at commit (rados-transaction.c) */
+	.update_flags = rados_transaction_update_flags,
+	.update_keywords = rados_transaction_update_keywords,
+	.update_modseq = index_mail_update_modseq,
+	.update_pvt_modseq = index_mail_update_pvt_modseq,
+	.expunge = rados_transaction_expunge,
+	.set_cache_corrupted = index_mail_set_cache_corrupted,
+	.istream_opened = index_mail_opened,
+};

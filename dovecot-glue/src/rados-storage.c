@@ -1,0 +1,578 @@
+/* The mail storage "rados": storage and mailbox vfuncs. Mailboxes, mails,
+   flags and UIDs live in RADOS; the local index (mail_location's INDEX=) is a
+   cache this process can drop and rebuild from RADOS at any time. */
+
+#include "lib.h"
+#include "ioloop.h"
+#include "unlink-directory.h"
+#include "mail-index-alloc-cache.h"
+#include "mail-index-modseq.h"
+#include "mailbox-list-private.h"
+#include "rados-connect.h"
+#include "rados-storage.h"
+#include "mailbox-watch.h"
+
+struct rados_user {
+	union mail_user_module_context module_ctx;
+	struct rm_user *rm;
+};
+
+#define RADOS_USER_CONTEXT(obj) MODULE_CONTEXT(obj, rados_user_module)
+static MODULE_CONTEXT_DEFINE_INIT(rados_user_module,
+				  &mail_user_module_register);
+
+extern struct mailbox rados_mailbox;
+
+const char *rados_last_error(enum rm_result ret)
+{
+	char buf[1024];
+	size_t len = 0;
+
+	if (rm_last_error_message(buf, sizeof(buf), &len) != RM_RESULT_OK ||
+	    len == 0)
+		return rm_result_name(ret);
+	return t_strdup(buf);
+}
+
+static enum mail_error rados_result_mail_error(enum rm_result ret)
+{
+	switch (ret) {
+	case RM_RESULT_NOT_FOUND:
+		return MAIL_ERROR_NOTFOUND;
+	case RM_RESULT_ALREADY_EXISTS:
+		return MAIL_ERROR_EXISTS;
+	case RM_RESULT_INVALID_INPUT:
+		return MAIL_ERROR_PARAMS;
+	case RM_RESULT_TOO_LARGE:
+		return MAIL_ERROR_LIMIT;
+	default:
+		break;
+	}
+	/* IMAP answers MAIL_ERROR_UNAVAILABLE with NO [UNAVAILABLE] and LMTP
+	   with 4xx; MAIL_ERROR_TEMP would be NO [SERVERBUG] */
+	if (rm_result_is_temporary(ret))
+		return MAIL_ERROR_UNAVAILABLE;
+	/* a bug, corruption, or an unknown code: an internal error */
+	return MAIL_ERROR_NONE;
+}
+
+void rados_storage_set_error(struct mail_storage *storage, enum rm_result ret,
+			     const char *what)
+{
+	enum mail_error error = rados_result_mail_error(ret);
+
+	if (error == MAIL_ERROR_NONE) {
+		mail_storage_set_critical(storage, "rados: %s failed: %s", what,
+					  rados_connect_error(ret));
+	} else if (error == MAIL_ERROR_UNAVAILABLE) {
+		const char *msg = rados_last_error(ret);
+
+		e_warning(storage->event, "rados: %s failed temporarily: %s",
+			  what, msg);
+		mail_storage_set_error(storage, error, t_strdup_printf(
+			"Mail storage temporarily unavailable (%s)", msg));
+	} else {
+		mail_storage_set_error(storage, error, rados_last_error(ret));
+	}
+}
+
+void rados_list_set_error(struct mailbox_list *list, enum rm_result ret,
+			  const char *what)
+{
+	enum mail_error error = rados_result_mail_error(ret);
+
+	if (error == MAIL_ERROR_NONE) {
+		mailbox_list_set_critical(list, "rados: %s failed: %s", what,
+					  rados_connect_error(ret));
+	} else if (error == MAIL_ERROR_UNAVAILABLE) {
+		const char *msg = rados_last_error(ret);
+
+		i_warning("rados: %s failed temporarily: %s", what, msg);
+		mailbox_list_set_error(list, error, t_strdup_printf(
+			"Mail storage temporarily unavailable (%s)", msg));
+	} else {
+		mailbox_list_set_error(list, error, rados_last_error(ret));
+	}
+}
+
+bool rados_storage_is_rados(const struct mail_storage *storage)
+{
+	return strcmp(storage->name, RADOS_STORAGE_NAME) == 0;
+}
+
+static void rados_user_deinit(struct mail_user *user)
+{
+	struct rados_user *ruser = RADOS_USER_CONTEXT(user);
+
+	i_assert(ruser != NULL);
+	rm_user_free(ruser->rm);
+	ruser->rm = NULL;
+	ruser->module_ctx.super.deinit(user);
+}
+
+void rados_mail_user_created(struct mail_user *user)
+{
+	struct mail_user_vfuncs *v = user->vlast;
+	struct rados_user *ruser;
+
+	/* the RADOS user is opened on first use (rados_user_get) */
+	ruser = p_new(user->pool, struct rados_user, 1);
+	ruser->module_ctx.super = *v;
+	user->vlast = &ruser->module_ctx.super;
+	v->deinit = rados_user_deinit;
+	MODULE_CONTEXT_SET(user, rados_user_module, ruser);
+}
+
+struct rm_user *rados_user_get(struct mail_user *user, const char **error_r)
+{
+	struct rados_user *ruser = RADOS_USER_CONTEXT(user);
+	struct rm_store *store;
+	enum rm_result ret;
+
+	if (ruser == NULL) {
+		*error_r = "rados: the rados plugin isn't in mail_plugins";
+		return NULL;
+	}
+	if (ruser->rm != NULL)
+		return ruser->rm;
+	if (rados_connect_user(user, &store, error_r) < 0)
+		return NULL;
+	ret = rm_user_open(store, user->username, &ruser->rm);
+	if (ret != RM_RESULT_OK) {
+		*error_r = t_strdup_printf(
+			"rados: user name '%s' can't be used: %s",
+			user->username, rados_connect_error(ret));
+		return NULL;
+	}
+	return ruser->rm;
+}
+
+static struct mail_storage *rados_storage_alloc(void)
+{
+	struct rados_storage *storage;
+	pool_t pool;
+
+	pool = pool_alloconly_create("rados storage", 512 + 256);
+	storage = p_new(pool, struct rados_storage, 1);
+	storage->storage = rados_storage;
+	storage->storage.pool = pool;
+	return &storage->storage;
+}
+
+static int rados_storage_create(struct mail_storage *_storage,
+				struct mail_namespace *ns ATTR_UNUSED,
+				const char **error_r)
+{
+	struct rados_storage *storage = RADOS_STORAGE(_storage);
+
+	storage->user = rados_user_get(_storage->user, error_r);
+	return storage->user == NULL ? -1 : 0;
+}
+
+static void
+rados_storage_get_list_settings(const struct mail_namespace *ns ATTR_UNUSED,
+				struct mailbox_list_settings *set)
+{
+	if (set->layout == NULL)
+		set->layout = RADOS_LIST_NAME;
+}
+
+static struct mailbox *
+rados_mailbox_alloc(struct mail_storage *storage, struct mailbox_list *list,
+		    const char *vname, enum mailbox_flags flags)
+{
+	struct rados_mailbox *mbox;
+	pool_t pool;
+
+	pool = pool_alloconly_create("rados mailbox", 1024 * 3);
+	mbox = p_new(pool, struct rados_mailbox, 1);
+	mbox->box = rados_mailbox;
+	mbox->box.pool = pool;
+	mbox->box.storage = storage;
+	mbox->box.list = list;
+	mbox->box.mail_vfuncs = &rados_mail_vfuncs;
+	mbox->storage = RADOS_STORAGE(storage);
+
+	index_storage_mailbox_alloc(&mbox->box, vname, flags,
+				    RADOS_INDEX_PREFIX);
+	return &mbox->box;
+}
+
+bool rados_index_header_get(struct rados_mailbox *mbox,
+			    struct mail_index_view *view,
+			    struct rados_index_header *hdr_r)
+{
+	const void *data;
+	size_t size;
+
+	i_zero(hdr_r);
+	mail_index_get_header_ext(view, mbox->ext_id, &data, &size);
+	if (size < sizeof(*hdr_r))
+		return FALSE;
+	memcpy(hdr_r, data, sizeof(*hdr_r));
+	return TRUE;
+}
+
+static void rados_mailbox_register_ext(struct rados_mailbox *mbox)
+{
+	mbox->ext_id = mail_index_ext_register(
+		mbox->box.index, RADOS_EXT_NAME,
+		sizeof(struct rados_index_header), sizeof(uint64_t),
+		sizeof(uint64_t));
+}
+
+/* The local index belongs to another incarnation of this mailbox name (it was
+   deleted and created again, or renamed, through another process): drop it,
+   the sync rebuilds it from RADOS. Runs before the index is opened for use. */
+static int rados_mailbox_drop_stale_index(struct rados_mailbox *mbox)
+{
+	struct mailbox *box = &mbox->box;
+	struct index_mailbox_context *ibox = INDEX_STORAGE_CONTEXT(box);
+	const struct mail_index_header *hdr;
+	struct rados_index_header rhdr;
+	struct mail_index_view *view;
+	enum mail_index_open_flags open_flags;
+	const char *dir, *error;
+	bool have_ext, stale;
+
+	if (index_storage_mailbox_alloc_index(box) < 0)
+		return -1;
+	rados_mailbox_register_ext(mbox);
+	open_flags = ibox->index_flags &
+		ENUM_NEGATE(MAIL_INDEX_OPEN_FLAG_CREATE);
+	if (mail_index_open(box->index, open_flags) <= 0) {
+		/* no index yet (or a broken one: the open proper reports) */
+		return 0;
+	}
+	view = mail_index_view_open(box->index);
+	hdr = mail_index_get_header(view);
+	have_ext = rados_index_header_get(mbox, view, &rhdr);
+	if (have_ext) {
+		stale = rhdr.uidvalidity != mbox->uidvalidity ||
+			memcmp(rhdr.mailbox_guid, mbox->guid,
+			       sizeof(mbox->guid)) != 0;
+	} else {
+		stale = hdr->messages_count > 0;
+	}
+	if (hdr->uid_validity != 0 && hdr->uid_validity != mbox->uidvalidity)
+		stale = TRUE;
+	mail_index_view_close(&view);
+	if (stale && box->index->open_count != 1) {
+		/* someone else in this process has it open: let the sync
+		   complain instead of deleting files under it */
+		stale = FALSE;
+	}
+	mail_index_close(box->index);
+	if (!stale)
+		return 0;
+
+	dir = rados_list_index_dir(box->list, box->name);
+	if (dir == NULL)
+		return 0;
+	e_debug(box->event, "rados: dropping stale local index %s", dir);
+	if (unlink_directory(dir, UNLINK_DIRECTORY_FLAG_FILES_ONLY,
+			     &error) < 0) {
+		mailbox_set_critical(box, "rados: dropping stale index: %s",
+				     error);
+		return -1;
+	}
+	return 0;
+}
+
+static int rados_mailbox_open_rados(struct rados_mailbox *mbox)
+{
+	struct mailbox *box = &mbox->box;
+	struct rm_user *user = mbox->storage->user;
+	struct rm_status status;
+	enum rm_result ret;
+
+	ret = rm_mailbox_open(user, box->name, &mbox->rmb);
+	if (ret == RM_RESULT_NOT_FOUND && box->inbox_user) {
+		/* INBOX always exists: create it on first use */
+		ret = rm_user_mailbox_create(user, box->name);
+		if (ret == RM_RESULT_OK || ret == RM_RESULT_ALREADY_EXISTS)
+			ret = rm_mailbox_open(user, box->name, &mbox->rmb);
+	}
+	if (ret == RM_RESULT_NOT_FOUND) {
+		mail_storage_set_error(box->storage, MAIL_ERROR_NOTFOUND,
+			T_MAIL_ERR_MAILBOX_NOT_FOUND(box->vname));
+		return -1;
+	}
+	if (ret != RM_RESULT_OK) {
+		rados_storage_set_error(box->storage, ret, "opening mailbox");
+		return -1;
+	}
+	if ((ret = rm_mailbox_guid(mbox->rmb, &mbox->guid)) != RM_RESULT_OK ||
+	    (ret = rm_mailbox_status(mbox->rmb, &status)) != RM_RESULT_OK) {
+		rados_storage_set_error(box->storage, ret, "opening mailbox");
+		rm_mailbox_free(mbox->rmb);
+		mbox->rmb = NULL;
+		return -1;
+	}
+	mbox->uidvalidity = status.uidvalidity;
+	return 0;
+}
+
+static int rados_mailbox_open(struct mailbox *box)
+{
+	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
+
+	if (rados_mailbox_open_rados(mbox) < 0)
+		return -1;
+	if (rados_mailbox_drop_stale_index(mbox) < 0 ||
+	    index_storage_mailbox_open(box, FALSE) < 0) {
+		rm_mailbox_free(mbox->rmb);
+		mbox->rmb = NULL;
+		return -1;
+	}
+	/* modseqs are always tracked: they mirror RADOS's */
+	mail_index_modseq_enable(box->index);
+	return 0;
+}
+
+static void rados_mailbox_close(struct mailbox *box)
+{
+	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
+
+	rm_mailbox_free(mbox->rmb);
+	mbox->rmb = NULL;
+	index_storage_mailbox_close(box);
+}
+
+static void rados_mailbox_free(struct mailbox *box)
+{
+	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
+
+	rm_mailbox_free(mbox->rmb);
+	mbox->rmb = NULL;
+	index_storage_mailbox_free(box);
+}
+
+static void rados_name_found_cb(void *userdata, const char *name ATTR_UNUSED,
+				size_t name_len ATTR_UNUSED)
+{
+	bool *found = userdata;
+
+	*found = TRUE;
+}
+
+static int rados_mailbox_exists(struct mailbox *box, bool auto_boxes,
+				enum mailbox_existence *existence_r)
+{
+	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
+	struct rm_user *user = mbox->storage->user;
+	enum rm_result ret;
+	bool found = FALSE;
+
+	if (box->inbox_user || (auto_boxes && mailbox_is_autocreated(box))) {
+		*existence_r = MAILBOX_EXISTENCE_SELECT;
+		return 0;
+	}
+	if (strpbrk(box->name, "*%") != NULL || box->name[0] == '\0') {
+		/* not a valid name in RADOS (and a LIST pattern) */
+		*existence_r = MAILBOX_EXISTENCE_NONE;
+		return 0;
+	}
+	ret = rm_user_mailbox_list(user, box->name, rados_name_found_cb,
+				   &found);
+	if (ret == RM_RESULT_OK && !found) {
+		ret = rm_user_mailbox_list(user, t_strdup_printf("%s%c*",
+					   box->name, RADOS_LIST_SEP),
+					   rados_name_found_cb, &found);
+		*existence_r = found ? MAILBOX_EXISTENCE_NOSELECT :
+			MAILBOX_EXISTENCE_NONE;
+	} else {
+		*existence_r = MAILBOX_EXISTENCE_SELECT;
+	}
+	if (ret != RM_RESULT_OK) {
+		rados_storage_set_error(box->storage, ret, "listing mailboxes");
+		return -1;
+	}
+	return 0;
+}
+
+static int rados_mailbox_create(struct mailbox *box,
+				const struct mailbox_update *update ATTR_UNUSED,
+				bool directory ATTR_UNUSED)
+{
+	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
+	enum rm_result ret;
+
+	/* RADOS has no directories: "CREATE a/" creates the mailbox "a".
+	   UIDVALIDITY and UIDs are RADOS's to assign, so update is ignored. */
+	ret = rm_user_mailbox_create(mbox->storage->user, box->name);
+	if (ret == RM_RESULT_ALREADY_EXISTS) {
+		mail_storage_set_error(box->storage, MAIL_ERROR_EXISTS,
+				       "Mailbox already exists");
+		return -1;
+	}
+	if (ret != RM_RESULT_OK) {
+		rados_storage_set_error(box->storage, ret, "creating mailbox");
+		return -1;
+	}
+	return 0;
+}
+
+static int rados_mailbox_update(struct mailbox *box,
+				const struct mailbox_update *update)
+{
+	if (update->uid_validity != 0 || update->min_next_uid != 0 ||
+	    update->min_first_recent_uid != 0 ||
+	    update->min_highest_modseq != 0 ||
+	    update->min_highest_pvt_modseq != 0) {
+		mail_storage_set_error(box->storage, MAIL_ERROR_NOTPOSSIBLE,
+			"UIDVALIDITY, UIDs and modseqs are assigned by RADOS");
+		return -1;
+	}
+	if (!box->opened && mailbox_open(box) < 0)
+		return -1;
+	return index_storage_mailbox_update_common(box, update);
+}
+
+static int rados_mailbox_delete(struct mailbox *box)
+{
+	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
+	struct rm_status status;
+	enum rm_result ret;
+
+	if (box->deleting_must_be_empty && mbox->rmb != NULL) {
+		ret = rm_mailbox_status(mbox->rmb, &status);
+		if (ret != RM_RESULT_OK) {
+			rados_storage_set_error(box->storage, ret,
+						"reading mailbox status");
+			return -1;
+		}
+		if (status.messages > 0) {
+			mail_storage_set_error(box->storage, MAIL_ERROR_EXISTS,
+					       "Mailbox isn't empty");
+			return -1;
+		}
+	}
+	/* close the local index before its files go */
+	mailbox_close(box);
+	mail_index_alloc_cache_destroy_unrefed();
+	if (box->list->v.delete_mailbox(box->list, box->name) < 0) {
+		mail_storage_copy_list_error(box->storage, box->list);
+		return -1;
+	}
+	return 0;
+}
+
+static int rados_mailbox_get_status(struct mailbox *box,
+				    enum mailbox_status_items items,
+				    struct mailbox_status *status_r)
+{
+	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
+	struct rados_index_header rhdr;
+
+	/* an unopened mailbox is opened and synced first: the index is
+	   only a cache */
+	if (index_storage_get_status(box, items, status_r) < 0)
+		return -1;
+	if ((items & STATUS_HIGHESTMODSEQ) != 0 &&
+	    rados_index_header_get(mbox, box->view, &rhdr) &&
+	    rhdr.highest_modseq != 0) {
+		/* the local index may count a few more modseqs than RADOS
+		   (its log bumps once per record type): report RADOS's */
+		status_r->highest_modseq = rhdr.highest_modseq;
+	}
+	return 0;
+}
+
+static int rados_mailbox_get_metadata(struct mailbox *box,
+				      enum mailbox_metadata_items items,
+				      struct mailbox_metadata *metadata_r)
+{
+	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
+
+	if ((items & MAILBOX_METADATA_GUID) != 0) {
+		if (!box->opened && mailbox_open(box) < 0)
+			return -1;
+		memcpy(metadata_r->guid, mbox->guid, sizeof(metadata_r->guid));
+		items &= ENUM_NEGATE(MAILBOX_METADATA_GUID);
+	}
+	return index_mailbox_get_metadata(box, items, metadata_r);
+}
+
+static void rados_notify_timeout(struct mailbox *box)
+{
+	box->notify_callback(box, box->notify_context);
+}
+
+static void rados_notify_changes(struct mailbox *box)
+{
+	/* RADOS changes made elsewhere leave no local trace to watch:
+	   poll every mailbox_idle_check_interval */
+	mailbox_watch_remove_all(box);
+	if (box->notify_callback == NULL ||
+	    box->storage->set->mailbox_idle_check_interval == 0)
+		return;
+	box->to_notify = timeout_add(
+		box->storage->set->mailbox_idle_check_interval * 1000,
+		rados_notify_timeout, box);
+}
+
+struct mail_storage rados_storage = {
+	.name = RADOS_STORAGE_NAME,
+	.class_flags = MAIL_STORAGE_CLASS_FLAG_NO_ROOT |
+		MAIL_STORAGE_CLASS_FLAG_HAVE_MAIL_GUIDS |
+		MAIL_STORAGE_CLASS_FLAG_HAVE_MAIL_GUID128,
+
+	.v = {
+		.alloc = rados_storage_alloc,
+		.create = rados_storage_create,
+		.destroy = index_storage_destroy,
+		.get_list_settings = rados_storage_get_list_settings,
+		.mailbox_alloc = rados_mailbox_alloc,
+	},
+};
+
+struct mailbox rados_mailbox = {
+	.v = {
+		.is_readonly = index_storage_is_readonly,
+		.enable = index_storage_mailbox_enable,
+		.exists = rados_mailbox_exists,
+		.open = rados_mailbox_open,
+		.close = rados_mailbox_close,
+		.free = rados_mailbox_free,
+		.create_box = rados_mailbox_create,
+		.update_box = rados_mailbox_update,
+		.delete_box = rados_mailbox_delete,
+		.rename_box = index_storage_mailbox_rename,
+		.get_status = rados_mailbox_get_status,
+		.get_metadata = rados_mailbox_get_metadata,
+		.set_subscribed = index_storage_set_subscribed,
+		.attribute_set = index_storage_attribute_set,
+		.attribute_get = index_storage_attribute_get,
+		.attribute_iter_init = index_storage_attribute_iter_init,
+		.attribute_iter_next = index_storage_attribute_iter_next,
+		.attribute_iter_deinit = index_storage_attribute_iter_deinit,
+		.list_index_has_changed = index_storage_list_index_has_changed,
+		.list_index_update_sync = index_storage_list_index_update_sync,
+		.sync_init = rados_storage_sync_init,
+		.sync_next = index_mailbox_sync_next,
+		.sync_deinit = index_mailbox_sync_deinit,
+		.notify_changes = rados_notify_changes,
+		.transaction_begin = index_transaction_begin,
+		.transaction_commit = rados_transaction_commit,
+		.transaction_rollback = rados_transaction_rollback,
+		.mail_alloc = rados_mail_alloc,
+		.search_init = index_storage_search_init,
+		.search_deinit = index_storage_search_deinit,
+		.search_next_nonblock = index_storage_search_next_nonblock,
+		.search_next_update_seq = index_storage_search_next_update_seq,
+		.search_next_match_mail = index_storage_search_next_match_mail,
+		.save_alloc = rados_save_alloc,
+		.save_begin = rados_save_begin,
+		.save_continue = rados_save_continue,
+		.save_finish = rados_save_finish,
+		.save_cancel = rados_save_cancel,
+		.copy = rados_copy,
+		.transaction_save_commit_pre =
+			rados_transaction_save_commit_pre,
+		.transaction_save_commit_post =
+			rados_transaction_save_commit_post,
+		.transaction_save_rollback = rados_transaction_save_rollback,
+		.is_inconsistent = index_storage_is_inconsistent,
+	},
+};

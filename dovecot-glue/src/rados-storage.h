@@ -1,0 +1,181 @@
+#ifndef RADOS_STORAGE_H
+#define RADOS_STORAGE_H
+
+/* The mail storage "rados": the truth is in RADOS (through the C ABI of
+   ffi/, rados_mail.h); Dovecot's index is a local cache that any process can
+   rebuild from RADOS at any time (like imapc). */
+
+#include "index-storage.h"
+#include "index-mail.h"
+#include "mailbox-list-private.h"
+
+#include <rados_mail.h>
+
+#define RADOS_STORAGE_NAME "rados"
+#define RADOS_LIST_NAME "rados"
+#define RADOS_INDEX_PREFIX "dovecot.index"
+/* The hierarchy separator of mailbox names in RADOS. */
+#define RADOS_LIST_SEP '/'
+/* Name of the private index extension. */
+#define RADOS_EXT_NAME "rados"
+
+/* Header of the "rados" index extension: what the local index mirrors. */
+struct rados_index_header {
+	uint32_t uidvalidity;
+	uint32_t pad;
+	/* RADOS HIGHESTMODSEQ the index was last synced to */
+	uint64_t highest_modseq;
+	/* the RADOS mailbox GUID (a recreated mailbox has another) */
+	uint8_t mailbox_guid[16];
+};
+/* The extension's record: the mail's modseq in RADOS (uint64_t). */
+
+struct rados_storage {
+	struct mail_storage storage;
+	struct rm_user *user;
+};
+
+struct rados_mailbox {
+	struct mailbox box;
+	struct rados_storage *storage;
+
+	/* set while the mailbox is open */
+	struct rm_mailbox *rmb;
+	uint32_t uidvalidity;
+	guid_128_t guid;
+	uint32_t ext_id;
+
+	/* this process changed RADOS: the next sync must not be skipped */
+	bool sync_pending:1;
+};
+
+struct rados_mail {
+	struct index_mail imail;
+	/* the RADOS record of rec_uid (0: none looked up yet) */
+	uint32_t rec_uid;
+	struct rm_record rec;
+};
+
+/* RADOS and Dovecot number the system flags differently. */
+static inline enum mail_flags rados_flags_to_dovecot(uint32_t flags)
+{
+	enum mail_flags ret = 0;
+
+	if ((flags & RM_FLAG_SEEN) != 0)
+		ret |= MAIL_SEEN;
+	if ((flags & RM_FLAG_ANSWERED) != 0)
+		ret |= MAIL_ANSWERED;
+	if ((flags & RM_FLAG_FLAGGED) != 0)
+		ret |= MAIL_FLAGGED;
+	if ((flags & RM_FLAG_DELETED) != 0)
+		ret |= MAIL_DELETED;
+	if ((flags & RM_FLAG_DRAFT) != 0)
+		ret |= MAIL_DRAFT;
+	return ret;
+}
+
+static inline uint32_t rados_flags_from_dovecot(enum mail_flags flags)
+{
+	uint32_t ret = 0;
+
+	if ((flags & MAIL_SEEN) != 0)
+		ret |= RM_FLAG_SEEN;
+	if ((flags & MAIL_ANSWERED) != 0)
+		ret |= RM_FLAG_ANSWERED;
+	if ((flags & MAIL_FLAGGED) != 0)
+		ret |= RM_FLAG_FLAGGED;
+	if ((flags & MAIL_DELETED) != 0)
+		ret |= RM_FLAG_DELETED;
+	if ((flags & MAIL_DRAFT) != 0)
+		ret |= RM_FLAG_DRAFT;
+	return ret;
+}
+
+extern struct mail_storage rados_storage;
+extern struct mailbox_list rados_mailbox_list;
+extern struct mail_vfuncs rados_mail_vfuncs;
+
+#define RADOS_MAILBOX(s) (container_of(s, struct rados_mailbox, box))
+#define RADOS_STORAGE(s) (container_of(s, struct rados_storage, storage))
+#define RADOS_MAIL(s) (container_of(INDEX_MAIL(s), struct rados_mail, imail))
+
+/* rados-storage.c */
+/* mail_user_created hook: attaches the (lazily opened) rm_user. */
+void rados_mail_user_created(struct mail_user *user);
+/* The user's rm_user, opened on first use (one per mail_user, freed with it).
+   Returns NULL with *error_r on failure. */
+struct rm_user *rados_user_get(struct mail_user *user, const char **error_r);
+bool rados_storage_is_rados(const struct mail_storage *storage);
+/* Sets the storage error for a failed ABI call: temporary failures become
+   MAIL_ERROR_UNAVAILABLE (IMAP NO [UNAVAILABLE], LMTP 4xx), bugs and
+   corruption are logged as critical. what names the operation. */
+void rados_storage_set_error(struct mail_storage *storage, enum rm_result ret,
+			     const char *what);
+void rados_list_set_error(struct mailbox_list *list, enum rm_result ret,
+			  const char *what);
+/* The last ABI failure message of this thread (data stack). */
+const char *rados_last_error(enum rm_result ret);
+/* Reads the "rados" extension header of view; FALSE if it has none. */
+bool rados_index_header_get(struct rados_mailbox *mbox,
+			    struct mail_index_view *view,
+			    struct rados_index_header *hdr_r);
+
+/* rados-list.c */
+/* Local index directory of the mailbox name, or NULL for in-memory indexes. */
+const char *rados_list_index_dir(struct mailbox_list *list, const char *name);
+/* Removes the local index directory of name (the index is only a cache). */
+void rados_list_delete_index_dir(struct mailbox_list *list, const char *name);
+
+/* rados-sync.c */
+int rados_sync(struct rados_mailbox *mbox, bool force_resync);
+struct mailbox_sync_context *
+rados_storage_sync_init(struct mailbox *box, enum mailbox_sync_flags flags);
+
+/* rados-transaction.c: flag, keyword and expunge changes are queued in the
+   transaction and applied to RADOS at commit, before the local index. */
+void rados_transaction_update_flags(struct mail *mail,
+				    enum modify_type modify_type,
+				    enum mail_flags flags);
+void rados_transaction_update_keywords(struct mail *mail,
+				       enum modify_type modify_type,
+				       struct mail_keywords *keywords);
+void rados_transaction_expunge(struct mail *mail);
+int rados_transaction_commit(struct mailbox_transaction_context *t,
+			     struct mail_transaction_commit_changes *changes_r);
+void rados_transaction_rollback(struct mailbox_transaction_context *t);
+
+/* rados-mail.c */
+struct mail *rados_mail_alloc(struct mailbox_transaction_context *t,
+			      enum mail_fetch_field wanted_fields,
+			      struct mailbox_header_lookup_ctx *wanted_headers);
+/* The mail's RADOS record; -1 with the mail error set (expunged, ...). */
+int rados_mail_get_record(struct mail *mail, const struct rm_record **rec_r);
+
+/* rados-istream.c */
+/* A seekable istream over an opened body (takes ownership of body). */
+struct istream *rados_istream_create(struct rm_mailbox *rmb, uint32_t uid,
+				     struct rm_body *body, uoff_t size);
+
+/* rados-save.c */
+struct mail_save_context *
+rados_save_alloc(struct mailbox_transaction_context *t);
+int rados_save_begin(struct mail_save_context *ctx, struct istream *input);
+int rados_save_continue(struct mail_save_context *ctx);
+int rados_save_finish(struct mail_save_context *ctx);
+void rados_save_cancel(struct mail_save_context *ctx);
+int rados_transaction_save_commit_pre(struct mail_save_context *ctx);
+void rados_transaction_save_commit_post(
+	struct mail_save_context *ctx,
+	struct mail_index_transaction_commit_result *result);
+void rados_transaction_save_rollback(struct mail_save_context *ctx);
+/* Adds a temporary index record for a mail already saved in RADOS as uid
+   (so that the save's dest_mail works) and remembers uid for APPENDUID /
+   COPYUID. moved: it was moved in, a rollback must not expunge it. */
+void rados_save_add_saved(struct mail_save_context *ctx, uint32_t uid,
+			  enum mail_flags flags, struct mail_keywords *keywords,
+			  bool moved);
+
+/* rados-copy.c */
+int rados_copy(struct mail_save_context *ctx, struct mail *mail);
+
+#endif
