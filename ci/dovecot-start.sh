@@ -239,6 +239,10 @@ ssl = no
 auth_mechanisms = plain login
 disable_plaintext_auth = no
 first_valid_uid = 1
+# librados and the library's runtime reserve ~700 MB of address space per process (about
+# 32 MB of it resident); under Dovecot's default 256M limit librados cannot start its
+# threads and aborts. Operators need the same setting (dovecot-glue/README.md).
+default_vsz_limit = 1G
 
 passdb {
   driver = static

@@ -1,0 +1,118 @@
+"""The cluster goes away while Dovecot runs: LMTP must answer 4xx (so the MTA retries),
+IMAP APPEND must answer NO [UNAVAILABLE], both within a bounded time, nothing may be
+lost or half-stored, Dovecot must not crash, and once the cluster is back the retry
+succeeds.
+
+This test runs its own single-node cluster (port RADOS_MAIL_OUTAGE_PORT, default 43330,
+in the test directory) so that stopping it disturbs no other test.
+"""
+
+import imaplib
+import os
+import smtplib
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import DovecotTestCase, make_mail
+
+# rados_timeout of the outage instance, seconds.
+TIMEOUT = 5
+# How long a refusal may take: the operation timeout, plus connecting again and
+# Dovecot's own work, with a wide margin on a loaded 2-core machine. The requirement is
+# "bounded and configurable, at most 30 s by default".
+BOUND = 30
+PORT = os.environ.get("RADOS_MAIL_OUTAGE_PORT", "43330")
+
+
+def ceph(script, *args):
+    env = dict(os.environ, RADOS_MAIL_CEPH_PORT=PORT)
+    proc = subprocess.run([os.path.join(harness.REPO_ROOT, "ci", script), *args],
+                          capture_output=True, text=True, timeout=300, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script} {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+@unittest.skipIf(harness.DRIVER != "rados", "the cluster-down test is about the rados driver")
+class ClusterDown(DovecotTestCase):
+    # What Dovecot may log while the cluster is down: our storage errors (temporary).
+    allowed_log_errors = (r"RM_RESULT_UNAVAILABLE", r"rados", r"Unavailable|unavailable",
+                          r"timed out|Timed out")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ceph_dir = os.path.join(harness.root(), "ceph-outage")
+        ceph("ceph-start.sh", "--fresh", cls.ceph_dir)
+        saved = {k: os.environ.get(k) for k in ("CEPH_CONF", "RADOS_MAIL_TIMEOUT")}
+        os.environ["CEPH_CONF"] = os.path.join(cls.ceph_dir, "ceph.conf")
+        os.environ["RADOS_MAIL_TIMEOUT"] = str(TIMEOUT)
+        try:
+            cls.inst = harness.instance("outage")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    @classmethod
+    def tearDownClass(cls):
+        ceph("ceph-stop.sh", cls.ceph_dir)
+
+    def lmtp_code(self, message):
+        """Delivers over LMTP; returns (SMTP code of the refusal or 250, seconds)."""
+        start = time.monotonic()
+        try:
+            with smtplib.LMTP("127.0.0.1", self.inst.lmtp_port, timeout=120) as lmtp:
+                refused = lmtp.sendmail("sender@example.org", [self.user], message)
+            code = refused[self.user][0] if refused else 250
+        except smtplib.SMTPRecipientsRefused as e:
+            code = e.recipients[self.user][0]
+        except smtplib.SMTPDataError as e:
+            code = e.smtp_code
+        return code, time.monotonic() - start
+
+    def fetch_subjects(self):
+        c = self.inst.imap(self.user)
+        try:
+            typ, data = c.select("INBOX")
+            self.assertEqual(typ, "OK", data)
+            typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            self.assertEqual(typ, "OK", data)
+            return sorted(part[1].decode().strip() for part in data if isinstance(part, tuple))
+        finally:
+            c.logout()
+
+    def test_lmtp_and_append_fail_temporarily_then_recover(self):
+        first = make_mail("before the outage")
+        code, _ = self.lmtp_code(first)
+        self.assertEqual(code, 250)
+        # An IMAP session opened before the outage, to APPEND during it.
+        imap = self.inst.imap(self.user)
+        self.assertEqual(imap.select("INBOX")[0], "OK")
+
+        ceph("ceph-stop.sh", self.ceph_dir)
+        try:
+            code, took = self.lmtp_code(make_mail("during the outage"))
+            self.assertTrue(400 <= code < 500, f"LMTP answered {code} while the cluster was down")
+            self.assertLess(took, BOUND, f"LMTP took {took:.1f} s to refuse")
+
+            start = time.monotonic()
+            typ, data = imap.append("INBOX", None, None, make_mail("append during the outage"))
+            took = time.monotonic() - start
+            self.assertEqual(typ, "NO", data)
+            self.assertIn(b"[UNAVAILABLE]", data[0], data)
+            self.assertLess(took, BOUND, f"APPEND took {took:.1f} s to fail")
+        finally:
+            ceph("ceph-start.sh", self.ceph_dir)
+        try:
+            imap.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass  # the session may have been closed by the failure
+
+        code, _ = self.lmtp_code(make_mail("after the outage"))
+        self.assertEqual(code, 250)
+        subjects = self.fetch_subjects()
+        # Exactly the two accepted mails: nothing refused was half-stored.
+        self.assertEqual(subjects, ["Subject: after the outage", "Subject: before the outage"])
