@@ -64,15 +64,31 @@ cargo run -q -p rados-mail-benches --bin store-bench -- --quick || status=1
 step "benchmark: peak RSS saving and fetching a 1 GiB mail (goal: < 64 MiB above baseline)"
 cargo run -q --release -p rados-mail-benches --bin mail-rss || status=1
 
+step "Dovecot plugin: build against dovecot-dev, then IMAP/LMTP/POP3/doveadm against the cluster"
+dovecot_log="$(mktemp)"
+set +e
+{
+	cargo build -q --release -p rados-mail-ffi &&
+		make -C dovecot-glue RADOS_MAIL_LIB="$PWD/target/release/librados_mail.a" &&
+		./dovecot-glue/tests/run.sh
+} 2>&1 | tee "$dovecot_log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+set -e
+
 # One closing line for the whole run: every cargo test binary and doc-test run ("test
-# result:" lines), plus the C tests' own total (the last "N passed, M failed" of run.sh).
+# result:" lines), plus the C tests' and the Dovecot suite's own totals (the last
+# "N passed, M failed" line of each; a suite that did not get that far counts 1 failure).
 sum() {
 	{
 		grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1"
-		grep -E '^[0-9]+ passed, [0-9]+ failed$' "$ffi_log" | tail -n 1 | grep -oE "[0-9]+ $1"
+		for suite in "$ffi_log" "$dovecot_log"; do
+			last="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$suite" | tail -n 1)"
+			if [ -z "$last" ] && [ "$1" = failed ]; then last="0 passed, 1 failed"; fi
+			echo "$last" | grep -oE "[0-9]+ $1"
+		done
 	} | awk '{n += $1} END {print n + 0}'
 }
 step "all steps done in $((SECONDS - t0)) s"
 echo "$(sum passed) passed, $(sum failed) failed, $(sum ignored) skipped"
-rm -f "$log" "$ffi_log"
+rm -f "$log" "$ffi_log" "$dovecot_log"
 exit "$status"
