@@ -1,5 +1,5 @@
 /* COPY and MOVE between rados mailboxes of the same user: the body is shared
-   in RADOS (rm_mailbox_copy / rm_mailbox_move), nothing is re-read or
+   in RADOS (rm_mailbox_copy adds a reference), nothing is re-read or
    re-written. Anything else falls back to Dovecot's copy by saving. */
 
 #include "lib.h"
@@ -28,14 +28,11 @@ int rados_copy(struct mail_save_context *ctx, struct mail *mail)
 	keywords = mailbox_keywords_create_valid(t->box,
 						 mail_get_keywords(mail));
 
-	if (ctx->moving) {
-		ret = rm_mailbox_move(src->rmb, &src_uid, 1, dest->rmb, NULL,
-				      &dest_uid, &count);
-		src->sync_pending = TRUE;
-	} else {
-		ret = rm_mailbox_copy(src->rmb, &src_uid, 1, dest->rmb, NULL,
-				      &dest_uid, &count);
-	}
+	/* A MOVE is a copy here too: Dovecot's mailbox_move() expunges the
+	   source mail in the source transaction, whose commit removes it from
+	   RADOS and tells quota and the other plugins of the expunge. */
+	ret = rm_mailbox_copy(src->rmb, &src_uid, 1, dest->rmb, NULL,
+			      &dest_uid, &count);
 	if (ret != RM_RESULT_OK) {
 		rados_storage_set_error(t->box->storage, ret,
 					ctx->moving ? "moving" : "copying");

@@ -59,15 +59,10 @@ static int rados_dict_init(struct dict *driver, const char *uri,
 		if (rados_connect_uri(uri, &store, error_r) < 0)
 			return -1;
 		own = TRUE;
-	} else {
-		store = rados_connect_process_store();
-		if (store == NULL) {
-			*error_r = "rados dict: no store: use the rados mail "
-				"plugin (mail_plugins = rados) or give settings "
-				"in the URI (rados:conf=...:pool=...)";
-			return -1;
-		}
 	}
+	/* Without settings the process store is taken at the first operation:
+	   quota and mail_attribute_dict open their dicts while the mail user is
+	   being created, before the rados storage has opened the store. */
 	dict = i_new(struct rados_dict, 1);
 	dict->dict = *driver;
 	dict->store = store;
@@ -97,6 +92,16 @@ rados_dict_for(struct rados_dict *dict, const char *username,
 
 	if (username != NULL && *username == '\0')
 		username = NULL;
+	if (dict->store == NULL) {
+		dict->store = rados_connect_process_store();
+		if (dict->store == NULL) {
+			*error_r = "rados dict: no store: use the rados mail "
+				"storage in this process (mail_plugins = rados, "
+				"mail_location = rados:...) or give settings in "
+				"the URI (rados:conf=...:pool=...)";
+			return NULL;
+		}
+	}
 	if (dict->rm != NULL && null_strcmp(dict->username, username) == 0)
 		return dict->rm;
 	ret = rm_dict_open(dict->store, username, &rm);

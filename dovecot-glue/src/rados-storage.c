@@ -11,6 +11,7 @@
 #include "rados-connect.h"
 #include "rados-storage.h"
 #include "mailbox-watch.h"
+#include "mailbox-attribute.h"
 
 struct rados_user {
 	union mail_user_module_context module_ctx;
@@ -429,6 +430,45 @@ static int rados_mailbox_update(struct mailbox *box,
 	return index_storage_mailbox_update_common(box, update);
 }
 
+/* Unsets every attribute of `type` of the mailbox (IMAP METADATA lives in
+   mail_attribute_dict, apart from the mailbox), as Dovecot's own storages do
+   when a mailbox is deleted; INBOX keeps the server attributes stored on it. */
+static int rados_mailbox_delete_attributes(struct mailbox_transaction_context *t,
+					   enum mail_attribute_type type)
+{
+	struct mailbox_attribute_iter *iter;
+	const char *key;
+	int ret = 0;
+
+	iter = mailbox_attribute_iter_init(t->box, type, "");
+	while ((key = mailbox_attribute_iter_next(iter)) != NULL) {
+		if (t->box->inbox_any &&
+		    str_begins(key, MAILBOX_ATTRIBUTE_PREFIX_DOVECOT_PVT_SERVER))
+			continue;
+		if (mailbox_attribute_unset(t, type, key) < 0 &&
+		    mailbox_get_last_mail_error(t->box) != MAIL_ERROR_NOTPOSSIBLE) {
+			ret = -1;
+			break;
+		}
+	}
+	if (mailbox_attribute_iter_deinit(&iter) < 0)
+		ret = -1;
+	return ret;
+}
+
+static int rados_mailbox_delete_all_attributes(struct mailbox *box)
+{
+	struct mailbox_transaction_context *t;
+
+	t = mailbox_transaction_begin(box, 0, "rados mailbox delete");
+	if (rados_mailbox_delete_attributes(t, MAIL_ATTRIBUTE_TYPE_PRIVATE) < 0 ||
+	    rados_mailbox_delete_attributes(t, MAIL_ATTRIBUTE_TYPE_SHARED) < 0) {
+		mailbox_transaction_rollback(&t);
+		return -1;
+	}
+	return mailbox_transaction_commit(&t);
+}
+
 static int rados_mailbox_delete(struct mailbox *box)
 {
 	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
@@ -448,6 +488,8 @@ static int rados_mailbox_delete(struct mailbox *box)
 			return -1;
 		}
 	}
+	if (mbox->rmb != NULL && rados_mailbox_delete_all_attributes(box) < 0)
+		return -1;
 	/* close the local index before its files go */
 	mailbox_close(box);
 	mail_index_alloc_cache_destroy_unrefed();

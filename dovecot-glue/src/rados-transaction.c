@@ -416,12 +416,25 @@ static int rados_transaction_apply(struct mailbox_transaction_context *t,
 	}
 
 	if (array_count(&rt->expunges) > 0) {
-		ret = rm_mailbox_expunge(mbox->rmb, array_front(&rt->expunges),
-					 array_count(&rt->expunges), &expunged);
+		unsigned int n = array_count(&rt->expunges);
+		uint32_t *gone = t_new(uint32_t, n);
+		size_t i;
+
+		ret = rm_mailbox_expunge_uids(mbox->rmb,
+					      array_front(&rt->expunges), n,
+					      gone, &expunged);
 		if (ret != RM_RESULT_OK) {
 			rados_storage_set_error(t->box->storage, ret,
 						"expunging");
 			result = -1;
+		} else {
+			/* Plugins (quota, fts, ...) hear of each expunge
+			   once: from the process whose call removed it. */
+			for (i = 0; i < expunged; i++) {
+				mailbox_sync_notify(t->box, gone[i],
+						    MAILBOX_SYNC_TYPE_EXPUNGE);
+			}
+			mailbox_sync_notify(t->box, 0, 0);
 		}
 	}
 	return result;

@@ -2,7 +2,7 @@
 
 Dovecot instances are started with ci/dovecot-start.sh in one temporary directory
 per run and stopped at the end. `instance("a")` starts an instance on first use;
-each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, P from
+each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50; P from
 DOVECOT_TEST_PORT_BASE). Environment:
   DOVECOT_TEST_DRIVER      rados (default) or sdbox
   DOVECOT_TEST_PORT_BASE   first port (default 24100)
@@ -28,7 +28,7 @@ PLUGIN_DIR = os.environ.get("DOVECOT_TEST_PLUGIN_DIR")
 PASSWORD = "pass"
 # A log line with one of these fails the run.
 BAD_LOG = re.compile(r"Panic:|Fatal:|Error:")
-PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30}
+PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50}
 # Socket timeout for clients: generous, the 50 MiB test moves a lot of data.
 TIMEOUT = 300
 
@@ -39,8 +39,9 @@ if DRIVER not in ("rados", "sdbox"):
 class Instance:
     """One Dovecot started by ci/dovecot-start.sh in its own directory."""
 
-    def __init__(self, name, root, home_root=None):
+    def __init__(self, name, root, home_root=None, extra_conf=None):
         self.name = name
+        self.extra_conf = extra_conf
         self.dir = os.path.join(root, name)
         self.port_base = PORT_BASE + PORT_OFFSETS[name]
         self.home_root = home_root
@@ -56,6 +57,8 @@ class Instance:
             cmd += ["--plugin-dir", PLUGIN_DIR]
         if self.home_root:
             cmd += ["--home-root", self.home_root]
+        if self.extra_conf:
+            cmd += ["--extra-conf", self.extra_conf]
         cmd.append(self.dir)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
@@ -152,11 +155,12 @@ def root():
     return _root
 
 
-def instance(name, home_root=None):
-    """The running instance `name`, started on first use."""
+def instance(name, home_root=None, extra_conf=None):
+    """The running instance `name`, started on first use (`extra_conf`: a file that
+    dovecot.conf includes at its end)."""
     inst = _instances.get(name)
     if inst is None:
-        inst = Instance(name, root(), home_root)
+        inst = Instance(name, root(), home_root, extra_conf)
         _instances[name] = inst
     if not inst.running:
         inst.start()

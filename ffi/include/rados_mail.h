@@ -919,6 +919,27 @@ enum rm_result rm_mailbox_expunge(const struct rm_mailbox *mailbox,
                                   size_t *out_expunged);
 
 /**
+ * Expunges the mails `uids[0..n_uids]` as [`rm_mailbox_expunge`] does, and reports which
+ * ones this call expunged: `out_uids[0..*out_count]`, ascending (`out_uids` has room for
+ * `n_uids` values; UIDs missing, or expunged meanwhile by someone else, are not in it).
+ * Exactly one caller ever gets a given UID back, so a host can count each expunge once
+ * (quota) even when several processes expunge the same mails at once.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER` (`mailbox`, `out_count`, or `uids`
+ * / `out_uids` with `n_uids > 0`), a temporary code, or another code. Nothing is written
+ * on failure.
+ *
+ * # Safety
+ * `mailbox` is a live handle; `uids` holds `n_uids` values; `out_uids` is writable for
+ * `n_uids` values; `out_count` is writable.
+ */
+enum rm_result rm_mailbox_expunge_uids(const struct rm_mailbox *mailbox,
+                                       const uint32_t *uids,
+                                       size_t n_uids,
+                                       uint32_t *out_uids,
+                                       size_t *out_count);
+
+/**
  * The mailbox's GUID (16 bytes; it names the mailbox's objects and survives renames) in
  * `out[0..16]`.
  *

@@ -362,6 +362,49 @@ pub unsafe extern "C" fn rm_mailbox_expunge(
     })
 }
 
+/// Expunges the mails `uids[0..n_uids]` as [`rm_mailbox_expunge`] does, and reports which
+/// ones this call expunged: `out_uids[0..*out_count]`, ascending (`out_uids` has room for
+/// `n_uids` values; UIDs missing, or expunged meanwhile by someone else, are not in it).
+/// Exactly one caller ever gets a given UID back, so a host can count each expunge once
+/// (quota) even when several processes expunge the same mails at once.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER` (`mailbox`, `out_count`, or `uids`
+/// / `out_uids` with `n_uids > 0`), a temporary code, or another code. Nothing is written
+/// on failure.
+///
+/// # Safety
+/// `mailbox` is a live handle; `uids` holds `n_uids` values; `out_uids` is writable for
+/// `n_uids` values; `out_count` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_expunge_uids(
+    mailbox: *const rm_mailbox,
+    uids: *const u32,
+    n_uids: usize,
+    out_uids: *mut u32,
+    out_count: *mut usize,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let uids = unsafe { slice_arg(uids, n_uids, "uids") }?;
+        if n_uids > 0 && out_uids.is_null() {
+            return Err(Failure::null("out_uids"));
+        }
+        // SAFETY: forwarded contract of this export.
+        let count = unsafe { Out::new(out_count, "out_count") }?;
+        let gone = mb.mailbox.expunge(uids)?;
+        // `expunge` returns a subset of the distinct requested UIDs: at most `n_uids`.
+        debug_assert!(gone.len() <= n_uids);
+        for (i, uid) in gone.iter().take(n_uids).enumerate() {
+            // SAFETY: `out_uids` has room for `n_uids` values per the contract.
+            unsafe { out_uids.add(i).write(*uid) };
+        }
+        count.set(gone.len().min(n_uids));
+        Ok(())
+    })
+}
+
 /// Converts a record of the Rust API to its C form.
 pub(crate) fn record_out(r: &MailRecord) -> rm_record {
     rm_record {

@@ -872,9 +872,20 @@ static void test_guids_keywords(rm_mailbox *mb)
 		RC(RM_RESULT_NULL_PARAMETER, rm_changes_keywords(NULL, collect_name, &end));
 		rm_changes_free(c);
 	}
-	size_t n = 0;
-	RC(RM_RESULT_OK, rm_mailbox_expunge(mb, &uid, 1, &n));
-	CHECK(n == 1);
+	/* Expunged once: the second caller gets nothing back. */
+	uint32_t req[3] = {uid, uid, uid + 1000}, got[3] = {0, 0, 0};
+	size_t n = 99;
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_expunge_uids(mb, req, 3, NULL, &n));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_expunge_uids(mb, req, 3, got, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_expunge_uids(NULL, req, 3, got, &n));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_expunge_uids(mb, NULL, 3, got, &n));
+	CHECK(n == 99);
+	RC(RM_RESULT_OK, rm_mailbox_expunge_uids(mb, req, 3, got, &n));
+	CHECK(n == 1 && got[0] == uid);
+	RC(RM_RESULT_OK, rm_mailbox_expunge_uids(mb, req, 3, got, &n));
+	CHECK(n == 0);
+	RC(RM_RESULT_OK, rm_mailbox_expunge_uids(mb, NULL, 0, NULL, &n));
+	CHECK(n == 0);
 }
 
 /* Collects dict values / entries as "key=value" joined by ';'. */
