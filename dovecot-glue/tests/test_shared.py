@@ -175,6 +175,53 @@ class TwoInstanceTest(DovecotTestCase):
         self.assertEqual(max(sa["modseqs"].values()), sa["highestmodseq"])
 
 
+    def test_qresync_through_a_then_b_is_minimal(self):
+        """A QRESYNC client synced through A, changes made through A, the client comes
+        back through B (whose index saw the mailbox before the changes): exactly the
+        changed mail is fetched and exactly the expunged ones vanish."""
+        import re
+
+        from test_imap import expand_set
+
+        ca = self.a.imap(self.user)
+        try:
+            ok(ca.enable("QRESYNC"))
+            _, uidvalidity = select(ca)
+            uids = [append(ca, "INBOX", make_mail(f"q{i}"))[1] for i in range(5)]
+            ca.noop()
+            modseq = status(ca, "INBOX", "HIGHESTMODSEQ")["HIGHESTMODSEQ"]
+        finally:
+            ca.logout()
+        snapshot(self.b, self.user)  # B's index now knows the five mails
+
+        ca = self.a.imap(self.user)
+        try:
+            select(ca)
+            ok(ca.uid("STORE", str(uids[0]), "+FLAGS.SILENT", "(\\Flagged $Done)"))
+            ok(ca.uid("STORE", f"{uids[3]}:{uids[4]}", "+FLAGS.SILENT", "(\\Deleted)"))
+            ok(ca.expunge())
+        finally:
+            ca.logout()
+
+        cb = self.b.imap(self.user)
+        try:
+            ok(cb.enable("QRESYNC"))
+            typ, data = cb._simple_command("SELECT", "INBOX", f"(QRESYNC ({uidvalidity} {modseq}))")
+            self.assertEqual(typ, "OK", data)
+            cb.state = "SELECTED"
+            vanished = cb.untagged_responses.pop("VANISHED", [])
+            self.assertEqual(len(vanished), 1, vanished)
+            m = re.fullmatch(rb"\(EARLIER\) (\S+)", vanished[0])
+            self.assertIsNotNone(m, vanished)
+            self.assertEqual(expand_set(m.group(1)), {uids[3], uids[4]})
+            fetched = parse_fetch(cb.untagged_responses.pop("FETCH", []))
+            self.assertEqual(sorted(fetched), [uids[0]], "only the changed mail is sent")
+            self.assertEqual(flags_of(fetched[uids[0]]["FLAGS"]), {"\\Flagged", "$Done"})
+        finally:
+            cb.logout()
+        self.assertEqual(snapshot(self.a, self.user), snapshot(self.b, self.user))
+
+
 class IndexLossTest(DovecotTestCase):
     def test_index_deletion_keeps_uids_flags_keywords(self):
         if DRIVER == "sdbox":
