@@ -243,6 +243,9 @@ first_valid_uid = 1
 # 32 MB of it resident); under Dovecot's default 256M limit librados cannot start its
 # threads and aborts. Operators need the same setting (dovecot-glue/README.md).
 default_vsz_limit = 1G
+# IDLE learns of changes made through other servers by polling RADOS this often
+# (Dovecot's default is 30 s).
+mailbox_idle_check_interval = 1 secs
 
 passdb {
   driver = static

@@ -175,6 +175,31 @@ class TwoInstanceTest(DovecotTestCase):
         self.assertEqual(max(sa["modseqs"].values()), sa["highestmodseq"])
 
 
+    def test_idle_on_b_hears_of_delivery_via_a(self):
+        """IDLE as Dovecot provides it: the client idling on B is told of a mail
+        delivered through A (B polls RADOS every mailbox_idle_check_interval, 1 s in
+        these tests)."""
+        import time
+
+        cb = self.b.imap(self.user)
+        try:
+            select(cb)
+            cb.send(b"i1 IDLE\r\n")
+            self.assertTrue(cb.readline().startswith(b"+"), "IDLE not accepted")
+            self.a.deliver(self.user, make_mail("idle"))
+            cb.sock.settimeout(20)
+            deadline = time.monotonic() + 20
+            line = b""
+            while time.monotonic() < deadline and not line.endswith(b"EXISTS\r\n"):
+                line = cb.readline()
+            self.assertEqual(line, b"* 1 EXISTS\r\n")
+            cb.send(b"DONE\r\n")
+            while not (line := cb.readline()).startswith(b"i1 "):
+                pass
+            self.assertTrue(line.startswith(b"i1 OK"), line)
+        finally:
+            cb.logout()
+
     def test_qresync_through_a_then_b_is_minimal(self):
         """A QRESYNC client synced through A, changes made through A, the client comes
         back through B (whose index saw the mailbox before the changes): exactly the
