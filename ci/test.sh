@@ -75,6 +75,9 @@ set +e
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 set -e
 
+step "benchmark smoke run: Dovecot with the rados plugin vs Dovecot's sdbox on local disk (--quick)"
+python3 benches/dovecot/dovecot-bench.py --quick || status=1
+
 # One closing line for the whole run: every cargo test binary and doc-test run ("test
 # result:" lines), plus the C tests' and the Dovecot suite's own totals (the last
 # "N passed, M failed" line of each; a suite that did not get that far counts 1 failure).
