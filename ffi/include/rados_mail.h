@@ -237,7 +237,9 @@ typedef struct rm_record {
    */
   int64_t received;
   /**
-   * The mail's GUID (of its body object; copies share it), 16 bytes.
+   * The mail's GUID, 16 bytes: the one given when it was saved
+   * ([`rm_append_set_guid`](crate::append::rm_append_set_guid)), else its body object's;
+   * copies share it.
    */
   uint8_t guid[16];
 } rm_record;
@@ -299,6 +301,12 @@ typedef struct rm_status {
    * Sum of virtual sizes (CRLF line endings; IMAP STATUS SIZE).
    */
   uint64_t vsize_total;
+  /**
+   * Random, not 0, chosen when the mailbox was created: a mailbox deleted and created
+   * again with the same GUID has another (0 for mailboxes made by older versions). A
+   * cache of the mailbox made at another incarnation is not valid.
+   */
+  uint32_t incarnation;
 } rm_status;
 
 /**
@@ -323,6 +331,41 @@ typedef struct rm_flags_outcome {
    */
   size_t modified;
 } rm_flags_outcome;
+
+/**
+ * Options of [`rm_mailbox_copy_with`]. All zero (NULL, false, 0) is a plain copy.
+ */
+typedef struct rm_copy_options {
+  /**
+   * NULL, or the UID wanted for each copy: `n_uids` values, parallel to `uids`. A wanted
+   * UID is given when it is not below the destination's UIDNEXT (nor below the UID given
+   * to the copy before it), else the next free UID, as for
+   * [`rm_append_set_uid`](crate::append::rm_append_set_uid).
+   */
+  const uint32_t *dest_uids;
+  /**
+   * When true, the copies get `flags` and `keywords` instead of their sources' flags and
+   * keywords.
+   */
+  bool set_flags;
+  /**
+   * System flags (`RM_FLAG_*`) of the copies, when `set_flags`.
+   */
+  uint32_t flags;
+  /**
+   * `n_keywords` NUL-terminated UTF-8 keywords of the copies, when `set_flags` (may be
+   * NULL when `n_keywords` is 0).
+   */
+  const char *const *keywords;
+  /**
+   * Number of `keywords`.
+   */
+  size_t n_keywords;
+  /**
+   * Move ([`rm_mailbox_move`]) instead of copy.
+   */
+  bool move_mails;
+} rm_copy_options;
 
 /**
  * Counters of a store since it was opened ([`rm_store_stats`]).
@@ -366,6 +409,24 @@ typedef struct rm_stats {
   uint64_t rados_lists;
 } rm_stats;
 
+/**
+ * What [`rm_user_mailbox_update`] changes; a 0 leaves that value alone.
+ */
+typedef struct rm_mailbox_update {
+  /**
+   * A new UIDVALIDITY.
+   */
+  uint32_t uidvalidity;
+  /**
+   * UIDNEXT becomes at least this: UIDs below it are never handed out afterwards.
+   */
+  uint32_t min_uidnext;
+  /**
+   * HIGHESTMODSEQ becomes at least this.
+   */
+  uint64_t min_highestmodseq;
+} rm_mailbox_update;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -403,6 +464,31 @@ enum rm_result rm_append_write(struct rm_append *app, const uint8_t *data, size_
  * `app` is a live handle not used concurrently.
  */
 enum rm_result rm_append_set_received(struct rm_append *app, int64_t unix_secs);
+
+/**
+ * Asks for the UID `uid` (a migration keeps the UIDs it had): [`rm_append_finish`] gives
+ * it when it is not below the mailbox's UIDNEXT at that moment, else the next free UID (as
+ * Dovecot's own index does); `*out_uid` tells which. 0 asks for nothing.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_TOO_LARGE` (`uid` is
+ * 4294967295: no UIDNEXT would be left).
+ *
+ * # Safety
+ * `app` is a live handle not used concurrently.
+ */
+enum rm_result rm_append_set_uid(struct rm_append *app, uint32_t uid);
+
+/**
+ * Gives the mail the GUID `guid[0..16]` (a migration keeps the GUIDs it had): the
+ * record's GUID (`guid` of [`rm_record`](crate::mailbox::rm_record)) is then this one, not
+ * its body's; copies keep it.
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `app` is a live handle not used concurrently; `guid` is readable for 16 bytes.
+ */
+enum rm_result rm_append_set_guid(struct rm_append *app, const uint8_t *guid);
 
 /**
  * Adds a keyword (NUL-terminated UTF-8; validated by [`rm_append_finish`]) to the mail.
@@ -1023,6 +1109,27 @@ enum rm_result rm_mailbox_move(const struct rm_mailbox *src,
                                size_t *out_count);
 
 /**
+ * [`rm_mailbox_copy`] or [`rm_mailbox_move`] (`options->move_mails`) with wanted UIDs, or
+ * flags and keywords, for the copies (`options`; NULL is a plain copy). A UID given twice
+ * in `uids` is copied once, with the first UID wanted for it. The parameters, outputs and
+ * results are those of [`rm_mailbox_copy`] (pairs ascending by source UID), plus
+ * `RM_RESULT_INVALID_INPUT` (unknown flag bits, an invalid keyword, a wanted UID of 0) and
+ * `RM_RESULT_TOO_LARGE` (a wanted UID of 4294967295).
+ *
+ * # Safety
+ * As [`rm_mailbox_copy`]; a non-NULL `options` is readable, its non-NULL `dest_uids` holds
+ * `n_uids` values and its `keywords` `n_keywords` NUL-terminated strings.
+ */
+enum rm_result rm_mailbox_copy_with(const struct rm_mailbox *src,
+                                    const uint32_t *uids,
+                                    size_t n_uids,
+                                    const struct rm_mailbox *dest,
+                                    const struct rm_copy_options *options,
+                                    uint32_t *out_src_uids,
+                                    uint32_t *out_dest_uids,
+                                    size_t *out_count);
+
+/**
  * Connects to a Ceph cluster and returns a store on `pool` in `*out`.
  *
  * Every string is NUL-terminated UTF-8 and may be NULL for its default:
@@ -1111,6 +1218,63 @@ void rm_user_free(struct rm_user *user);
  * `user` is a live handle; `name` is NUL-terminated.
  */
 enum rm_result rm_user_mailbox_create(const struct rm_user *user, const char *name);
+
+/**
+ * Creates the mailbox `name` (as [`rm_user_mailbox_create`]) with the identity it had
+ * elsewhere, for migrations: the mailbox GUID `guid[0..16]` unless `guid` is NULL, and the
+ * UIDVALIDITY `uidvalidity` unless it is 0 (then fresh values, as
+ * [`rm_user_mailbox_create`] gives). Mailboxes created later still get larger
+ * UIDVALIDITYs.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_ALREADY_EXISTS` (the name, or another mailbox of the
+ * user has that GUID), `RM_RESULT_INVALID_INPUT`, `RM_RESULT_NULL_PARAMETER`, or another
+ * code.
+ *
+ * # Safety
+ * `user` is a live handle; `name` is NUL-terminated; a non-NULL `guid` is readable for 16
+ * bytes.
+ */
+enum rm_result rm_user_mailbox_create_with(const struct rm_user *user,
+                                           const char *name,
+                                           const uint8_t *guid,
+                                           uint32_t uidvalidity);
+
+/**
+ * Gives the mailbox `name` the GUID `guid[0..16]`, for migrations that adopt the GUID a
+ * mailbox has elsewhere. Only a mailbox that never had a mail (UIDNEXT 1) can: its
+ * UIDVALIDITY, HIGHESTMODSEQ, special use and subscription stay. `rm_mailbox` handles
+ * opened before refer to the old mailbox, which is gone (calls on them fail with
+ * `RM_RESULT_NOT_FOUND`): open it again. Nothing happens when it already has `guid`.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT` (the mailbox has had mails, or an
+ * invalid name), `RM_RESULT_ALREADY_EXISTS` (another mailbox has `guid`),
+ * `RM_RESULT_NOT_FOUND`, `RM_RESULT_NULL_PARAMETER`, or another code.
+ *
+ * # Safety
+ * `user` is a live handle; `name` is NUL-terminated; `guid` is readable for 16 bytes.
+ */
+enum rm_result rm_user_mailbox_change_guid(const struct rm_user *user,
+                                           const char *name,
+                                           const uint8_t *guid);
+
+/**
+ * Changes the header of `mailbox` (a mailbox of `user`), for migrations: UIDNEXT and
+ * HIGHESTMODSEQ only ever go up; a new UIDVALIDITY is also written to the mailbox list.
+ * The change is a change set of its own (its modseq is the new HIGHESTMODSEQ), which
+ * every handle sees at its next sync. `*out_changed` tells whether anything changed
+ * (false when every value already was as asked).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_NOT_FOUND` (the mailbox
+ * was deleted), `RM_RESULT_CONFLICT` / `RM_RESULT_UNAVAILABLE` (temporary), or another
+ * code. `*out_changed` is written only on success.
+ *
+ * # Safety
+ * `user` and `mailbox` are live handles; `update` is readable; `out_changed` is writable.
+ */
+enum rm_result rm_user_mailbox_update(const struct rm_user *user,
+                                      const struct rm_mailbox *mailbox,
+                                      const struct rm_mailbox_update *update,
+                                      bool *out_changed);
 
 /**
  * Deletes the mailbox `name` with all its mails (mailboxes below it stay).

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rados_mail::{AppendOptions, Mailbox};
+use rados_mail::{AppendOptions, Guid, Mailbox};
 
 use crate::error::{Failure, rm_result};
 use crate::ffi::{BoxHandle, Out, borrow_handle, borrow_handle_mut, into_handle, slice_arg, str_arg, take_handle};
@@ -45,6 +45,8 @@ pub(crate) struct Append {
     max_len: u64,
     keywords: Vec<String>,
     received: Option<i64>,
+    uid: Option<u32>,
+    guid: Option<Guid>,
     /// Set when a write failed: the mail is incomplete and can only be cancelled.
     failed: Option<String>,
 }
@@ -74,7 +76,8 @@ impl Append {
 
     fn finish(mut self, flags: rados_mail::Flags) -> Result<u32, Failure> {
         self.file.seek(SeekFrom::Start(0)).map_err(|e| Failure::new(rm_result::Io, format!("rewinding: {e}")))?;
-        let options = AppendOptions { flags, keywords: self.keywords, received: self.received };
+        let options =
+            AppendOptions { flags, keywords: self.keywords, received: self.received, uid: self.uid, guid: self.guid };
         Ok(self.mailbox.append(BufReader::with_capacity(1 << 16, self.file), options)?)
     }
 }
@@ -123,6 +126,8 @@ pub unsafe extern "C" fn rm_append_begin(mailbox: *const rm_mailbox, out: *mut *
             max_len: mb.max_mail_size,
             keywords: Vec::new(),
             received: None,
+            uid: None,
+            guid: None,
             failed: None,
         };
         out.set(into_handle(append));
@@ -163,6 +168,51 @@ pub unsafe extern "C" fn rm_append_set_received(app: *mut rm_append, unix_secs: 
         // SAFETY: forwarded contract.
         let app = unsafe { borrow_handle_mut(app, "app") }?;
         app.received = Some(unix_secs);
+        Ok(())
+    })
+}
+
+/// Asks for the UID `uid` (a migration keeps the UIDs it had): [`rm_append_finish`] gives
+/// it when it is not below the mailbox's UIDNEXT at that moment, else the next free UID (as
+/// Dovecot's own index does); `*out_uid` tells which. 0 asks for nothing.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_TOO_LARGE` (`uid` is
+/// 4294967295: no UIDNEXT would be left).
+///
+/// # Safety
+/// `app` is a live handle not used concurrently.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_append_set_uid(app: *mut rm_append, uid: u32) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let app = unsafe { borrow_handle_mut(app, "app") }?;
+        if uid == u32::MAX {
+            return Err(Failure::new(rm_result::TooLarge, format!("UID {uid} leaves no room for UIDNEXT")));
+        }
+        app.uid = (uid != 0).then_some(uid);
+        Ok(())
+    })
+}
+
+/// Gives the mail the GUID `guid[0..16]` (a migration keeps the GUIDs it had): the
+/// record's GUID (`guid` of [`rm_record`](crate::mailbox::rm_record)) is then this one, not
+/// its body's; copies keep it.
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `app` is a live handle not used concurrently; `guid` is readable for 16 bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_append_set_guid(app: *mut rm_append, guid: *const u8) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let app = unsafe { borrow_handle_mut(app, "app") }?;
+        if guid.is_null() {
+            return Err(Failure::null("guid"));
+        }
+        // SAFETY: `guid` is readable for 16 bytes per the contract.
+        let bytes = unsafe { slice_arg(guid, 16, "guid") }?;
+        app.guid = Some(Guid(bytes.try_into().expect("16 bytes")));
         Ok(())
     })
 }

@@ -4,7 +4,7 @@
 use std::ffi::{CString, c_char, c_void};
 use std::sync::Arc;
 
-use rados_mail::{Flags, MailRecord, Mailbox, StoreMode};
+use rados_mail::{CopyOptions, Flags, MailRecord, Mailbox, StoreMode};
 
 use crate::error::{Failure, rm_result};
 use crate::ffi::{BoxHandle, Out, borrow_handle, buf_arg, into_handle, slice_arg, str_arg, take_handle};
@@ -72,6 +72,10 @@ pub struct rm_status {
     pub psize_total: u64,
     /// Sum of virtual sizes (CRLF line endings; IMAP STATUS SIZE).
     pub vsize_total: u64,
+    /// Random, not 0, chosen when the mailbox was created: a mailbox deleted and created
+    /// again with the same GUID has another (0 for mailboxes made by older versions). A
+    /// cache of the mailbox made at another incarnation is not valid.
+    pub incarnation: u32,
 }
 
 /// The index record of one mail ([`rm_mailbox_record`]).
@@ -92,7 +96,9 @@ pub struct rm_record {
     pub hdr_len: u64,
     /// Received date (IMAP INTERNALDATE), seconds since the Unix epoch.
     pub received: i64,
-    /// The mail's GUID (of its body object; copies share it), 16 bytes.
+    /// The mail's GUID, 16 bytes: the one given when it was saved
+    /// ([`rm_append_set_guid`](crate::append::rm_append_set_guid)), else its body object's;
+    /// copies share it.
     pub guid: [u8; 16],
 }
 
@@ -193,6 +199,7 @@ pub unsafe extern "C" fn rm_mailbox_status(mailbox: *const rm_mailbox, out: *mut
             highestmodseq: s.highestmodseq,
             psize_total: s.psize_total,
             vsize_total: s.vsize_total,
+            incarnation: s.incarnation,
         });
         Ok(())
     })
@@ -415,7 +422,7 @@ pub(crate) fn record_out(r: &MailRecord) -> rm_record {
         vsize: r.vsize,
         hdr_len: r.hdr_len,
         received: r.received,
-        guid: r.mail_guid.as_slice().try_into().unwrap_or_default(),
+        guid: r.guid().try_into().unwrap_or_default(),
     }
 }
 
@@ -502,6 +509,7 @@ unsafe fn copy_or_move(
     n_uids: usize,
     dest: *const rm_mailbox,
     outs: PairsOut,
+    options: &CopyOptions,
     move_mails: bool,
 ) -> Result<(), Failure> {
     // SAFETY: forwarded contract of the export.
@@ -513,9 +521,9 @@ unsafe fn copy_or_move(
     // SAFETY: forwarded contract of the export.
     let out = unsafe { Out::new(outs.count, "out_count") }?;
     let pairs = if move_mails {
-        src.mailbox.move_to(uids, &dest.mailbox)?
+        src.mailbox.move_to_with(uids, &dest.mailbox, options)?
     } else {
-        src.mailbox.copy_to(uids, &dest.mailbox)?
+        src.mailbox.copy_to_with(uids, &dest.mailbox, options)?
     };
     // One pair per distinct source UID found, so never more than `n_uids`; `min` keeps a
     // broken promise from writing out of bounds.
@@ -567,7 +575,7 @@ pub unsafe extern "C" fn rm_mailbox_copy(
 ) -> rm_result {
     let outs = PairsOut { src_uids: out_src_uids, dest_uids: out_dest_uids, count: out_count };
     // SAFETY: forwarded contract of this export.
-    ffi_call(|| unsafe { copy_or_move(src, uids, n_uids, dest, outs, false) })
+    ffi_call(|| unsafe { copy_or_move(src, uids, n_uids, dest, outs, &CopyOptions::default(), false) })
 }
 
 /// Moves the mails `uids[0..n_uids]` of `src` into `dest` (IMAP MOVE): a copy as
@@ -597,5 +605,76 @@ pub unsafe extern "C" fn rm_mailbox_move(
 ) -> rm_result {
     let outs = PairsOut { src_uids: out_src_uids, dest_uids: out_dest_uids, count: out_count };
     // SAFETY: forwarded contract of this export.
-    ffi_call(|| unsafe { copy_or_move(src, uids, n_uids, dest, outs, true) })
+    ffi_call(|| unsafe { copy_or_move(src, uids, n_uids, dest, outs, &CopyOptions::default(), true) })
+}
+
+/// Options of [`rm_mailbox_copy_with`]. All zero (NULL, false, 0) is a plain copy.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rm_copy_options {
+    /// NULL, or the UID wanted for each copy: `n_uids` values, parallel to `uids`. A wanted
+    /// UID is given when it is not below the destination's UIDNEXT (nor below the UID given
+    /// to the copy before it), else the next free UID, as for
+    /// [`rm_append_set_uid`](crate::append::rm_append_set_uid).
+    pub dest_uids: *const u32,
+    /// When true, the copies get `flags` and `keywords` instead of their sources' flags and
+    /// keywords.
+    pub set_flags: bool,
+    /// System flags (`RM_FLAG_*`) of the copies, when `set_flags`.
+    pub flags: u32,
+    /// `n_keywords` NUL-terminated UTF-8 keywords of the copies, when `set_flags` (may be
+    /// NULL when `n_keywords` is 0).
+    pub keywords: *const *const c_char,
+    /// Number of `keywords`.
+    pub n_keywords: usize,
+    /// Move ([`rm_mailbox_move`]) instead of copy.
+    pub move_mails: bool,
+}
+
+/// [`rm_mailbox_copy`] or [`rm_mailbox_move`] (`options->move_mails`) with wanted UIDs, or
+/// flags and keywords, for the copies (`options`; NULL is a plain copy). A UID given twice
+/// in `uids` is copied once, with the first UID wanted for it. The parameters, outputs and
+/// results are those of [`rm_mailbox_copy`] (pairs ascending by source UID), plus
+/// `RM_RESULT_INVALID_INPUT` (unknown flag bits, an invalid keyword, a wanted UID of 0) and
+/// `RM_RESULT_TOO_LARGE` (a wanted UID of 4294967295).
+///
+/// # Safety
+/// As [`rm_mailbox_copy`]; a non-NULL `options` is readable, its non-NULL `dest_uids` holds
+/// `n_uids` values and its `keywords` `n_keywords` NUL-terminated strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_copy_with(
+    src: *const rm_mailbox,
+    uids: *const u32,
+    n_uids: usize,
+    dest: *const rm_mailbox,
+    options: *const rm_copy_options,
+    out_src_uids: *mut u32,
+    out_dest_uids: *mut u32,
+    out_count: *mut usize,
+) -> rm_result {
+    let outs = PairsOut { src_uids: out_src_uids, dest_uids: out_dest_uids, count: out_count };
+    ffi_call(|| {
+        // SAFETY: a non-NULL `options` is readable per the contract.
+        let Some(o) = (unsafe { options.as_ref() }) else {
+            // SAFETY: forwarded contract of this export.
+            return unsafe { copy_or_move(src, uids, n_uids, dest, outs, &CopyOptions::default(), false) };
+        };
+        let mut copy = CopyOptions::default();
+        if !o.dest_uids.is_null() {
+            // SAFETY: a non-NULL `dest_uids` holds `n_uids` values per the contract.
+            copy.uids = unsafe { slice_arg(o.dest_uids, n_uids, "options->dest_uids") }?.to_vec();
+        }
+        if o.set_flags {
+            // SAFETY: `keywords` holds `n_keywords` pointers per the contract.
+            let ptrs = unsafe { slice_arg(o.keywords, o.n_keywords, "options->keywords") }?;
+            let mut keywords = Vec::with_capacity(ptrs.len());
+            for p in ptrs {
+                // SAFETY: each is a NUL-terminated string per the contract.
+                keywords.push(unsafe { str_arg(*p, "options->keywords[i]") }?.to_string());
+            }
+            copy.flags = Some((flags_arg(o.flags)?, keywords));
+        }
+        // SAFETY: forwarded contract of this export.
+        unsafe { copy_or_move(src, uids, n_uids, dest, outs, &copy, o.move_mails) }
+    })
 }

@@ -684,6 +684,166 @@ static void test_copy_move_changes(rm_user *user)
 	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "CopyDst"));
 }
 
+/* What a migration (Dovecot's dsync) needs: a mailbox created with a given GUID and
+ * UIDVALIDITY, mails saved with wanted UIDs and GUIDs, copies and moves with wanted UIDs
+ * and flags, and raising UIDNEXT / HIGHESTMODSEQ / setting UIDVALIDITY afterwards. */
+static void test_migration(rm_user *user)
+{
+	uint8_t guid[16], got[16];
+	memset(guid, 0xab, sizeof guid);
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_create_with(NULL, "Mig", guid, 7));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_create_with(user, NULL, guid, 7));
+	RC(RM_RESULT_OK, rm_user_mailbox_create_with(user, "Mig", guid, 4242));
+	RC(RM_RESULT_ALREADY_EXISTS,
+	   rm_user_mailbox_create_with(user, "Mig2", guid, 0));
+	RC(RM_RESULT_OK, rm_user_mailbox_create_with(user, "Mig2", NULL, 0));
+	rm_mailbox *mb = NULL, *mb2 = NULL;
+	RC(RM_RESULT_OK, rm_mailbox_open(user, "Mig", &mb));
+	RC(RM_RESULT_OK, rm_mailbox_open(user, "Mig2", &mb2));
+	if (mb == NULL || mb2 == NULL) {
+		rm_mailbox_free(mb);
+		rm_mailbox_free(mb2);
+		return;
+	}
+	RC(RM_RESULT_OK, rm_mailbox_guid(mb, &got));
+	CHECK(memcmp(got, guid, 16) == 0);
+	rm_status st;
+	RC(RM_RESULT_OK, rm_mailbox_status(mb, &st));
+	CHECK(st.uidvalidity == 4242 && st.uidnext == 1 && st.incarnation != 0);
+
+	/* Wanted UIDs and a given mail GUID. */
+	rm_append *app = NULL;
+	uint32_t uid = 0;
+	uint8_t mail_guid[16];
+	memset(mail_guid, 0x11, sizeof mail_guid);
+	const char *m = "Subject: mig\n\nx\n";
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_NULL_PARAMETER, rm_append_set_uid(NULL, 5));
+	RC(RM_RESULT_TOO_LARGE, rm_append_set_uid(app, UINT32_MAX));
+	RC(RM_RESULT_OK, rm_append_set_uid(app, 5));
+	RC(RM_RESULT_NULL_PARAMETER, rm_append_set_guid(app, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_append_set_guid(NULL, mail_guid));
+	RC(RM_RESULT_OK, rm_append_set_guid(app, mail_guid));
+	RC(RM_RESULT_OK, rm_append_write(app, (const uint8_t *)m, strlen(m)));
+	RC(RM_RESULT_OK, rm_append_finish(&app, RM_FLAG_SEEN, &uid));
+	CHECK(uid == 5);
+	rm_record rec;
+	RC(RM_RESULT_OK, rm_mailbox_record(mb, 5, &rec));
+	CHECK(memcmp(rec.guid, mail_guid, 16) == 0 && rec.flags == RM_FLAG_SEEN);
+	/* Below UIDNEXT: the next free UID. */
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_OK, rm_append_set_uid(app, 2));
+	RC(RM_RESULT_OK, rm_append_write(app, (const uint8_t *)m, strlen(m)));
+	RC(RM_RESULT_OK, rm_append_finish(&app, 0, &uid));
+	CHECK(uid == 6);
+
+	/* Copy with wanted UIDs and flags; a move inside the mailbox renumbers. */
+	uint32_t from[] = {6, 5};
+	uint32_t want[] = {20, 10};
+	const char *kw[] = {"$Moved"};
+	rm_copy_options opts;
+	memset(&opts, 0, sizeof opts);
+	opts.dest_uids = want;
+	opts.set_flags = true;
+	opts.flags = RM_FLAG_FLAGGED;
+	opts.keywords = kw;
+	opts.n_keywords = 1;
+	uint32_t s_uids[2], d_uids[2];
+	size_t count = 0;
+	RC(RM_RESULT_NULL_PARAMETER,
+	   rm_mailbox_copy_with(mb, from, 2, NULL, &opts, s_uids, d_uids, &count));
+	RC(RM_RESULT_OK, rm_mailbox_copy_with(mb, from, 2, mb2, &opts, s_uids, d_uids, &count));
+	CHECK(count == 2 && s_uids[0] == 5 && d_uids[0] == 10 && s_uids[1] == 6 &&
+	      d_uids[1] == 20);
+	RC(RM_RESULT_OK, rm_mailbox_record(mb2, 10, &rec));
+	CHECK(rec.flags == RM_FLAG_FLAGGED && memcmp(rec.guid, mail_guid, 16) == 0);
+	struct names kws;
+	memset(&kws, 0, sizeof kws);
+	RC(RM_RESULT_OK, rm_mailbox_keywords(mb2, 10, collect_name, &kws));
+	CHECK(strcmp(kws.buf, "$Moved") == 0);
+	opts.flags = 1u << 20;
+	RC(RM_RESULT_INVALID_INPUT, rm_mailbox_copy_with(mb, from, 2, mb2, &opts, NULL, NULL, &count));
+	uint32_t zero[] = {0, 1};
+	memset(&opts, 0, sizeof opts);
+	opts.dest_uids = zero;
+	RC(RM_RESULT_INVALID_INPUT, rm_mailbox_copy_with(mb, from, 2, mb2, &opts, NULL, NULL, &count));
+	uint32_t five[] = {5}, nine[] = {9};
+	memset(&opts, 0, sizeof opts);
+	opts.dest_uids = nine;
+	opts.move_mails = true;
+	RC(RM_RESULT_OK, rm_mailbox_copy_with(mb, five, 1, mb, &opts, NULL, d_uids, &count));
+	CHECK(count == 1 && d_uids[0] == 9);
+	RC(RM_RESULT_NOT_FOUND, rm_mailbox_record(mb, 5, &rec));
+	RC(RM_RESULT_OK, rm_mailbox_record(mb, 9, &rec));
+	CHECK(memcmp(rec.guid, mail_guid, 16) == 0 && rec.flags == RM_FLAG_SEEN);
+	/* NULL options: a plain copy. */
+	RC(RM_RESULT_OK, rm_mailbox_copy_with(mb, nine, 1, mb2, NULL, NULL, d_uids, &count));
+	CHECK(count == 1 && d_uids[0] == 21);
+
+	/* Header updates. */
+	rm_mailbox_update up;
+	memset(&up, 0, sizeof up);
+	bool changed = true;
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_update(user, mb, NULL, &changed));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_update(user, mb, &up, NULL));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_update(NULL, mb, &up, &changed));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_update(user, NULL, &up, &changed));
+	RC(RM_RESULT_OK, rm_user_mailbox_update(user, mb, &up, &changed));
+	CHECK(!changed);
+	up.uidvalidity = 5151;
+	up.min_uidnext = 100;
+	up.min_highestmodseq = 500;
+	RC(RM_RESULT_OK, rm_user_mailbox_update(user, mb, &up, &changed));
+	CHECK(changed);
+	RC(RM_RESULT_OK, rm_mailbox_status(mb, &st));
+	CHECK(st.uidvalidity == 5151 && st.uidnext == 100 && st.highestmodseq == 500);
+	up.min_uidnext = 50;
+	up.min_highestmodseq = 10;
+	RC(RM_RESULT_OK, rm_user_mailbox_update(user, mb, &up, &changed));
+	CHECK(!changed);
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_OK, rm_append_set_uid(app, 60));
+	RC(RM_RESULT_OK, rm_append_write(app, (const uint8_t *)m, strlen(m)));
+	RC(RM_RESULT_OK, rm_append_finish(&app, 0, &uid));
+	CHECK(uid == 100);
+
+	rm_mailbox_free(mb);
+	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "Mig"));
+
+	/* A mailbox that never had a mail can take another GUID; others can't. */
+	uint8_t other[16];
+	memset(other, 0xcd, sizeof other);
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_change_guid(NULL, "Mig2", other));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_change_guid(user, NULL, other));
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_mailbox_change_guid(user, "Mig2", NULL));
+	RC(RM_RESULT_INVALID_INPUT, rm_user_mailbox_change_guid(user, "Mig2", other));
+	RC(RM_RESULT_NOT_FOUND, rm_user_mailbox_change_guid(user, "Mig", other));
+	RC(RM_RESULT_OK, rm_user_mailbox_create(user, "Empty"));
+	RC(RM_RESULT_OK, rm_user_mailbox_change_guid(user, "Empty", other));
+	rm_mailbox *empty = NULL;
+	RC(RM_RESULT_OK, rm_mailbox_open(user, "Empty", &empty));
+	if (empty != NULL) {
+		RC(RM_RESULT_OK, rm_mailbox_guid(empty, &got));
+		CHECK(memcmp(got, other, 16) == 0);
+		rm_mailbox_free(empty);
+	}
+	RC(RM_RESULT_ALREADY_EXISTS, rm_user_mailbox_create_with(user, "Taken", other, 0));
+	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "Empty"));
+	rm_mailbox_free(mb2);
+	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "Mig2"));
+
+	/* Created again with the same GUID: another incarnation, empty. */
+	RC(RM_RESULT_OK, rm_user_mailbox_create_with(user, "Mig", guid, 4242));
+	RC(RM_RESULT_OK, rm_mailbox_open(user, "Mig", &mb));
+	if (mb != NULL) {
+		uint32_t old_incarnation = st.incarnation;
+		RC(RM_RESULT_OK, rm_mailbox_status(mb, &st));
+		CHECK(st.messages == 0 && st.uidnext == 1 && st.incarnation != old_incarnation);
+		rm_mailbox_free(mb);
+	}
+	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "Mig"));
+}
+
 /* Handles do not borrow their parents: free them in "wrong" orders. */
 static void test_lifetimes(rm_store *store, const char *username)
 {
@@ -1066,6 +1226,7 @@ static void run_suite(rm_store *store, const char *label)
 		rm_mailbox_free(mb);
 	}
 	test_copy_move_changes(user);
+	test_migration(user);
 	test_lifetimes(store, username);
 
 	/* Clean up what the suite made (matters on a real cluster). */

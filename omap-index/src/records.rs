@@ -63,6 +63,19 @@ pub struct MailRecord {
     /// (`mail.<guid>`, then `mail.<guid>.0001`, ...); 0 means one object.
     #[prost(uint64, tag = "13")]
     pub chunk_size: u64,
+    /// The mail's GUID when the saver gave one (a migration keeps the GUIDs it had), 16
+    /// bytes; empty when it is the body's, [`MailRecord::mail_guid`]. Copies keep it. See
+    /// [`MailRecord::guid`].
+    #[prost(bytes = "vec", tag = "14")]
+    pub given_guid: Vec<u8>,
+}
+
+impl MailRecord {
+    /// The mail's GUID as mail servers show it: [`MailRecord::given_guid`] when set, else
+    /// the body's [`MailRecord::mail_guid`].
+    pub fn guid(&self) -> &[u8] {
+        if self.given_guid.is_empty() { &self.mail_guid } else { &self.given_guid }
+    }
 }
 
 /// The header of a mailbox (omap `hdr` of its head object). Every change to the mailbox
@@ -94,6 +107,11 @@ pub struct MailboxHeader {
     /// UIDs per shard are `1 << shard_bits`; fixed at creation.
     #[prost(uint32, tag = "8")]
     pub shard_bits: u32,
+    /// Random, not 0, chosen at creation: tells a mailbox apart from an earlier one that had
+    /// the same GUID (deleted, then created again with that GUID). 0 in headers written
+    /// before this field existed.
+    #[prost(uint32, tag = "9")]
+    pub incarnation: u32,
 }
 
 /// One change to one mail, inside a [`WalEntry`].

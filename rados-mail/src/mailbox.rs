@@ -83,6 +83,37 @@ pub struct AppendOptions {
     pub keywords: Vec<String>,
     /// Received date (IMAP INTERNALDATE), Unix seconds; `None` means now.
     pub received: Option<i64>,
+    /// The UID wanted (a migration keeps the UIDs it had). It is used when it is not below
+    /// the mailbox's UIDNEXT at commit (nor below the UID given to the mail before it in
+    /// the same call); otherwise the mail gets the next free UID, as Dovecot's own index
+    /// does. `None`: the next free UID. [`u32::MAX`] and 0 are refused.
+    pub uid: Option<u32>,
+    /// The mail's GUID as mail servers show it, when not the new body's own (a migration
+    /// keeps the GUIDs it had); kept in [`MailRecord::given_guid`].
+    pub guid: Option<Guid>,
+}
+
+/// How [`Mailbox::copy_to_with`] and [`Mailbox::move_to_with`] make their copies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// The UID wanted for each copy, one per source UID in the same order (empty: the next
+    /// free UIDs). Used as [`AppendOptions::uid`] is: a wanted UID below UIDNEXT, or not
+    /// above the copy given the previous one, gets the next free UID instead.
+    pub uids: Vec<u32>,
+    /// The copies' flags and keywords; `None`: each keeps its source's.
+    pub flags: Option<(Flags, Vec<String>)>,
+}
+
+/// What [`Mailbox::update`] changes in the mailbox header. Values only ever go up, except
+/// the UIDVALIDITY, which may be set to anything but 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxUpdate {
+    /// A new UIDVALIDITY.
+    pub uidvalidity: Option<u32>,
+    /// UIDNEXT becomes at least this (UIDs below are never handed out then).
+    pub min_uidnext: Option<u32>,
+    /// HIGHESTMODSEQ becomes at least this.
+    pub min_highestmodseq: Option<u64>,
 }
 
 /// Mailbox status, as IMAP STATUS reports it.
@@ -102,6 +133,9 @@ pub struct Status {
     pub psize_total: u64,
     /// Sum of virtual sizes (IMAP STATUS SIZE).
     pub vsize_total: u64,
+    /// Random, not 0, chosen when the mailbox was created: a mailbox created again with the
+    /// same GUID has another (0 for mailboxes created by older versions).
+    pub incarnation: u32,
 }
 
 /// Outcome of [`Mailbox::store`].
@@ -211,12 +245,25 @@ fn backoff(attempt: u32) {
 
 /// Creates the head object of a new mailbox (exclusively).
 pub(crate) fn create_head(store: &dyn ObjectStore, guid: &Guid, uidvalidity: u32, shard_bits: u32) -> Result<()> {
+    create_head_at(store, guid, uidvalidity, shard_bits, 1)
+}
+
+/// Creates the head object of a new, empty mailbox whose HIGHESTMODSEQ starts at
+/// `highestmodseq` (exclusively).
+fn create_head_at(
+    store: &dyn ObjectStore,
+    guid: &Guid,
+    uidvalidity: u32,
+    shard_bits: u32,
+    highestmodseq: u64,
+) -> Result<()> {
     let hdr = MailboxHeader {
         guid: guid.0.to_vec(),
         uidvalidity,
         uidnext: 1,
-        highestmodseq: 1,
+        highestmodseq,
         shard_bits,
+        incarnation: rand::rng().random_range(1..=u32::MAX),
         ..Default::default()
     };
     let op = WriteOp::new().create_exclusive().omap_set([
@@ -225,6 +272,41 @@ pub(crate) fn create_head(store: &dyn ObjectStore, guid: &Guid, uidvalidity: u32
     ]);
     store.write_op(&names::mailbox_head(guid), &op)?;
     Ok(())
+}
+
+/// The header of a mailbox that never had a mail (UIDNEXT 1), with its bytes; else
+/// [`Error::InvalidInput`] (`what` says what was asked for).
+pub(crate) fn never_used_header(store: &dyn ObjectStore, guid: &Guid, what: &str) -> Result<(MailboxHeader, Vec<u8>)> {
+    let head = read_head(store, &names::mailbox_head(guid))?;
+    if head.hdr.uidnext != 1 || head.hdr.messages != 0 {
+        return Err(Error::InvalidInput(format!(
+            "{what}: mailbox {guid} has had mails (UIDNEXT {})",
+            head.hdr.uidnext
+        )));
+    }
+    Ok((head.hdr, head.hdr_bytes))
+}
+
+/// The current header bytes of a mailbox's head.
+pub(crate) fn header_bytes(store: &dyn ObjectStore, guid: &Guid) -> Result<Vec<u8>> {
+    Ok(read_head(store, &names::mailbox_head(guid))?.hdr_bytes)
+}
+
+/// Creates the head of an empty mailbox `guid` that takes over from the never used one
+/// whose header is `old`: same UIDVALIDITY, HIGHESTMODSEQ and shard size.
+pub(crate) fn create_successor_head(store: &dyn ObjectStore, guid: &Guid, old: &MailboxHeader) -> Result<()> {
+    create_head_at(store, guid, old.uidvalidity, old.shard_bits, old.highestmodseq)
+}
+
+/// Removes the head of a never used mailbox, provided its header is still `hdr_bytes`
+/// (no change committed since). Returns false when a change came in between.
+pub(crate) fn remove_unused_head(store: &dyn ObjectStore, guid: &Guid, hdr_bytes: &[u8]) -> Result<bool> {
+    let op = WriteOp::new().omap_cmp(keys::HDR, CmpOp::Eq, hdr_bytes.to_vec()).remove();
+    match store.write_op(&names::mailbox_head(guid), &op) {
+        Ok(_) | Err(StoreError::NotFound { .. }) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Removes every mail of a mailbox (dropping its references on body objects and deleting
@@ -415,6 +497,26 @@ fn normalize_keywords(keywords: &[impl AsRef<str>]) -> Result<Vec<String>> {
     Ok(out.into_iter().collect())
 }
 
+/// Refuses wanted UIDs that can never be given: 0, and [`u32::MAX`] (no UIDNEXT after it).
+fn check_wanted_uid(uid: Option<u32>) -> Result<()> {
+    match uid {
+        Some(0) => Err(Error::InvalidInput("UID 0".into())),
+        Some(u32::MAX) => Err(Error::TooLarge(format!("UID {} leaves no room for UIDNEXT", u32::MAX))),
+        _ => Ok(()),
+    }
+}
+
+/// The UID of the next new mail of a change set: `wanted` when it is not below `*next`,
+/// else `*next`; `*next` moves past it. UIDs so given are unique and increasing.
+fn assign_uid(next: &mut u32, wanted: Option<u32>) -> Result<u32> {
+    let uid = wanted.filter(|w| *w >= *next).unwrap_or(*next);
+    if uid == u32::MAX {
+        return Err(Error::TooLarge("UID space exhausted".into()));
+    }
+    *next = uid + 1;
+    Ok(uid)
+}
+
 impl Mailbox {
     /// Opens a mailbox: one read of its head object, then its shards.
     pub(crate) fn open(
@@ -471,6 +573,12 @@ impl Mailbox {
     /// Brings the view up to `head`, a fresh read of the head object.
     fn catch_up(&self, view: &mut View, head: Head) -> Result<bool> {
         let known = view.hdr.highestmodseq;
+        if head.hdr.incarnation != view.hdr.incarnation || head.hdr.highestmodseq < known {
+            // Another mailbox with the same GUID (deleted and created again): nothing of
+            // the view is valid any more.
+            *view = load_view(self.store.as_ref(), &self.head, &self.info.guid, head, self.config.max_attempts)?;
+            return Ok(true);
+        }
         if head.hdr.highestmodseq == known {
             view.hdr_bytes = head.hdr_bytes;
             view.wal_len = head.wal.len();
@@ -517,33 +625,73 @@ impl Mailbox {
                     hdr.uidnext = hdr.uidnext.max(new.uid + 1);
                 }
             }
-            let entry = WalEntry { modseq, changes };
-            let hdr_bytes = frame::encode(&hdr);
-            let op = WriteOp::new()
-                .omap_cmp(keys::HDR, CmpOp::Eq, view.hdr_bytes.clone())
-                .omap_set([(keys::HDR.to_string(), hdr_bytes.clone()), (keys::wal(modseq), frame::encode(&entry))]);
-            match self.store.write_op(&self.head, &op) {
-                Ok(_) => {
-                    entry.changes.iter().for_each(|c| apply_change(&mut view.records, c));
-                    view.hdr = hdr;
-                    view.hdr_bytes = hdr_bytes;
-                    view.wal_len += 1;
-                    if view.wal_len >= self.config.wal_apply_threshold {
-                        // The change is committed; applying is housekeeping that anyone
-                        // may finish later, so its failure is not the caller's.
-                        match apply_wal(self.store.as_ref(), &self.head, &self.info.guid) {
-                            Ok(left) => view.wal_len = left,
-                            Err(e) => tracing::warn!(mailbox = %self.info.guid, "applying the WAL: {e}"),
-                        }
-                    }
-                    return Ok(Some((modseq, out)));
-                }
-                Err(StoreError::Conflict { .. }) => {
-                    backoff(attempt);
-                    self.refresh(&mut view)?;
-                }
-                Err(e) => return Err(e.into()),
+            if self.write_head(&mut view, hdr, WalEntry { modseq, changes })? {
+                return Ok(Some((modseq, out)));
             }
+            backoff(attempt);
+            self.refresh(&mut view)?;
+        }
+        Err(Error::Conflict(format!("mailbox {}", self.info.name)))
+    }
+
+    /// Writes `hdr` and the WAL entry `entry` (whose modseq is `hdr.highestmodseq`) in one
+    /// operation guarded by the header `view` was read at, and brings `view` along.
+    /// Returns false when the guard failed (a concurrent change won: refresh and retry).
+    fn write_head(&self, view: &mut View, hdr: MailboxHeader, entry: WalEntry) -> Result<bool> {
+        let hdr_bytes = frame::encode(&hdr);
+        let op = WriteOp::new()
+            .omap_cmp(keys::HDR, CmpOp::Eq, view.hdr_bytes.clone())
+            .omap_set([(keys::HDR.to_string(), hdr_bytes.clone()), (keys::wal(entry.modseq), frame::encode(&entry))]);
+        match self.store.write_op(&self.head, &op) {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        entry.changes.iter().for_each(|c| apply_change(&mut view.records, c));
+        view.hdr = hdr;
+        view.hdr_bytes = hdr_bytes;
+        view.wal_len += 1;
+        if view.wal_len >= self.config.wal_apply_threshold {
+            // The change is committed; applying is housekeeping that anyone may finish
+            // later, so its failure is not the caller's.
+            match apply_wal(self.store.as_ref(), &self.head, &self.info.guid) {
+                Ok(left) => view.wal_len = left,
+                Err(e) => tracing::warn!(mailbox = %self.info.guid, "applying the WAL: {e}"),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Changes the header: a new UIDVALIDITY, a higher UIDNEXT, a higher HIGHESTMODSEQ
+    /// (what a migration brings along). It is one change set of its own, without mail
+    /// changes, whose modseq is `max(HIGHESTMODSEQ + 1, min_highestmodseq)`. Returns
+    /// whether anything changed (nothing does when every value already is as asked).
+    ///
+    /// The mailbox list keeps a copy of the UIDVALIDITY: [`crate::User::update_mailbox`]
+    /// changes both.
+    pub fn update(&self, update: &MailboxUpdate) -> Result<bool> {
+        if update.uidvalidity == Some(0) {
+            return Err(Error::InvalidInput("UIDVALIDITY 0".into()));
+        }
+        if update.min_uidnext == Some(0) {
+            return Err(Error::InvalidInput("UIDNEXT 0".into()));
+        }
+        let mut view = self.lock();
+        for attempt in 0..self.config.max_attempts {
+            let mut hdr = view.hdr.clone();
+            hdr.uidvalidity = update.uidvalidity.unwrap_or(hdr.uidvalidity);
+            hdr.uidnext = hdr.uidnext.max(update.min_uidnext.unwrap_or(0));
+            let min_modseq = update.min_highestmodseq.unwrap_or(0);
+            if hdr == view.hdr && hdr.highestmodseq >= min_modseq {
+                return Ok(false);
+            }
+            let modseq = (hdr.highestmodseq + 1).max(min_modseq);
+            hdr.highestmodseq = modseq;
+            if self.write_head(&mut view, hdr, WalEntry { modseq, changes: Vec::new() })? {
+                return Ok(true);
+            }
+            backoff(attempt);
+            self.refresh(&mut view)?;
         }
         Err(Error::Conflict(format!("mailbox {}", self.info.name)))
     }
@@ -559,11 +707,15 @@ impl Mailbox {
     pub fn append_many(&self, mails: Vec<(Box<dyn Read + '_>, AppendOptions)>) -> Result<Vec<u32>> {
         let mut saved = Vec::with_capacity(mails.len());
         let mut prepared = Vec::with_capacity(mails.len());
+        for (_, options) in &mails {
+            check_wanted_uid(options.uid)?;
+        }
         for (mut body, options) in mails {
             let keywords = normalize_keywords(&options.keywords)?;
             match body::save(&self.store, &self.config, &self.info.guid, body.as_mut(), options.received) {
                 Ok(s) => {
-                    prepared.push((options.flags, keywords));
+                    let given = options.guid.filter(|g| *g != s.guid).map(|g| g.0.to_vec()).unwrap_or_default();
+                    prepared.push((options.flags, keywords, options.uid, given));
                     saved.push(s);
                 }
                 Err(e) => {
@@ -573,11 +725,11 @@ impl Mailbox {
             }
         }
         let result = self.commit(|view, modseq| {
-            let first = view.hdr.uidnext;
+            let mut next = view.hdr.uidnext;
             let mut changes = Vec::with_capacity(saved.len());
             let mut uids = Vec::with_capacity(saved.len());
-            for (i, (s, (flags, keywords))) in saved.iter().zip(&prepared).enumerate() {
-                let uid = first.checked_add(i as u32).ok_or_else(|| Error::TooLarge("UID space exhausted".into()))?;
+            for (s, (flags, keywords, wanted, given)) in saved.iter().zip(&prepared) {
+                let uid = assign_uid(&mut next, *wanted)?;
                 let record = MailRecord {
                     uid,
                     mail_guid: s.guid.0.to_vec(),
@@ -592,6 +744,7 @@ impl Mailbox {
                     saved: s.saved,
                     crc32: s.crc32,
                     chunk_size: s.chunk_size,
+                    given_guid: given.clone(),
                 };
                 changes.push(Change { uid, prev_modseq: 0, record: Some(record) });
                 uids.push(uid);
@@ -715,22 +868,49 @@ impl Mailbox {
 
     /// Copies mails into `dest` without copying bytes: each copy is a new record referring
     /// to the same body object, which gains a reference first. Returns `(source UID,
-    /// destination UID)` pairs; mails expunged meanwhile are skipped.
+    /// destination UID)` pairs, ascending by source UID; mails expunged meanwhile are
+    /// skipped.
     pub fn copy_to(&self, uids: &[u32], dest: &Mailbox) -> Result<Vec<(u32, u32)>> {
-        let sources: Vec<MailRecord> = {
-            let view = self.lock();
-            uids.iter().copied().collect::<BTreeSet<_>>().iter().filter_map(|u| view.records.get(u).cloned()).collect()
+        self.copy_to_with(uids, dest, &CopyOptions::default())
+    }
+
+    /// [`Mailbox::copy_to`] with wanted UIDs, or flags and keywords, for the copies. A UID
+    /// given twice is copied once (with the first wanted UID given for it).
+    pub fn copy_to_with(&self, uids: &[u32], dest: &Mailbox, options: &CopyOptions) -> Result<Vec<(u32, u32)>> {
+        if !options.uids.is_empty() && options.uids.len() != uids.len() {
+            return Err(Error::InvalidInput(format!(
+                "{} wanted UIDs for {} mails to copy",
+                options.uids.len(),
+                uids.len()
+            )));
+        }
+        options.uids.iter().try_for_each(|u| check_wanted_uid(Some(*u)))?;
+        let new_flags = match &options.flags {
+            Some((flags, keywords)) => Some((flags.bits(), normalize_keywords(keywords)?)),
+            None => None,
         };
+        // Source UID -> the UID wanted for its copy, the first one given.
+        let mut wanted: BTreeMap<u32, Option<u32>> = BTreeMap::new();
+        for (i, uid) in uids.iter().enumerate() {
+            wanted.entry(*uid).or_insert_with(|| options.uids.get(i).copied());
+        }
+        let mut sources: Vec<(MailRecord, Option<u32>)> = {
+            let view = self.lock();
+            wanted.iter().filter_map(|(u, w)| view.records.get(u).map(|r| (r.clone(), *w))).collect()
+        };
+        // Copies get their UIDs in the order of the UIDs wanted, so that as many as
+        // possible get theirs.
+        sources.sort_by_key(|(src, w)| (w.unwrap_or(0), src.uid));
         let mut referenced = Vec::new();
         let mut rng = rand::rng();
-        for src in sources {
+        for (src, want) in sources {
             let guid = Guid::from_slice(&src.mail_guid)
                 .map_err(|e| Error::corrupted(&self.head, &keys::record(src.uid), e))?;
             let instance: u64 = rng.random();
             let op =
                 WriteOp::new().assert_exists().omap_set([(keys::reference(&dest.info.guid, instance), Vec::new())]);
             match self.store.write_op(&names::mail(&guid), &op) {
-                Ok(_) => referenced.push((src, instance)),
+                Ok(_) => referenced.push((src, instance, want)),
                 Err(StoreError::NotFound { .. }) => {} // expunged and deleted meanwhile
                 Err(e) => {
                     dest.release(&referenced);
@@ -743,15 +923,20 @@ impl Mailbox {
             if referenced.is_empty() {
                 return Ok(None);
             }
-            let first = view.hdr.uidnext;
+            let mut next = view.hdr.uidnext;
             let mut changes = Vec::new();
             let mut pairs = Vec::new();
-            for (i, (src, instance)) in referenced.iter().enumerate() {
-                let uid = first.checked_add(i as u32).ok_or_else(|| Error::TooLarge("UID space exhausted".into()))?;
-                let record = MailRecord { uid, instance: *instance, modseq, saved, ..src.clone() };
+            for (src, instance, want) in &referenced {
+                let uid = assign_uid(&mut next, *want)?;
+                let mut record = MailRecord { uid, instance: *instance, modseq, saved, ..src.clone() };
+                if let Some((flags, keywords)) = &new_flags {
+                    record.flags = *flags;
+                    record.keywords = keywords.clone();
+                }
                 changes.push(Change { uid, prev_modseq: 0, record: Some(record) });
                 pairs.push((src.uid, uid));
             }
+            pairs.sort_unstable();
             Ok(Some((changes, pairs)))
         });
         match committed {
@@ -766,8 +951,8 @@ impl Mailbox {
     }
 
     /// Drops references taken for a copy that did not happen.
-    fn release(&self, referenced: &[(MailRecord, u64)]) {
-        for (src, instance) in referenced {
+    fn release(&self, referenced: &[(MailRecord, u64, Option<u32>)]) {
+        for (src, instance, _) in referenced {
             let rec = MailRecord { instance: *instance, ..src.clone() };
             if let Err(e) = drop_reference(self.store.as_ref(), &self.info.guid, &rec) {
                 tracing::warn!("releasing a copy reference: {e}");
@@ -778,7 +963,12 @@ impl Mailbox {
     /// Moves mails into `dest`: a copy, then an expunge here. When it returns, each mail is
     /// in `dest` and no longer here.
     pub fn move_to(&self, uids: &[u32], dest: &Mailbox) -> Result<Vec<(u32, u32)>> {
-        let pairs = self.copy_to(uids, dest)?;
+        self.move_to_with(uids, dest, &CopyOptions::default())
+    }
+
+    /// [`Mailbox::move_to`] with the options of [`Mailbox::copy_to_with`].
+    pub fn move_to_with(&self, uids: &[u32], dest: &Mailbox, options: &CopyOptions) -> Result<Vec<(u32, u32)>> {
+        let pairs = self.copy_to_with(uids, dest, options)?;
         let moved: Vec<u32> = pairs.iter().map(|(s, _)| *s).collect();
         self.expunge(&moved)?;
         Ok(pairs)
@@ -812,6 +1002,7 @@ impl Mailbox {
             highestmodseq: view.hdr.highestmodseq,
             psize_total: view.hdr.psize_total,
             vsize_total: view.hdr.vsize_total,
+            incarnation: view.hdr.incarnation,
         })
     }
 

@@ -25,7 +25,7 @@ use omap_index::records::{ListCounters, MailboxEntry};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::mailbox::{self, Mailbox};
+use crate::mailbox::{self, Mailbox, MailboxUpdate};
 use crate::store::Caches;
 
 /// The name of the inbox; any casing of it is normalized to this one.
@@ -53,6 +53,16 @@ pub struct MailboxInfo {
     pub special_use: Vec<String>,
     /// Creation time, seconds since the Unix epoch.
     pub created: i64,
+}
+
+/// What [`User::create_mailbox_with`] gives a new mailbox instead of fresh values (a
+/// migration keeps the identity mailboxes had elsewhere).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// The mailbox GUID; it must not be in use by another mailbox of the user.
+    pub guid: Option<Guid>,
+    /// The UIDVALIDITY (not 0). Mailboxes created later still get larger ones.
+    pub uidvalidity: Option<u32>,
 }
 
 /// One user's mail: the mailbox list and the way into each mailbox.
@@ -93,14 +103,35 @@ impl User {
     /// info carries the normalized name. Fails with [`Error::AlreadyExists`] if a mailbox
     /// of that name exists, [`Error::InvalidInput`] for an invalid name.
     pub fn create_mailbox(&self, name: &str) -> Result<MailboxInfo> {
+        self.create_mailbox_with(name, &CreateOptions::default())
+    }
+
+    /// Creates a mailbox as [`User::create_mailbox`] does, with the GUID and UIDVALIDITY
+    /// of `options` where given. [`Error::AlreadyExists`] also when another mailbox of the
+    /// user has that GUID (or a head object of that GUID is left over); a given
+    /// UIDVALIDITY raises the user's counter, so mailboxes created later get larger ones.
+    pub fn create_mailbox_with(&self, name: &str, options: &CreateOptions) -> Result<MailboxInfo> {
         let name = normalize(name)?;
+        if options.uidvalidity == Some(0) {
+            return Err(Error::InvalidInput(format!("UIDVALIDITY 0 for mailbox {name:?}")));
+        }
         let key = keys::mailbox(&name);
+        let given_guid_key = options.guid.map(|g| keys::mailbox_guid(&g));
         self.retry(&format!("creating {name:?}"), || {
-            let snapshot = self.read_keys(&[&key, keys::COUNTERS])?;
+            let mut wanted = vec![key.as_str(), keys::COUNTERS];
+            wanted.extend(given_guid_key.as_deref());
+            let snapshot = self.read_keys(&wanted)?;
             let list_exists = snapshot.is_some();
             let current = snapshot.unwrap_or_default();
             if current.contains_key(&key) {
                 return Err(already_exists(&name));
+            }
+            if let Some(in_use) = given_guid_key.as_ref().and_then(|k| current.get(k)) {
+                let other = String::from_utf8_lossy(in_use);
+                return Err(Error::AlreadyExists(format!(
+                    "mailbox GUID {} (mailbox {other:?})",
+                    options.guid.unwrap()
+                )));
             }
             let prev_counters = current.get(keys::COUNTERS).cloned().unwrap_or_default();
             let mut counters = if prev_counters.is_empty() {
@@ -108,11 +139,14 @@ impl User {
             } else {
                 frame::decode::<ListCounters>(&prev_counters).map_err(|e| corrupted(keys::COUNTERS, e))?
             };
-            let uidvalidity = next_uidvalidity(counters.last_uidvalidity)?;
-            counters.last_uidvalidity = uidvalidity;
+            let uidvalidity = match options.uidvalidity {
+                Some(given) => given,
+                None => next_uidvalidity(counters.last_uidvalidity)?,
+            };
+            counters.last_uidvalidity = counters.last_uidvalidity.max(uidvalidity);
             let info = MailboxInfo {
                 name: name.clone(),
-                guid: Guid(rand::random()),
+                guid: options.guid.unwrap_or_else(|| Guid(rand::random())),
                 uidvalidity,
                 special_use: Vec::new(),
                 created: now_secs(),
@@ -384,6 +418,128 @@ impl User {
                 .omap_set([(key.clone(), frame::encode(&entry))]);
             Ok(self.try_write(&op)?.then_some(()))
         })
+    }
+
+    /// Changes the header of `mailbox` ([`Mailbox::update`]) and, for a new UIDVALIDITY,
+    /// the copy in the mailbox list too (raising the user's UIDVALIDITY counter, so that
+    /// mailboxes created later get larger ones). The header is the truth and is written
+    /// first. Returns whether the header changed.
+    pub fn update_mailbox(&self, mailbox: &Mailbox, update: &MailboxUpdate) -> Result<bool> {
+        let changed = mailbox.update(update)?;
+        let Some(uidvalidity) = update.uidvalidity else { return Ok(changed) };
+        let guid = mailbox.info().guid;
+        let guid_key = keys::mailbox_guid(&guid);
+        self.retry(&format!("setting the UIDVALIDITY of mailbox {guid}"), || {
+            let found = self.read_keys(&[&guid_key])?.and_then(|mut m| m.remove(&guid_key));
+            // Deleted meanwhile: no list entry to change.
+            let Some(name) = found else { return Ok(Some(())) };
+            let name = name_of(&guid_key, name)?;
+            let key = keys::mailbox(&name);
+            let mut now = self.read_keys(&[&guid_key, &key, keys::COUNTERS])?.unwrap_or_default();
+            let (Some(again), Some(current)) = (now.remove(&guid_key), now.remove(&key)) else {
+                return Ok(None); // renamed or deleted in between: look again
+            };
+            if again != name.as_bytes() {
+                return Ok(None);
+            }
+            let mut entry = decode_entry(&key, &current)?;
+            if entry.guid != guid.0 {
+                return Ok(None);
+            }
+            let prev_counters = now.remove(keys::COUNTERS).unwrap_or_default();
+            let mut counters = if prev_counters.is_empty() {
+                ListCounters::default()
+            } else {
+                frame::decode::<ListCounters>(&prev_counters).map_err(|e| corrupted(keys::COUNTERS, e))?
+            };
+            if entry.uidvalidity == uidvalidity && counters.last_uidvalidity >= uidvalidity {
+                return Ok(Some(()));
+            }
+            entry.uidvalidity = uidvalidity;
+            counters.last_uidvalidity = counters.last_uidvalidity.max(uidvalidity);
+            let op = WriteOp::new()
+                .omap_cmp(key.clone(), CmpOp::Eq, current)
+                .omap_cmp(keys::COUNTERS, CmpOp::Eq, prev_counters)
+                .omap_set([
+                    (key.clone(), frame::encode(&entry)),
+                    (keys::COUNTERS.to_string(), frame::encode(&counters)),
+                ]);
+            Ok(self.try_write(&op)?.then_some(()))
+        })?;
+        Ok(changed)
+    }
+
+    /// Gives the mailbox `name` the GUID `guid`, for a migration that adopts the identity
+    /// a mailbox has elsewhere (Dovecot creates INBOX on first use, then dsync finds that
+    /// the INBOX it syncs with has another GUID). Only a mailbox that never had a mail
+    /// (UIDNEXT 1) can change its GUID: its objects are named by it. UIDVALIDITY,
+    /// HIGHESTMODSEQ, special use and subscriptions stay. Handles opened before refer to
+    /// the old mailbox, which is gone: they fail with [`Error::NotFound`].
+    ///
+    /// [`Error::InvalidInput`] for a mailbox that has had mails, [`Error::AlreadyExists`]
+    /// when another mailbox of the user has `guid`, [`Error::NotFound`] if there is no
+    /// such mailbox.
+    ///
+    /// The new head is created first, then the list entry moves to it (one guarded write),
+    /// then the old head is removed, guarded by its header: a mail that a handle of the old
+    /// mailbox committed in between is moved over (with a new UID), never lost.
+    pub fn change_mailbox_guid(&self, name: &str, guid: &Guid) -> Result<MailboxInfo> {
+        let name = normalize(name)?;
+        let key = keys::mailbox(&name);
+        let new_guid_key = keys::mailbox_guid(guid);
+        let what = format!("changing the GUID of {name:?}");
+        let (info, old_hdr_bytes) = self.retry(&what, || {
+            let mut now = self.read_keys(&[&key, &new_guid_key])?.unwrap_or_default();
+            let current = now.remove(&key).ok_or_else(|| not_found(&name))?;
+            let info = decode_info(&name, &key, &current)?;
+            if info.guid == *guid {
+                return Ok(Some((info, None)));
+            }
+            if let Some(other) = now.remove(&new_guid_key) {
+                let other = String::from_utf8_lossy(&other);
+                return Err(Error::AlreadyExists(format!("mailbox GUID {guid} (mailbox {other:?})")));
+            }
+            let (old_hdr, old_hdr_bytes) = mailbox::never_used_header(&*self.store, &info.guid, &what)?;
+            mailbox::create_successor_head(&*self.store, guid, &old_hdr)?;
+            let new = MailboxInfo { guid: *guid, ..info.clone() };
+            let op = WriteOp::new()
+                .omap_cmp(key.clone(), CmpOp::Eq, current)
+                .omap_cmp(new_guid_key.clone(), CmpOp::Eq, Vec::new())
+                .omap_rm_keys([keys::mailbox_guid(&info.guid)])
+                .omap_set([
+                    (key.clone(), frame::encode(&entry_of(&new))),
+                    (new_guid_key.clone(), name.clone().into_bytes()),
+                ]);
+            match self.store.write_op(MAILBOX_LIST, &op) {
+                Ok(_) => Ok(Some((info, Some((new, old_hdr_bytes))))),
+                Err(e) if lost_race(&e) => {
+                    mailbox::destroy(&*self.store, guid)?;
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        })?;
+        let Some((new, mut old_hdr_bytes)) = old_hdr_bytes else { return Ok(info) };
+        // The list names the new mailbox now; the old one is unlisted and must go.
+        for _ in 0..self.config.max_attempts.max(1) {
+            if mailbox::remove_unused_head(&*self.store, &info.guid, &old_hdr_bytes)? {
+                return Ok(new);
+            }
+            // A handle of the old mailbox committed a change meanwhile: bring its mails
+            // over, then try again with the header as it is now.
+            let old = Mailbox::open(self.store.clone(), self.config.clone(), info.clone(), &self.caches)?;
+            let moved = old.uids();
+            if !moved.is_empty() {
+                let dest = Mailbox::open(self.store.clone(), self.config.clone(), new.clone(), &self.caches)?;
+                old.move_to(&moved, &dest)?;
+            }
+            old_hdr_bytes = match mailbox::header_bytes(&*self.store, &info.guid) {
+                Ok(bytes) => bytes,
+                Err(Error::NotFound(_)) => return Ok(new),
+                Err(e) => return Err(e),
+            };
+        }
+        Err(Error::Conflict(format!("retiring mailbox {} after {what}", info.guid)))
     }
 
     /// Opens a mailbox; [`Error::NotFound`] if it does not exist.

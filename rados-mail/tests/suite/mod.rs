@@ -6,7 +6,10 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 
-use rados_mail::{AppendOptions, Error, Flags, MailStore, Mailbox, StoreMode, User};
+use rados_mail::{
+    AppendOptions, CopyOptions, CreateOptions, Error, Flags, Guid, MailStore, Mailbox, MailboxInfo, MailboxUpdate,
+    StoreMode, User,
+};
 
 /// Generates one `#[test]` per case; `$make` is `fn(&str) -> (MailStore, String)`.
 #[macro_export]
@@ -19,7 +22,10 @@ macro_rules! mail_cases {
             sharded_mailbox_stays_consistent, corrupted_record_is_reported, bad_input_is_refused,
             concurrent_writers_in_one_process, reopening_costs_one_read, chunk_boundaries_round_trip,
             multi_object_bodies, interrupted_save_is_invisible_and_found, check_is_clean_after_normal_use,
-            cache_hits_cost_no_rados_ops, dicts_private_and_shared,
+            cache_hits_cost_no_rados_ops, dicts_private_and_shared, append_keeps_wanted_uids_and_guids,
+            copy_and_move_with_wanted_uids_and_flags, update_raises_header_values,
+            create_with_given_guid_and_uidvalidity, recreated_guid_is_another_mailbox,
+            change_guid_of_a_never_used_mailbox,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -501,4 +507,223 @@ pub fn dicts_private_and_shared(store: &MailStore, user: &str) {
     t.commit().unwrap();
     assert_eq!(other_process(store).shared_dict().unwrap().lookup(&key).unwrap().as_deref(), Some(&b"seen by all"[..]));
     assert!(matches!(alice.lookup(&key), Err(Error::InvalidInput(_))), "a shared key in a private dict");
+}
+
+fn wanting(uid: u32) -> AppendOptions {
+    AppendOptions { uid: Some(uid), ..Default::default() }
+}
+
+/// Migrations (Dovecot's dsync) keep UIDs and GUIDs: a wanted UID is given when it is not
+/// below UIDNEXT, else the next free one (never a UID below UIDNEXT, never one twice); a
+/// given GUID is what the record shows, and copies keep it.
+pub fn append_keeps_wanted_uids_and_guids(store: &MailStore, user: &str) {
+    let (u, m) = mailbox(store, user, "INBOX");
+    assert_eq!(m.append(&b"a"[..], wanting(5)).unwrap(), 5);
+    assert_eq!(m.status().unwrap().uidnext, 6);
+    assert_eq!(m.append(&b"b"[..], wanting(3)).unwrap(), 6, "below UIDNEXT: the next free UID");
+    assert_eq!(m.append(&b"c"[..], wanting(6)).unwrap(), 7, "taken: the next free UID");
+    assert_eq!(m.append(&b"d"[..], Default::default()).unwrap(), 8);
+    let mails: Vec<(Box<dyn Read>, AppendOptions)> = vec![
+        (Box::new(&b"e"[..]), wanting(20)),
+        (Box::new(&b"f"[..]), wanting(20)),
+        (Box::new(&b"g"[..]), wanting(30)),
+        (Box::new(&b"h"[..]), Default::default()),
+    ];
+    assert_eq!(m.append_many(mails).unwrap(), [20, 21, 30, 31]);
+    assert_eq!(m.uids(), [5, 6, 7, 8, 20, 21, 30, 31]);
+    assert!(matches!(m.append(&b"x"[..], wanting(0)), Err(Error::InvalidInput(_))));
+    assert!(matches!(m.append(&b"x"[..], wanting(u32::MAX)), Err(Error::TooLarge(_))));
+    assert_eq!(m.uids().len(), 8, "refused before anything was written");
+
+    let given = Guid([0x5a; 16]);
+    let uid = m.append(&b"Subject: g\n\ng\n"[..], AppendOptions { guid: Some(given), ..Default::default() }).unwrap();
+    let rec = m.record(uid).unwrap().unwrap();
+    assert_eq!(rec.guid(), given.0, "the given GUID is the mail's");
+    assert_ne!(rec.mail_guid, given.0.to_vec(), "the body has its own");
+    assert_eq!(body(&m, uid), b"Subject: g\n\ng\n");
+    let plain = m.record(5).unwrap().unwrap();
+    assert_eq!((plain.guid(), plain.given_guid.len()), (&plain.mail_guid[..], 0));
+    u.create_mailbox("Copy").unwrap();
+    let c = u.open_mailbox("Copy").unwrap();
+    let pairs = m.copy_to(&[uid], &c).unwrap();
+    assert_eq!(c.record(pairs[0].1).unwrap().unwrap().guid(), given.0, "copies keep it");
+    let other = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    assert_eq!(other.records(1..=u32::MAX), m.records(1..=u32::MAX));
+}
+
+/// Copies and moves with wanted UIDs (dsync renumbers mails with a move inside one
+/// mailbox) and with flags of their own.
+pub fn copy_and_move_with_wanted_uids_and_flags(store: &MailStore, user: &str) {
+    let (u, src) = mailbox(store, user, "INBOX");
+    u.create_mailbox("Dest").unwrap();
+    let dst = u.open_mailbox("Dest").unwrap();
+    let uids: Vec<u32> = (0..3)
+        .map(|i| {
+            let options = AppendOptions { flags: Flags::FLAGGED, keywords: vec!["old".into()], ..Default::default() };
+            src.append(format!("m{i}").as_bytes(), options).unwrap()
+        })
+        .collect();
+    let options = CopyOptions { uids: vec![7, 5, 9], flags: Some((Flags::SEEN, vec!["$new".into(), "a".into()])) };
+    let pairs = src.copy_to_with(&[uids[2], uids[0], uids[2]], &dst, &options).unwrap();
+    assert_eq!(pairs, [(uids[0], 5), (uids[2], 7)], "a repeated UID is copied once, with its first wanted UID");
+    let rec = dst.record(5).unwrap().unwrap();
+    assert_eq!((rec.flags, rec.keywords.clone()), (Flags::SEEN.bits(), vec!["$new".to_string(), "a".to_string()]));
+    assert_eq!(body(&dst, 7), b"m2");
+    assert_eq!(src.record(uids[0]).unwrap().unwrap().flags, Flags::FLAGGED.bits(), "the source is unchanged");
+    let pairs = src.copy_to_with(&[uids[1]], &dst, &CopyOptions { uids: vec![6], flags: None }).unwrap();
+    assert_eq!(pairs, [(uids[1], 8)], "below UIDNEXT: the next free UID");
+    assert_eq!(dst.record(8).unwrap().unwrap().keywords, ["old"], "without flags, the source's");
+    let bad = CopyOptions { uids: vec![1, 2], flags: None };
+    assert!(matches!(src.copy_to_with(&[uids[0]], &dst, &bad), Err(Error::InvalidInput(_))));
+
+    // A move inside one mailbox renumbers a mail.
+    let pairs = src.move_to_with(&[uids[1]], &src, &CopyOptions { uids: vec![10], flags: None }).unwrap();
+    assert_eq!(pairs, [(uids[1], 10)]);
+    assert_eq!(src.uids(), [uids[0], uids[2], 10]);
+    assert_eq!(body(&src, 10), b"m1");
+    assert_eq!(src.status().unwrap().uidnext, 11);
+}
+
+/// UIDNEXT and HIGHESTMODSEQ only go up; UIDVALIDITY is set in the header and the list;
+/// every such change is a change set of its own that other handles see.
+pub fn update_raises_header_values(store: &MailStore, user: &str) {
+    let (u, m) = mailbox(store, user, "INBOX");
+    m.append(&b"a"[..], Default::default()).unwrap();
+    let before = m.status().unwrap();
+    let other = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    assert!(m.update(&MailboxUpdate { min_uidnext: Some(40), ..Default::default() }).unwrap());
+    let st = m.status().unwrap();
+    assert_eq!((st.uidnext, st.highestmodseq, st.messages), (40, before.highestmodseq + 1, 1));
+    assert!(!m.update(&MailboxUpdate { min_uidnext: Some(10), ..Default::default() }).unwrap(), "never lower");
+    assert!(m.update(&MailboxUpdate { min_highestmodseq: Some(100), ..Default::default() }).unwrap());
+    assert_eq!(m.status().unwrap().highestmodseq, 100);
+    assert!(!m.update(&MailboxUpdate { min_highestmodseq: Some(50), ..Default::default() }).unwrap());
+    assert_eq!(m.append(&b"b"[..], wanting(2)).unwrap(), 40, "UIDs below the raised UIDNEXT are never given");
+    assert_eq!(m.record(40).unwrap().unwrap().modseq, 101);
+    let changes = m.changes_since(before.highestmodseq).unwrap();
+    assert_eq!(changes.changed.iter().map(|r| r.uid).collect::<Vec<_>>(), [40]);
+    assert!(other.sync().unwrap());
+    assert_eq!(other.status().unwrap(), m.status().unwrap());
+
+    let uv = before.uidvalidity + 1000;
+    assert!(u.update_mailbox(&m, &MailboxUpdate { uidvalidity: Some(uv), ..Default::default() }).unwrap());
+    assert_eq!(m.status().unwrap().uidvalidity, uv);
+    assert_eq!(u.mailbox_info("INBOX").unwrap().uidvalidity, uv, "the list's copy follows");
+    assert_eq!(m.uids(), [1, 40], "mails and UIDs stay");
+    assert!(u.create_mailbox("Later").unwrap().uidvalidity > uv, "later mailboxes get larger ones");
+    assert!(matches!(
+        m.update(&MailboxUpdate { uidvalidity: Some(0), ..Default::default() }),
+        Err(Error::InvalidInput(_))
+    ));
+
+    // UIDNEXT raised into another shard: everything still loads.
+    m.update(&MailboxUpdate { min_uidnext: Some((1 << 15) + 3), ..Default::default() }).unwrap();
+    let far = m.append(&b"far"[..], Default::default()).unwrap();
+    assert_eq!(far, (1 << 15) + 3);
+    m.apply_wal().unwrap();
+    let fresh = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    assert_eq!(fresh.records(1..=u32::MAX), m.records(1..=u32::MAX));
+    assert_eq!(fresh.status().unwrap(), m.status().unwrap());
+    assert_eq!(body(&fresh, far), b"far");
+}
+
+/// A migration creates mailboxes with the GUID and UIDVALIDITY they had elsewhere.
+pub fn create_with_given_guid_and_uidvalidity(store: &MailStore, user: &str) {
+    let u = store.user(user).unwrap();
+    let guid = Guid([0xc3; 16]);
+    let info = u.create_mailbox_with("Moved", &CreateOptions { guid: Some(guid), uidvalidity: Some(1234) }).unwrap();
+    assert_eq!((info.guid, info.uidvalidity), (guid, 1234));
+    let m = u.open_mailbox("Moved").unwrap();
+    assert_eq!(m.status().unwrap().uidvalidity, 1234);
+    assert_eq!(u.mailbox_by_guid(&guid).unwrap().name, "Moved");
+    let again = u.create_mailbox_with("Other", &CreateOptions { guid: Some(guid), uidvalidity: None });
+    assert!(matches!(again, Err(Error::AlreadyExists(_))), "{again:?}");
+    assert!(matches!(u.mailbox_info("Other"), Err(Error::NotFound(_))));
+    let zero = u.create_mailbox_with("Zero", &CreateOptions { guid: None, uidvalidity: Some(0) });
+    assert!(matches!(zero, Err(Error::InvalidInput(_))));
+    let only_uv =
+        u.create_mailbox_with("High", &CreateOptions { guid: None, uidvalidity: Some(u32::MAX - 5) }).unwrap();
+    assert_eq!(only_uv.uidvalidity, u32::MAX - 5);
+    assert_eq!(u.create_mailbox("Next").unwrap().uidvalidity, u32::MAX - 4, "the counter moved up");
+    assert!(check_user_clean(&u));
+}
+
+fn check_user_clean(u: &User) -> bool {
+    rados_mail::check::check_user(u).unwrap().is_clean()
+}
+
+/// A mailbox deleted and created again with the same GUID (a migration restoring it) is
+/// another mailbox: handles and cached views of the old one must not show its mails.
+pub fn recreated_guid_is_another_mailbox(store: &MailStore, user: &str) {
+    let u = store.user(user).unwrap();
+    let guid = Guid([0x7e; 16]);
+    let options = CreateOptions { guid: Some(guid), uidvalidity: Some(777) };
+    u.create_mailbox_with("Box", &options).unwrap();
+    let old = u.open_mailbox("Box").unwrap();
+    for i in 0..3 {
+        old.append(format!("old {i}").as_bytes(), Default::default()).unwrap();
+    }
+    old.store(&[1], StoreMode::Add, Flags::SEEN, &[], None).unwrap();
+    let first = old.status().unwrap();
+    let remote = other_process(store).user(user).unwrap().open_mailbox("Box").unwrap();
+    assert_eq!(remote.uids(), [1, 2, 3]);
+    u.delete_mailbox("Box").unwrap();
+    u.create_mailbox_with("Box", &options).unwrap();
+    let new = u.open_mailbox("Box").unwrap();
+    assert_eq!(new.uids(), Vec::<u32>::new(), "this process's cached view is not reused");
+    assert_ne!(new.status().unwrap().incarnation, first.incarnation);
+    assert_eq!(old.status().unwrap().messages, 0, "an old handle sees the new mailbox");
+    assert_eq!(old.uids(), Vec::<u32>::new());
+    assert_eq!(new.append(&b"new"[..], Default::default()).unwrap(), 1);
+    for _ in 0..4 {
+        new.store(&[1], StoreMode::Add, Flags::FLAGGED, &[], None).unwrap();
+        new.store(&[1], StoreMode::Remove, Flags::FLAGGED, &[], None).unwrap();
+    }
+    assert!(new.status().unwrap().highestmodseq > first.highestmodseq, "past the old modseqs");
+    // Another process's view of the old mailbox, now behind a newer one of the same GUID.
+    assert!(remote.sync().unwrap());
+    assert_eq!(remote.records(1..=u32::MAX), new.records(1..=u32::MAX));
+    assert_eq!(remote.status().unwrap(), new.status().unwrap());
+    assert_eq!(body(&remote, 1), b"new");
+    assert!(check_user_clean(&u));
+}
+
+/// A mailbox that never had a mail can take another GUID (Dovecot creates INBOX on first
+/// use; dsync then adopts the GUID of the INBOX it syncs with). Its UIDVALIDITY and
+/// HIGHESTMODSEQ stay; handles of the old GUID fail; a mailbox with mails refuses.
+pub fn change_guid_of_a_never_used_mailbox(store: &MailStore, user: &str) {
+    let (u, old) = mailbox(store, user, "INBOX");
+    u.subscribe("INBOX").unwrap();
+    u.set_special_use("INBOX", &["\\Sent"]).unwrap();
+    for _ in 0..3 {
+        old.update(&MailboxUpdate {
+            min_highestmodseq: Some(old.status().unwrap().highestmodseq + 1),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let before = u.mailbox_info("INBOX").unwrap();
+    let st = old.status().unwrap();
+    let guid = Guid([0x42; 16]);
+    let info = u.change_mailbox_guid("inbox", &guid).unwrap();
+    assert_eq!(info, MailboxInfo { guid, ..before.clone() });
+    assert_eq!(u.mailbox_info("INBOX").unwrap(), info);
+    assert_eq!(u.mailbox_by_guid(&guid).unwrap().name, "INBOX");
+    assert!(matches!(u.mailbox_by_guid(&before.guid), Err(Error::NotFound(_))));
+    assert_eq!(u.subscriptions("*").unwrap(), ["INBOX"]);
+    let new = u.open_mailbox("INBOX").unwrap();
+    let now = new.status().unwrap();
+    assert_eq!((now.uidvalidity, now.highestmodseq, now.uidnext), (st.uidvalidity, st.highestmodseq, 1));
+    assert!(matches!(old.append(&b"late"[..], Default::default()), Err(Error::NotFound(_))), "the old one is gone");
+    assert_eq!(u.change_mailbox_guid("INBOX", &guid).unwrap(), info, "already so: nothing to do");
+
+    assert_eq!(new.append(&b"a mail"[..], Default::default()).unwrap(), 1);
+    let used = u.change_mailbox_guid("INBOX", &Guid([0x43; 16]));
+    assert!(matches!(used, Err(Error::InvalidInput(_))), "{used:?}");
+    u.create_mailbox("Other").unwrap();
+    let taken = u.change_mailbox_guid("Other", &guid);
+    assert!(matches!(taken, Err(Error::AlreadyExists(_))), "{taken:?}");
+    assert!(matches!(u.change_mailbox_guid("Nope", &Guid([1; 16])), Err(Error::NotFound(_))));
+    assert_eq!(body(&new, 1), b"a mail");
+    assert!(check_user_clean(&u), "no head left behind");
 }
