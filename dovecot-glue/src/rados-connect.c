@@ -3,6 +3,8 @@
 
 #include "lib.h"
 #include "mail-user.h"
+
+#include <time.h>
 #include "rados-connect.h"
 
 #include <rados_mail.h>
@@ -14,6 +16,12 @@ static const char *const rados_setting_keys[] = {
 };
 
 static struct rm_store *rados_process_store = NULL;
+static enum rm_result rados_connect_last_failure = RM_RESULT_OK;
+/* When connecting last failed temporarily: a process doesn't try again for
+   RADOS_CONNECT_RETRY_SECS, so that one request waits for at most one
+   connect timeout (rados_timeout), not one per storage, list and mailbox. */
+static time_t rados_connect_failed_at = 0;
+#define RADOS_CONNECT_RETRY_SECS 10
 
 const char *rados_connect_error(int result)
 {
@@ -44,6 +52,9 @@ static int rados_config_open(struct rm_config *cfg, struct rm_store **store_r,
 {
 	enum rm_result ret = rm_store_open(cfg, store_r);
 
+	rados_connect_last_failure = ret;
+	if (rm_result_is_temporary(ret))
+		rados_connect_failed_at = time(NULL);
 	if (ret != RM_RESULT_OK) {
 		*error_r = t_strdup_printf("rados: opening the store failed: %s",
 					   rados_connect_error(ret));
@@ -63,6 +74,12 @@ int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
 		*store_r = rados_process_store;
 		return 0;
 	}
+	if (rados_connect_failed_temporarily() &&
+	    time(NULL) - rados_connect_failed_at < RADOS_CONNECT_RETRY_SECS) {
+		*error_r = "rados: the cluster did not answer moments ago "
+			"(not trying again yet)";
+		return -1;
+	}
 	if (rm_config_new(&cfg) != RM_RESULT_OK) {
 		*error_r = "rados: rm_config_new failed";
 		return -1;
@@ -80,6 +97,11 @@ int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
 	if (ret == 0)
 		*store_r = rados_process_store;
 	return ret;
+}
+
+bool rados_connect_failed_temporarily(void)
+{
+	return rm_result_is_temporary(rados_connect_last_failure);
 }
 
 struct rm_store *rados_connect_process_store(void)

@@ -13,6 +13,9 @@ struct rm_store;
    *error_r (the cluster unreachable within rados_timeout, a bad setting). */
 int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
 		       const char **error_r);
+/* Whether the last failure to open a store was temporary (the cluster did not
+   answer in time): the caller should try again later, not give up. */
+bool rados_connect_failed_temporarily(void);
 /* The process's store if it was opened, else NULL. Not owned by the caller. */
 struct rm_store *rados_connect_process_store(void);
 /* A new store from "key=value:key=value..." (rm_config_set keys); the caller

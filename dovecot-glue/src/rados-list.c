@@ -12,6 +12,7 @@
 #include "mail-index-alloc-cache.h"
 #include "mailbox-tree.h"
 #include "mailbox-list-subscriptions.h"
+#include "rados-connect.h"
 #include "rados-storage.h"
 
 /* Escaped names longer than this are replaced by their SHA-1 (file names are
@@ -50,7 +51,31 @@ static int rados_list_init(struct mailbox_list *_list, const char **error_r)
 	struct rados_mailbox_list *list = RADOS_LIST(_list);
 
 	list->user = rados_user_get(_list->ns->user, error_r);
+	if (list->user == NULL && rados_connect_failed_temporarily()) {
+		/* connect again at the first use (rados_list_user) */
+		return 0;
+	}
 	return list->user == NULL ? -1 : 0;
+}
+
+struct rm_user *rados_list_user(struct mailbox_list *_list)
+{
+	struct rados_mailbox_list *list = RADOS_LIST(_list);
+	const char *error;
+
+	if (list->user != NULL)
+		return list->user;
+	list->user = rados_user_get(_list->ns->user, &error);
+	if (list->user == NULL) {
+		if (rados_connect_failed_temporarily()) {
+			mailbox_list_set_error(_list, MAIL_ERROR_UNAVAILABLE,
+				"Mail storage temporarily unavailable "
+				"(the cluster did not answer)");
+		} else {
+			mailbox_list_set_critical(_list, "%s", error);
+		}
+	}
+	return list->user;
 }
 
 static void rados_list_deinit(struct mailbox_list *list)
@@ -171,6 +196,8 @@ static int rados_list_names(struct rados_mailbox_list *list, bool subscribed,
 	enum rm_result ret;
 
 	t_array_init(names_r, 64);
+	if (rados_list_user(&list->list) == NULL)
+		return -1;
 	if (subscribed) {
 		ret = rm_user_subscriptions(list->user, "*",
 					    rados_list_name_cb, names_r);
@@ -336,6 +363,8 @@ static int rados_list_set_subscribed(struct mailbox_list *_list,
 	struct rados_mailbox_list *list = RADOS_LIST(_list);
 	enum rm_result ret;
 
+	if (rados_list_user(_list) == NULL)
+		return -1;
 	ret = set ? rm_user_subscribe(list->user, name) :
 		rm_user_unsubscribe(list->user, name);
 	if (ret != RM_RESULT_OK) {
@@ -352,6 +381,8 @@ static int rados_list_delete_mailbox(struct mailbox_list *_list,
 	struct rados_mailbox_list *list = RADOS_LIST(_list);
 	enum rm_result ret;
 
+	if (rados_list_user(_list) == NULL)
+		return -1;
 	ret = rm_user_mailbox_delete(list->user, name);
 	if (ret == RM_RESULT_NOT_FOUND) {
 		mailbox_list_set_error(_list, MAIL_ERROR_NOTFOUND,
@@ -394,6 +425,8 @@ static int rados_list_rename_mailbox(struct mailbox_list *oldlist,
 			"Can't rename mailboxes across namespaces");
 		return -1;
 	}
+	if (rados_list_user(oldlist) == NULL)
+		return -1;
 	ret = rm_user_mailbox_rename(list->user, oldname, newname);
 	if (ret == RM_RESULT_NOT_FOUND) T_BEGIN {
 		/* a parent that isn't a mailbox itself (\NoSelect): rename

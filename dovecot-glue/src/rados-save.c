@@ -1,5 +1,6 @@
-/* Saving mails (IMAP APPEND, LMTP, doveadm save): streamed into an rm_append,
-   committed to RADOS by rm_append_finish(), which assigns the UID. Like imapc,
+/* Saving mails (IMAP APPEND, LMTP, doveadm save, dsync): streamed into an
+   rm_append, committed to RADOS by rm_append_finish(), which assigns the UID
+   (the one asked for with mail_save_set_uid() when it is free). Like imapc,
    each saved mail gets a temporary record in the index transaction (with its
    real UID, so the save's dest_mail can read it back from RADOS); the records
    are dropped at commit, where the UIDs are reported (APPENDUID), and the next
@@ -62,6 +63,17 @@ int rados_save_begin(struct mail_save_context *_ctx, struct istream *input)
 	if (ret == RM_RESULT_OK && _ctx->data.received_date != (time_t)-1) {
 		ret = rm_append_set_received(ctx->app,
 					     (int64_t)_ctx->data.received_date);
+	}
+	/* dsync keeps UIDs and GUIDs: RADOS gives the UID when it is not
+	   below UIDNEXT (else the next free one, as Dovecot's index does);
+	   a GUID that isn't 128-bit hex is hashed, as sdbox does */
+	if (ret == RM_RESULT_OK && _ctx->data.uid != 0)
+		ret = rm_append_set_uid(ctx->app, _ctx->data.uid);
+	if (ret == RM_RESULT_OK && _ctx->data.guid != NULL) {
+		guid_128_t guid;
+
+		mail_generate_guid_128_hash(_ctx->data.guid, guid);
+		ret = rm_append_set_guid(ctx->app, guid);
 	}
 	if (ret != RM_RESULT_OK) {
 		rados_storage_set_error(storage, ret, "starting to save");

@@ -167,7 +167,33 @@ static int rados_storage_create(struct mail_storage *_storage,
 	struct rados_storage *storage = RADOS_STORAGE(_storage);
 
 	storage->user = rados_user_get(_storage->user, error_r);
+	if (storage->user == NULL && rados_connect_failed_temporarily()) {
+		/* connect again at the first use (rados_storage_user) */
+		e_warning(_storage->event, "%s", *error_r);
+		return 0;
+	}
 	return storage->user == NULL ? -1 : 0;
+}
+
+struct rm_user *rados_storage_user(struct mail_storage *_storage)
+{
+	struct rados_storage *storage = RADOS_STORAGE(_storage);
+	const char *error;
+
+	if (storage->user != NULL)
+		return storage->user;
+	storage->user = rados_user_get(_storage->user, &error);
+	if (storage->user == NULL) {
+		if (rados_connect_failed_temporarily()) {
+			e_warning(_storage->event, "%s", error);
+			mail_storage_set_error(_storage, MAIL_ERROR_UNAVAILABLE,
+				"Mail storage temporarily unavailable "
+				"(the cluster did not answer)");
+		} else {
+			mail_storage_set_critical(_storage, "%s", error);
+		}
+	}
+	return storage->user;
 }
 
 static void
@@ -250,6 +276,7 @@ static int rados_mailbox_drop_stale_index(struct rados_mailbox *mbox)
 	have_ext = rados_index_header_get(mbox, view, &rhdr);
 	if (have_ext) {
 		stale = rhdr.uidvalidity != mbox->uidvalidity ||
+			rhdr.incarnation != mbox->incarnation ||
 			memcmp(rhdr.mailbox_guid, mbox->guid,
 			       sizeof(mbox->guid)) != 0;
 	} else {
@@ -283,10 +310,12 @@ static int rados_mailbox_drop_stale_index(struct rados_mailbox *mbox)
 static int rados_mailbox_open_rados(struct rados_mailbox *mbox)
 {
 	struct mailbox *box = &mbox->box;
-	struct rm_user *user = mbox->storage->user;
+	struct rm_user *user = rados_storage_user(box->storage);
 	struct rm_status status;
 	enum rm_result ret;
 
+	if (user == NULL)
+		return -1;
 	ret = rm_mailbox_open(user, box->name, &mbox->rmb);
 	if (ret == RM_RESULT_NOT_FOUND && box->inbox_user) {
 		/* INBOX always exists: create it on first use */
@@ -311,6 +340,7 @@ static int rados_mailbox_open_rados(struct rados_mailbox *mbox)
 		return -1;
 	}
 	mbox->uidvalidity = status.uidvalidity;
+	mbox->incarnation = status.incarnation;
 	return 0;
 }
 
@@ -360,8 +390,7 @@ static void rados_name_found_cb(void *userdata, const char *name ATTR_UNUSED,
 static int rados_mailbox_exists(struct mailbox *box, bool auto_boxes,
 				enum mailbox_existence *existence_r)
 {
-	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
-	struct rm_user *user = mbox->storage->user;
+	struct rm_user *user;
 	enum rm_result ret;
 	bool found = FALSE;
 
@@ -374,6 +403,9 @@ static int rados_mailbox_exists(struct mailbox *box, bool auto_boxes,
 		*existence_r = MAILBOX_EXISTENCE_NONE;
 		return 0;
 	}
+	user = rados_storage_user(box->storage);
+	if (user == NULL)
+		return -1;
 	ret = rm_user_mailbox_list(user, box->name, rados_name_found_cb,
 				   &found);
 	if (ret == RM_RESULT_OK && !found) {
@@ -393,18 +425,31 @@ static int rados_mailbox_exists(struct mailbox *box, bool auto_boxes,
 }
 
 static int rados_mailbox_create(struct mailbox *box,
-				const struct mailbox_update *update ATTR_UNUSED,
+				const struct mailbox_update *update,
 				bool directory ATTR_UNUSED)
 {
-	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
+	struct rm_user *user = rados_storage_user(box->storage);
+	const uint8_t *guid = NULL;
+	uint32_t uidvalidity = 0;
 	enum rm_result ret;
 
 	/* RADOS has no directories: "CREATE a/" creates the mailbox "a".
-	   UIDVALIDITY and UIDs are RADOS's to assign, so update is ignored. */
-	ret = rm_user_mailbox_create(mbox->storage->user, box->name);
+	   A given GUID and UIDVALIDITY (dsync keeps those it had) are
+	   RADOS's from the start; the rest of update is for existing
+	   mailboxes (rados_mailbox_update). */
+	if (user == NULL)
+		return -1;
+	if (update != NULL) {
+		if (!guid_128_is_empty(update->mailbox_guid))
+			guid = update->mailbox_guid;
+		uidvalidity = update->uid_validity;
+	}
+	ret = rm_user_mailbox_create_with(user, box->name, guid, uidvalidity);
 	if (ret == RM_RESULT_ALREADY_EXISTS) {
+		/* the name, or (with a given GUID) another mailbox has it */
 		mail_storage_set_error(box->storage, MAIL_ERROR_EXISTS,
-				       "Mailbox already exists");
+				       guid == NULL ? "Mailbox already exists" :
+				       rados_last_error(ret));
 		return -1;
 	}
 	if (ret != RM_RESULT_OK) {
@@ -412,22 +457,6 @@ static int rados_mailbox_create(struct mailbox *box,
 		return -1;
 	}
 	return 0;
-}
-
-static int rados_mailbox_update(struct mailbox *box,
-				const struct mailbox_update *update)
-{
-	if (update->uid_validity != 0 || update->min_next_uid != 0 ||
-	    update->min_first_recent_uid != 0 ||
-	    update->min_highest_modseq != 0 ||
-	    update->min_highest_pvt_modseq != 0) {
-		mail_storage_set_error(box->storage, MAIL_ERROR_NOTPOSSIBLE,
-			"UIDVALIDITY, UIDs and modseqs are assigned by RADOS");
-		return -1;
-	}
-	if (!box->opened && mailbox_open(box) < 0)
-		return -1;
-	return index_storage_mailbox_update_common(box, update);
 }
 
 /* Unsets every attribute of `type` of the mailbox (IMAP METADATA lives in

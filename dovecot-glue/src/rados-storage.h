@@ -22,7 +22,9 @@
 /* Header of the "rados" index extension: what the local index mirrors. */
 struct rados_index_header {
 	uint32_t uidvalidity;
-	uint32_t pad;
+	/* the RADOS mailbox's incarnation (one created again with the same
+	   GUID has another) */
+	uint32_t incarnation;
 	/* RADOS HIGHESTMODSEQ the index was last synced to */
 	uint64_t highest_modseq;
 	/* the RADOS mailbox GUID (a recreated mailbox has another) */
@@ -42,6 +44,7 @@ struct rados_mailbox {
 	/* set while the mailbox is open */
 	struct rm_mailbox *rmb;
 	uint32_t uidvalidity;
+	uint32_t incarnation;
 	guid_128_t guid;
 	uint32_t ext_id;
 
@@ -105,6 +108,12 @@ void rados_mail_user_created(struct mail_user *user);
 /* The user's rm_user, opened on first use (one per mail_user, freed with it).
    Returns NULL with *error_r on failure. */
 struct rm_user *rados_user_get(struct mail_user *user, const char **error_r);
+/* The storage's / list's RADOS user, connecting on first use: a process that
+   starts while the cluster is unreachable serves "temporarily unavailable"
+   (IMAP NO [UNAVAILABLE], LMTP 4xx) and recovers when the cluster is back. On
+   failure the storage's / list's error is set and NULL returned. */
+struct rm_user *rados_storage_user(struct mail_storage *storage);
+struct rm_user *rados_list_user(struct mailbox_list *list);
 bool rados_storage_is_rados(const struct mail_storage *storage);
 /* Sets the storage error for a failed ABI call: temporary failures become
    MAIL_ERROR_UNAVAILABLE (IMAP NO [UNAVAILABLE], LMTP 4xx), bugs and
@@ -174,6 +183,11 @@ void rados_transaction_save_rollback(struct mail_save_context *ctx);
 void rados_save_add_saved(struct mail_save_context *ctx, uint32_t uid,
 			  enum mail_flags flags, struct mail_keywords *keywords,
 			  bool moved);
+
+/* rados-update.c */
+/* mailbox_update(): dsync's UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and GUID. */
+int rados_mailbox_update(struct mailbox *box,
+			 const struct mailbox_update *update);
 
 /* rados-copy.c */
 int rados_copy(struct mail_save_context *ctx, struct mail *mail);

@@ -83,10 +83,21 @@ static int rados_sync_read_changes(struct rados_sync_context *ctx)
 		mailbox_set_deleted(box);
 		return -1;
 	}
+	if (ret == RM_RESULT_OK &&
+	    ctx->status.incarnation != ctx->mbox->incarnation) {
+		/* deleted and created again with the same GUID: another
+		   mailbox, which the next open brings in */
+		rm_changes_free(changes);
+		mailbox_set_deleted(box);
+		return -1;
+	}
 	if (ret != RM_RESULT_OK) {
 		rados_storage_set_error(box->storage, ret, "syncing mailbox");
 		return -1;
 	}
+	/* a new UIDVALIDITY set through another process (the UIDs stay) goes
+	   to the index header (rados_sync_header) */
+	ctx->mbox->uidvalidity = ctx->status.uidvalidity;
 	(void)rm_changes_highestmodseq(changes, &ctx->highest_modseq);
 	for (;;) {
 		(void)rm_changes_next_changed(changes, &rec, &has);
@@ -343,6 +354,7 @@ static void rados_sync_header(struct rados_sync_context *ctx,
 
 	i_zero(&new);
 	new.uidvalidity = ctx->index_broken ? 0 : mbox->uidvalidity;
+	new.incarnation = mbox->incarnation;
 	new.highest_modseq = ctx->highest_modseq;
 	memcpy(new.mailbox_guid, mbox->guid, sizeof(new.mailbox_guid));
 	if (!rados_index_header_get(mbox, ctx->sync_view, &old) ||
@@ -449,7 +461,7 @@ static int rados_sync_run(struct rados_sync_context *ctx, bool force_resync)
 	}
 	if (rados_index_header_get(mbox, ctx->sync_view, &rhdr) &&
 	    rhdr.uidvalidity != 0 && !force_resync) {
-		if (rhdr.uidvalidity != mbox->uidvalidity ||
+		if (rhdr.incarnation != mbox->incarnation ||
 		    memcmp(rhdr.mailbox_guid, mbox->guid,
 			   sizeof(mbox->guid)) != 0) {
 			/* another mailbox's cache: dropped at the next open */
