@@ -57,6 +57,18 @@ class DoveadmTest(DovecotTestCase):
         self.adm("mailbox delete", f"Projects{sep}2026")
         self.assertNotIn(f"Projects{sep}2026", self.adm("mailbox list").split("\n"))
 
+        # rename keeps the mails, their UIDs and the UIDVALIDITY
+        self.adm("mailbox rename", "Projects", "Done")
+        names = set(self.adm("mailbox list").split("\n")) - {""}
+        self.assertIn("Done", names)
+        self.assertNotIn("Projects", names)
+        self.assertEqual(self.adm_status("Done"), st)
+        # delete of a mailbox with mails; it is gone for IMAP too
+        self.adm("mailbox delete", "Done")
+        self.assertNotIn("Done", set(self.adm("mailbox list").split("\n")))
+        typ, _ = self.c.select("Done")
+        self.assertEqual(typ, "NO")
+
     def test_doveadm_save_and_fetch(self):
         mail = make_mail("saved by doveadm", "line one\n.dot line\nline three\n")
         lf_mail = mail.replace(b"\r\n", b"\n")
