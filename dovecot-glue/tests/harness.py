@@ -223,6 +223,26 @@ class DovecotTestCase(unittest.TestCase):
                       "\n".join(bad))
 
 
+class SessionTestCase(DovecotTestCase):
+    """A test with instance a (`self.dc`) and an IMAP session of its fresh user
+    (`self.c`), logged out after the test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dc = instance("a")
+
+    def setUp(self):
+        super().setUp()
+        self.c = self.dc.imap(self.user)
+
+    def tearDown(self):
+        try:
+            self.c.logout()
+        except Exception:  # noqa: BLE001 - a failed test may leave it broken
+            pass
+        super().tearDown()
+
+
 # --- IMAP response parsing ----------------------------------------------------------
 
 class _Parser:

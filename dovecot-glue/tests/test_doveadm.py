@@ -3,26 +3,11 @@ against what IMAP sees."""
 
 import re
 
-from harness import (DovecotTestCase, append, flags_of, instance, make_mail, ok, parse,
+from harness import (SessionTestCase, append, flags_of, make_mail, ok, parse,
                      select, status, uid_fetch, uid_search)
 
 
-class DoveadmTest(DovecotTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dc = instance("a")
-
-    def setUp(self):
-        super().setUp()
-        self.c = self.dc.imap(self.user)
-
-    def tearDown(self):
-        try:
-            self.c.logout()
-        except Exception:  # noqa: BLE001
-            pass
-        super().tearDown()
-
+class DoveadmTest(SessionTestCase):
     def adm(self, *args, stdin=None):
         return self.dc.doveadm(self.user, *args, stdin=stdin).decode("utf-8", "replace")
 

@@ -5,7 +5,7 @@ import os
 import poplib
 import re
 
-from harness import (DovecotTestCase, append, crlf, flags_of, instance, make_mail, ok,
+from harness import (SessionTestCase, append, crlf, flags_of, make_mail, ok,
                      parse, parse_fetch, resp_code, select, sha256, status, uid_fetch,
                      uid_search)
 
@@ -40,22 +40,7 @@ def split_trace(fetched, original):
     return names
 
 
-class ImapTest(DovecotTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dc = instance("a")
-
-    def setUp(self):
-        super().setUp()
-        self.c = self.dc.imap(self.user)
-
-    def tearDown(self):
-        try:
-            self.c.logout()
-        except Exception:  # noqa: BLE001 - a failed test may leave it broken
-            pass
-        super().tearDown()
-
+class ImapTest(SessionTestCase):
     def deliver_and_select(self, mail):
         self.dc.deliver(self.user, mail)
         n, _ = select(self.c)

@@ -83,14 +83,8 @@ pub unsafe extern "C" fn rm_user_free(user: *mut rm_user) {
 /// `user` is a live handle; `name` is NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rm_user_mailbox_create(user: *const rm_user, name: *const c_char) -> rm_result {
-    ffi_call(|| {
-        // SAFETY: forwarded contract of this export.
-        let user = unsafe { borrow_handle(user, "user") }?;
-        // SAFETY: forwarded contract of this export.
-        let name = unsafe { str_arg(name, "name") }?;
-        user.user.create_mailbox(name)?;
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { user_name_op(user, name, |u, name| u.create_mailbox(name).map(drop)) }
 }
 
 /// Creates the mailbox `name` (as [`rm_user_mailbox_create`]) with the identity it had
@@ -225,14 +219,8 @@ pub unsafe extern "C" fn rm_user_mailbox_update(
 /// `user` is a live handle; `name` is NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rm_user_mailbox_delete(user: *const rm_user, name: *const c_char) -> rm_result {
-    ffi_call(|| {
-        // SAFETY: forwarded contract of this export.
-        let user = unsafe { borrow_handle(user, "user") }?;
-        // SAFETY: forwarded contract of this export.
-        let name = unsafe { str_arg(name, "name") }?;
-        user.user.delete_mailbox(name)?;
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { user_name_op(user, name, |u, name| u.delete_mailbox(name).map(drop)) }
 }
 
 /// Renames the mailbox `old_name` and every mailbox below it to `new_name`, atomically.
@@ -306,14 +294,8 @@ pub unsafe extern "C" fn rm_user_mailbox_list(
 /// `user` is a live handle; `name` is NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rm_user_subscribe(user: *const rm_user, name: *const c_char) -> rm_result {
-    ffi_call(|| {
-        // SAFETY: forwarded contract of this export.
-        let user = unsafe { borrow_handle(user, "user") }?;
-        // SAFETY: forwarded contract of this export.
-        let name = unsafe { str_arg(name, "name") }?;
-        user.user.subscribe(name)?;
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { user_name_op(user, name, |u, name| u.subscribe(name).map(drop)) }
 }
 
 /// Removes the subscription of `name`; not an error if it was not subscribed.
@@ -325,14 +307,8 @@ pub unsafe extern "C" fn rm_user_subscribe(user: *const rm_user, name: *const c_
 /// `user` is a live handle; `name` is NUL-terminated.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rm_user_unsubscribe(user: *const rm_user, name: *const c_char) -> rm_result {
-    ffi_call(|| {
-        // SAFETY: forwarded contract of this export.
-        let user = unsafe { borrow_handle(user, "user") }?;
-        // SAFETY: forwarded contract of this export.
-        let name = unsafe { str_arg(name, "name") }?;
-        user.user.unsubscribe(name)?;
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { user_name_op(user, name, |u, name| u.unsubscribe(name).map(drop)) }
 }
 
 /// Calls `cb(userdata, name, name_len)` for each subscribed name matching the IMAP LIST
@@ -423,5 +399,25 @@ pub unsafe extern "C" fn rm_user_mailbox_special_use(
         let info = user.user.mailbox_info(name)?;
         // SAFETY: the caller vouches for `cb` and `userdata`.
         unsafe { call_names(cb, userdata, &info.special_use) }
+    })
+}
+
+/// The body of the exports that take a user and one mailbox name and return nothing
+/// else: borrows both, runs `op`.
+///
+/// # Safety
+/// `user` is a live handle; `name` is NUL-terminated.
+unsafe fn user_name_op(
+    user: *const rm_user,
+    name: *const c_char,
+    op: impl FnOnce(&User, &str) -> rados_mail::Result<()>,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract.
+        let name = unsafe { str_arg(name, "name") }?;
+        op(&user.user, name)?;
+        Ok(())
     })
 }
