@@ -271,17 +271,12 @@ pub unsafe extern "C" fn rm_user_mailbox_list(
     cb: rm_name_callback,
     userdata: *mut c_void,
 ) -> rm_result {
-    ffi_call(|| {
-        // SAFETY: forwarded contract of this export.
-        let user = unsafe { borrow_handle(user, "user") }?;
-        // SAFETY: forwarded contract of this export.
-        let pattern = unsafe { str_arg(pattern, "pattern") }?;
-        let cb = cb.ok_or_else(|| Failure::null("cb"))?;
-        let names: Vec<String> = user.user.list_mailboxes(pattern)?.into_iter().map(|info| info.name).collect();
-        // SAFETY: the caller vouches for `cb` and `userdata`.
-        unsafe { call_names(cb, userdata, &names) }?;
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        user_pattern_names(user, pattern, cb, userdata, |u, p| {
+            Ok(u.list_mailboxes(p)?.into_iter().map(|info| info.name).collect())
+        })
+    }
 }
 
 /// Subscribes to the mailbox `name` (which need not exist, as IMAP allows); subscribing
@@ -327,16 +322,8 @@ pub unsafe extern "C" fn rm_user_subscriptions(
     cb: rm_name_callback,
     userdata: *mut c_void,
 ) -> rm_result {
-    ffi_call(|| {
-        // SAFETY: forwarded contract of this export.
-        let user = unsafe { borrow_handle(user, "user") }?;
-        // SAFETY: forwarded contract of this export.
-        let pattern = unsafe { str_arg(pattern, "pattern") }?;
-        let cb = cb.ok_or_else(|| Failure::null("cb"))?;
-        let names = user.user.subscriptions(pattern)?;
-        // SAFETY: the caller vouches for `cb` and `userdata`.
-        unsafe { call_names(cb, userdata, &names) }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { user_pattern_names(user, pattern, cb, userdata, |u, p| u.subscriptions(p)) }
 }
 
 /// Replaces the special-use attributes (RFC 6154) of the mailbox `name` with
@@ -419,5 +406,30 @@ unsafe fn user_name_op(
         let name = unsafe { str_arg(name, "name") }?;
         op(&user.user, name)?;
         Ok(())
+    })
+}
+
+/// The body of the exports that list names matching a pattern: borrows the arguments,
+/// reads the whole list with `list`, then calls `cb` once per name.
+///
+/// # Safety
+/// `user` is a live handle; `pattern` is NUL-terminated; `cb` is safe to call with
+/// `userdata`.
+unsafe fn user_pattern_names(
+    user: *const rm_user,
+    pattern: *const c_char,
+    cb: rm_name_callback,
+    userdata: *mut c_void,
+    list: impl FnOnce(&User, &str) -> rados_mail::Result<Vec<String>>,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract.
+        let pattern = unsafe { str_arg(pattern, "pattern") }?;
+        let cb = cb.ok_or_else(|| Failure::null("cb"))?;
+        let names = list(&user.user, pattern)?;
+        // SAFETY: the caller vouches for `cb` and `userdata`.
+        unsafe { call_names(cb, userdata, &names) }
     })
 }
