@@ -51,6 +51,21 @@ rados_save_alloc(struct mailbox_transaction_context *t)
 	return t->save_ctx;
 }
 
+/* A mail above rados_max_mail_size: IMAP answers NO [LIMIT]. Dovecot's LMTP
+   answers 451 (retry) to every storage error but a quota one, and retrying
+   can't help this mail: delivery reports it as over quota, a permanent 552
+   that bounces it at once with this text. */
+static void rados_save_set_too_large(struct mail_storage *storage)
+{
+	const char *service = storage->user->service;
+	bool delivery = service != NULL && (strcmp(service, "lmtp") == 0 ||
+					    strcmp(service, "lda") == 0);
+
+	mail_storage_set_error(storage, delivery ? MAIL_ERROR_NOQUOTA :
+			       MAIL_ERROR_LIMIT,
+			       "Mail is larger than this server accepts");
+}
+
 int rados_save_begin(struct mail_save_context *_ctx, struct istream *input)
 {
 	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
@@ -102,8 +117,7 @@ int rados_save_continue(struct mail_save_context *_ctx)
 		ret = rm_append_write(ctx->app, data, size);
 		if (ret != RM_RESULT_OK) {
 			if (ret == RM_RESULT_TOO_LARGE) {
-				mail_storage_set_error(storage,
-					MAIL_ERROR_LIMIT, "Mail is too large");
+				rados_save_set_too_large(storage);
 			} else {
 				rados_storage_set_error(storage, ret, "saving");
 			}
@@ -200,8 +214,7 @@ int rados_save_finish(struct mail_save_context *_ctx)
 				rados_flags_from_dovecot(_ctx->data.flags),
 				&uid);
 		if (ret == RM_RESULT_TOO_LARGE) {
-			mail_storage_set_error(storage, MAIL_ERROR_LIMIT,
-					       "Mail is too large");
+			rados_save_set_too_large(storage);
 			ctx->failed = TRUE;
 		} else if (ret != RM_RESULT_OK) {
 			rados_storage_set_error(storage, ret, "saving");
