@@ -53,6 +53,7 @@ static int rados_list_init(struct mailbox_list *_list, const char **error_r)
 	list->user = rados_user_get(_list->ns->user, error_r);
 	if (list->user == NULL && rados_connect_failed_temporarily()) {
 		/* connect again at the first use (rados_list_user) */
+		e_warning(_list->ns->user->event, "%s", *error_r);
 		return 0;
 	}
 	return list->user == NULL ? -1 : 0;

@@ -120,6 +120,16 @@ class ClusterDown(DovecotTestCase):
             typ, data = imap._simple_command("SETMETADATA", "INBOX", '(/private/comment "during")')
             self.assertEqual(typ, "NO", data)
 
+            # Reading a mail the session has not read before fails cleanly.
+            start = time.monotonic()
+            try:
+                typ, data = imap.uid("FETCH", "1", "(BODY.PEEK[])")
+                self.assertEqual(typ, "NO", data)
+            except imaplib.IMAP4.abort as e:
+                self.assertNotIn("panic", str(e).lower())
+                imap = None
+            self.assertLess(time.monotonic() - start, BOUND)
+
             # A new session (a new imap process, which must connect first) is refused
             # temporarily too, without a crash.
             start = time.monotonic()
@@ -142,7 +152,8 @@ class ClusterDown(DovecotTestCase):
         finally:
             ceph("ceph-start.sh", self.ceph_dir)
         try:
-            imap.logout()
+            if imap is not None:
+                imap.logout()
         except (imaplib.IMAP4.error, OSError):
             pass  # the session may have been closed by the failure
 
