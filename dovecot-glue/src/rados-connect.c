@@ -23,15 +23,21 @@ static enum rm_result rados_connect_last_failure = RM_RESULT_OK;
 static time_t rados_connect_failed_at = 0;
 #define RADOS_CONNECT_RETRY_SECS 10
 
-const char *rados_connect_error(int result)
+const char *rados_last_error(int result)
 {
-	char buf[512];
+	char buf[1024];
 	size_t len = 0;
 
 	if (rm_last_error_message(buf, sizeof(buf), &len) != RM_RESULT_OK ||
 	    len == 0)
 		return rm_result_name(result);
-	return t_strdup_printf("%s: %s", rm_result_name(result), buf);
+	return t_strdup(buf);
+}
+
+const char *rados_connect_error(int result)
+{
+	return t_strdup_printf("%s: %s", rm_result_name(result),
+			       rados_last_error(result));
 }
 
 static int rados_config_set(struct rm_config *cfg, const char *key,

@@ -22,8 +22,10 @@ struct rm_store *rados_connect_process_store(void);
    frees it with rm_store_free(). Returns 0 or -1 with *error_r. */
 int rados_connect_uri(const char *args, struct rm_store **store_r,
 		      const char **error_r);
-/* The message of the last ABI failure on this thread, prefixed by the result's
-   name (data stack). */
+/* The message of the last ABI failure on this thread, or the result's name
+   when there is none (data stack). */
+const char *rados_last_error(int result);
+/* The same, prefixed by the result's name, for logs. */
 const char *rados_connect_error(int result);
 /* Frees the process's store (plugin deinit). */
 void rados_connect_deinit(void);

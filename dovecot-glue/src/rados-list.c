@@ -22,7 +22,6 @@
 
 struct rados_mailbox_list {
 	struct mailbox_list list;
-	struct rm_user *user;
 };
 
 struct rados_list_iterate_context {
@@ -46,37 +45,10 @@ static struct mailbox_list *rados_list_alloc(void)
 	return &list->list;
 }
 
-static int rados_list_init(struct mailbox_list *_list, const char **error_r)
+static int rados_list_init(struct mailbox_list *list, const char **error_r)
 {
-	struct rados_mailbox_list *list = RADOS_LIST(_list);
-
-	list->user = rados_user_get(_list->ns->user, error_r);
-	if (list->user == NULL && rados_connect_failed_temporarily()) {
-		/* connect again at the first use (rados_list_user) */
-		e_warning(_list->ns->user->event, "%s", *error_r);
-		return 0;
-	}
-	return list->user == NULL ? -1 : 0;
-}
-
-struct rm_user *rados_list_user(struct mailbox_list *_list)
-{
-	struct rados_mailbox_list *list = RADOS_LIST(_list);
-	const char *error;
-
-	if (list->user != NULL)
-		return list->user;
-	list->user = rados_user_get(_list->ns->user, &error);
-	if (list->user == NULL) {
-		if (rados_connect_failed_temporarily()) {
-			mailbox_list_set_error(_list, MAIL_ERROR_UNAVAILABLE,
-				"Mail storage temporarily unavailable "
-				"(the cluster did not answer)");
-		} else {
-			mailbox_list_set_critical(_list, "%s", error);
-		}
-	}
-	return list->user;
+	/* as rados_storage_create */
+	return rados_user_open(list->ns->user, list->ns->user->event, error_r);
 }
 
 static void rados_list_deinit(struct mailbox_list *list)
@@ -194,16 +166,17 @@ static void rados_list_name_cb(void *userdata, const char *name,
 static int rados_list_names(struct rados_mailbox_list *list, bool subscribed,
 			    ARRAY_TYPE(const_string) *names_r)
 {
+	struct rm_user *user = rados_list_user(&list->list);
 	enum rm_result ret;
 
 	t_array_init(names_r, 64);
-	if (rados_list_user(&list->list) == NULL)
+	if (user == NULL)
 		return -1;
 	if (subscribed) {
-		ret = rm_user_subscriptions(list->user, "*",
+		ret = rm_user_subscriptions(user, "*",
 					    rados_list_name_cb, names_r);
 	} else {
-		ret = rm_user_mailbox_list(list->user, "*",
+		ret = rm_user_mailbox_list(user, "*",
 					   rados_list_name_cb, names_r);
 	}
 	if (ret != RM_RESULT_OK) {
@@ -361,13 +334,13 @@ static int rados_list_subscriptions_refresh(struct mailbox_list *src_list,
 static int rados_list_set_subscribed(struct mailbox_list *_list,
 				     const char *name, bool set)
 {
-	struct rados_mailbox_list *list = RADOS_LIST(_list);
+	struct rm_user *user = rados_list_user(_list);
 	enum rm_result ret;
 
-	if (rados_list_user(_list) == NULL)
+	if (user == NULL)
 		return -1;
-	ret = set ? rm_user_subscribe(list->user, name) :
-		rm_user_unsubscribe(list->user, name);
+	ret = set ? rm_user_subscribe(user, name) :
+		rm_user_unsubscribe(user, name);
 	if (ret != RM_RESULT_OK) {
 		rados_list_set_error(_list, ret, set ? "subscribing" :
 				     "unsubscribing");
@@ -379,12 +352,12 @@ static int rados_list_set_subscribed(struct mailbox_list *_list,
 static int rados_list_delete_mailbox(struct mailbox_list *_list,
 				     const char *name)
 {
-	struct rados_mailbox_list *list = RADOS_LIST(_list);
+	struct rm_user *user = rados_list_user(_list);
 	enum rm_result ret;
 
-	if (rados_list_user(_list) == NULL)
+	if (user == NULL)
 		return -1;
-	ret = rm_user_mailbox_delete(list->user, name);
+	ret = rm_user_mailbox_delete(user, name);
 	if (ret == RM_RESULT_NOT_FOUND) {
 		mailbox_list_set_error(_list, MAIL_ERROR_NOTFOUND,
 			T_MAILBOX_LIST_ERR_NOT_FOUND(_list, name));
@@ -418,7 +391,7 @@ static int rados_list_rename_mailbox(struct mailbox_list *oldlist,
 				     struct mailbox_list *newlist,
 				     const char *newname)
 {
-	struct rados_mailbox_list *list = RADOS_LIST(oldlist);
+	struct rm_user *user;
 	enum rm_result ret;
 
 	if (oldlist != newlist) {
@@ -426,9 +399,10 @@ static int rados_list_rename_mailbox(struct mailbox_list *oldlist,
 			"Can't rename mailboxes across namespaces");
 		return -1;
 	}
-	if (rados_list_user(oldlist) == NULL)
+	user = rados_list_user(oldlist);
+	if (user == NULL)
 		return -1;
-	ret = rm_user_mailbox_rename(list->user, oldname, newname);
+	ret = rm_user_mailbox_rename(user, oldname, newname);
 	if (ret == RM_RESULT_NOT_FOUND) T_BEGIN {
 		/* a parent that isn't a mailbox itself (\NoSelect): rename
 		   the mailboxes below it, each one atomically */
@@ -439,7 +413,7 @@ static int rados_list_rename_mailbox(struct mailbox_list *oldlist,
 		t_array_init(&children, 8);
 		pattern = t_strdup_printf("%s%c*", oldname, RADOS_LIST_SEP);
 		if (strpbrk(oldname, "*%") == NULL &&
-		    rm_user_mailbox_list(list->user, pattern,
+		    rm_user_mailbox_list(user, pattern,
 					 rados_list_name_cb,
 					 &children) == RM_RESULT_OK &&
 		    array_count(&children) > 0) {
@@ -450,7 +424,7 @@ static int rados_list_rename_mailbox(struct mailbox_list *oldlist,
 				if (ret != RM_RESULT_OK ||
 				    strncmp(child, oldname, len) != 0)
 					continue;
-				ret = rm_user_mailbox_rename(list->user, child,
+				ret = rm_user_mailbox_rename(user, child,
 					t_strconcat(newname, child + len,
 						    NULL));
 				if (ret == RM_RESULT_NOT_FOUND)

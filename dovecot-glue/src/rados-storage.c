@@ -32,40 +32,13 @@ static struct mail_storage *rados_storage_alloc(void)
 	return &storage->storage;
 }
 
-static int rados_storage_create(struct mail_storage *_storage,
+static int rados_storage_create(struct mail_storage *storage,
 				struct mail_namespace *ns ATTR_UNUSED,
 				const char **error_r)
 {
-	struct rados_storage *storage = RADOS_STORAGE(_storage);
-
-	storage->user = rados_user_get(_storage->user, error_r);
-	if (storage->user == NULL && rados_connect_failed_temporarily()) {
-		/* connect again at the first use (rados_storage_user) */
-		e_warning(_storage->event, "%s", *error_r);
-		return 0;
-	}
-	return storage->user == NULL ? -1 : 0;
-}
-
-struct rm_user *rados_storage_user(struct mail_storage *_storage)
-{
-	struct rados_storage *storage = RADOS_STORAGE(_storage);
-	const char *error;
-
-	if (storage->user != NULL)
-		return storage->user;
-	storage->user = rados_user_get(_storage->user, &error);
-	if (storage->user == NULL) {
-		if (rados_connect_failed_temporarily()) {
-			e_warning(_storage->event, "%s", error);
-			mail_storage_set_error(_storage, MAIL_ERROR_UNAVAILABLE,
-				"Mail storage temporarily unavailable "
-				"(the cluster did not answer)");
-		} else {
-			mail_storage_set_critical(_storage, "%s", error);
-		}
-	}
-	return storage->user;
+	/* connect now; a cluster that doesn't answer is tried again at the
+	   first use (rados_storage_user) */
+	return rados_user_open(storage->user, storage->event, error_r);
 }
 
 static void

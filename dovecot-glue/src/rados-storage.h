@@ -10,6 +10,7 @@
 #include "mailbox-list-private.h"
 
 #include <rados_mail.h>
+#include "rados-connect.h"
 
 #define RADOS_STORAGE_NAME "rados"
 #define RADOS_LIST_NAME "rados"
@@ -34,7 +35,6 @@ struct rados_index_header {
 
 struct rados_storage {
 	struct mail_storage storage;
-	struct rm_user *user;
 };
 
 struct rados_mailbox {
@@ -102,12 +102,17 @@ extern struct mail_vfuncs rados_mail_vfuncs;
 #define RADOS_STORAGE(s) (container_of(s, struct rados_storage, storage))
 #define RADOS_MAIL(s) (container_of(INDEX_MAIL(s), struct rados_mail, imail))
 
-/* rados-storage.c */
+/* rados-user.c */
 /* mail_user_created hook: attaches the (lazily opened) rm_user. */
 void rados_mail_user_created(struct mail_user *user);
 /* The user's rm_user, opened on first use (one per mail_user, freed with it).
    Returns NULL with *error_r on failure. */
 struct rm_user *rados_user_get(struct mail_user *user, const char **error_r);
+/* Opens the user's rm_user at storage / list creation: 0 when opened, or when
+   the cluster didn't answer (logged to event; the first use tries again), -1
+   with *error_r for anything else. */
+int rados_user_open(struct mail_user *user, struct event *event,
+		    const char **error_r);
 /* The storage's / list's RADOS user, connecting on first use: a process that
    starts while the cluster is unreachable serves "temporarily unavailable"
    (IMAP NO [UNAVAILABLE], LMTP 4xx) and recovers when the cluster is back. On
@@ -123,7 +128,6 @@ void rados_storage_set_error(struct mail_storage *storage, enum rm_result ret,
 void rados_list_set_error(struct mailbox_list *list, enum rm_result ret,
 			  const char *what);
 /* The last ABI failure message of this thread (data stack). */
-const char *rados_last_error(enum rm_result ret);
 /* Reads the "rados" extension header of view; FALSE if it has none. */
 bool rados_index_header_get(struct rados_mailbox *mbox,
 			    struct mail_index_view *view,

@@ -16,17 +16,6 @@ struct rados_user {
 static MODULE_CONTEXT_DEFINE_INIT(rados_user_module,
 				  &mail_user_module_register);
 
-const char *rados_last_error(enum rm_result ret)
-{
-	char buf[1024];
-	size_t len = 0;
-
-	if (rm_last_error_message(buf, sizeof(buf), &len) != RM_RESULT_OK ||
-	    len == 0)
-		return rm_result_name(ret);
-	return t_strdup(buf);
-}
-
 static enum mail_error rados_result_mail_error(enum rm_result ret)
 {
 	switch (ret) {
@@ -49,43 +38,52 @@ static enum mail_error rados_result_mail_error(enum rm_result ret)
 	return MAIL_ERROR_NONE;
 }
 
+/* What a failed ABI call becomes: the mail error (MAIL_ERROR_NONE: an internal
+   error, for the log only) and its text. Temporary failures are logged to
+   event as warnings. */
+static enum mail_error rados_failure(enum rm_result ret, const char *what,
+				     struct event *event, const char **text_r)
+{
+	enum mail_error error = rados_result_mail_error(ret);
+	const char *msg;
+
+	if (error == MAIL_ERROR_NONE) {
+		*text_r = t_strdup_printf("rados: %s failed: %s", what,
+					  rados_connect_error(ret));
+	} else if (error == MAIL_ERROR_UNAVAILABLE) {
+		msg = rados_last_error(ret);
+		e_warning(event, "rados: %s failed temporarily: %s", what, msg);
+		*text_r = t_strdup_printf(
+			"Mail storage temporarily unavailable (%s)", msg);
+	} else {
+		*text_r = rados_last_error(ret);
+	}
+	return error;
+}
+
 void rados_storage_set_error(struct mail_storage *storage, enum rm_result ret,
 			     const char *what)
 {
-	enum mail_error error = rados_result_mail_error(ret);
+	const char *text;
+	enum mail_error error = rados_failure(ret, what, storage->event, &text);
 
-	if (error == MAIL_ERROR_NONE) {
-		mail_storage_set_critical(storage, "rados: %s failed: %s", what,
-					  rados_connect_error(ret));
-	} else if (error == MAIL_ERROR_UNAVAILABLE) {
-		const char *msg = rados_last_error(ret);
-
-		e_warning(storage->event, "rados: %s failed temporarily: %s",
-			  what, msg);
-		mail_storage_set_error(storage, error, t_strdup_printf(
-			"Mail storage temporarily unavailable (%s)", msg));
-	} else {
-		mail_storage_set_error(storage, error, rados_last_error(ret));
-	}
+	if (error == MAIL_ERROR_NONE)
+		mail_storage_set_critical(storage, "%s", text);
+	else
+		mail_storage_set_error(storage, error, text);
 }
 
 void rados_list_set_error(struct mailbox_list *list, enum rm_result ret,
 			  const char *what)
 {
-	enum mail_error error = rados_result_mail_error(ret);
+	const char *text;
+	enum mail_error error =
+		rados_failure(ret, what, list->ns->user->event, &text);
 
-	if (error == MAIL_ERROR_NONE) {
-		mailbox_list_set_critical(list, "rados: %s failed: %s", what,
-					  rados_connect_error(ret));
-	} else if (error == MAIL_ERROR_UNAVAILABLE) {
-		const char *msg = rados_last_error(ret);
-
-		i_warning("rados: %s failed temporarily: %s", what, msg);
-		mailbox_list_set_error(list, error, t_strdup_printf(
-			"Mail storage temporarily unavailable (%s)", msg));
-	} else {
-		mailbox_list_set_error(list, error, rados_last_error(ret));
-	}
+	if (error == MAIL_ERROR_NONE)
+		mailbox_list_set_critical(list, "%s", text);
+	else
+		mailbox_list_set_error(list, error, text);
 }
 
 static void rados_user_deinit(struct mail_user *user)
@@ -133,4 +131,62 @@ struct rm_user *rados_user_get(struct mail_user *user, const char **error_r)
 		return NULL;
 	}
 	return ruser->rm;
+}
+
+int rados_user_open(struct mail_user *user, struct event *event,
+		    const char **error_r)
+{
+	if (rados_user_get(user, error_r) != NULL)
+		return 0;
+	if (!rados_connect_failed_temporarily())
+		return -1;
+	e_warning(event, "%s", *error_r);
+	return 0;
+}
+
+/* The user's rm_user for a storage or list operation; on failure the error
+   and its text, as rados_failure() gives them. */
+static struct rm_user *
+rados_user_for_use(struct mail_user *user, enum mail_error *error_r,
+		   const char **text_r)
+{
+	struct rm_user *rm = rados_user_get(user, text_r);
+
+	if (rm != NULL)
+		return rm;
+	if (rados_connect_failed_temporarily()) {
+		e_warning(user->event, "%s", *text_r);
+		*error_r = MAIL_ERROR_UNAVAILABLE;
+		*text_r = "Mail storage temporarily unavailable "
+			"(the cluster did not answer)";
+	} else {
+		*error_r = MAIL_ERROR_NONE;
+	}
+	return NULL;
+}
+
+struct rm_user *rados_storage_user(struct mail_storage *storage)
+{
+	enum mail_error error;
+	const char *text;
+	struct rm_user *rm = rados_user_for_use(storage->user, &error, &text);
+
+	if (rm == NULL && error == MAIL_ERROR_NONE)
+		mail_storage_set_critical(storage, "%s", text);
+	else if (rm == NULL)
+		mail_storage_set_error(storage, error, text);
+	return rm;
+}
+
+struct rm_user *rados_list_user(struct mailbox_list *list)
+{
+	enum mail_error error;
+	const char *text;
+	struct rm_user *rm = rados_user_for_use(list->ns->user, &error, &text);
+
+	if (rm == NULL && error == MAIL_ERROR_NONE)
+		mailbox_list_set_critical(list, "%s", text);
+	else if (rm == NULL)
+		mailbox_list_set_error(list, error, text);
+	return rm;
 }
