@@ -42,7 +42,7 @@ struct rados_sync_context {
 	struct mail_index_transaction *trans;
 
 	/* what RADOS reported, read once per sync */
-	struct rm_status status;
+	struct rm_changes_header head;
 	uint64_t since_modseq, highest_modseq;
 	ARRAY(struct rados_sync_record) changed;
 	ARRAY_TYPE(const_string) keywords;
@@ -72,19 +72,17 @@ static int rados_sync_read_changes(struct rados_sync_context *ctx)
 	uint32_t uid;
 	bool has;
 
-	/* status first: its UIDNEXT is then at most one above the UIDs of the
-	   changes read after it */
-	ret = rm_mailbox_status(ctx->mbox->rmb, &ctx->status);
+	/* one read: the changes and the header values they go with */
+	ret = rm_changes_open(ctx->mbox->rmb, ctx->since_modseq, &changes);
 	if (ret == RM_RESULT_OK)
-		ret = rm_changes_open(ctx->mbox->rmb, ctx->since_modseq,
-				      &changes);
+		(void)rm_changes_mailbox(changes, &ctx->head);
 	if (ret == RM_RESULT_NOT_FOUND) {
 		/* deleted (or renamed) through another process */
 		mailbox_set_deleted(box);
 		return -1;
 	}
 	if (ret == RM_RESULT_OK &&
-	    ctx->status.incarnation != ctx->mbox->incarnation) {
+	    ctx->head.incarnation != ctx->mbox->incarnation) {
 		/* deleted and created again with the same GUID: another
 		   mailbox, which the next open brings in */
 		rm_changes_free(changes);
@@ -97,8 +95,8 @@ static int rados_sync_read_changes(struct rados_sync_context *ctx)
 	}
 	/* a new UIDVALIDITY set through another process (the UIDs stay) goes
 	   to the index header (rados_sync_header) */
-	ctx->mbox->uidvalidity = ctx->status.uidvalidity;
-	(void)rm_changes_highestmodseq(changes, &ctx->highest_modseq);
+	ctx->mbox->uidvalidity = ctx->head.uidvalidity;
+	ctx->highest_modseq = ctx->head.highestmodseq;
 	for (;;) {
 		(void)rm_changes_next_changed(changes, &rec, &has);
 		if (!has)
@@ -338,7 +336,7 @@ static void rados_sync_header(struct rados_sync_context *ctx,
 	const struct mail_index_header *hdr =
 		mail_index_get_header(ctx->sync_view);
 	struct rados_index_header old, new;
-	uint32_t uidnext = ctx->status.uidnext;
+	uint32_t uidnext = ctx->head.uidnext;
 
 	if (hdr->uid_validity != mbox->uidvalidity) {
 		mail_index_update_header(ctx->trans,

@@ -205,6 +205,29 @@ typedef struct rm_store rm_store;
 typedef struct rm_user rm_user;
 
 /**
+ * The mailbox's header values read together with the changes ([`rm_changes_mailbox`]).
+ */
+typedef struct rm_changes_header {
+  /**
+   * HIGHESTMODSEQ (as [`rm_changes_highestmodseq`] gives it).
+   */
+  uint64_t highestmodseq;
+  /**
+   * UIDVALIDITY.
+   */
+  uint32_t uidvalidity;
+  /**
+   * UIDNEXT: above every UID among the changes.
+   */
+  uint32_t uidnext;
+  /**
+   * The mailbox's incarnation (as `rm_status.incarnation`): another value means the
+   * mailbox was deleted and created again with the same GUID.
+   */
+  uint32_t incarnation;
+} rm_changes_header;
+
+/**
  * The index record of one mail ([`rm_mailbox_record`]).
  */
 typedef struct rm_record {
@@ -607,6 +630,18 @@ enum rm_result rm_changes_open(const struct rm_mailbox *mailbox,
  * `changes` is a live handle, not used concurrently by another thread; `out` is writable.
  */
 enum rm_result rm_changes_highestmodseq(const struct rm_changes *changes, uint64_t *out);
+
+/**
+ * The mailbox's HIGHESTMODSEQ, UIDVALIDITY, UIDNEXT and incarnation from the same read as
+ * the changes of `changes`, in `*out`: a caller that syncs needs no separate (and possibly
+ * newer) [`crate::mailbox::rm_mailbox_status`].
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `changes` is a live handle, not used concurrently by another thread; `out` is writable.
+ */
+enum rm_result rm_changes_mailbox(const struct rm_changes *changes, struct rm_changes_header *out);
 
 /**
  * Takes the next record added or changed (ascending by UID): `*out_has` becomes true and

@@ -27,7 +27,7 @@ impl BoxHandle for rm_changes {
 
 /// What an `rm_changes` holds: the snapshot and the two cursors.
 pub(crate) struct ChangesHandle {
-    highestmodseq: u64,
+    mailbox: rm_changes_header,
     changed: vec::IntoIter<MailRecord>,
     /// The keywords of the record `next_changed` returned last.
     last_keywords: Vec<String>,
@@ -62,7 +62,12 @@ pub unsafe extern "C" fn rm_changes_open(
         let out = unsafe { Out::new(out, "out") }?;
         let c = mb.mailbox.changes_since(modseq)?;
         out.set(into_handle(ChangesHandle {
-            highestmodseq: c.highestmodseq,
+            mailbox: rm_changes_header {
+                highestmodseq: c.highestmodseq,
+                uidvalidity: c.uidvalidity,
+                uidnext: c.uidnext,
+                incarnation: c.incarnation,
+            },
             changed: c.changed.into_iter(),
             last_keywords: Vec::new(),
             expunged: c.expunged.into_iter(),
@@ -85,7 +90,42 @@ pub unsafe extern "C" fn rm_changes_highestmodseq(changes: *const rm_changes, ou
         let c = unsafe { borrow_handle(changes, "changes") }?;
         // SAFETY: forwarded contract of this export.
         let out = unsafe { Out::new(out, "out") }?;
-        out.set(c.highestmodseq);
+        out.set(c.mailbox.highestmodseq);
+        Ok(())
+    })
+}
+
+/// The mailbox's header values read together with the changes ([`rm_changes_mailbox`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct rm_changes_header {
+    /// HIGHESTMODSEQ (as [`rm_changes_highestmodseq`] gives it).
+    pub highestmodseq: u64,
+    /// UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// UIDNEXT: above every UID among the changes.
+    pub uidnext: u32,
+    /// The mailbox's incarnation (as `rm_status.incarnation`): another value means the
+    /// mailbox was deleted and created again with the same GUID.
+    pub incarnation: u32,
+}
+
+/// The mailbox's HIGHESTMODSEQ, UIDVALIDITY, UIDNEXT and incarnation from the same read as
+/// the changes of `changes`, in `*out`: a caller that syncs needs no separate (and possibly
+/// newer) [`crate::mailbox::rm_mailbox_status`].
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `changes` is a live handle, not used concurrently by another thread; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_changes_mailbox(changes: *const rm_changes, out: *mut rm_changes_header) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let c = unsafe { borrow_handle(changes, "changes") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        out.set(c.mailbox);
         Ok(())
     })
 }

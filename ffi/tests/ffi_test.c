@@ -609,6 +609,13 @@ static void test_copy_move_changes(rm_user *user)
 		RC(RM_RESULT_NULL_PARAMETER, rm_changes_next_expunged(c, &uid, NULL));
 		RC(RM_RESULT_OK, rm_changes_highestmodseq(c, &hm));
 		CHECK(hm == st.highestmodseq && hm > 0);
+		rm_changes_header cm;
+		RC(RM_RESULT_NULL_PARAMETER, rm_changes_mailbox(c, NULL));
+		RC(RM_RESULT_NULL_PARAMETER, rm_changes_mailbox(NULL, &cm));
+		RC(RM_RESULT_OK, rm_changes_mailbox(c, &cm));
+		CHECK(cm.highestmodseq == hm && cm.uidvalidity == st.uidvalidity &&
+		      cm.uidnext == st.uidnext && cm.incarnation == st.incarnation &&
+		      cm.incarnation != 0);
 		uint32_t u[16];
 		uint64_t ms[16];
 		/* The misuse above did not move the cursors. */

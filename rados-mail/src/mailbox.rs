@@ -155,6 +155,12 @@ pub struct StoreResult {
 pub struct Changes {
     /// The mailbox's HIGHESTMODSEQ now.
     pub highestmodseq: u64,
+    /// The mailbox's UIDVALIDITY, from the same read as `highestmodseq`.
+    pub uidvalidity: u32,
+    /// The mailbox's UIDNEXT, from the same read: above every UID in `changed`.
+    pub uidnext: u32,
+    /// The mailbox's incarnation, from the same read (see [`Status::incarnation`]).
+    pub incarnation: u32,
     /// Current records of mails added or changed since, by UID.
     pub changed: Vec<MailRecord>,
     /// UIDs expunged since.
@@ -1070,7 +1076,8 @@ impl Mailbox {
 
     /// What changed since `modseq` (QRESYNC-style): records added or changed, and UIDs
     /// expunged. One read of the head object when the WAL still covers it; otherwise the
-    /// shards' modseq indexes and tombstones.
+    /// shards' modseq indexes and tombstones. The mailbox's view is brought up to the same
+    /// read, so [`Mailbox::record`] agrees with the changes returned.
     pub fn changes_since(&self, modseq: u64) -> Result<Changes> {
         let head = read_head(self.store.as_ref(), &self.head)?;
         if head.trim <= modseq {
@@ -1080,7 +1087,11 @@ impl Mailbox {
                     changed.insert(c.uid, c.record.clone());
                 }
             }
-            return Ok(split_changes(head.hdr.highestmodseq, changed));
+            let out = split_changes(&head.hdr, changed);
+            // The view follows the same read, so records read next agree with these
+            // changes (as after `status`), still one RADOS read in all.
+            self.catch_up(&mut self.lock(), head)?;
+            return Ok(out);
         }
         // The WAL was trimmed past `modseq`: bring the view up to date with the head just
         // read (no second read) and ask the shards which UIDs were expunged since.
@@ -1118,7 +1129,7 @@ impl Mailbox {
         expunged.extend(wal_expunged);
         let changed: Vec<MailRecord> = view.records.values().filter(|r| r.modseq > modseq).cloned().collect();
         expunged.retain(|u| !view.records.contains_key(u));
-        Ok(Changes { highestmodseq: view.hdr.highestmodseq, changed, expunged: expunged.into_iter().collect() })
+        Ok(Changes { changed, expunged: expunged.into_iter().collect(), ..changes_of(&view.hdr) })
     }
 
     /// Applies the WAL to the shards and trims it now (normally done automatically).
@@ -1130,8 +1141,8 @@ impl Mailbox {
 }
 
 /// Splits the final state of changed UIDs into changed records and expunged UIDs.
-fn split_changes(highestmodseq: u64, changed: BTreeMap<u32, Option<MailRecord>>) -> Changes {
-    let mut out = Changes { highestmodseq, ..Default::default() };
+fn split_changes(hdr: &MailboxHeader, changed: BTreeMap<u32, Option<MailRecord>>) -> Changes {
+    let mut out = changes_of(hdr);
     for (uid, rec) in changed {
         match rec {
             Some(r) => out.changed.push(r),
@@ -1139,6 +1150,17 @@ fn split_changes(highestmodseq: u64, changed: BTreeMap<u32, Option<MailRecord>>)
         }
     }
     out
+}
+
+/// Empty [`Changes`] carrying the header values of `hdr`.
+fn changes_of(hdr: &MailboxHeader) -> Changes {
+    Changes {
+        highestmodseq: hdr.highestmodseq,
+        uidvalidity: hdr.uidvalidity,
+        uidnext: hdr.uidnext,
+        incarnation: hdr.incarnation,
+        ..Default::default()
+    }
 }
 
 /// Applies every WAL entry of the head to its shards, then trims the WAL. Safe to run by

@@ -18,6 +18,7 @@ macro_rules! mail_cases {
         $crate::mail_cases!(@cases $make;
             append_and_fetch_round_trip, sizes_and_header_length, flags_keywords_and_modseq,
             unchanged_since_reports_modified, expunge_and_changes_since, changes_since_after_trim,
+            changes_since_brings_the_view_along,
             copy_shares_the_body, move_leaves_source_empty, reopen_sees_the_same_state,
             sharded_mailbox_stays_consistent, corrupted_record_is_reported, bad_input_is_refused,
             concurrent_writers_in_one_process, reopening_costs_one_read, chunk_boundaries_round_trip,
@@ -152,7 +153,11 @@ pub fn expunge_and_changes_since(store: &MailStore, user: &str) {
     let c = m.changes_since(synced).unwrap();
     assert_eq!(c.changed.iter().map(|r| r.uid).collect::<Vec<_>>(), [uids[3]]);
     assert_eq!(c.expunged, [uids[1], uids[4]]);
-    assert_eq!(c.highestmodseq, m.status().unwrap().highestmodseq);
+    let st = m.status().unwrap();
+    assert_eq!(c.highestmodseq, st.highestmodseq);
+    // The header values come from the same read as the changes.
+    assert_eq!((c.uidvalidity, c.uidnext, c.incarnation), (st.uidvalidity, uids[4] + 1, st.incarnation));
+    assert_ne!(c.incarnation, 0);
     assert_eq!(m.uids(), [uids[0], uids[2], uids[3]]);
     assert_eq!(m.status().unwrap().messages, 3);
     assert!(matches!(m.open_body(uids[1]), Err(Error::NotFound(_))));
@@ -172,6 +177,22 @@ pub fn changes_since_after_trim(store: &MailStore, user: &str) {
     assert_eq!(after.expunged, [uids[2]]);
     assert_eq!(after.changed.iter().map(|r| r.uid).collect::<Vec<_>>(), [uids[0]]);
     assert_eq!(m.changes_since(after.highestmodseq).unwrap().changed.len(), 0);
+}
+
+/// Regression: the Dovecot plugin syncs with `changes_since` alone and then reads records;
+/// when `changes_since` left the view behind, a flag removed through one Dovecot was still
+/// set in the other after its NOOP (caught by the two-instance Dovecot test).
+pub fn changes_since_brings_the_view_along(store: &MailStore, user: &str) {
+    let (_, m) = mailbox(store, user, "INBOX");
+    let uid = m.append(&b"x"[..], Default::default()).unwrap();
+    let other = other_process(store);
+    let o = other.user(user).unwrap().open_mailbox("INBOX").unwrap();
+    assert_eq!(o.record(uid).unwrap().unwrap().flags, 0);
+    m.store(&[uid], StoreMode::Add, Flags::SEEN, &["$Done"], None).unwrap();
+    let c = o.changes_since(0).unwrap();
+    assert_eq!(c.changed.len(), 1);
+    let rec = o.record(uid).unwrap().unwrap();
+    assert_eq!((rec.flags, rec.keywords), (Flags::SEEN.bits(), vec!["$Done".to_string()]));
 }
 
 /// A copy refers to the same body; the body goes only with its last reference.
