@@ -29,9 +29,10 @@ use std::sync::Arc;
 use omap_index::records::MailRecord;
 
 use crate::error::{Error, Result};
-use crate::mailbox::{AppendOptions, Changes, Flags, Mailbox, Status, StoreMode, StoreResult};
+use crate::mailbox::Mailbox;
 use crate::store::MailStore;
-use crate::user::{MailboxInfo, User};
+use crate::types::{AppendOptions, Changes, Flags, MailboxInfo, Status, StoreMode, StoreResult};
+use crate::user::User;
 
 /// Runs blocking work on tokio's blocking pool. A panic in it is resumed in the caller.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -42,12 +42,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use objstore::{CmpOp, OMAP_PAGE_MAX, ObjectStore, WriteOp};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
 
 /// The object holding a dict, in the user's namespace (private) or the shared one.
 pub const DICT_OBJECT: &str = "dict";
@@ -63,7 +63,6 @@ pub const MAX_KEY_LEN: usize = 4096;
 pub type Entries = Vec<(String, Vec<u8>)>;
 
 /// Longest pause between two attempts of a commit that lost a race.
-const MAX_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Which half of Dovecot's key space a [`Dict`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,15 +111,21 @@ impl fmt::Display for Scope {
 #[derive(Debug, Clone)]
 pub struct Dict {
     store: Arc<dyn ObjectStore>,
-    config: Arc<Config>,
     scope: Scope,
+    retry: RetryPolicy,
 }
 
 impl Dict {
     /// A dict of `scope` kept in the namespace of `store` (the user's namespace for a
     /// private dict, the shared namespace for the shared one).
     pub fn new(store: Arc<dyn ObjectStore>, config: Arc<Config>, scope: Scope) -> Dict {
-        Dict { store, config, scope }
+        let retry = RetryPolicy::new(config.max_attempts);
+        Dict { store, scope, retry }
+    }
+
+    /// [`Dict::new`] counting its lost races in a store's counters.
+    pub(crate) fn with_retry(store: Arc<dyn ObjectStore>, scope: Scope, retry: RetryPolicy) -> Dict {
+        Dict { store, scope, retry }
     }
 
     /// The scope of the keys this dict holds.
@@ -246,10 +251,8 @@ impl Dict {
         }
         let counters: Vec<&str> =
             effects.iter().filter(|(_, e)| matches!(e, Effect::Add(_))).map(|(k, _)| k.as_str()).collect();
-        for attempt in 0..self.config.max_attempts.max(1) {
-            if attempt > 0 {
-                backoff(attempt);
-            }
+        let mut retry = self.retry.start();
+        loop {
             let mut op = WriteOp::new();
             // Current values of the counters; `None` when the object does not exist yet.
             let current = if counters.is_empty() {
@@ -303,16 +306,18 @@ impl Dict {
             }
             match self.store.write_op(DICT_OBJECT, &op) {
                 Ok(_) => return Ok(if not_found { Committed::CounterNotFound } else { Committed::Applied }),
-                Err(e) if lost_race(&e) => continue,
+                Err(e) if lost_race(&e) => {
+                    retry.lost(|| {
+                        format!(
+                            "the {} dict (object {DICT_OBJECT:?} in namespace {:?}): a commit lost every race",
+                            self.scope,
+                            self.store.namespace()
+                        )
+                    })?;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict(format!(
-            "the {} dict (object {DICT_OBJECT:?} in namespace {:?}): a commit lost {} races in a row",
-            self.scope,
-            self.store.namespace(),
-            self.config.max_attempts.max(1)
-        )))
     }
 }
 
@@ -507,13 +512,6 @@ fn lost_race(e: &objstore::Error) -> bool {
         e,
         objstore::Error::Conflict { .. } | objstore::Error::AlreadyExists { .. } | objstore::Error::NotFound { .. }
     )
-}
-
-/// Sleeps before retry number `attempt` (1, 2, …): a random time below 0.2 ms, 0.4 ms,
-/// 0.8 ms, … up to [`MAX_BACKOFF`].
-fn backoff(attempt: u32) {
-    let ceiling = (200u64 << attempt.min(12)).min(MAX_BACKOFF.as_micros() as u64);
-    std::thread::sleep(Duration::from_micros(rand::random_range(ceiling / 4..=ceiling)));
 }
 
 /// A key for an error message: quoted, and cut after 64 characters.

@@ -29,22 +29,30 @@
 pub mod asynchronous;
 mod body;
 pub mod cache;
+mod caches;
 pub mod check;
 mod config;
 pub mod dict;
 mod error;
+mod index;
 pub mod mailbox;
+mod retry;
 #[cfg(feature = "rados")]
 pub mod settings;
 mod store;
+mod types;
 mod user;
 
 pub use body::BodyReader;
 pub use config::Config;
 pub use error::{Error, Result};
-pub use mailbox::{AppendOptions, Changes, CopyOptions, Flags, Mailbox, MailboxUpdate, Status, StoreMode, StoreResult};
+pub use mailbox::Mailbox;
 pub use objstore;
 pub use omap_index::names::Guid;
 pub use omap_index::records::MailRecord;
+pub use retry::RetryCounts;
 pub use store::{MailStore, SHARED_NAMESPACE, Stats};
-pub use user::{CreateOptions, MailboxInfo, User};
+pub use types::{
+    AppendOptions, Changes, CopyOptions, Flags, MailboxInfo, MailboxUpdate, Status, StoreMode, StoreResult,
+};
+pub use user::{CreateOptions, User};

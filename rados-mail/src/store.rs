@@ -6,10 +6,11 @@ use objstore::{CountingStore, MemoryStore, ObjectStore, OpCounts};
 use omap_index::names::user_namespace;
 
 use crate::cache::{BodyCache, CacheConfig, CacheStats};
+use crate::caches::{Caches, ViewCache};
 use crate::config::Config;
 use crate::dict::{Dict, Scope};
 use crate::error::{Error, Result};
-use crate::mailbox::ViewCache;
+use crate::retry::{RetryCounts, RetryPolicy};
 use crate::user::User;
 
 /// A mail store on one RADOS pool (or in memory). Cheap to clone and share between threads.
@@ -22,15 +23,6 @@ pub struct MailStore {
     caches: Caches,
 }
 
-/// The per-process caches, shared by every user and mailbox of a [`MailStore`].
-#[derive(Debug, Clone)]
-pub(crate) struct Caches {
-    /// Mailbox index views.
-    pub views: ViewCache,
-    /// Mail bodies.
-    pub bodies: Arc<BodyCache>,
-}
-
 /// Counters of a [`MailStore`]: its body cache and its RADOS round trips.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -38,6 +30,8 @@ pub struct Stats {
     pub cache: CacheStats,
     /// RADOS operations by kind.
     pub rados: OpCounts,
+    /// Guarded writes that lost a race, and operations that gave up (`Conflict`).
+    pub retries: RetryCounts,
 }
 
 impl MailStore {
@@ -64,18 +58,19 @@ impl MailStore {
         let views = ViewCache::new(config.view_cache_mailboxes);
         let counting = CountingStore::new(pool);
         let pool: Arc<dyn ObjectStore> = Arc::new(counting.clone());
-        Ok(MailStore { pool, counting, config: Arc::new(config), caches: Caches { views, bodies } })
+        let retry = RetryPolicy::new(config.max_attempts);
+        Ok(MailStore { pool, counting, config: Arc::new(config), caches: Caches { views, bodies, retry } })
     }
 
     /// The shared dict (Dovecot's `shared/` keys), in the namespace `<prefix>.shared`.
     pub fn shared_dict(&self) -> Result<Dict> {
         let store = self.pool.with_namespace(&user_namespace(&self.config.namespace_prefix, SHARED_NAMESPACE))?;
-        Ok(Dict::new(store, self.config.clone(), Scope::Shared))
+        Ok(Dict::with_retry(store, Scope::Shared, self.caches.retry.clone()))
     }
 
-    /// Counters: body cache and RADOS round trips since the store was made.
+    /// Counters: body cache, RADOS round trips and lost races since the store was made.
     pub fn stats(&self) -> Stats {
-        Stats { cache: self.caches.bodies.stats(), rados: self.counting.counts() }
+        Stats { cache: self.caches.bodies.stats(), rados: self.counting.counts(), retries: self.caches.retry.counts() }
     }
 
     /// Connects to a Ceph cluster.

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use objstore::{CmpOp, ObjectStore, WriteOp};
 use omap_index::FormatError;
@@ -23,10 +23,12 @@ use omap_index::keys;
 use omap_index::names::{Guid, MAILBOX_LIST};
 use omap_index::records::{ListCounters, MailboxEntry};
 
+use crate::caches::Caches;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::mailbox::{self, Mailbox, MailboxUpdate};
-use crate::store::Caches;
+use crate::index;
+use crate::mailbox::Mailbox;
+use crate::types::{MailboxInfo, MailboxUpdate};
 
 /// The name of the inbox; any casing of it is normalized to this one.
 const INBOX: &str = "INBOX";
@@ -37,23 +39,6 @@ const MAX_NAME_LEN: usize = 255;
 /// The special-use attributes of RFC 6154, in their canonical spelling.
 const SPECIAL_USE: [&str; 7] = ["\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"];
 /// Longest pause between two attempts of a guarded update.
-const MAX_BACKOFF: Duration = Duration::from_millis(100);
-
-/// What the mailbox list says about one mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailboxInfo {
-    /// Full name, levels separated by '/' (INBOX spelled "INBOX").
-    pub name: String,
-    /// The mailbox GUID; names the mailbox's objects and survives renames.
-    pub guid: Guid,
-    /// IMAP UIDVALIDITY: unique among all mailboxes the user ever had, and larger than that
-    /// of any mailbox created before. Survives renames.
-    pub uidvalidity: u32,
-    /// Special-use attributes (RFC 6154) in canonical spelling, like `\Sent`.
-    pub special_use: Vec<String>,
-    /// Creation time, seconds since the Unix epoch.
-    pub created: i64,
-}
 
 /// What [`User::create_mailbox_with`] gives a new mailbox instead of fresh values (a
 /// migration keeps the identity mailboxes had elsewhere).
@@ -155,7 +140,7 @@ impl User {
 
             // The head first: a crash between the two writes leaves an unlisted head
             // behind, never a listed mailbox without one.
-            mailbox::create_head(&*self.store, &info.guid, uidvalidity, self.config.shard_bits)?;
+            index::create_head(&*self.store, &info.guid, uidvalidity, self.config.shard_bits)?;
 
             // `omap_cmp` needs the object; the very first write creates it instead.
             let guards = if list_exists {
@@ -175,7 +160,7 @@ impl User {
                 Ok(_) => Ok(Some(info)),
                 Err(e) if lost_race(&e) => {
                     // Nothing refers to the head: drop it and start over with fresh values.
-                    mailbox::destroy(&*self.store, &info.guid)?;
+                    index::destroy(&*self.store, &info.guid, &self.caches.retry)?;
                     Ok(None)
                 }
                 // The write may or may not have happened (a timeout): keep the head, which
@@ -202,7 +187,7 @@ impl User {
                 .omap_rm_keys([key.clone(), keys::mailbox_guid(&info.guid)]);
             Ok(self.try_write(&op)?.then_some(info.guid))
         })?;
-        mailbox::destroy(&*self.store, &guid)
+        index::destroy(&*self.store, &guid, &self.caches.retry)
     }
 
     /// Renames a mailbox and every mailbox below it (`old/…` becomes `new/…`) in one
@@ -499,8 +484,8 @@ impl User {
                 let other = String::from_utf8_lossy(&other);
                 return Err(Error::AlreadyExists(format!("mailbox GUID {guid} (mailbox {other:?})")));
             }
-            let (old_hdr, old_hdr_bytes) = mailbox::never_used_header(&*self.store, &info.guid, &what)?;
-            mailbox::create_successor_head(&*self.store, guid, &old_hdr)?;
+            let (old_hdr, old_hdr_bytes) = index::never_used_header(&*self.store, &info.guid, &what)?;
+            index::create_successor_head(&*self.store, guid, &old_hdr)?;
             let new = MailboxInfo { guid: *guid, ..info.clone() };
             let op = WriteOp::new()
                 .omap_cmp(key.clone(), CmpOp::Eq, current)
@@ -513,7 +498,7 @@ impl User {
             match self.store.write_op(MAILBOX_LIST, &op) {
                 Ok(_) => Ok(Some((info, Some((new, old_hdr_bytes))))),
                 Err(e) if lost_race(&e) => {
-                    mailbox::destroy(&*self.store, guid)?;
+                    index::destroy(&*self.store, guid, &self.caches.retry)?;
                     Ok(None)
                 }
                 Err(e) => Err(e.into()),
@@ -521,8 +506,9 @@ impl User {
         })?;
         let Some((new, mut old_hdr_bytes)) = old_hdr_bytes else { return Ok(info) };
         // The list names the new mailbox now; the old one is unlisted and must go.
-        for _ in 0..self.config.max_attempts.max(1) {
-            if mailbox::remove_unused_head(&*self.store, &info.guid, &old_hdr_bytes)? {
+        let mut retry = self.caches.retry.start();
+        loop {
+            if index::remove_unused_head(&*self.store, &info.guid, &old_hdr_bytes)? {
                 return Ok(new);
             }
             // A handle of the old mailbox committed a change meanwhile: bring its mails
@@ -533,13 +519,13 @@ impl User {
                 let dest = Mailbox::open(self.store.clone(), self.config.clone(), new.clone(), &self.caches)?;
                 old.move_to(&moved, &dest)?;
             }
-            old_hdr_bytes = match mailbox::header_bytes(&*self.store, &info.guid) {
+            old_hdr_bytes = match index::header_bytes(&*self.store, &info.guid) {
                 Ok(bytes) => bytes,
                 Err(Error::NotFound(_)) => return Ok(new),
                 Err(e) => return Err(e),
             };
+            retry.lost(|| format!("retiring mailbox {} after {what}", info.guid))?;
         }
-        Err(Error::Conflict(format!("retiring mailbox {} after {what}", info.guid)))
     }
 
     /// Opens a mailbox; [`Error::NotFound`] if it does not exist.
@@ -550,7 +536,7 @@ impl User {
 
     /// The user's private dict (Dovecot's `priv/` keys), in the user's namespace.
     pub fn dict(&self) -> crate::dict::Dict {
-        crate::dict::Dict::new(self.store.clone(), self.config.clone(), crate::dict::Scope::Private)
+        crate::dict::Dict::with_retry(self.store.clone(), crate::dict::Scope::Private, self.caches.retry.clone())
     }
 
     /// Opens a mailbox known from an earlier listing, without looking its name up again:
@@ -563,18 +549,16 @@ impl User {
 
     // ---- Plumbing. ----
 
-    /// Runs `attempt` until it returns `Some`, pausing a little longer (with jitter) after
-    /// each `None`, at most `max_attempts` times; then [`Error::Conflict`].
+    /// Runs `attempt` until it returns `Some`, under the retry policy (a `None` is a lost
+    /// race); [`Error::Conflict`] when the attempts are used up.
     fn retry<T>(&self, what: &str, mut attempt: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-        for n in 0..self.config.max_attempts.max(1) {
-            if n > 0 {
-                backoff(n);
-            }
+        let mut retry = self.caches.retry.start();
+        loop {
             if let Some(done) = attempt()? {
                 return Ok(done);
             }
+            retry.lost(|| format!("the mailbox list of user {:?} while {what}", self.name))?;
         }
-        Err(Error::Conflict(format!("the mailbox list of user {:?} while {what}", self.name)))
     }
 
     /// Applies a guarded write to the mailbox list: `false` when a guard failed because
@@ -614,13 +598,6 @@ fn lost_race(e: &objstore::Error) -> bool {
         e,
         objstore::Error::Conflict { .. } | objstore::Error::AlreadyExists { .. } | objstore::Error::NotFound { .. }
     )
-}
-
-/// Sleeps before retry number `attempt` (1, 2, …): a random time up to 0.1 ms, 0.2 ms,
-/// 0.4 ms, … and at most [`MAX_BACKOFF`].
-fn backoff(attempt: u32) {
-    let cap = (100u64 << attempt.min(16)).min(MAX_BACKOFF.as_micros() as u64);
-    std::thread::sleep(Duration::from_micros(rand::random_range(0..=cap)));
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

@@ -1,0 +1,41 @@
+//! The per-process caches shared by every user and mailbox of a [`crate::MailStore`].
+
+use std::sync::{Arc, Mutex};
+
+use omap_index::names::Guid;
+
+use crate::cache::BodyCache;
+use crate::index::View;
+use crate::retry::RetryPolicy;
+
+/// The per-process caches, shared by every user and mailbox of a [`crate::MailStore`].
+#[derive(Debug, Clone)]
+pub(crate) struct Caches {
+    /// Mailbox index views.
+    pub views: ViewCache,
+    /// Mail bodies.
+    pub bodies: Arc<BodyCache>,
+    /// The retry policy and its counters.
+    pub retry: RetryPolicy,
+}
+
+/// The per-process cache of mailbox views, keyed by namespace and mailbox GUID. A view in
+/// the cache is revalidated with one read of the head object when a handle is opened.
+#[derive(Clone)]
+pub(crate) struct ViewCache(pub(crate) Arc<quick_cache::sync::Cache<ViewKey, SharedView>>);
+
+/// (namespace, mailbox GUID).
+pub(crate) type ViewKey = (String, Guid);
+pub(crate) type SharedView = Arc<Mutex<View>>;
+
+impl ViewCache {
+    pub(crate) fn new(mailboxes: usize) -> ViewCache {
+        ViewCache(Arc::new(quick_cache::sync::Cache::new(mailboxes.max(1))))
+    }
+}
+
+impl std::fmt::Debug for ViewCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ViewCache({} mailboxes)", self.0.len())
+    }
+}

@@ -1,0 +1,381 @@
+//! The head/WAL/shard engine of a mailbox index (see `docs/FORMAT.md`): reading the head
+//! object and the shards into a [`View`], applying the WAL to the shards and trimming it,
+//! creating and destroying the objects of a mailbox, and dropping body references.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use objstore::{CmpOp, Error as StoreError, OMAP_PAGE_MAX, ObjectStore, ReadOp, WriteOp};
+use omap_index::names::{self, Guid, shard_of};
+use omap_index::records::{Change, MailRecord, MailboxHeader, WalEntry};
+use omap_index::{frame, keys};
+use rand::Rng;
+
+use crate::body;
+use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
+use crate::types::Changes;
+
+/// A consistent read of the head object.
+pub(crate) struct Head {
+    pub(crate) hdr: MailboxHeader,
+    pub(crate) hdr_bytes: Vec<u8>,
+    pub(crate) trim: u64,
+    pub(crate) wal: Vec<WalEntry>,
+}
+
+/// The in-memory view of the index at `hdr.highestmodseq`.
+pub(crate) struct View {
+    pub(crate) hdr: MailboxHeader,
+    pub(crate) hdr_bytes: Vec<u8>,
+    pub(crate) records: BTreeMap<u32, MailRecord>,
+    /// WAL entries believed to be in the head object (to decide when to apply them).
+    pub(crate) wal_len: usize,
+}
+
+pub(crate) fn decode<M: prost::Message + Default>(object: &str, key: &str, bytes: &[u8]) -> Result<M> {
+    frame::decode(bytes).map_err(|e| Error::corrupted(object, key, e))
+}
+
+pub(crate) fn hex_value(object: &str, key: &str, bytes: Option<&Vec<u8>>) -> Result<u64> {
+    match bytes {
+        None => Ok(0),
+        Some(b) => keys::parse_hex64(b).map_err(|e| Error::corrupted(object, key, e)),
+    }
+}
+
+/// Creates the head object of a new mailbox (exclusively).
+pub(crate) fn create_head(store: &dyn ObjectStore, guid: &Guid, uidvalidity: u32, shard_bits: u32) -> Result<()> {
+    create_head_at(store, guid, uidvalidity, shard_bits, 1)
+}
+
+/// Creates the head object of a new, empty mailbox whose HIGHESTMODSEQ starts at
+/// `highestmodseq` (exclusively).
+fn create_head_at(
+    store: &dyn ObjectStore,
+    guid: &Guid,
+    uidvalidity: u32,
+    shard_bits: u32,
+    highestmodseq: u64,
+) -> Result<()> {
+    let hdr = MailboxHeader {
+        guid: guid.0.to_vec(),
+        uidvalidity,
+        uidnext: 1,
+        highestmodseq,
+        shard_bits,
+        incarnation: rand::rng().random_range(1..=u32::MAX),
+        ..Default::default()
+    };
+    let op = WriteOp::new().create_exclusive().omap_set([
+        (keys::HDR.to_string(), frame::encode(&hdr)),
+        (keys::TRIM.to_string(), keys::hex64(0).into_bytes()),
+    ]);
+    store.write_op(&names::mailbox_head(guid), &op)?;
+    Ok(())
+}
+
+/// The header of a mailbox that never had a mail (UIDNEXT 1), with its bytes; else
+/// [`Error::InvalidInput`] (`what` says what was asked for).
+pub(crate) fn never_used_header(store: &dyn ObjectStore, guid: &Guid, what: &str) -> Result<(MailboxHeader, Vec<u8>)> {
+    let head = read_head(store, &names::mailbox_head(guid))?;
+    if head.hdr.uidnext != 1 || head.hdr.messages != 0 {
+        return Err(Error::InvalidInput(format!(
+            "{what}: mailbox {guid} has had mails (UIDNEXT {})",
+            head.hdr.uidnext
+        )));
+    }
+    Ok((head.hdr, head.hdr_bytes))
+}
+
+/// The current header bytes of a mailbox's head.
+pub(crate) fn header_bytes(store: &dyn ObjectStore, guid: &Guid) -> Result<Vec<u8>> {
+    Ok(read_head(store, &names::mailbox_head(guid))?.hdr_bytes)
+}
+
+/// Creates the head of an empty mailbox `guid` that takes over from the never used one
+/// whose header is `old`: same UIDVALIDITY, HIGHESTMODSEQ and shard size.
+pub(crate) fn create_successor_head(store: &dyn ObjectStore, guid: &Guid, old: &MailboxHeader) -> Result<()> {
+    create_head_at(store, guid, old.uidvalidity, old.shard_bits, old.highestmodseq)
+}
+
+/// Removes the head of a never used mailbox, provided its header is still `hdr_bytes`
+/// (no change committed since). Returns false when a change came in between.
+pub(crate) fn remove_unused_head(store: &dyn ObjectStore, guid: &Guid, hdr_bytes: &[u8]) -> Result<bool> {
+    let op = WriteOp::new().omap_cmp(keys::HDR, CmpOp::Eq, hdr_bytes.to_vec()).remove();
+    match store.write_op(&names::mailbox_head(guid), &op) {
+        Ok(_) | Err(StoreError::NotFound { .. }) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes every mail of a mailbox (dropping its references on body objects and deleting
+/// bodies nobody references any more), then its shard and head objects. Idempotent: a
+/// mailbox already (partly) gone is finished off.
+pub(crate) fn destroy(store: &dyn ObjectStore, guid: &Guid, retry: &RetryPolicy) -> Result<()> {
+    let head_oid = names::mailbox_head(guid);
+    let head = match read_head(store, &head_oid) {
+        Ok(h) => h,
+        Err(Error::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let view = load_view(store, &head_oid, guid, head, retry)?;
+    for rec in view.records.values() {
+        drop_reference(store, guid, rec)?;
+    }
+    let shards = if view.hdr.uidnext <= 1 { 0 } else { shard_of(view.hdr.uidnext - 1, view.hdr.shard_bits) + 1 };
+    for k in 0..shards {
+        match store.remove(&names::mailbox_shard(guid, k)) {
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match store.remove(&head_oid) {
+        Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads the head object: header, trim mark and the whole WAL tail.
+pub(crate) fn read_head(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
+    let first = store
+        .read_op(oid, &ReadOp::new().omap_get([keys::HDR, keys::TRIM]).omap_range("", keys::WAL, OMAP_PAGE_MAX))?;
+    let vals = first.omap.unwrap_or_default();
+    let hdr_bytes = vals.get(keys::HDR).cloned().ok_or_else(|| Error::Corrupted {
+        object: oid.into(),
+        key: Some(keys::HDR.into()),
+        detail: "missing".into(),
+    })?;
+    let hdr: MailboxHeader = decode(oid, keys::HDR, &hdr_bytes)?;
+    let trim = hex_value(oid, keys::TRIM, vals.get(keys::TRIM))?;
+    let mut page = first.omap_page.unwrap_or_default();
+    let mut raw = std::mem::take(&mut page.entries);
+    while page.more {
+        let after = raw.last().map(|(k, _)| k.clone()).unwrap_or_default();
+        let op = ReadOp::new().assert_version(first.version).omap_range(after, keys::WAL, OMAP_PAGE_MAX);
+        match store.read_op(oid, &op) {
+            Ok(r) => {
+                page = r.omap_page.unwrap_or_default();
+                raw.append(&mut page.entries);
+            }
+            // Changed between pages: read it all again.
+            Err(StoreError::Conflict { .. }) => return read_head(store, oid),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let wal = raw.iter().map(|(k, v)| decode::<WalEntry>(oid, k, v)).collect::<Result<Vec<_>>>()?;
+    Ok(Head { hdr, hdr_bytes, trim, wal })
+}
+
+/// Reads a shard: its applied mark and every record, at one object version.
+pub(crate) fn read_shard(store: &dyn ObjectStore, oid: &str) -> Result<(u64, BTreeMap<u32, MailRecord>)> {
+    'again: loop {
+        let first = match store
+            .read_op(oid, &ReadOp::new().omap_get([keys::APPLIED]).omap_range("", keys::RECORD, OMAP_PAGE_MAX))
+        {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => return Ok((0, BTreeMap::new())),
+            Err(e) => return Err(e.into()),
+        };
+        let applied = hex_value(oid, keys::APPLIED, first.omap.as_ref().and_then(|m| m.get(keys::APPLIED)))?;
+        let mut records = BTreeMap::new();
+        let mut page = first.omap_page.unwrap_or_default();
+        loop {
+            for (k, v) in &page.entries {
+                let rec: MailRecord = decode(oid, k, v)?;
+                records.insert(rec.uid, rec);
+            }
+            if !page.more {
+                return Ok((applied, records));
+            }
+            let after = page.entries.last().map(|(k, _)| k.clone()).unwrap_or_default();
+            let op = ReadOp::new().assert_version(first.version).omap_range(after, keys::RECORD, OMAP_PAGE_MAX);
+            page = match store.read_op(oid, &op) {
+                Ok(r) => r.omap_page.unwrap_or_default(),
+                Err(StoreError::Conflict { .. }) => continue 'again,
+                Err(e) => return Err(e.into()),
+            };
+        }
+    }
+}
+
+/// Applies one change to a set of records.
+pub(crate) fn apply_change(records: &mut BTreeMap<u32, MailRecord>, c: &Change) {
+    match &c.record {
+        Some(r) => drop(records.insert(c.uid, r.clone())),
+        None => drop(records.remove(&c.uid)),
+    }
+}
+
+/// Loads the whole view consistently: the head, then every shard, re-reading until the
+/// shards are no newer than the head (a concurrent writer may apply meanwhile).
+pub(crate) fn load_view(
+    store: &dyn ObjectStore,
+    head_oid: &str,
+    guid: &Guid,
+    mut head: Head,
+    retry: &RetryPolicy,
+) -> Result<View> {
+    let mut shards: BTreeMap<u32, (u64, BTreeMap<u32, MailRecord>)> = BTreeMap::new();
+    let mut attempts = retry.start();
+    loop {
+        let bits = head.hdr.shard_bits;
+        let count = if head.hdr.uidnext <= 1 { 0 } else { shard_of(head.hdr.uidnext - 1, bits) + 1 };
+        let mut consistent = true;
+        for k in 0..count {
+            let stale = shards.get(&k).is_none_or(|(applied, _)| *applied < head.trim);
+            if stale {
+                shards.insert(k, read_shard(store, &names::mailbox_shard(guid, k))?);
+            }
+            if shards[&k].0 > head.hdr.highestmodseq {
+                consistent = false;
+            }
+        }
+        if consistent {
+            let mut records = BTreeMap::new();
+            for (_, recs) in shards.values() {
+                records.extend(recs.iter().map(|(u, r)| (*u, r.clone())));
+            }
+            for e in &head.wal {
+                for c in &e.changes {
+                    let applied = shards.get(&shard_of(c.uid, bits)).map_or(0, |(a, _)| *a);
+                    if e.modseq > applied {
+                        apply_change(&mut records, c);
+                    }
+                }
+            }
+            let wal_len = head.wal.len();
+            return Ok(View { hdr: head.hdr, hdr_bytes: head.hdr_bytes, records, wal_len });
+        }
+        // A shard was applied past the head just read: read the head again.
+        attempts.lost(|| format!("loading mailbox {guid}"))?;
+        head = read_head(store, head_oid)?;
+    }
+}
+
+/// Drops one record's reference on its body object, deleting the body when no reference
+/// is left. A body that meanwhile got a new reference (a concurrent copy) stays.
+pub(crate) fn drop_reference(store: &dyn ObjectStore, mailbox: &Guid, rec: &MailRecord) -> Result<()> {
+    let guid = Guid::from_slice(&rec.mail_guid).map_err(|e| Error::corrupted("(record)", &keys::record(rec.uid), e))?;
+    let oid = names::mail(&guid);
+    match store.omap_rm_keys(&oid, &[&keys::reference(mailbox, rec.instance)]) {
+        Ok(_) => {}
+        Err(StoreError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let left = match store.read_op(&oid, &ReadOp::new().omap_range("", keys::REFERENCE, 1)) {
+        Ok(r) => r,
+        Err(StoreError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if left.omap_page.is_some_and(|p| p.entries.is_empty()) {
+        match store.write_op(&oid, &WriteOp::new().assert_version(left.version).remove()) {
+            Ok(_) => {
+                // The first object is gone: nobody can reach the other chunks any more.
+                let objects = body::object_count(rec.psize, rec.chunk_size);
+                for n in 1..objects {
+                    match store.remove(&names::mail_chunk(&guid, n)) {
+                        Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Splits the final state of changed UIDs into changed records and expunged UIDs.
+pub(crate) fn split_changes(hdr: &MailboxHeader, changed: BTreeMap<u32, Option<MailRecord>>) -> Changes {
+    let mut out = changes_of(hdr);
+    for (uid, rec) in changed {
+        match rec {
+            Some(r) => out.changed.push(r),
+            None => out.expunged.push(uid),
+        }
+    }
+    out
+}
+
+/// Empty [`Changes`] carrying the header values of `hdr`.
+pub(crate) fn changes_of(hdr: &MailboxHeader) -> Changes {
+    Changes {
+        highestmodseq: hdr.highestmodseq,
+        uidvalidity: hdr.uidvalidity,
+        uidnext: hdr.uidnext,
+        incarnation: hdr.incarnation,
+        ..Default::default()
+    }
+}
+
+/// Applies every WAL entry of the head to its shards, then trims the WAL. Safe to run by
+/// many processes at once: each shard accepts entries only above its `applied` mark, under
+/// an `omap_cmp` guard. Returns how many entries are left in the WAL.
+pub(crate) fn apply_wal(store: &dyn ObjectStore, head_oid: &str, guid: &Guid, retry: &RetryPolicy) -> Result<usize> {
+    let head = read_head(store, head_oid)?;
+    let Some(target) = head.wal.last().map(|e| e.modseq) else { return Ok(0) };
+    let bits = head.hdr.shard_bits;
+    let shards: BTreeSet<u32> = head.wal.iter().flat_map(|e| e.changes.iter().map(|c| shard_of(c.uid, bits))).collect();
+    for k in shards {
+        let oid = names::mailbox_shard(guid, k);
+        let mut attempts = retry.start();
+        loop {
+            let (applied, exists) = match store.omap_get(&oid, &[keys::APPLIED]) {
+                Ok(m) => (hex_value(&oid, keys::APPLIED, m.get(keys::APPLIED))?, true),
+                Err(StoreError::NotFound { .. }) => (0, false),
+                Err(e) => return Err(e.into()),
+            };
+            // Final state of every key this shard's pending changes touch, in order.
+            let mut touched: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+            let mut last = applied;
+            for e in head.wal.iter().filter(|e| e.modseq > applied) {
+                for c in e.changes.iter().filter(|c| shard_of(c.uid, bits) == k) {
+                    if c.prev_modseq > 0 {
+                        touched.insert(keys::modseq_index(c.prev_modseq, c.uid), None);
+                    }
+                    match &c.record {
+                        Some(r) => {
+                            touched.insert(keys::record(c.uid), Some(frame::encode(r)));
+                            touched.insert(keys::modseq_index(e.modseq, c.uid), Some(Vec::new()));
+                        }
+                        None => {
+                            touched.insert(keys::record(c.uid), None);
+                            touched.insert(keys::tombstone(e.modseq, c.uid), Some(Vec::new()));
+                        }
+                    }
+                    last = e.modseq;
+                }
+            }
+            if touched.is_empty() {
+                break;
+            }
+            let guard = if exists {
+                WriteOp::new().omap_cmp(keys::APPLIED, CmpOp::Eq, keys::hex64(applied).into_bytes())
+            } else {
+                WriteOp::new().create_exclusive()
+            };
+            let rm: Vec<String> = touched.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.clone()).collect();
+            let mut set: Vec<(String, Vec<u8>)> = touched.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+            set.push((keys::APPLIED.to_string(), keys::hex64(last).into_bytes()));
+            let op = if rm.is_empty() { guard.omap_set(set) } else { guard.omap_rm_keys(rm).omap_set(set) };
+            match store.write_op(&oid, &op) {
+                Ok(_) => break,
+                Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => {
+                    attempts.lost(|| format!("applying the WAL of mailbox {guid} to shard {oid}"))?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let trim = WriteOp::new()
+        .omap_cmp(keys::TRIM, CmpOp::Lt, keys::hex64(target).into_bytes())
+        .omap_rm_range(keys::wal(0), keys::wal(target + 1))
+        .omap_set([(keys::TRIM, keys::hex64(target).into_bytes())]);
+    match store.write_op(head_oid, &trim) {
+        Ok(_) | Err(StoreError::Conflict { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(0)
+}

@@ -1,0 +1,177 @@
+//! Reading a mailbox: records, status, bodies (through the local cache), changes since a
+//! modseq.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use objstore::{Error as StoreError, OMAP_PAGE_MAX};
+use omap_index::keys;
+use omap_index::names::{self, Guid, shard_of};
+use omap_index::records::{MailRecord, flags as flag_bits};
+
+use super::Mailbox;
+use crate::body::{self, BodyReader};
+use crate::error::{Error, Result};
+use crate::index::{apply_wal, changes_of, read_head, split_changes};
+use crate::types::{Changes, Status};
+
+impl Mailbox {
+    /// The record of a UID in the view.
+    pub fn record(&self, uid: u32) -> Result<Option<MailRecord>> {
+        Ok(self.lock().records.get(&uid).cloned())
+    }
+
+    /// Records of the UIDs in `range` (inclusive), in UID order.
+    pub fn records(&self, range: std::ops::RangeInclusive<u32>) -> Vec<MailRecord> {
+        self.lock().records.range(range).map(|(_, r)| r.clone()).collect()
+    }
+
+    /// Every UID in the view, ascending.
+    pub fn uids(&self) -> Vec<u32> {
+        self.lock().records.keys().copied().collect()
+    }
+
+    /// Status after bringing the view up to date.
+    pub fn status(&self) -> Result<Status> {
+        let mut view = self.lock();
+        self.refresh(&mut view)?;
+        let unseen = view.records.values().filter(|r| r.flags & flag_bits::SEEN == 0).count() as u32;
+        Ok(Status {
+            messages: view.hdr.messages,
+            unseen,
+            uidnext: view.hdr.uidnext,
+            uidvalidity: view.hdr.uidvalidity,
+            highestmodseq: view.hdr.highestmodseq,
+            psize_total: view.hdr.psize_total,
+            vsize_total: view.hdr.vsize_total,
+            incarnation: view.hdr.incarnation,
+        })
+    }
+
+    fn body_of(&self, uid: u32) -> Result<(Guid, MailRecord)> {
+        let rec = self.record(uid)?.ok_or_else(|| Error::NotFound(format!("UID {uid} in {}", self.info.name)))?;
+        let guid = Guid::from_slice(&rec.mail_guid).map_err(|e| Error::corrupted(&self.head, &keys::record(uid), e))?;
+        Ok((guid, rec))
+    }
+
+    /// A small body from the cache, or read whole from RADOS (crc32 verified) and cached;
+    /// `None` for bodies too large to cache, which are always streamed.
+    fn cached_body(&self, guid: &Guid, rec: &MailRecord) -> Result<Option<Arc<[u8]>>> {
+        if rec.psize > self.config.cache.max_item_bytes || self.config.cache.memory_bytes == 0 {
+            return Ok(None);
+        }
+        if let Some(hit) = self.bodies.get(guid, rec.crc32, rec.psize) {
+            return Ok(Some(hit));
+        }
+        let bytes =
+            body::read_range(self.store.as_ref(), guid, rec, 0, rec.psize, self.config.read_chunk.max(1) as u64)?;
+        let crc = crc32fast::hash(&bytes);
+        if crc != rec.crc32 || bytes.len() as u64 != rec.psize {
+            return Err(Error::Corrupted {
+                object: names::mail(guid),
+                key: None,
+                detail: format!(
+                    "body crc32 {crc:08x} / {} bytes, record says {:08x} / {}",
+                    bytes.len(),
+                    rec.crc32,
+                    rec.psize
+                ),
+            });
+        }
+        let bytes: Arc<[u8]> = bytes.into();
+        self.bodies.put(guid, bytes.clone());
+        Ok(Some(bytes))
+    }
+
+    /// Streams a whole body; the crc32 is verified when it has been read to the end. Small
+    /// bodies come from (and go to) the local cache: a cache hit costs no RADOS operation.
+    pub fn open_body(&self, uid: u32) -> Result<BodyReader> {
+        let (guid, rec) = self.body_of(uid)?;
+        if let Some(bytes) = self.cached_body(&guid, &rec)? {
+            return Ok(BodyReader::from_memory(bytes, rec.crc32));
+        }
+        Ok(BodyReader::from_rados(self.store.clone(), guid, rec, self.config.read_chunk as u64))
+    }
+
+    /// `len` bytes of a body from `offset` (fewer at its end); from the cache when small.
+    pub fn read_range(&self, uid: u32, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let (guid, rec) = self.body_of(uid)?;
+        if let Some(bytes) = self.cached_body(&guid, &rec)? {
+            let start = (offset as usize).min(bytes.len());
+            let end = start.saturating_add(len.min(usize::MAX as u64) as usize).min(bytes.len());
+            return Ok(bytes[start..end].to_vec());
+        }
+        body::read_range(self.store.as_ref(), &guid, &rec, offset, len, self.config.read_chunk.max(1) as u64)
+    }
+
+    /// The header of a mail, with the empty line that ends it.
+    pub fn header(&self, uid: u32) -> Result<Vec<u8>> {
+        let rec = self.record(uid)?.ok_or_else(|| Error::NotFound(format!("UID {uid} in {}", self.info.name)))?;
+        self.read_range(uid, 0, rec.hdr_len)
+    }
+
+    /// What changed since `modseq` (QRESYNC-style): records added or changed, and UIDs
+    /// expunged. One read of the head object when the WAL still covers it; otherwise the
+    /// shards' modseq indexes and tombstones. The mailbox's view is brought up to the same
+    /// read, so [`Mailbox::record`] agrees with the changes returned.
+    pub fn changes_since(&self, modseq: u64) -> Result<Changes> {
+        let head = read_head(self.store.as_ref(), &self.head)?;
+        if head.trim <= modseq {
+            let mut changed: BTreeMap<u32, Option<MailRecord>> = BTreeMap::new();
+            for e in head.wal.iter().filter(|e| e.modseq > modseq) {
+                for c in &e.changes {
+                    changed.insert(c.uid, c.record.clone());
+                }
+            }
+            let out = split_changes(&head.hdr, changed);
+            // The view follows the same read, so records read next agree with these
+            // changes (as after `status`), still one RADOS read in all.
+            self.catch_up(&mut self.lock(), head)?;
+            return Ok(out);
+        }
+        // The WAL was trimmed past `modseq`: bring the view up to date with the head just
+        // read (no second read) and ask the shards which UIDs were expunged since.
+        let wal_expunged: Vec<u32> = head
+            .wal
+            .iter()
+            .filter(|e| e.modseq > modseq)
+            .flat_map(|e| e.changes.iter().filter(|c| c.record.is_none()).map(|c| c.uid))
+            .collect();
+        let mut view = self.lock();
+        self.catch_up(&mut view, head)?;
+        let bits = view.hdr.shard_bits;
+        let count = if view.hdr.uidnext <= 1 { 0 } else { shard_of(view.hdr.uidnext - 1, bits) + 1 };
+        let mut expunged = BTreeSet::new();
+        for k in 0..count {
+            let oid = names::mailbox_shard(&self.info.guid, k);
+            let mut after = keys::after_modseq(keys::EXPUNGED, modseq);
+            loop {
+                let page = match self.store.omap_range(&oid, &after, keys::EXPUNGED, OMAP_PAGE_MAX) {
+                    Ok(p) => p,
+                    Err(StoreError::NotFound { .. }) => break,
+                    Err(e) => return Err(e.into()),
+                };
+                for (key, _) in &page.entries {
+                    let (_, uid) = keys::parse_indexed(key).map_err(|e| Error::corrupted(&oid, key, e))?;
+                    expunged.insert(uid);
+                }
+                match page.entries.last() {
+                    Some((k, _)) if page.more => after = k.clone(),
+                    _ => break,
+                }
+            }
+        }
+        // Expunges still in the WAL (not yet tombstones).
+        expunged.extend(wal_expunged);
+        let changed: Vec<MailRecord> = view.records.values().filter(|r| r.modseq > modseq).cloned().collect();
+        expunged.retain(|u| !view.records.contains_key(u));
+        Ok(Changes { changed, expunged: expunged.into_iter().collect(), ..changes_of(&view.hdr) })
+    }
+
+    /// Applies the WAL to the shards and trims it now (normally done automatically).
+    pub fn apply_wal(&self) -> Result<()> {
+        let left = apply_wal(self.store.as_ref(), &self.head, &self.info.guid, &self.retry)?;
+        self.lock().wal_len = left;
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! The one retry policy of the crate. A guarded write that loses a race (another process
+//! changed the object first) waits a random, growing pause and tries again, at most
+//! [`crate::Config::max_attempts`] times; then the operation fails with
+//! [`Error::Conflict`], never silently. Every lost race and every exhausted operation is
+//! counted ([`RetryCounts`], part of [`crate::Stats`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::error::{Error, Result};
+
+/// The longest pause between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_millis(128);
+
+/// Counters of the retry policy, for [`crate::MailStore::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryCounts {
+    /// Guarded writes refused because another process had changed the object first
+    /// (a failed `omap_cmp`, version or exclusive-create guard). Each is followed by a
+    /// retry, or counted in `exhausted` too.
+    pub guard_failures: u64,
+    /// Operations that gave up with `Conflict` after `max_attempts` attempts.
+    pub exhausted: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    guard_failures: AtomicU64,
+    exhausted: AtomicU64,
+}
+
+/// How many attempts an operation gets, and where its lost races are counted. Cheap to
+/// clone; clones share the counters.
+#[derive(Debug, Clone)]
+pub(crate) struct RetryPolicy {
+    max_attempts: u32,
+    counters: Arc<Counters>,
+}
+
+impl RetryPolicy {
+    /// A policy of `max_attempts` attempts (at least 1) with counters of its own.
+    pub(crate) fn new(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy { max_attempts: max_attempts.max(1), counters: Arc::default() }
+    }
+
+    /// The counters so far.
+    pub(crate) fn counts(&self) -> RetryCounts {
+        RetryCounts {
+            guard_failures: self.counters.guard_failures.load(Ordering::Relaxed),
+            exhausted: self.counters.exhausted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The state of one operation's attempts.
+    pub(crate) fn start(&self) -> Retry<'_> {
+        Retry { policy: self, lost: 0 }
+    }
+}
+
+/// The attempts of one operation ([`RetryPolicy::start`]).
+pub(crate) struct Retry<'a> {
+    policy: &'a RetryPolicy,
+    lost: u32,
+}
+
+impl Retry<'_> {
+    /// Records a lost race. Waits before the next attempt and returns `Ok`, or, when every
+    /// attempt is used up, returns [`Error::Conflict`] naming `what` was being done.
+    pub(crate) fn lost(&mut self, what: impl FnOnce() -> String) -> Result<()> {
+        self.policy.counters.guard_failures.fetch_add(1, Ordering::Relaxed);
+        self.lost += 1;
+        if self.lost >= self.policy.max_attempts {
+            self.policy.counters.exhausted.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::Conflict(format!("{} (gave up after {} attempts)", what(), self.lost)));
+        }
+        backoff(self.lost - 1);
+        Ok(())
+    }
+}
+
+/// The one backoff curve: a random pause of 0.1 ms up to 1, 2, 4, … ms, growing with the
+/// number of races lost so far, at most [`MAX_BACKOFF`].
+pub(crate) fn backoff(lost_before: u32) {
+    let cap_us = (1000u64 << lost_before.min(7)).min(MAX_BACKOFF.as_micros() as u64);
+    std::thread::sleep(Duration::from_micros(rand::rng().random_range(100..=cap_us)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exhausting_the_attempts_is_a_counted_conflict() {
+        let policy = RetryPolicy::new(3);
+        let mut retry = policy.start();
+        assert!(retry.lost(|| "x".into()).is_ok());
+        assert!(retry.lost(|| "x".into()).is_ok());
+        match retry.lost(|| "doing x".into()) {
+            Err(Error::Conflict(m)) => assert!(m.contains("doing x") && m.contains("3 attempts"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(policy.counts(), RetryCounts { guard_failures: 3, exhausted: 1 });
+        // Clones share the counters.
+        let _ = policy.clone().start().lost(|| "y".into());
+        assert_eq!(policy.counts().guard_failures, 4);
+    }
+}
