@@ -62,8 +62,6 @@ pub const MAX_KEY_LEN: usize = 4096;
 /// Key-value pairs in key order, as iteration returns them.
 pub type Entries = Vec<(String, Vec<u8>)>;
 
-/// Longest pause between two attempts of a commit that lost a race.
-
 /// Which half of Dovecot's key space a [`Dict`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {

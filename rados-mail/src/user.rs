@@ -38,8 +38,6 @@ const SEPARATOR: char = '/';
 const MAX_NAME_LEN: usize = 255;
 /// The special-use attributes of RFC 6154, in their canonical spelling.
 const SPECIAL_USE: [&str; 7] = ["\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"];
-/// Longest pause between two attempts of a guarded update.
-
 /// What [`User::create_mailbox_with`] gives a new mailbox instead of fresh values (a
 /// migration keeps the identity mailboxes had elsewhere).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
