@@ -77,80 +77,194 @@ pub(crate) fn save(
     body: &mut dyn Read,
     received: Option<i64>,
 ) -> Result<SavedBody> {
-    let mut rng = rand::rng();
-    let guid = Guid(rng.random());
-    let instance: u64 = rng.random();
-    let chunk = config.chunk_size.max(1);
-    let saved = now();
-    let received = received.unwrap_or(saved);
-    let mut meter = BodyMeter::default();
-    let mut objects = 0u64; // objects written (or being written)
-    let mut described = false;
-    let mut in_flight = FuturesUnordered::new();
-    let result = (|| {
-        loop {
-            // Only the pages the input fills become resident: small mails stay small.
-            let mut buf = Vec::with_capacity(chunk);
-            (&mut *body).take(chunk as u64).read_to_end(&mut buf).map_err(|e| Error::Input(e.to_string()))?;
-            if meter.psize + buf.len() as u64 > config.max_mail_size {
-                return Err(Error::TooLarge(format!("mail larger than {} bytes", config.max_mail_size)));
+    let mut writer = BodyWriter::new(store.clone(), config, mailbox, received);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                writer.abort();
+                return Err(Error::Input(e.to_string()));
             }
-            meter.feed(&buf);
-            let last = buf.len() < chunk;
-            if objects == 0 {
-                // Created exclusively (a GUID collision fails instead of overwriting), with
-                // this mailbox's reference; described now if it is the whole body.
-                let mut op = WriteOp::new()
-                    .create_exclusive()
-                    .write_full(buf)
-                    .omap_set([(keys::reference(mailbox, instance), Vec::new())])
-                    .set_xattr(xattr::VERSION, b"1".to_vec())
-                    .set_xattr(xattr::GUID, guid.to_string().into_bytes())
-                    .set_xattr(xattr::MAILBOX, mailbox.to_string().into_bytes());
-                if last {
-                    op = describe(op, &meter, chunk as u64, 1, received, saved);
-                    described = true;
-                }
-                store.write_op(&names::mail(&guid), &op)?;
-                objects = 1;
-            } else if !buf.is_empty() {
-                while in_flight.len() >= config.write_in_flight.max(1) {
-                    block_on(in_flight.next()).expect("not empty")?;
-                }
-                let op = WriteOp::new().create_exclusive().write_full(buf);
-                in_flight.push(store.write_op_async(&names::mail_chunk(&guid, objects), op));
-                objects += 1;
-            }
-            if last {
-                break;
-            }
+        };
+        writer.write(&buf[..n])?;
+    }
+    writer.finish()
+}
+
+/// A body being written, push style: [`BodyWriter::write`] takes pieces of any size; a
+/// chunk object goes to RADOS as soon as it is full (the ones after the first
+/// concurrently, `write_in_flight` at a time), so nothing is spooled and at most
+/// `write_in_flight + 1` chunks are held in memory. [`BodyWriter::finish`] writes the rest
+/// and describes the body. Every error removes what was written (the writer is then
+/// done); so does [`BodyWriter::abort`].
+pub(crate) struct BodyWriter {
+    store: Arc<dyn ObjectStore>,
+    mailbox: Guid,
+    guid: Guid,
+    instance: u64,
+    chunk: usize,
+    write_in_flight: usize,
+    max_mail_size: u64,
+    received: i64,
+    saved: i64,
+    meter: BodyMeter,
+    /// Bytes not yet written: at most one chunk.
+    buf: Vec<u8>,
+    /// Objects written (or being written).
+    objects: u64,
+    in_flight: FuturesUnordered<futures::future::BoxFuture<'static, objstore::Result<u64>>>,
+    /// An error happened and what was written is removed: every call fails.
+    failed: bool,
+}
+
+impl BodyWriter {
+    /// A new body for `mailbox` (its first reference), with a fresh GUID.
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, config: &Config, mailbox: &Guid, received: Option<i64>) -> Self {
+        let mut rng = rand::rng();
+        let saved = now();
+        BodyWriter {
+            store,
+            mailbox: *mailbox,
+            guid: Guid(rng.random()),
+            instance: rng.random(),
+            chunk: config.chunk_size.max(1),
+            write_in_flight: config.write_in_flight.max(1),
+            max_mail_size: config.max_mail_size,
+            received: received.unwrap_or(saved),
+            saved,
+            meter: BodyMeter::default(),
+            buf: Vec::new(),
+            objects: 0,
+            in_flight: FuturesUnordered::new(),
+            failed: false,
         }
-        while let Some(done) = block_on(in_flight.next()) {
-            done?;
+    }
+
+    /// Bytes taken so far.
+    pub(crate) fn len(&self) -> u64 {
+        self.meter.psize
+    }
+
+    /// Takes the next piece of the mail. [`Error::TooLarge`] as soon as the mail passes
+    /// `max_mail_size`.
+    pub(crate) fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        if self.failed {
+            return Err(Error::InvalidInput("write after a failed write".into()));
         }
-        if !described {
-            let op = describe(WriteOp::new().assert_exists(), &meter, chunk as u64, objects, received, saved);
-            store.write_op(&names::mail(&guid), &op)?;
+        if self.meter.psize + data.len() as u64 > self.max_mail_size {
+            self.abort();
+            return Err(Error::TooLarge(format!("mail larger than {} bytes", self.max_mail_size)));
+        }
+        self.meter.feed(data);
+        while !data.is_empty() {
+            if self.buf.len() == self.chunk {
+                // More is coming: the full chunk is not the last one.
+                if let Err(e) = self.flush(false) {
+                    self.abort();
+                    return Err(e);
+                }
+            }
+            let take = (self.chunk - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
         }
         Ok(())
-    })();
-    if let Err(e) = result {
-        // Let every write in flight finish before removing what was written.
-        while block_on(in_flight.next()).is_some() {}
-        remove_objects(store.as_ref(), &guid, objects);
-        return Err(e);
     }
-    Ok(SavedBody {
-        guid,
-        instance,
-        psize: meter.psize,
-        vsize: meter.psize + meter.bare_lf,
-        hdr_len: meter.hdr_len.unwrap_or(meter.psize),
-        crc32: meter.crc.finalize(),
-        received,
-        saved,
-        chunk_size: chunk as u64,
-    })
+
+    /// Writes the buffered chunk; `last` when no more bytes will come.
+    fn flush(&mut self, last: bool) -> Result<()> {
+        let buf = std::mem::take(&mut self.buf);
+        if self.objects == 0 {
+            // Created exclusively (a GUID collision fails instead of overwriting), with the
+            // mailbox's reference; described now if it is the whole body.
+            let mut op = WriteOp::new()
+                .create_exclusive()
+                .write_full(buf)
+                .omap_set([(keys::reference(&self.mailbox, self.instance), Vec::new())])
+                .set_xattr(xattr::VERSION, b"1".to_vec())
+                .set_xattr(xattr::GUID, self.guid.to_string().into_bytes())
+                .set_xattr(xattr::MAILBOX, self.mailbox.to_string().into_bytes());
+            if last {
+                op = describe(op, &self.meter, self.chunk as u64, 1, self.received, self.saved);
+            }
+            self.objects = 1;
+            self.store.write_op(&names::mail(&self.guid), &op)?;
+        } else if !buf.is_empty() {
+            while self.in_flight.len() >= self.write_in_flight {
+                block_on(self.in_flight.next()).expect("not empty")?;
+            }
+            let op = WriteOp::new().create_exclusive().write_full(buf);
+            self.in_flight.push(self.store.write_op_async(&names::mail_chunk(&self.guid, self.objects), op));
+            self.objects += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and describes the body: it is then complete in RADOS, not yet
+    /// in any index.
+    pub(crate) fn finish(mut self) -> Result<SavedBody> {
+        if self.failed {
+            return Err(Error::InvalidInput("finish after a failed write".into()));
+        }
+        let result = (|| {
+            let single = self.objects == 0;
+            self.flush(true)?;
+            while let Some(done) = block_on(self.in_flight.next()) {
+                done?;
+            }
+            if !single {
+                let op = describe(
+                    WriteOp::new().assert_exists(),
+                    &self.meter,
+                    self.chunk as u64,
+                    self.objects,
+                    self.received,
+                    self.saved,
+                );
+                self.store.write_op(&names::mail(&self.guid), &op)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            self.abort();
+            return Err(e);
+        }
+        // Complete: from now on the objects belong to whoever commits them.
+        self.objects = 0;
+        let m = &self.meter;
+        Ok(SavedBody {
+            guid: self.guid,
+            instance: self.instance,
+            psize: m.psize,
+            vsize: m.psize + m.bare_lf,
+            hdr_len: m.hdr_len.unwrap_or(m.psize),
+            crc32: m.crc.clone().finalize(),
+            received: self.received,
+            saved: self.saved,
+            chunk_size: self.chunk as u64,
+        })
+    }
+
+    /// Removes what was written (after letting the writes in flight end).
+    pub(crate) fn abort(&mut self) {
+        while block_on(self.in_flight.next()).is_some() {}
+        remove_objects(self.store.as_ref(), &self.guid, self.objects);
+        self.objects = 0;
+        self.buf = Vec::new();
+        self.failed = true;
+    }
+}
+
+impl Drop for BodyWriter {
+    fn drop(&mut self) {
+        // Neither finished nor aborted: nothing may be left behind.
+        if !self.failed && (self.objects > 0 || !self.in_flight.is_empty()) {
+            self.abort();
+        }
+    }
 }
 
 /// Adds the xattrs that describe a complete body.

@@ -13,6 +13,9 @@ pub struct Config {
     /// Chunk objects of one mail written at once (default 4). Memory held while saving a
     /// mail is about `2 × write_in_flight × chunk_size`, whatever the mail's size.
     pub write_in_flight: usize,
+    /// Body references taken or dropped at once by a copy, move or expunge of many mails
+    /// (default 16).
+    pub ref_in_flight: usize,
     /// Bytes per read when streaming a mail body (default 1 MiB).
     pub read_chunk: usize,
     /// When a mailbox's WAL tail reaches this many entries, the writer applies it to the
@@ -38,6 +41,7 @@ impl Default for Config {
             max_mail_size: 100 << 20,
             chunk_size: 4 << 20,
             write_in_flight: 4,
+            ref_in_flight: 16,
             read_chunk: 1 << 20,
             wal_apply_threshold: 32,
             shard_bits: omap_index::names::DEFAULT_SHARD_BITS,

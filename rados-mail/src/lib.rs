@@ -36,6 +36,7 @@ pub mod dict;
 mod error;
 mod index;
 pub mod mailbox;
+mod refs;
 mod retry;
 #[cfg(feature = "rados")]
 pub mod settings;
@@ -46,7 +47,7 @@ mod user;
 pub use body::BodyReader;
 pub use config::Config;
 pub use error::{Error, Result};
-pub use mailbox::Mailbox;
+pub use mailbox::{Appender, Committed, Mailbox, ModseqSteps, SavedMail, Transaction};
 pub use objstore;
 pub use omap_index::names::Guid;
 pub use omap_index::records::MailRecord;

@@ -8,6 +8,7 @@
 
 mod copy;
 mod fetch;
+mod txn;
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -15,11 +16,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use objstore::{CmpOp, Error as StoreError, ObjectStore, WriteOp};
-use omap_index::names;
-use omap_index::records::{Change, MailRecord, MailboxHeader, WalEntry};
+use omap_index::names::{self, Guid};
+use omap_index::records::{MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 
-use crate::body::{self, SavedBody};
+pub use txn::{Committed, ModseqSteps, SavedMail, Transaction};
+
+use crate::body::{self, BodyWriter};
 use crate::cache::BodyCache;
 use crate::caches::Caches;
 use crate::config::Config;
@@ -175,60 +178,25 @@ impl Mailbox {
         Ok(true)
     }
 
-    /// Commits one change set: `plan` looks at the current view and returns the changes
-    /// (each record already carrying `modseq`), or `None` when there is nothing to do.
-    /// Retries on concurrent changes. Returns the modseq and what `plan` returned.
-    fn commit<T>(
-        &self,
-        mut plan: impl FnMut(&View, u64) -> Result<Option<(Vec<Change>, T)>>,
-    ) -> Result<Option<(u64, T)>> {
-        let mut view = self.lock();
-        let mut retry = self.retry.start();
-        loop {
-            let modseq = view.hdr.highestmodseq + 1;
-            let Some((changes, out)) = plan(&view, modseq)? else {
-                return Ok(None);
-            };
-            let mut hdr = view.hdr.clone();
-            hdr.highestmodseq = modseq;
-            for c in &changes {
-                if let Some(old) = view.records.get(&c.uid) {
-                    hdr.messages -= 1;
-                    hdr.psize_total -= old.psize;
-                    hdr.vsize_total -= old.vsize;
-                }
-                if let Some(new) = &c.record {
-                    hdr.messages += 1;
-                    hdr.psize_total += new.psize;
-                    hdr.vsize_total += new.vsize;
-                    hdr.uidnext = hdr.uidnext.max(new.uid + 1);
-                }
-            }
-            if self.write_head(&mut view, hdr, WalEntry { modseq, changes })? {
-                return Ok(Some((modseq, out)));
-            }
-            retry.lost(|| format!("committing to mailbox {}", self.info.name))?;
-            self.refresh(&mut view)?;
-        }
-    }
-
-    /// Writes `hdr` and the WAL entry `entry` (whose modseq is `hdr.highestmodseq`) in one
-    /// operation guarded by the header `view` was read at, and brings `view` along.
+    /// Writes `hdr` and the WAL `entries` (the last one's modseq is `hdr.highestmodseq`) in
+    /// one operation guarded by the header `view` was read at, and brings `view` along.
     /// Returns false when the guard failed (a concurrent change won: refresh and retry).
-    fn write_head(&self, view: &mut View, hdr: MailboxHeader, entry: WalEntry) -> Result<bool> {
+    fn write_head(&self, view: &mut View, hdr: MailboxHeader, entries: Vec<WalEntry>) -> Result<bool> {
         let hdr_bytes = frame::encode(&hdr);
-        let op = WriteOp::new()
-            .omap_cmp(keys::HDR, CmpOp::Eq, view.hdr_bytes.clone())
-            .omap_set([(keys::HDR.to_string(), hdr_bytes.clone()), (keys::wal(entry.modseq), frame::encode(&entry))]);
+        let mut set = vec![(keys::HDR.to_string(), hdr_bytes.clone())];
+        set.extend(entries.iter().map(|e| (keys::wal(e.modseq), frame::encode(e))));
+        let op = WriteOp::new().omap_cmp(keys::HDR, CmpOp::Eq, view.hdr_bytes.clone()).omap_set(set);
         match self.store.write_op(&self.head, &op) {
             Ok(_) => {}
             Err(StoreError::Conflict { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
-        entry.changes.iter().for_each(|c| apply_change(&mut view.records, c));
+        for e in &entries {
+            e.changes.iter().for_each(|c| apply_change(&mut view.records, c));
+        }
         view.hdr = hdr;
         view.hdr_bytes = hdr_bytes;
-        view.wal_len += 1;
+        view.wal_len += entries.len();
         if view.wal_len >= self.config.wal_apply_threshold {
             // The change is committed; applying is housekeeping that anyone may finish
             // later, so its failure is not the caller's.
@@ -266,7 +234,7 @@ impl Mailbox {
             }
             let modseq = (hdr.highestmodseq + 1).max(min_modseq);
             hdr.highestmodseq = modseq;
-            if self.write_head(&mut view, hdr, WalEntry { modseq, changes: Vec::new() })? {
+            if self.write_head(&mut view, hdr, vec![WalEntry { modseq, changes: Vec::new() }])? {
                 return Ok(true);
             }
             retry.lost(|| format!("updating the header of mailbox {}", self.info.name))?;
@@ -283,75 +251,33 @@ impl Mailbox {
 
     /// Appends several mails with one UID allocation (a contiguous UID range, one modseq).
     pub fn append_many(&self, mails: Vec<(Box<dyn Read + '_>, AppendOptions)>) -> Result<Vec<u32>> {
-        let mut saved = Vec::with_capacity(mails.len());
-        let mut prepared = Vec::with_capacity(mails.len());
+        let mut txn = Transaction::new(ModseqSteps::One);
         for (_, options) in &mails {
             check_wanted_uid(options.uid)?;
+            normalize_keywords(&options.keywords)?;
         }
         for (mut body, options) in mails {
-            let keywords = normalize_keywords(&options.keywords)?;
-            match body::save(&self.store, &self.config, &self.info.guid, body.as_mut(), options.received) {
-                Ok(s) => {
-                    let given = options.guid.filter(|g| *g != s.guid).map(|g| g.0.to_vec()).unwrap_or_default();
-                    prepared.push((options.flags, keywords, options.uid, given));
-                    saved.push(s);
-                }
-                Err(e) => {
-                    self.discard_bodies(&saved);
-                    return Err(e);
-                }
-            }
+            let saved = body::save(&self.store, &self.config, &self.info.guid, body.as_mut(), options.received)?;
+            txn.save(SavedMail::new(saved, self.store.clone(), self.info.guid), options)?;
         }
-        let result = self.commit(|view, modseq| {
-            let mut next = view.hdr.uidnext;
-            let mut changes = Vec::with_capacity(saved.len());
-            let mut uids = Vec::with_capacity(saved.len());
-            for (s, (flags, keywords, wanted, given)) in saved.iter().zip(&prepared) {
-                let uid = assign_uid(&mut next, *wanted)?;
-                let record = MailRecord {
-                    uid,
-                    mail_guid: s.guid.0.to_vec(),
-                    instance: s.instance,
-                    flags: flags.bits(),
-                    keywords: keywords.clone(),
-                    modseq,
-                    psize: s.psize,
-                    vsize: s.vsize,
-                    hdr_len: s.hdr_len,
-                    received: s.received,
-                    saved: s.saved,
-                    crc32: s.crc32,
-                    chunk_size: s.chunk_size,
-                    given_guid: given.clone(),
-                };
-                changes.push(Change { uid, prev_modseq: 0, record: Some(record) });
-                uids.push(uid);
-            }
-            Ok(Some((changes, uids)))
-        });
-        match result {
-            Ok(Some((_, uids))) => Ok(uids),
-            Ok(None) => unreachable!("appends always commit"),
-            Err(e) => {
-                if !e.is_temporary() {
-                    self.discard_bodies(&saved);
-                }
-                // On a temporary failure the commit may have happened without us hearing
-                // of it: the bodies stay; if unreferenced, `check` finds them as orphans.
-                Err(e)
-            }
+        Ok(self.commit(txn)?.saved)
+    }
+
+    /// Starts saving a new mail, push style: [`Appender::write`] the pieces as they come
+    /// (each full chunk goes to RADOS at once: nothing is spooled), then
+    /// [`Appender::finish`] and [`Transaction::save`]. `received`: IMAP INTERNALDATE, Unix
+    /// seconds (`None`: now).
+    pub fn appender(&self, received: Option<i64>) -> Appender {
+        Appender {
+            writer: BodyWriter::new(self.store.clone(), &self.config, &self.info.guid, received),
+            store: self.store.clone(),
+            mailbox: self.info.guid,
         }
     }
 
-    fn discard_bodies(&self, saved: &[SavedBody]) {
-        for s in saved {
-            body::remove_objects(self.store.as_ref(), &s.guid, body::object_count(s.psize, s.chunk_size));
-        }
-    }
-
-    /// Changes flags and keywords of the given UIDs (missing UIDs are ignored). With
-    /// `unchanged_since` (CONDSTORE UNCHANGEDSINCE), mails modified after that modseq are
-    /// left alone and reported in [`StoreResult::modified`].
+    /// Changes flags and keywords of the given UIDs (missing UIDs are ignored), in one
+    /// change set. With `unchanged_since` (CONDSTORE UNCHANGEDSINCE), mails modified after
+    /// that modseq are left alone and reported in [`StoreResult::modified`].
     pub fn store(
         &self,
         uids: &[u32],
@@ -360,48 +286,54 @@ impl Mailbox {
         keywords: &[&str],
         unchanged_since: Option<u64>,
     ) -> Result<StoreResult> {
-        let keywords = normalize_keywords(keywords)?;
-        let mut outcome = StoreResult::default();
-        self.commit(|view, modseq| {
-            outcome = StoreResult::default();
-            let mut changes = Vec::new();
-            for uid in uids.iter().copied().collect::<BTreeSet<_>>() {
-                let Some(cur) = view.records.get(&uid) else { continue };
-                if unchanged_since.is_some_and(|u| cur.modseq > u) {
-                    outcome.modified.push(uid);
-                    continue;
-                }
-                let mut kw: BTreeSet<String> = cur.keywords.iter().cloned().collect();
-                let new_flags = match mode {
-                    StoreMode::Replace => {
-                        kw = keywords.iter().cloned().collect();
-                        flags.bits()
-                    }
-                    StoreMode::Add => {
-                        kw.extend(keywords.iter().cloned());
-                        cur.flags | flags.bits()
-                    }
-                    StoreMode::Remove => {
-                        for k in &keywords {
-                            kw.remove(k);
-                        }
-                        cur.flags & !flags.bits()
-                    }
-                };
-                let new_kw: Vec<String> = kw.into_iter().collect();
-                if new_flags == cur.flags && new_kw == cur.keywords {
-                    continue;
-                }
-                let record = MailRecord { flags: new_flags, keywords: new_kw, modseq, ..cur.clone() };
-                changes.push(Change { uid, prev_modseq: cur.modseq, record: Some(record) });
-                outcome.changed.push(uid);
-            }
-            if changes.is_empty() {
-                return Ok(None);
-            }
-            outcome.modseq = modseq;
-            Ok(Some((changes, ())))
-        })?;
-        Ok(outcome)
+        let mut txn = Transaction::new(ModseqSteps::One);
+        txn.update_flags(uids, mode, flags);
+        if mode == StoreMode::Replace || !keywords.is_empty() {
+            txn.update_keywords(uids, mode, keywords)?;
+        }
+        if let Some(m) = unchanged_since {
+            txn.unchanged_since(m);
+        }
+        let done = self.commit(txn)?;
+        Ok(StoreResult { modseq: done.last_modseq, changed: done.changed, modified: done.modified })
+    }
+}
+
+/// A mail being saved, push style ([`Mailbox::appender`]). Dropped without
+/// [`Appender::finish`], what it wrote is removed.
+pub struct Appender {
+    writer: BodyWriter,
+    store: Arc<dyn ObjectStore>,
+    mailbox: Guid,
+}
+
+impl std::fmt::Debug for Appender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender").field("mailbox", &self.mailbox).field("bytes", &self.writer.len()).finish()
+    }
+}
+
+impl Appender {
+    /// Takes the next piece of the mail; a full chunk goes to RADOS now.
+    /// [`Error::TooLarge`] as soon as the mail passes the largest size allowed (what was
+    /// written is then removed, and the appender refuses further calls).
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.writer.write(data)
+    }
+
+    /// Bytes taken so far.
+    pub fn len(&self) -> u64 {
+        self.writer.len()
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.writer.len() == 0
+    }
+
+    /// Writes the rest: the mail is complete in RADOS, ready for [`Transaction::save`].
+    pub fn finish(self) -> Result<SavedMail> {
+        let body = self.writer.finish()?;
+        Ok(SavedMail::new(body, self.store, self.mailbox))
     }
 }

@@ -1,46 +1,21 @@
-//! Expunge, copy and move: body references go in parallel, the index changes in one
-//! commit per mailbox.
+//! Expunge, copy and move: transactions of their own ([`super::Transaction`]): the body
+//! references go many in flight at once, the index changes in one commit per mailbox.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use objstore::{Error as StoreError, WriteOp};
-use omap_index::keys;
-use omap_index::names::{self, Guid};
-use omap_index::records::{Change, MailRecord, flags as flag_bits};
-use rand::Rng;
+use omap_index::records::flags as flag_bits;
 
-use super::{Mailbox, assign_uid, check_wanted_uid, normalize_keywords, now};
+use super::{Mailbox, ModseqSteps, Transaction, check_wanted_uid};
 use crate::error::{Error, Result};
-use crate::index::drop_reference;
 use crate::types::CopyOptions;
 
 impl Mailbox {
     /// Expunges the given UIDs (missing ones are ignored); returns those expunged. Bodies
     /// lose this mailbox's reference, and are deleted when no other mailbox refers to them.
     pub fn expunge(&self, uids: &[u32]) -> Result<Vec<u32>> {
-        let mut gone: Vec<MailRecord> = Vec::new();
-        self.commit(|view, _modseq| {
-            gone = uids
-                .iter()
-                .copied()
-                .collect::<BTreeSet<_>>()
-                .iter()
-                .filter_map(|u| view.records.get(u).cloned())
-                .collect();
-            if gone.is_empty() {
-                return Ok(None);
-            }
-            let changes = gone.iter().map(|r| Change { uid: r.uid, prev_modseq: r.modseq, record: None }).collect();
-            Ok(Some((changes, ())))
-        })?;
-        for rec in &gone {
-            // The expunge is committed; a body left behind by a failure here is an orphan
-            // that `check` finds, never a dangling record.
-            if let Err(e) = drop_reference(self.store.as_ref(), &self.info.guid, rec) {
-                tracing::warn!(uid = rec.uid, "dropping a body reference: {e}");
-            }
-        }
-        Ok(gone.iter().map(|r| r.uid).collect())
+        let mut txn = Transaction::new(ModseqSteps::One);
+        txn.expunge(uids);
+        Ok(self.commit(txn)?.expunged)
     }
 
     /// Expunges every mail flagged `\Deleted` (IMAP EXPUNGE).
@@ -71,79 +46,21 @@ impl Mailbox {
             )));
         }
         options.uids.iter().try_for_each(|u| check_wanted_uid(Some(*u)))?;
-        let new_flags = match &options.flags {
-            Some((flags, keywords)) => Some((flags.bits(), normalize_keywords(keywords)?)),
-            None => None,
-        };
         // Source UID -> the UID wanted for its copy, the first one given.
         let mut wanted: BTreeMap<u32, Option<u32>> = BTreeMap::new();
         for (i, uid) in uids.iter().enumerate() {
             wanted.entry(*uid).or_insert_with(|| options.uids.get(i).copied());
         }
-        let mut sources: Vec<(MailRecord, Option<u32>)> = {
-            let view = self.lock();
-            wanted.iter().filter_map(|(u, w)| view.records.get(u).map(|r| (r.clone(), *w))).collect()
-        };
-        // Copies get their UIDs in the order of the UIDs wanted, so that as many as
-        // possible get theirs.
-        sources.sort_by_key(|(src, w)| (w.unwrap_or(0), src.uid));
-        let mut referenced = Vec::new();
-        let mut rng = rand::rng();
-        for (src, want) in sources {
-            let guid = Guid::from_slice(&src.mail_guid)
-                .map_err(|e| Error::corrupted(&self.head, &keys::record(src.uid), e))?;
-            let instance: u64 = rng.random();
-            let op =
-                WriteOp::new().assert_exists().omap_set([(keys::reference(&dest.info.guid, instance), Vec::new())]);
-            match self.store.write_op(&names::mail(&guid), &op) {
-                Ok(_) => referenced.push((src, instance, want)),
-                Err(StoreError::NotFound { .. }) => {} // expunged and deleted meanwhile
-                Err(e) => {
-                    dest.release(&referenced);
-                    return Err(e.into());
-                }
-            }
+        let keywords: Vec<&str> =
+            options.flags.as_ref().map(|(_, k)| k.iter().map(String::as_str).collect()).unwrap_or_default();
+        let flags = options.flags.as_ref().map(|(f, _)| (*f, keywords.as_slice()));
+        let mut txn = Transaction::new(ModseqSteps::One);
+        for (uid, want) in wanted {
+            txn.copy(self, uid, want, flags)?;
         }
-        let saved = now();
-        let committed = dest.commit(|view, modseq| {
-            if referenced.is_empty() {
-                return Ok(None);
-            }
-            let mut next = view.hdr.uidnext;
-            let mut changes = Vec::new();
-            let mut pairs = Vec::new();
-            for (src, instance, want) in &referenced {
-                let uid = assign_uid(&mut next, *want)?;
-                let mut record = MailRecord { uid, instance: *instance, modseq, saved, ..src.clone() };
-                if let Some((flags, keywords)) = &new_flags {
-                    record.flags = *flags;
-                    record.keywords = keywords.clone();
-                }
-                changes.push(Change { uid, prev_modseq: 0, record: Some(record) });
-                pairs.push((src.uid, uid));
-            }
-            pairs.sort_unstable();
-            Ok(Some((changes, pairs)))
-        });
-        match committed {
-            Ok(done) => Ok(done.map(|(_, pairs)| pairs).unwrap_or_default()),
-            Err(e) => {
-                if !e.is_temporary() {
-                    dest.release(&referenced);
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Drops references taken for a copy that did not happen.
-    fn release(&self, referenced: &[(MailRecord, u64, Option<u32>)]) {
-        for (src, instance, _) in referenced {
-            let rec = MailRecord { instance: *instance, ..src.clone() };
-            if let Err(e) = drop_reference(self.store.as_ref(), &self.info.guid, &rec) {
-                tracing::warn!("releasing a copy reference: {e}");
-            }
-        }
+        let mut pairs: Vec<(u32, u32)> = dest.commit(txn)?.copied.into_iter().flatten().collect();
+        pairs.sort_unstable();
+        Ok(pairs)
     }
 
     /// Moves mails into `dest`: a copy, then an expunge here. When it returns, each mail is
