@@ -18,6 +18,19 @@ pub enum FaultMode {
     WritesUnavailable,
     /// Every operation fails with [`Error::Rados`] `EIO` (a permanent error).
     Io,
+    /// Counts writes only. The write at the end of the countdown is *applied*, but its
+    /// caller gets [`Error::Unavailable`] (the reply was lost: a timeout after the OSD
+    /// committed); the store heals at once, later operations pass. The case a commit must
+    /// tell apart from a write that did not happen.
+    AppliedButUnavailable,
+}
+
+/// What happens to one operation.
+enum Fate {
+    Pass,
+    Fail(Error),
+    /// Apply it, then report this error.
+    ApplyThenFail(Error),
 }
 
 #[derive(Debug)]
@@ -57,11 +70,20 @@ impl FaultyStore {
         self.shared.remaining.store(-1, Ordering::SeqCst);
     }
 
-    /// Decides the fate of one operation.
+    /// Decides the fate of one operation that is not applied when it fails.
     fn check(&self, is_write: bool) -> Result<()> {
+        match self.fate(is_write) {
+            Fate::Pass => Ok(()),
+            Fate::Fail(e) | Fate::ApplyThenFail(e) => Err(e),
+        }
+    }
+
+    /// Decides the fate of one operation.
+    fn fate(&self, is_write: bool) -> Fate {
         let mode = *self.shared.mode.lock().unwrap_or_else(|e| e.into_inner());
-        if mode == FaultMode::WritesUnavailable && !is_write {
-            return Ok(());
+        let writes_only = matches!(mode, FaultMode::WritesUnavailable | FaultMode::AppliedButUnavailable);
+        if writes_only && !is_write {
+            return Fate::Pass;
         }
         let passed = self
             .shared
@@ -70,14 +92,18 @@ impl FaultyStore {
             .map(|_| true)
             .unwrap_or_else(|n| n < 0);
         if passed {
-            return Ok(());
+            return Fate::Pass;
         }
-        Err(match mode {
+        match mode {
             FaultMode::Unavailable | FaultMode::WritesUnavailable => {
-                Error::Unavailable("injected fault: cluster unavailable".into())
+                Fate::Fail(Error::Unavailable("injected fault: cluster unavailable".into()))
             }
-            FaultMode::Io => Error::Rados { errno: 5, context: "injected fault".into() },
-        })
+            FaultMode::Io => Fate::Fail(Error::Rados { errno: 5, context: "injected fault".into() }),
+            FaultMode::AppliedButUnavailable => {
+                self.heal();
+                Fate::ApplyThenFail(Error::Unavailable("injected fault: the reply of an applied write was lost".into()))
+            }
+        }
     }
 }
 
@@ -92,8 +118,14 @@ impl ObjectStore for FaultyStore {
     }
 
     fn write_op(&self, oid: &str, op: &WriteOp) -> Result<u64> {
-        self.check(true)?;
-        self.inner.write_op(oid, op)
+        match self.fate(true) {
+            Fate::Pass => self.inner.write_op(oid, op),
+            Fate::Fail(e) => Err(e),
+            Fate::ApplyThenFail(e) => {
+                let _ = self.inner.write_op(oid, op);
+                Err(e)
+            }
+        }
     }
 
     fn read_op(&self, oid: &str, op: &ReadOp) -> Result<ReadResult> {
@@ -102,9 +134,17 @@ impl ObjectStore for FaultyStore {
     }
 
     fn write_op_async(&self, oid: &str, op: WriteOp) -> BoxFuture<'static, Result<u64>> {
-        match self.check(true) {
-            Ok(()) => self.inner.write_op_async(oid, op),
-            Err(e) => future::ready(Err(e)).boxed(),
+        match self.fate(true) {
+            Fate::Pass => self.inner.write_op_async(oid, op),
+            Fate::Fail(e) => future::ready(Err(e)).boxed(),
+            Fate::ApplyThenFail(e) => {
+                let applied = self.inner.write_op_async(oid, op);
+                async move {
+                    let _ = applied.await;
+                    Err(e)
+                }
+                .boxed()
+            }
         }
     }
 

@@ -65,3 +65,17 @@ fn counting_wrapper_counts_each_kind() {
     assert_eq!(counting.counts(), OpCounts { reads: 1, writes: 2, lists: 1 });
     assert_eq!(counting.counts().total(), 4);
 }
+
+/// A lost reply: the write is applied, its caller hears `Unavailable`, later ops pass.
+#[test]
+fn fault_wrapper_applied_but_unavailable() {
+    let faulty = FaultyStore::new(Arc::new(MemoryStore::new("f")));
+    faulty.write_full("a", b"1").unwrap();
+    faulty.fail_after(1, FaultMode::AppliedButUnavailable);
+    assert_eq!(faulty.read_full("a").unwrap().0, b"1", "reads do not count");
+    faulty.write_full("b", b"2").unwrap();
+    assert!(matches!(faulty.write_full("c", b"3"), Err(Error::Unavailable(_))));
+    assert_eq!(faulty.read_full("c").unwrap().0, b"3", "applied");
+    let late = futures::executor::block_on(faulty.write_op_async("d", WriteOp::new().write_full(b"4".to_vec())));
+    assert!(late.is_ok(), "healed after the one lost reply");
+}

@@ -7,3 +7,4 @@ fn store(_case: &str) -> (rados_mail::MailStore, String) {
 }
 
 mail_cases!(store);
+txn_cases!(store);

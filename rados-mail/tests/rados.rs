@@ -15,6 +15,7 @@ fn store(case: &str) -> (MailStore, String) {
 }
 
 mail_cases!(store);
+txn_cases!(store);
 
 /// The async API on a multi-threaded tokio runtime: 8 tasks append and flag at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,7 +38,18 @@ macro_rules! mail_cases {
             }
         )*
     };
+    (@cases_in $module:ident $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let (store, user) = ($make)(stringify!($case));
+                suite::$module::$case(&store, &user);
+            }
+        )*
+    };
 }
+
+pub mod txn;
 
 fn mailbox(store: &MailStore, user: &str, name: &str) -> (User, Mailbox) {
     let u = store.user(user).unwrap();

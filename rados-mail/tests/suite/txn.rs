@@ -1,0 +1,339 @@
+//! Transaction cases ([`rados_mail::Transaction`]), run against every backend like the rest
+//! of the suite: one commit for everything a mail server's transaction changes, modseqs
+//! numbered as Dovecot's log counts them, no lost update between processes, and a fault
+//! sweep over every write of a transaction.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rados_mail::objstore::{CountingStore, FaultMode, FaultyStore, ObjectStore, OpCounts};
+use rados_mail::{AppendOptions, Config, Error, Flags, MailStore, Mailbox, ModseqSteps, StoreMode, Transaction};
+
+use super::{body, mailbox, other_process, store_pool};
+
+/// Generates one `#[test]` per transaction case; `$make` is `fn(&str) -> (MailStore, String)`.
+#[macro_export]
+macro_rules! txn_cases {
+    ($make:expr) => {
+        $crate::mail_cases!(@cases_in txn $make;
+            txn_commits_everything_in_one_write, txn_dovecot_modseq_steps, txn_unchanged_since_per_mail,
+            txn_appender_streams_without_spooling, txn_keyword_replace_race_between_processes,
+            txn_copy_and_expunge_references_in_parallel, txn_fault_sweep_unavailable,
+            txn_fault_sweep_applied_but_unavailable,
+        );
+    };
+}
+
+fn save(m: &Mailbox, data: &[u8]) -> rados_mail::SavedMail {
+    let mut app = m.appender(None);
+    for piece in data.chunks(7) {
+        app.write(piece).unwrap();
+    }
+    app.finish().unwrap()
+}
+
+fn kw(m: &Mailbox, uid: u32) -> Vec<String> {
+    m.record(uid).unwrap().unwrap().keywords
+}
+
+/// Saves, a copy in, flag and keyword changes and an expunge: one write on the head.
+pub fn txn_commits_everything_in_one_write(store: &MailStore, user: &str) {
+    let counting = CountingStore::new(store_pool(store));
+    let here = MailStore::new(Arc::new(counting.clone()), store.config().clone());
+    let (u, inbox) = mailbox(&here, user, "INBOX");
+    u.create_mailbox("Other").unwrap();
+    let other = u.open_mailbox("Other").unwrap();
+    let a = inbox
+        .append(&b"Subject: a\n\na\n"[..], AppendOptions { keywords: vec!["$x".into()], ..Default::default() })
+        .unwrap();
+    let b = inbox.append(&b"Subject: b\n\nb\n"[..], Default::default()).unwrap();
+    let c = inbox.append(&b"Subject: c\n\nc\n"[..], Default::default()).unwrap();
+    let o = other.append(&b"Subject: o\n\no\n"[..], Default::default()).unwrap();
+    let before_hms = inbox.status().unwrap().highestmodseq;
+
+    let mut txn = Transaction::new(ModseqSteps::One);
+    let mail = save(&inbox, b"Subject: new\n\nnew\n");
+    txn.save(mail, AppendOptions { flags: Flags::SEEN, keywords: vec!["$k".into()], ..Default::default() }).unwrap();
+    assert!(txn.copy(&other, o, None, None).unwrap());
+    assert!(!txn.copy(&other, 999, None, None).unwrap(), "a UID not in the source");
+    txn.update_flags(&[a, b], StoreMode::Add, Flags::FLAGGED);
+    txn.update_keywords(&[a], StoreMode::Replace, &["$y"]).unwrap();
+    txn.expunge(&[c, 12345]);
+    let before = counting.counts();
+    let done = inbox.commit(txn).unwrap();
+    let cost = counting.counts() - before;
+    // 1 reference for the copy, 1 head write, 2 ops to drop the expunged mail's body.
+    assert_eq!(cost, OpCounts { reads: 1, writes: 3, lists: 0 }, "{done:?}");
+    assert_eq!(done.saved, vec![c + 1]);
+    assert_eq!(done.copied, vec![Some((o, c + 2))]);
+    assert_eq!(done.changed, vec![a, b]);
+    assert_eq!(done.expunged, vec![c]);
+    assert_eq!((done.first_modseq, done.last_modseq), (before_hms + 1, before_hms + 1));
+
+    // Another process sees all of it.
+    let there = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    assert_eq!(there.uids(), vec![a, b, c + 1, c + 2]);
+    let new = there.record(c + 1).unwrap().unwrap();
+    assert_eq!((new.flags, new.keywords.clone()), (Flags::SEEN.bits(), vec!["$k".to_string()]));
+    assert_eq!(body(&there, c + 1), b"Subject: new\n\nnew\n");
+    assert_eq!(body(&there, c + 2), b"Subject: o\n\no\n");
+    assert_eq!(kw(&there, a), vec!["$y"]);
+    assert_eq!(there.record(b).unwrap().unwrap().flags, Flags::FLAGGED.bits());
+    let status = there.status().unwrap();
+    assert_eq!((status.messages, status.highestmodseq), (4, before_hms + 1));
+    assert!(rados_mail::check::check_user(&u).unwrap().is_clean());
+}
+
+/// Dovecot numbering: the new mails, the flags, each keyword added, each removed, the
+/// expunges: one modseq (one WAL entry) each, in one write.
+pub fn txn_dovecot_modseq_steps(store: &MailStore, user: &str) {
+    let (_u, m) = mailbox(store, user, "INBOX");
+    let a = m.append(&b"a"[..], AppendOptions { keywords: vec!["$old".into()], ..Default::default() }).unwrap();
+    let b = m.append(&b"b"[..], Default::default()).unwrap();
+    let base = m.status().unwrap().highestmodseq;
+    let mut txn = Transaction::new(ModseqSteps::Dovecot);
+    let mail = save(&m, b"new");
+    txn.save(
+        mail,
+        AppendOptions { flags: Flags::SEEN, keywords: vec!["$a".into(), "$b".into()], ..Default::default() },
+    )
+    .unwrap();
+    txn.update_flags(&[a], StoreMode::Add, Flags::ANSWERED);
+    txn.update_keywords(&[a], StoreMode::Replace, &["$a"]).unwrap();
+    txn.expunge(&[b]);
+    let done = m.commit(txn).unwrap();
+    let new = done.saved[0];
+    // append; flags; $a added (a, new); $b added (new); $old removed (a); expunge.
+    assert_eq!((done.first_modseq, done.last_modseq), (base + 1, base + 6));
+    let rec_a = m.record(a).unwrap().unwrap();
+    assert_eq!(
+        (rec_a.modseq, rec_a.keywords.clone(), rec_a.flags),
+        (base + 5, vec!["$a".to_string()], Flags::ANSWERED.bits())
+    );
+    let rec_new = m.record(new).unwrap().unwrap();
+    assert_eq!((rec_new.modseq, rec_new.keywords.clone()), (base + 4, vec!["$a".to_string(), "$b".to_string()]));
+    // Every step is visible to QRESYNC: changes since the step before it.
+    let since = m.changes_since(base + 4).unwrap();
+    assert_eq!(since.changed.iter().map(|r| r.uid).collect::<Vec<_>>(), vec![a]);
+    assert_eq!(since.expunged, vec![b]);
+    assert_eq!(since.highestmodseq, base + 6);
+    let there = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    assert_eq!(there.record(new).unwrap(), Some(rec_new));
+    assert_eq!(there.status().unwrap().highestmodseq, base + 6);
+}
+
+/// UNCHANGEDSINCE leaves alone exactly the mails changed after it, for flags and keywords.
+pub fn txn_unchanged_since_per_mail(store: &MailStore, user: &str) {
+    let (_u, m) = mailbox(store, user, "INBOX");
+    let a = m.append(&b"a"[..], Default::default()).unwrap();
+    let b = m.append(&b"b"[..], Default::default()).unwrap();
+    let seen = m.status().unwrap().highestmodseq;
+    m.store(&[b], StoreMode::Add, Flags::DRAFT, &[], None).unwrap();
+    let mut txn = Transaction::new(ModseqSteps::Dovecot);
+    txn.update_flags(&[a, b], StoreMode::Add, Flags::SEEN);
+    txn.update_keywords(&[a, b], StoreMode::Add, &["$k"]).unwrap();
+    txn.unchanged_since(seen);
+    let done = m.commit(txn).unwrap();
+    assert_eq!(done.modified, vec![b]);
+    assert_eq!(done.changed, vec![a]);
+    assert_eq!(m.record(b).unwrap().unwrap().flags, Flags::DRAFT.bits());
+    assert_eq!(kw(&m, a), vec!["$k"]);
+    assert!(kw(&m, b).is_empty());
+    // Nothing left to change: no write, no modseq.
+    let mut txn = Transaction::new(ModseqSteps::Dovecot);
+    txn.update_flags(&[b], StoreMode::Add, Flags::SEEN);
+    txn.unchanged_since(seen);
+    let done = m.commit(txn).unwrap();
+    assert_eq!((done.modified, done.last_modseq), (vec![b], 0));
+}
+
+/// The push-style appender writes chunks as they fill; dropped unfinished, or over the
+/// size limit, it leaves nothing behind.
+pub fn txn_appender_streams_without_spooling(store: &MailStore, user: &str) {
+    let config = Config { chunk_size: 1000, max_mail_size: 10_000, ..store.config().clone() };
+    let small = MailStore::new(store_pool(store), config);
+    let (u, m) = mailbox(&small, user, "INBOX");
+    let data: Vec<u8> = (0..3500u32).map(|i| b"abcdefghij\n"[i as usize % 11]).collect();
+    let mut app = m.appender(Some(1_000_000));
+    for piece in data.chunks(333) {
+        app.write(piece).unwrap();
+    }
+    assert_eq!(app.len(), 3500);
+    let mut txn = Transaction::new(ModseqSteps::One);
+    txn.save(app.finish().unwrap(), AppendOptions::default()).unwrap();
+    let uid = m.commit(txn).unwrap().saved[0];
+    assert_eq!(body(&m, uid), data);
+    assert_eq!(m.record(uid).unwrap().unwrap().received, 1_000_000);
+    // Abandoned, too large, or finished but never committed: nothing stays.
+    let mut app = m.appender(None);
+    app.write(&data).unwrap();
+    drop(app);
+    let mut app = m.appender(None);
+    app.write(&data).unwrap();
+    assert!(matches!(app.write(&vec![b'x'; 7000]), Err(Error::TooLarge(_))));
+    drop(app);
+    let mut app = m.appender(None);
+    app.write(&data).unwrap();
+    drop(app.finish().unwrap());
+    let report = rados_mail::check::check_user(&u).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
+/// Backend A replaces the keywords of the mails while backend B adds one, 100 rounds, at
+/// the same time: whichever commits second sees the first's change; nothing is lost.
+pub fn txn_keyword_replace_race_between_processes(store: &MailStore, user: &str) {
+    let (_u, a) = mailbox(store, user, "INBOX");
+    let uids: Vec<u32> = (0..5).map(|i| a.append(format!("m{i}").as_bytes(), Default::default()).unwrap()).collect();
+    let b = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    for round in 0..100 {
+        let (ka, kb) = (format!("a{round}"), format!("b{round}"));
+        let (ma, mb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| {
+                let mut txn = Transaction::new(ModseqSteps::Dovecot);
+                txn.update_keywords(&uids, StoreMode::Replace, &[ka.as_str()]).unwrap();
+                a.commit(txn).unwrap().last_modseq
+            });
+            let tb = s.spawn(|| {
+                let mut txn = Transaction::new(ModseqSteps::Dovecot);
+                txn.update_keywords(&uids, StoreMode::Add, &[kb.as_str()]).unwrap();
+                b.commit(txn).unwrap().last_modseq
+            });
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        a.sync().unwrap();
+        b.sync().unwrap();
+        let want: BTreeSet<String> = if mb > ma { [ka.clone(), kb.clone()].into() } else { [ka.clone()].into() };
+        for uid in &uids {
+            let (ra, rb) = (a.record(*uid).unwrap().unwrap(), b.record(*uid).unwrap().unwrap());
+            assert_eq!(ra, rb, "round {round}: the backends disagree");
+            assert_eq!(ra.keywords.iter().cloned().collect::<BTreeSet<_>>(), want, "round {round} (A {ma}, B {mb})");
+        }
+    }
+}
+
+/// COPY and EXPUNGE of N mails: N reference writes (in flight together) and one head write
+/// for a copy; one head write and two ops per body for an expunge.
+pub fn txn_copy_and_expunge_references_in_parallel(store: &MailStore, user: &str) {
+    let counting = CountingStore::new(store_pool(store));
+    let here = MailStore::new(Arc::new(counting.clone()), store.config().clone());
+    let (u, inbox) = mailbox(&here, user, "INBOX");
+    u.create_mailbox("Archive").unwrap();
+    let archive = u.open_mailbox("Archive").unwrap();
+    let uids: Vec<u32> =
+        (0..20).map(|i| inbox.append(format!("m{i}").as_bytes(), Default::default()).unwrap()).collect();
+    let before = counting.counts();
+    let pairs = inbox.copy_to(&uids, &archive).unwrap();
+    assert_eq!(pairs.len(), 20);
+    assert_eq!(counting.counts() - before, OpCounts { reads: 0, writes: 21, lists: 0 }, "copy of 20");
+    let before = counting.counts();
+    assert_eq!(inbox.expunge(&uids).unwrap(), uids);
+    // Each body keeps the archive's reference: read + drop our key.
+    assert_eq!(counting.counts() - before, OpCounts { reads: 20, writes: 21, lists: 0 }, "expunge of 20");
+    let before = counting.counts();
+    let moved: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+    archive.expunge(&moved).unwrap();
+    // The last references: read + remove the body.
+    assert_eq!(counting.counts() - before, OpCounts { reads: 20, writes: 21, lists: 0 }, "expunge of the last copies");
+    let report = rados_mail::check::check_user(&u).unwrap();
+    assert!(report.is_clean() && report.bodies == 0, "{report:?}");
+}
+
+/// The transaction of the sweeps: a save, a copy in, flag and keyword changes, an expunge.
+struct Sweep {
+    store: MailStore,
+    user: String,
+}
+
+impl Sweep {
+    /// A fresh user with INBOX (2 mails) and Other (1 mail) on `pool`.
+    fn new(pool: Arc<dyn ObjectStore>, config: Config, user: String) -> Sweep {
+        let store = MailStore::new(pool, config);
+        let u = store.user(&user).unwrap();
+        u.create_mailbox("INBOX").unwrap();
+        u.create_mailbox("Other").unwrap();
+        let inbox = u.open_mailbox("INBOX").unwrap();
+        inbox.append(&b"one"[..], Default::default()).unwrap();
+        inbox.append(&b"two"[..], Default::default()).unwrap();
+        u.open_mailbox("Other").unwrap().append(&b"other"[..], Default::default()).unwrap();
+        Sweep { store, user }
+    }
+
+    /// Runs the transaction through `store` (the faulty one).
+    fn run(&self, store: &MailStore) -> rados_mail::Result<rados_mail::Committed> {
+        let u = store.user(&self.user)?;
+        let inbox = u.open_mailbox("INBOX")?;
+        let other = u.open_mailbox("Other")?;
+        let mut app = inbox.appender(None);
+        app.write(b"Subject: swept\n\nbody\n")?;
+        let mut txn = Transaction::new(ModseqSteps::Dovecot);
+        txn.save(app.finish()?, AppendOptions { keywords: vec!["$s".into()], ..Default::default() })?;
+        txn.copy(&other, 1, None, None)?;
+        txn.update_flags(&[1], StoreMode::Add, Flags::SEEN);
+        txn.update_keywords(&[1], StoreMode::Replace, &["$r"])?;
+        txn.expunge(&[2]);
+        inbox.commit(txn)
+    }
+
+    /// All of the transaction is visible, or none of it; nothing is damaged. Returns
+    /// whether it is visible.
+    fn verify(&self, what: &str) -> bool {
+        let fresh = MailStore::new(self.store.pool().clone(), self.store.config().clone());
+        let u = fresh.user(&self.user).unwrap();
+        let inbox = u.open_mailbox("INBOX").unwrap();
+        let one = inbox.record(1).unwrap().unwrap();
+        let after = inbox.uids() == vec![1, 3, 4]
+            && one.flags == Flags::SEEN.bits()
+            && one.keywords == vec!["$r"]
+            && kw(&inbox, 3) == vec!["$s"]
+            && body(&inbox, 3) == b"Subject: swept\n\nbody\n"
+            && body(&inbox, 4) == b"other";
+        let before =
+            inbox.uids() == vec![1, 2] && one.flags == 0 && one.keywords.is_empty() && body(&inbox, 2) == b"two";
+        assert!(after ^ before, "{what}: half a transaction: {:?}", inbox.records(1..=u32::MAX));
+        assert_eq!(u.open_mailbox("Other").unwrap().uids(), vec![1], "{what}");
+        let report = rados_mail::check::check_user(&u).unwrap();
+        assert!(!report.has_damage(), "{what}: {report:?}");
+        after
+    }
+}
+
+fn sweep(store: &MailStore, user: &str, mode: FaultMode) {
+    // How many writes the transaction makes when nothing fails.
+    let counting = CountingStore::new(store_pool(store));
+    let probe = Sweep::new(Arc::new(counting.clone()), store.config().clone(), format!("{user}-probe"));
+    let before = counting.counts();
+    probe.run(&probe.store).unwrap();
+    let writes = (counting.counts() - before).writes;
+    assert!(probe.verify("no fault"));
+    assert!(writes >= 4, "{writes} writes");
+    for at in 0..=writes {
+        let case = Sweep::new(store_pool(store), store.config().clone(), format!("{user}-{at}"));
+        let faulty = FaultyStore::new(store_pool(store));
+        let through = MailStore::new(Arc::new(faulty.clone()), store.config().clone());
+        faulty.fail_after(at, mode);
+        let result = case.run(&through);
+        faulty.heal();
+        let visible = case.verify(&format!("fault at write {at} of {writes} ({mode:?}): {result:?}"));
+        match &result {
+            Ok(_) => assert!(visible, "write {at}: reported done but not visible"),
+            Err(e) => {
+                assert!(e.is_temporary(), "write {at}: {e}");
+                // After a lost reply the commit reads back whether it landed; only a commit
+                // that really failed may report a failure.
+                if mode == FaultMode::AppliedButUnavailable {
+                    assert!(!visible, "write {at}: applied, read back, yet reported failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Fails the transaction at each of its writes in turn (the cluster goes away there).
+pub fn txn_fault_sweep_unavailable(store: &MailStore, user: &str) {
+    sweep(store, user, FaultMode::WritesUnavailable);
+}
+
+/// Each write in turn is applied but its reply is lost.
+pub fn txn_fault_sweep_applied_but_unavailable(store: &MailStore, user: &str) {
+    sweep(store, user, FaultMode::AppliedButUnavailable);
+}
