@@ -60,6 +60,38 @@
 #define RM_UNCHANGED_SINCE_ANY UINT64_MAX
 
 /**
+ * [`rm_txn_begin`]: the whole transaction is one change set with one modseq.
+ */
+#define RM_MODSEQ_STEPS_ONE 0
+
+/**
+ * [`rm_txn_begin`]: one modseq per record Dovecot's transaction log writes for the same
+ * changes, in its order: the new mails; the flag changes; per keyword (in name order) the
+ * mails gaining it, then the mails losing it; the expunges.
+ */
+#define RM_MODSEQ_STEPS_DOVECOT 1
+
+/**
+ * [`rm_txn_result_uids`]: the UIDs of the saved mails, in the order they were added.
+ */
+#define RM_TXN_SAVED 0
+
+/**
+ * [`rm_txn_result_uids`]: existing mails whose flags or keywords changed, ascending.
+ */
+#define RM_TXN_CHANGED 1
+
+/**
+ * [`rm_txn_result_uids`]: mails left alone by UNCHANGEDSINCE, ascending.
+ */
+#define RM_TXN_MODIFIED 2
+
+/**
+ * [`rm_txn_result_uids`]: mails this commit expunged, ascending.
+ */
+#define RM_TXN_EXPUNGED 3
+
+/**
  * The outcome of every fallible export.
  *
  * The numbers are part of the ABI: a code keeps its number forever, and a number that was
@@ -196,6 +228,22 @@ typedef struct rm_mailbox rm_mailbox;
 typedef struct rm_store rm_store;
 
 /**
+ * A transaction on one mailbox being collected ([`rm_txn_begin`]). Ended by
+ * [`rm_txn_commit`] or [`rm_txn_free`] (which abandons it: mails saved into it are removed).
+ *
+ * Not thread-safe: use one `rm_txn` from one thread at a time. It keeps the mailbox alive
+ * (the `rm_mailbox` handle may be freed first).
+ */
+typedef struct rm_txn rm_txn;
+
+/**
+ * What a committed transaction did ([`rm_txn_commit`]); read it with [`rm_txn_result_summary`],
+ * [`rm_txn_result_uids`], [`rm_txn_result_copies`]; free it with [`rm_txn_result_free`].
+ * Immutable: safe to read from several threads.
+ */
+typedef struct rm_txn_result rm_txn_result;
+
+/**
  * One user's mail. Users need no creation: a user without mailboxes is empty.
  *
  * Thread-safe: one `rm_user` may be used from many threads at once. It does not borrow
@@ -273,6 +321,41 @@ typedef struct rm_record {
  * caller's pointer, passed through untouched.
  */
 typedef void (*rm_name_callback)(void *userdata, const char *name, size_t name_len);
+
+/**
+ * Options of [`rm_mailbox_copy_with`]. All zero (NULL, false, 0) is a plain copy.
+ */
+typedef struct rm_copy_options {
+  /**
+   * NULL, or the UID wanted for each copy: `n_uids` values, parallel to `uids`. A wanted
+   * UID is given when it is not below the destination's UIDNEXT (nor below the UID given
+   * to the copy before it), else the next free UID, as for
+   * [`rm_append_set_uid`](crate::append::rm_append_set_uid).
+   */
+  const uint32_t *dest_uids;
+  /**
+   * When true, the copies get `flags` and `keywords` instead of their sources' flags and
+   * keywords.
+   */
+  bool set_flags;
+  /**
+   * System flags (`RM_FLAG_*`) of the copies, when `set_flags`.
+   */
+  uint32_t flags;
+  /**
+   * `n_keywords` NUL-terminated UTF-8 keywords of the copies, when `set_flags` (may be
+   * NULL when `n_keywords` is 0).
+   */
+  const char *const *keywords;
+  /**
+   * Number of `keywords`.
+   */
+  size_t n_keywords;
+  /**
+   * Move ([`rm_mailbox_move`]) instead of copy.
+   */
+  bool move_mails;
+} rm_copy_options;
 
 /**
  * Called by [`rm_dict_lookup`] with the value: `len` bytes at `value`, followed by a NUL
@@ -356,41 +439,6 @@ typedef struct rm_flags_outcome {
 } rm_flags_outcome;
 
 /**
- * Options of [`rm_mailbox_copy_with`]. All zero (NULL, false, 0) is a plain copy.
- */
-typedef struct rm_copy_options {
-  /**
-   * NULL, or the UID wanted for each copy: `n_uids` values, parallel to `uids`. A wanted
-   * UID is given when it is not below the destination's UIDNEXT (nor below the UID given
-   * to the copy before it), else the next free UID, as for
-   * [`rm_append_set_uid`](crate::append::rm_append_set_uid).
-   */
-  const uint32_t *dest_uids;
-  /**
-   * When true, the copies get `flags` and `keywords` instead of their sources' flags and
-   * keywords.
-   */
-  bool set_flags;
-  /**
-   * System flags (`RM_FLAG_*`) of the copies, when `set_flags`.
-   */
-  uint32_t flags;
-  /**
-   * `n_keywords` NUL-terminated UTF-8 keywords of the copies, when `set_flags` (may be
-   * NULL when `n_keywords` is 0).
-   */
-  const char *const *keywords;
-  /**
-   * Number of `keywords`.
-   */
-  size_t n_keywords;
-  /**
-   * Move ([`rm_mailbox_move`]) instead of copy.
-   */
-  bool move_mails;
-} rm_copy_options;
-
-/**
  * Counters of a store since it was opened ([`rm_store_stats`]).
  */
 typedef struct rm_stats {
@@ -433,6 +481,41 @@ typedef struct rm_stats {
 } rm_stats;
 
 /**
+ * Counts and modseqs of a committed transaction ([`rm_txn_result_summary`]).
+ */
+typedef struct rm_txn_summary {
+  /**
+   * First modseq the commit used; 0 when nothing was written.
+   */
+  uint64_t first_modseq;
+  /**
+   * Last modseq the commit used: the mailbox's HIGHESTMODSEQ right after it; 0 when
+   * nothing was written.
+   */
+  uint64_t last_modseq;
+  /**
+   * Mails saved (one UID each, [`RM_TXN_SAVED`]).
+   */
+  size_t saved;
+  /**
+   * Copies asked for ([`rm_txn_result_copies`]).
+   */
+  size_t copies;
+  /**
+   * Existing mails whose flags or keywords changed.
+   */
+  size_t changed;
+  /**
+   * Mails left alone by UNCHANGEDSINCE.
+   */
+  size_t modified;
+  /**
+   * Mails expunged by this commit.
+   */
+  size_t expunged;
+} rm_txn_summary;
+
+/**
  * What [`rm_user_mailbox_update`] changes; a 0 leaves that value alone.
  */
 typedef struct rm_mailbox_update {
@@ -457,8 +540,7 @@ extern "C" {
 /**
  * Begins saving a mail into `mailbox`; the handle goes to `*out`.
  *
- * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_IO` (no temporary file
- * could be made). `*out` is written only on success.
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`. `*out` is written only on success.
  *
  * # Safety
  * `mailbox` is a live handle; `out` is valid for writing.
@@ -467,12 +549,13 @@ enum rm_result rm_append_begin(const struct rm_mailbox *mailbox, struct rm_appen
 
 /**
  * Adds the bytes `data[0..len]` to the mail (`data` may be NULL when `len` is 0). Line
- * endings are stored as given.
+ * endings are stored as given. Nothing is spooled: each time a chunk of the mail
+ * (`chunk_size`) is full it is written to RADOS, so this call may block on the cluster.
  *
  * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_TOO_LARGE` (the mail
- * would exceed the store's limit), `RM_RESULT_IO` (the temporary file could not be
- * written), or `RM_RESULT_INVALID_INPUT` (an earlier write failed). After a failed write
- * the append can only be cancelled (finishing it fails).
+ * would exceed the store's limit), `RM_RESULT_UNAVAILABLE` (writing a chunk failed), or
+ * `RM_RESULT_INVALID_INPUT` (an earlier write failed). After a failed write what was
+ * written is removed and the append can only be cancelled (finishing it fails).
  *
  * # Safety
  * `app` is a live handle not used concurrently; `data` holds `len` bytes.
@@ -503,7 +586,7 @@ enum rm_result rm_append_set_uid(struct rm_append *app, uint32_t uid);
 
 /**
  * Gives the mail the GUID `guid[0..16]` (a migration keeps the GUIDs it had): the
- * record's GUID (`guid` of [`rm_record`](crate::mailbox::rm_record)) is then this one, not
+ * record's GUID (`guid` of [`rm_record`](crate::record::rm_record)) is then this one, not
  * its body's; copies keep it.
  *
  * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
@@ -523,7 +606,10 @@ enum rm_result rm_append_add_keyword(struct rm_append *app, const char *keyword)
 
 /**
  * Saves the mail with the system flags `flags` (`RM_FLAG_*`) and stores its new UID in
- * `*out_uid`.
+ * `*out_uid`: the last chunk is written, then the mail is committed with its flags and
+ * keywords in one write on the mailbox head (numbered as Dovecot's log counts: one modseq
+ * for the new mail, one per keyword). To save several mails, or a mail with other
+ * changes, in one commit, use [`rm_append_finish_into`] instead.
  *
  * If the arguments are rejected (`RM_RESULT_NULL_PARAMETER`: `app`, `*app` or `out_uid`
  * NULL; `RM_RESULT_INVALID_INPUT`: unknown flag bits) nothing happens and `*app` stays
@@ -539,7 +625,27 @@ enum rm_result rm_append_add_keyword(struct rm_append *app, const char *keyword)
 enum rm_result rm_append_finish(struct rm_append **app, uint32_t flags, uint32_t *out_uid);
 
 /**
- * Abandons the mail: frees the handle and its temporary file, and sets `*app` to NULL.
+ * Completes the mail in RADOS (its last chunk is written) and adds it, with the system
+ * flags `flags` (`RM_FLAG_*`) and its keywords, to the transaction `txn`
+ * ([`crate::txn`]), which must be on the same mailbox. The mail gets its UID when the
+ * transaction commits ([`RM_TXN_SAVED`](crate::txn::RM_TXN_SAVED), in the order added);
+ * abandoned with the transaction, its objects are removed.
+ *
+ * If the arguments are rejected (`RM_RESULT_NULL_PARAMETER`: `app`, `*app` or `txn` NULL;
+ * `RM_RESULT_INVALID_INPUT`: unknown flag bits, or `txn` is on another mailbox) nothing
+ * happens and `*app` stays valid. Otherwise the handle is consumed and `*app` set to NULL:
+ * `RM_RESULT_OK`, or `RM_RESULT_INVALID_INPUT` (an earlier write failed, an invalid
+ * keyword), `RM_RESULT_TOO_LARGE`, `RM_RESULT_UNAVAILABLE`, or another code.
+ *
+ * # Safety
+ * `app` is valid for reading and writing a pointer, and `*app` is NULL or a live handle
+ * not used concurrently; `txn` is a live handle not used concurrently.
+ */
+enum rm_result rm_append_finish_into(struct rm_append **app, struct rm_txn *txn, uint32_t flags);
+
+/**
+ * Abandons the mail: removes what was written of it, frees the handle and sets `*app` to
+ * NULL.
  * `app` NULL or `*app` NULL is a no-op returning `RM_RESULT_OK`.
  *
  * # Safety
@@ -662,7 +768,7 @@ enum rm_result rm_changes_next_changed(struct rm_changes *changes,
 /**
  * Calls `cb(userdata, keyword, len)` for each keyword (sorted) of the record that
  * [`rm_changes_next_changed`] returned last; none before the first call and after the
- * end. Same callback rules as [`rm_mailbox_keywords`](crate::mailbox::rm_mailbox_keywords).
+ * end. Same callback rules as [`rm_mailbox_keywords`](crate::record::rm_mailbox_keywords).
  *
  * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER` (`changes` or `cb`).
  *
@@ -756,6 +862,83 @@ void rm_config_free(struct rm_config *cfg);
  * `cfg` is a live handle not being set concurrently; `out` is valid for writing.
  */
 enum rm_result rm_store_open(const struct rm_config *cfg, struct rm_store **out);
+
+/**
+ * Copies the mails `uids[0..n_uids]` of `src` into `dest` (IMAP COPY; the bodies are
+ * shared, not duplicated). `uids` may be NULL when `n_uids` is 0, may be in any order and
+ * may repeat a UID (copied once); UIDs not in `src`'s view (never there, or expunged,
+ * also meanwhile) are skipped, not an error.
+ *
+ * On success `*out_count` receives the number of mails copied, `k <= n_uids`, and the
+ * copies are described as `k` pairs, ascending by source UID: `out_src_uids[i]` was copied
+ * to the new UID `out_dest_uids[i]` of `dest` (IMAP COPYUID), for `i < k`. Either array
+ * may be NULL when not wanted; a non-NULL one must have room for `n_uids` values, and only
+ * its first `k` entries are written. Nothing is written on failure.
+ *
+ * `src` and `dest` may be the same mailbox (the copies get new UIDs in it). Neither handle
+ * is consumed; both are thread-safe, so this may run concurrently with other calls on them.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER` (`src`, `dest`, `out_count`, or
+ * `uids` with `n_uids > 0`), `RM_RESULT_CONFLICT` / `RM_RESULT_UNAVAILABLE` (temporary),
+ * `RM_RESULT_TOO_LARGE` (UID space exhausted), or another code.
+ *
+ * # Safety
+ * `src` and `dest` are live handles; `uids` holds `n_uids` values; non-NULL `out_src_uids`
+ * and `out_dest_uids` are writable for `n_uids` values each; `out_count` is writable.
+ */
+enum rm_result rm_mailbox_copy(const struct rm_mailbox *src,
+                               const uint32_t *uids,
+                               size_t n_uids,
+                               const struct rm_mailbox *dest,
+                               uint32_t *out_src_uids,
+                               uint32_t *out_dest_uids,
+                               size_t *out_count);
+
+/**
+ * Moves the mails `uids[0..n_uids]` of `src` into `dest` (IMAP MOVE): a copy as
+ * [`rm_mailbox_copy`] makes, then an expunge in `src` of the source UIDs copied. When it
+ * returns `RM_RESULT_OK`, each mail reported is in `dest` and no longer in `src`.
+ *
+ * Parameters, the outputs (`out_src_uids`, `out_dest_uids`, `*out_count`: the `k` moved
+ * mails as pairs ascending by source UID, either array nullable, room for `n_uids` each)
+ * and thread-safety are as for [`rm_mailbox_copy`]; UIDs not in `src` are skipped.
+ *
+ * On failure nothing is written; if the copy succeeded but the expunge failed, the mails
+ * may be in both mailboxes (retrying the move copies them again).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, a temporary code, or another code.
+ *
+ * # Safety
+ * As [`rm_mailbox_copy`].
+ */
+enum rm_result rm_mailbox_move(const struct rm_mailbox *src,
+                               const uint32_t *uids,
+                               size_t n_uids,
+                               const struct rm_mailbox *dest,
+                               uint32_t *out_src_uids,
+                               uint32_t *out_dest_uids,
+                               size_t *out_count);
+
+/**
+ * [`rm_mailbox_copy`] or [`rm_mailbox_move`] (`options->move_mails`) with wanted UIDs, or
+ * flags and keywords, for the copies (`options`; NULL is a plain copy). A UID given twice
+ * in `uids` is copied once, with the first UID wanted for it. The parameters, outputs and
+ * results are those of [`rm_mailbox_copy`] (pairs ascending by source UID), plus
+ * `RM_RESULT_INVALID_INPUT` (unknown flag bits, an invalid keyword, a wanted UID of 0) and
+ * `RM_RESULT_TOO_LARGE` (a wanted UID of 4294967295).
+ *
+ * # Safety
+ * As [`rm_mailbox_copy`]; a non-NULL `options` is readable, its non-NULL `dest_uids` holds
+ * `n_uids` values and its `keywords` `n_keywords` NUL-terminated strings.
+ */
+enum rm_result rm_mailbox_copy_with(const struct rm_mailbox *src,
+                                    const uint32_t *uids,
+                                    size_t n_uids,
+                                    const struct rm_mailbox *dest,
+                                    const struct rm_copy_options *options,
+                                    uint32_t *out_src_uids,
+                                    uint32_t *out_dest_uids,
+                                    size_t *out_count);
 
 /**
  * Opens the dicts of user `user` (NUL-terminated UTF-8; NULL for the shared dict only)
@@ -969,17 +1152,6 @@ enum rm_result rm_mailbox_uids(const struct rm_mailbox *mailbox,
                                void *userdata);
 
 /**
- * The record of `uid` in the mailbox's view, in `*out`; `RM_RESULT_NOT_FOUND` if the view
- * has no such UID.
- *
- * # Safety
- * `mailbox` is a live handle; `out` is valid for writing.
- */
-enum rm_result rm_mailbox_record(const struct rm_mailbox *mailbox,
-                                 uint32_t uid,
-                                 struct rm_record *out);
-
-/**
  * Reads up to `cap` bytes of the body of `uid` from byte `offset` into `buf`, and the
  * number read in `*out_len` (fewer than `cap` only at the end of the body; 0 at or past
  * it). `buf` may be NULL when `cap` is 0. For whole bodies prefer [`crate::body`]'s
@@ -1061,6 +1233,17 @@ enum rm_result rm_mailbox_expunge_uids(const struct rm_mailbox *mailbox,
                                        size_t *out_count);
 
 /**
+ * The record of `uid` in the mailbox's view, in `*out`; `RM_RESULT_NOT_FOUND` if the view
+ * has no such UID.
+ *
+ * # Safety
+ * `mailbox` is a live handle; `out` is valid for writing.
+ */
+enum rm_result rm_mailbox_record(const struct rm_mailbox *mailbox,
+                                 uint32_t uid,
+                                 struct rm_record *out);
+
+/**
  * The mailbox's GUID (16 bytes; it names the mailbox's objects and survives renames) in
  * `out[0..16]`.
  *
@@ -1086,83 +1269,6 @@ enum rm_result rm_mailbox_keywords(const struct rm_mailbox *mailbox,
                                    uint32_t uid,
                                    rm_name_callback cb,
                                    void *userdata);
-
-/**
- * Copies the mails `uids[0..n_uids]` of `src` into `dest` (IMAP COPY; the bodies are
- * shared, not duplicated). `uids` may be NULL when `n_uids` is 0, may be in any order and
- * may repeat a UID (copied once); UIDs not in `src`'s view (never there, or expunged,
- * also meanwhile) are skipped, not an error.
- *
- * On success `*out_count` receives the number of mails copied, `k <= n_uids`, and the
- * copies are described as `k` pairs, ascending by source UID: `out_src_uids[i]` was copied
- * to the new UID `out_dest_uids[i]` of `dest` (IMAP COPYUID), for `i < k`. Either array
- * may be NULL when not wanted; a non-NULL one must have room for `n_uids` values, and only
- * its first `k` entries are written. Nothing is written on failure.
- *
- * `src` and `dest` may be the same mailbox (the copies get new UIDs in it). Neither handle
- * is consumed; both are thread-safe, so this may run concurrently with other calls on them.
- *
- * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER` (`src`, `dest`, `out_count`, or
- * `uids` with `n_uids > 0`), `RM_RESULT_CONFLICT` / `RM_RESULT_UNAVAILABLE` (temporary),
- * `RM_RESULT_TOO_LARGE` (UID space exhausted), or another code.
- *
- * # Safety
- * `src` and `dest` are live handles; `uids` holds `n_uids` values; non-NULL `out_src_uids`
- * and `out_dest_uids` are writable for `n_uids` values each; `out_count` is writable.
- */
-enum rm_result rm_mailbox_copy(const struct rm_mailbox *src,
-                               const uint32_t *uids,
-                               size_t n_uids,
-                               const struct rm_mailbox *dest,
-                               uint32_t *out_src_uids,
-                               uint32_t *out_dest_uids,
-                               size_t *out_count);
-
-/**
- * Moves the mails `uids[0..n_uids]` of `src` into `dest` (IMAP MOVE): a copy as
- * [`rm_mailbox_copy`] makes, then an expunge in `src` of the source UIDs copied. When it
- * returns `RM_RESULT_OK`, each mail reported is in `dest` and no longer in `src`.
- *
- * Parameters, the outputs (`out_src_uids`, `out_dest_uids`, `*out_count`: the `k` moved
- * mails as pairs ascending by source UID, either array nullable, room for `n_uids` each)
- * and thread-safety are as for [`rm_mailbox_copy`]; UIDs not in `src` are skipped.
- *
- * On failure nothing is written; if the copy succeeded but the expunge failed, the mails
- * may be in both mailboxes (retrying the move copies them again).
- *
- * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, a temporary code, or another code.
- *
- * # Safety
- * As [`rm_mailbox_copy`].
- */
-enum rm_result rm_mailbox_move(const struct rm_mailbox *src,
-                               const uint32_t *uids,
-                               size_t n_uids,
-                               const struct rm_mailbox *dest,
-                               uint32_t *out_src_uids,
-                               uint32_t *out_dest_uids,
-                               size_t *out_count);
-
-/**
- * [`rm_mailbox_copy`] or [`rm_mailbox_move`] (`options->move_mails`) with wanted UIDs, or
- * flags and keywords, for the copies (`options`; NULL is a plain copy). A UID given twice
- * in `uids` is copied once, with the first UID wanted for it. The parameters, outputs and
- * results are those of [`rm_mailbox_copy`] (pairs ascending by source UID), plus
- * `RM_RESULT_INVALID_INPUT` (unknown flag bits, an invalid keyword, a wanted UID of 0) and
- * `RM_RESULT_TOO_LARGE` (a wanted UID of 4294967295).
- *
- * # Safety
- * As [`rm_mailbox_copy`]; a non-NULL `options` is readable, its non-NULL `dest_uids` holds
- * `n_uids` values and its `keywords` `n_keywords` NUL-terminated strings.
- */
-enum rm_result rm_mailbox_copy_with(const struct rm_mailbox *src,
-                                    const uint32_t *uids,
-                                    size_t n_uids,
-                                    const struct rm_mailbox *dest,
-                                    const struct rm_copy_options *options,
-                                    uint32_t *out_src_uids,
-                                    uint32_t *out_dest_uids,
-                                    size_t *out_count);
 
 /**
  * Connects to a Ceph cluster and returns a store on `pool` in `*out`.
@@ -1220,6 +1326,179 @@ void rm_store_free(struct rm_store *store);
  * `store` is a live handle; `out` is valid for writing.
  */
 enum rm_result rm_store_stats(const struct rm_store *store, struct rm_stats *out);
+
+/**
+ * Begins a transaction on `mailbox`, its modseqs numbered as `steps` says
+ * ([`RM_MODSEQ_STEPS_ONE`] or [`RM_MODSEQ_STEPS_DOVECOT`]); the handle goes to `*out`.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT` (unknown
+ * `steps`). `*out` is written only on success.
+ *
+ * # Safety
+ * `mailbox` is a live handle; `out` is valid for writing.
+ */
+enum rm_result rm_txn_begin(const struct rm_mailbox *mailbox, uint32_t steps, struct rm_txn **out);
+
+/**
+ * Adds a flag change: `mode` (`RM_STORE_MODE_*`) with the system flags `flags`
+ * (`RM_FLAG_*`) for the mails `uids[0..n_uids]` (mails not in the mailbox at commit are
+ * ignored). Changes are applied in the order added, against the state at commit.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT`
+ * (unknown mode or flag bits).
+ *
+ * # Safety
+ * `txn` is a live handle not used concurrently; `uids` holds `n_uids` values.
+ */
+enum rm_result rm_txn_update_flags(struct rm_txn *txn,
+                                   const uint32_t *uids,
+                                   size_t n_uids,
+                                   uint32_t mode,
+                                   uint32_t flags);
+
+/**
+ * Adds a keyword change: `mode` (`RM_STORE_MODE_*`; replace sets exactly these keywords)
+ * with `keywords[0..n_keywords]` (NUL-terminated) for the mails `uids[0..n_uids]`. A
+ * replace is computed at commit against the mail's keywords then, under the commit's
+ * guard: a change made meanwhile by another process is never lost.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT`
+ * (unknown mode, an invalid keyword).
+ *
+ * # Safety
+ * `txn` is a live handle not used concurrently; `uids` holds `n_uids` values and
+ * `keywords` `n_keywords` NUL-terminated strings.
+ */
+enum rm_result rm_txn_update_keywords(struct rm_txn *txn,
+                                      const uint32_t *uids,
+                                      size_t n_uids,
+                                      uint32_t mode,
+                                      const char *const *keywords,
+                                      size_t n_keywords);
+
+/**
+ * Adds expunges of the mails `uids[0..n_uids]` (mails not in the mailbox at commit are
+ * ignored; [`RM_TXN_EXPUNGED`] tells which this commit expunged).
+ *
+ * # Safety
+ * `txn` is a live handle not used concurrently; `uids` holds `n_uids` values.
+ */
+enum rm_result rm_txn_expunge(struct rm_txn *txn, const uint32_t *uids, size_t n_uids);
+
+/**
+ * CONDSTORE UNCHANGEDSINCE for every flag and keyword change of the transaction: mails
+ * changed after `modseq` are left alone ([`RM_TXN_MODIFIED`]).
+ *
+ * # Safety
+ * `txn` is a live handle not used concurrently.
+ */
+enum rm_result rm_txn_unchanged_since(struct rm_txn *txn, uint64_t modseq);
+
+/**
+ * Adds a copy of the mail `uid` of `source` (a mailbox of the same user; may be the
+ * transaction's own) into the transaction's mailbox: the copy shares the body. `dest_uid`:
+ * the UID wanted (0: the next free one; given when not below UIDNEXT at commit). When
+ * `set_flags`, the copy gets `flags` and `keywords[0..n_keywords]`, else its source's.
+ * `*out_found` tells whether `uid` is in `source`'s view (when false nothing was added).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_INVALID_INPUT` (unknown
+ * flag bits, an invalid keyword), or `RM_RESULT_TOO_LARGE` (`dest_uid` 4294967295).
+ *
+ * # Safety
+ * `txn` is a live handle not used concurrently; `source` is a live handle; `keywords` holds
+ * `n_keywords` NUL-terminated strings; `out_found` is writable.
+ */
+enum rm_result rm_txn_copy(struct rm_txn *txn,
+                           const struct rm_mailbox *source,
+                           uint32_t uid,
+                           uint32_t dest_uid,
+                           bool set_flags,
+                           uint32_t flags,
+                           const char *const *keywords,
+                           size_t n_keywords,
+                           bool *out_found);
+
+/**
+ * Commits the transaction: one guarded write on the mailbox head (retried while other
+ * processes commit first). The handle is consumed and `*txn` set to NULL whatever the
+ * outcome (unless `txn` or `*txn` is NULL, or `out` is NULL: then nothing happens). On
+ * success `*out` receives what the commit did, to free with [`rm_txn_result_free`]; a
+ * transaction with nothing to write succeeds without any RADOS operation.
+ *
+ * On failure nothing of the transaction is visible, and the mails saved into it are
+ * removed — except after `RM_RESULT_UNAVAILABLE` when the library could not read back
+ * whether the commit landed: the mails may then be committed (the caller must treat the
+ * outcome as unknown and sync).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_CONFLICT` /
+ * `RM_RESULT_UNAVAILABLE` (temporary), `RM_RESULT_TOO_LARGE` (UID space exhausted),
+ * `RM_RESULT_INVALID_INPUT` (a copy from another user), or another code.
+ *
+ * # Safety
+ * `txn` is valid for reading and writing a pointer, and `*txn` is NULL or a live handle
+ * not used concurrently; `out` is writable.
+ */
+enum rm_result rm_txn_commit(struct rm_txn **txn, struct rm_txn_result **out);
+
+/**
+ * Abandons a transaction: nothing is committed, mails saved into it are removed; NULL is
+ * a no-op.
+ *
+ * # Safety
+ * `txn` is NULL or a live handle, not used afterwards nor concurrently with this call.
+ */
+void rm_txn_free(struct rm_txn *txn);
+
+/**
+ * The counts and modseqs of a committed transaction, in `*out`.
+ *
+ * # Safety
+ * `result` is a live handle; `out` is writable.
+ */
+enum rm_result rm_txn_result_summary(const struct rm_txn_result *result,
+                                     struct rm_txn_summary *out);
+
+/**
+ * Copies one list of UIDs of a committed transaction (`which`: [`RM_TXN_SAVED`],
+ * [`RM_TXN_CHANGED`], [`RM_TXN_MODIFIED`], [`RM_TXN_EXPUNGED`]) into `uids[0..cap]`;
+ * `*out_count` receives the list's full length (the summary's count), of which
+ * `min(count, cap)` are written. `uids` may be NULL when `cap` is 0.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT`
+ * (unknown `which`).
+ *
+ * # Safety
+ * `result` is a live handle; `uids` is writable for `cap` values; `out_count` is writable.
+ */
+enum rm_result rm_txn_result_uids(const struct rm_txn_result *result,
+                                  uint32_t which,
+                                  uint32_t *uids,
+                                  size_t cap,
+                                  size_t *out_count);
+
+/**
+ * The copies of a committed transaction, in the order they were added: for copy `i <
+ * min(count, cap)`, `src_uids[i]` is its source UID and `dest_uids[i]` its new UID, or 0
+ * when its source was expunged (and its body deleted) before the commit. `*out_count`
+ * receives the number of copies. Either array may be NULL when not wanted.
+ *
+ * # Safety
+ * `result` is a live handle; non-NULL `src_uids` and `dest_uids` are writable for `cap`
+ * values; `out_count` is writable.
+ */
+enum rm_result rm_txn_result_copies(const struct rm_txn_result *result,
+                                    uint32_t *src_uids,
+                                    uint32_t *dest_uids,
+                                    size_t cap,
+                                    size_t *out_count);
+
+/**
+ * Frees a transaction result; NULL is a no-op.
+ *
+ * # Safety
+ * `result` is NULL or a live handle, not used afterwards nor concurrently with this call.
+ */
+void rm_txn_result_free(struct rm_txn_result *result);
 
 /**
  * Opens the user `name` (NUL-terminated UTF-8, 1–255 bytes, no control characters, not

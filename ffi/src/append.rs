@@ -1,26 +1,22 @@
 //! `rm_append`: saving one mail, written in pieces.
 //!
-//! The pieces go to an unlinked temporary file under `$TMPDIR` (`/tmp` when unset), and
-//! [`rm_append_finish`] streams that file into `Mailbox::append`, which stores it in RADOS
-//! in chunks: a mail is never held whole in memory. The file is unlinked as soon as it is
-//! created, so nothing is left behind if the process dies; it is capped at the store's
-//! largest mail size (`RM_RESULT_TOO_LARGE` as soon as a write crosses it). Its disk space
-//! is freed when the handle ends.
+//! Push style, nothing spooled: the pieces go to RADOS as each chunk object (`chunk_size`)
+//! fills, so a mail is never held whole in memory nor copied to a local file; at most a
+//! few chunks are in memory. The mail is capped at the store's largest mail size
+//! (`RM_RESULT_TOO_LARGE` as soon as a write crosses it). [`rm_append_finish`] commits it
+//! on its own; [`rm_append_finish_into`] adds it to a transaction ([`crate::txn`]).
+//! Objects of a mail that is cancelled, fails, or is never committed are removed.
 
 use std::ffi::c_char;
-use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use rados_mail::{AppendOptions, Guid, Mailbox};
+use rados_mail::{AppendOptions, Appender, Guid, Mailbox, ModseqSteps, SavedMail, Transaction};
 
 use crate::error::{Failure, rm_result};
 use crate::ffi::{BoxHandle, Out, borrow_handle, borrow_handle_mut, into_handle, slice_arg, str_arg, take_handle};
 use crate::mailbox::{flags_arg, rm_mailbox};
 use crate::panic::{ffi_call, ffi_void};
+use crate::txn::rm_txn;
 
 /// A mail being saved: [`rm_append_begin`], any number of [`rm_append_write`], then
 /// exactly one of [`rm_append_finish`] or [`rm_append_cancel`], which free the handle and
@@ -40,14 +36,14 @@ impl BoxHandle for rm_append {
 /// What an `rm_append` holds.
 pub(crate) struct Append {
     mailbox: Arc<Mailbox>,
-    file: File,
-    len: u64,
+    /// The mail's pieces go straight to RADOS through it; `None` once a write failed.
+    appender: Option<Appender>,
     max_len: u64,
     keywords: Vec<String>,
-    received: Option<i64>,
     uid: Option<u32>,
     guid: Option<Guid>,
-    /// Set when a write failed: the mail is incomplete and can only be cancelled.
+    /// Set when a write failed: the mail is incomplete (and what was written is removed);
+    /// it can only be cancelled.
     failed: Option<String>,
 }
 
@@ -60,55 +56,28 @@ impl Append {
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), Failure> {
-        let len = self.len.saturating_add(data.len() as u64);
-        if len > self.max_len {
+        let appender = self.appender.as_mut().ok_or_else(|| Failure::invalid("append already failed"))?;
+        if appender.len().saturating_add(data.len() as u64) > self.max_len {
             return Err(Failure::new(
                 rm_result::TooLarge,
                 format!("mail larger than the limit of {} bytes", self.max_len),
             ));
         }
-        self.file
-            .write_all(data)
-            .map_err(|e| Failure::new(rm_result::Io, format!("writing the temporary file: {e}")))?;
-        self.len = len;
-        Ok(())
+        Ok(appender.write(data)?)
     }
 
-    fn finish(mut self, flags: rados_mail::Flags) -> Result<u32, Failure> {
-        self.file.seek(SeekFrom::Start(0)).map_err(|e| Failure::new(rm_result::Io, format!("rewinding: {e}")))?;
-        let options =
-            AppendOptions { flags, keywords: self.keywords, received: self.received, uid: self.uid, guid: self.guid };
-        Ok(self.mailbox.append(BufReader::with_capacity(1 << 16, self.file), options)?)
+    /// Completes the body in RADOS: the mail and the options to save it with.
+    fn complete(mut self, flags: rados_mail::Flags) -> Result<(SavedMail, AppendOptions), Failure> {
+        self.check_usable()?;
+        let appender = self.appender.take().ok_or_else(|| Failure::invalid("append already failed"))?;
+        let options = AppendOptions { flags, keywords: self.keywords, received: None, uid: self.uid, guid: self.guid };
+        Ok((appender.finish()?, options))
     }
-}
-
-/// A new, already unlinked, temporary file readable and writable by this process only.
-fn temp_file() -> Result<File, Failure> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir();
-    let mut last_error = None;
-    for _ in 0..16 {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let name =
-            format!("rados-mail-append-{}-{}-{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        let path = dir.join(name);
-        match OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path) {
-            Ok(file) => {
-                std::fs::remove_file(&path)
-                    .map_err(|e| Failure::new(rm_result::Io, format!("unlinking {}: {e}", path.display())))?;
-                return Ok(file);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_error = Some(e),
-            Err(e) => return Err(Failure::new(rm_result::Io, format!("creating a file in {}: {e}", dir.display()))),
-        }
-    }
-    Err(Failure::new(rm_result::Io, format!("no unique temporary file name in {}: {last_error:?}", dir.display())))
 }
 
 /// Begins saving a mail into `mailbox`; the handle goes to `*out`.
 ///
-/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_IO` (no temporary file
-/// could be made). `*out` is written only on success.
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`. `*out` is written only on success.
 ///
 /// # Safety
 /// `mailbox` is a live handle; `out` is valid for writing.
@@ -121,11 +90,9 @@ pub unsafe extern "C" fn rm_append_begin(mailbox: *const rm_mailbox, out: *mut *
         let out = unsafe { Out::new(out, "out") }?;
         let append = Append {
             mailbox: mb.mailbox.clone(),
-            file: temp_file()?,
-            len: 0,
+            appender: Some(mb.mailbox.appender(None)),
             max_len: mb.max_mail_size,
             keywords: Vec::new(),
-            received: None,
             uid: None,
             guid: None,
             failed: None,
@@ -136,12 +103,13 @@ pub unsafe extern "C" fn rm_append_begin(mailbox: *const rm_mailbox, out: *mut *
 }
 
 /// Adds the bytes `data[0..len]` to the mail (`data` may be NULL when `len` is 0). Line
-/// endings are stored as given.
+/// endings are stored as given. Nothing is spooled: each time a chunk of the mail
+/// (`chunk_size`) is full it is written to RADOS, so this call may block on the cluster.
 ///
 /// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_TOO_LARGE` (the mail
-/// would exceed the store's limit), `RM_RESULT_IO` (the temporary file could not be
-/// written), or `RM_RESULT_INVALID_INPUT` (an earlier write failed). After a failed write
-/// the append can only be cancelled (finishing it fails).
+/// would exceed the store's limit), `RM_RESULT_UNAVAILABLE` (writing a chunk failed), or
+/// `RM_RESULT_INVALID_INPUT` (an earlier write failed). After a failed write what was
+/// written is removed and the append can only be cancelled (finishing it fails).
 ///
 /// # Safety
 /// `app` is a live handle not used concurrently; `data` holds `len` bytes.
@@ -167,7 +135,10 @@ pub unsafe extern "C" fn rm_append_set_received(app: *mut rm_append, unix_secs: 
     ffi_call(|| {
         // SAFETY: forwarded contract.
         let app = unsafe { borrow_handle_mut(app, "app") }?;
-        app.received = Some(unix_secs);
+        app.check_usable()?;
+        if let Some(appender) = app.appender.as_mut() {
+            appender.set_received(unix_secs);
+        }
         Ok(())
     })
 }
@@ -195,7 +166,7 @@ pub unsafe extern "C" fn rm_append_set_uid(app: *mut rm_append, uid: u32) -> rm_
 }
 
 /// Gives the mail the GUID `guid[0..16]` (a migration keeps the GUIDs it had): the
-/// record's GUID (`guid` of [`rm_record`](crate::mailbox::rm_record)) is then this one, not
+/// record's GUID (`guid` of [`rm_record`](crate::record::rm_record)) is then this one, not
 /// its body's; copies keep it.
 ///
 /// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
@@ -234,7 +205,10 @@ pub unsafe extern "C" fn rm_append_add_keyword(app: *mut rm_append, keyword: *co
 }
 
 /// Saves the mail with the system flags `flags` (`RM_FLAG_*`) and stores its new UID in
-/// `*out_uid`.
+/// `*out_uid`: the last chunk is written, then the mail is committed with its flags and
+/// keywords in one write on the mailbox head (numbered as Dovecot's log counts: one modseq
+/// for the new mail, one per keyword). To save several mails, or a mail with other
+/// changes, in one commit, use [`rm_append_finish_into`] instead.
 ///
 /// If the arguments are rejected (`RM_RESULT_NULL_PARAMETER`: `app`, `*app` or `out_uid`
 /// NULL; `RM_RESULT_INVALID_INPUT`: unknown flag bits) nothing happens and `*app` stays
@@ -260,13 +234,56 @@ pub unsafe extern "C" fn rm_append_finish(app: *mut *mut rm_append, flags: u32, 
         // SAFETY: `*slot` is a live handle; the caller's pointer is cleared right away.
         let append = unsafe { take_handle(std::mem::replace(slot, std::ptr::null_mut())) }
             .ok_or_else(|| Failure::null("*app"))?;
-        append.check_usable()?;
-        out.set(append.finish(flags)?);
+        let mailbox = append.mailbox.clone();
+        let (mail, options) = append.complete(flags)?;
+        let mut txn = Transaction::new(ModseqSteps::Dovecot);
+        txn.save(mail, options)?;
+        out.set(mailbox.commit(txn)?.saved[0]);
         Ok(())
     })
 }
 
-/// Abandons the mail: frees the handle and its temporary file, and sets `*app` to NULL.
+/// Completes the mail in RADOS (its last chunk is written) and adds it, with the system
+/// flags `flags` (`RM_FLAG_*`) and its keywords, to the transaction `txn`
+/// ([`crate::txn`]), which must be on the same mailbox. The mail gets its UID when the
+/// transaction commits ([`RM_TXN_SAVED`](crate::txn::RM_TXN_SAVED), in the order added);
+/// abandoned with the transaction, its objects are removed.
+///
+/// If the arguments are rejected (`RM_RESULT_NULL_PARAMETER`: `app`, `*app` or `txn` NULL;
+/// `RM_RESULT_INVALID_INPUT`: unknown flag bits, or `txn` is on another mailbox) nothing
+/// happens and `*app` stays valid. Otherwise the handle is consumed and `*app` set to NULL:
+/// `RM_RESULT_OK`, or `RM_RESULT_INVALID_INPUT` (an earlier write failed, an invalid
+/// keyword), `RM_RESULT_TOO_LARGE`, `RM_RESULT_UNAVAILABLE`, or another code.
+///
+/// # Safety
+/// `app` is valid for reading and writing a pointer, and `*app` is NULL or a live handle
+/// not used concurrently; `txn` is a live handle not used concurrently.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_append_finish_into(app: *mut *mut rm_append, txn: *mut rm_txn, flags: u32) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let slot = unsafe { app.as_mut() }.ok_or_else(|| Failure::null("app"))?;
+        // SAFETY: forwarded contract.
+        let t = unsafe { borrow_handle_mut(txn, "txn") }?;
+        if slot.is_null() {
+            return Err(Failure::null("*app"));
+        }
+        let flags = flags_arg(flags)?;
+        // SAFETY: `*slot` is a live handle per the contract (not consumed here).
+        let mailbox = unsafe { borrow_handle(*slot, "*app") }?.mailbox.clone();
+        if !Arc::ptr_eq(&mailbox, &t.mailbox) && mailbox.info().guid != t.mailbox.info().guid {
+            return Err(Failure::invalid("the transaction is on another mailbox"));
+        }
+        // SAFETY: `*slot` is a live handle; the caller's pointer is cleared right away.
+        let append = unsafe { take_handle(std::mem::replace(slot, std::ptr::null_mut())) }
+            .ok_or_else(|| Failure::null("*app"))?;
+        let (mail, options) = append.complete(flags)?;
+        Ok(t.txn.save(mail, options)?)
+    })
+}
+
+/// Abandons the mail: removes what was written of it, frees the handle and sets `*app` to
+/// NULL.
 /// `app` NULL or `*app` NULL is a no-op returning `RM_RESULT_OK`.
 ///
 /// # Safety

@@ -8,8 +8,9 @@ use rados_mail::MailRecord;
 
 use crate::error::{Failure, rm_result};
 use crate::ffi::{BoxHandle, Out, borrow_handle, borrow_handle_mut, into_handle, take_handle};
-use crate::mailbox::{call_names, record_out, rm_mailbox, rm_record};
+use crate::mailbox::{call_names, rm_mailbox};
 use crate::panic::{ffi_call, ffi_void};
+use crate::record::{record_out, rm_record};
 use crate::user::rm_name_callback;
 
 /// A snapshot of the changes of one mailbox since a modseq ([`rm_changes_open`]).
@@ -170,7 +171,7 @@ pub unsafe extern "C" fn rm_changes_next_changed(
 
 /// Calls `cb(userdata, keyword, len)` for each keyword (sorted) of the record that
 /// [`rm_changes_next_changed`] returned last; none before the first call and after the
-/// end. Same callback rules as [`rm_mailbox_keywords`](crate::mailbox::rm_mailbox_keywords).
+/// end. Same callback rules as [`rm_mailbox_keywords`](crate::record::rm_mailbox_keywords).
 ///
 /// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER` (`changes` or `cb`).
 ///

@@ -26,12 +26,15 @@ pub mod append;
 pub mod body;
 pub mod changes;
 pub mod config;
+pub mod copy;
 pub mod dict;
 pub mod error;
 mod ffi;
 pub mod mailbox;
 mod panic;
+pub mod record;
 pub mod store;
+pub mod txn;
 pub mod user;
 
 #[cfg(test)]

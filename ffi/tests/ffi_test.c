@@ -5,6 +5,7 @@
  * copying expunged or missing UIDs.
  * Prints "N passed, M failed" and exits 1 on any failure. Built by ffi/tests/run.sh. */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1197,6 +1198,9 @@ static void test_dict(rm_store *store, const char *username)
 	rm_dict_free(NULL);
 }
 
+/* The transaction exports: a file of their own, in this same program. */
+#include "ffi_test_txn.c"
+
 static void run_suite(rm_store *store, const char *label)
 {
 	int before_failed = failed, before_passed = passed;
@@ -1233,6 +1237,7 @@ static void run_suite(rm_store *store, const char *label)
 		rm_mailbox_free(mb);
 	}
 	test_copy_move_changes(user);
+	test_txn(user);
 	test_migration(user);
 	test_lifetimes(store, username);
 

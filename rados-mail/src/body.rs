@@ -148,6 +148,11 @@ impl BodyWriter {
         self.meter.psize
     }
 
+    /// Sets the received date (it is written when the body is described, at the end).
+    pub(crate) fn set_received(&mut self, unix_secs: i64) {
+        self.received = unix_secs;
+    }
+
     /// Takes the next piece of the mail. [`Error::TooLarge`] as soon as the mail passes
     /// `max_mail_size`.
     pub(crate) fn write(&mut self, mut data: &[u8]) -> Result<()> {

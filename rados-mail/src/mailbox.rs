@@ -326,6 +326,12 @@ impl Appender {
         self.writer.len()
     }
 
+    /// Sets the received date (IMAP INTERNALDATE), Unix seconds; may be called until
+    /// [`Appender::finish`].
+    pub fn set_received(&mut self, unix_secs: i64) {
+        self.writer.set_received(unix_secs);
+    }
+
     /// Whether nothing was written yet.
     pub fn is_empty(&self) -> bool {
         self.writer.len() == 0

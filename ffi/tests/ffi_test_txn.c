@@ -1,0 +1,155 @@
+/* Transactions from C (rm_txn_*, rm_append_finish_into): included by ffi_test.c, whose
+ * CHECK/RC harness and helpers it uses (one translation unit, one binary). */
+
+/* Appends `text` to `mb` as one committed mail; returns its UID (0 on failure). */
+static uint32_t txn_put(rm_mailbox *mb, const char *text)
+{
+	rm_append *app = NULL;
+	uint32_t uid = 0;
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_OK, rm_append_write(app, (const uint8_t *)text, strlen(text)));
+	RC(RM_RESULT_OK, rm_append_finish(&app, 0, &uid));
+	return uid;
+}
+
+static void test_txn(rm_user *user)
+{
+	rm_mailbox *mb = NULL, *src = NULL;
+	RC(RM_RESULT_OK, rm_user_mailbox_create(user, "Txn"));
+	RC(RM_RESULT_OK, rm_user_mailbox_create(user, "TxnSrc"));
+	RC(RM_RESULT_OK, rm_mailbox_open(user, "Txn", &mb));
+	RC(RM_RESULT_OK, rm_mailbox_open(user, "TxnSrc", &src));
+	if (mb == NULL || src == NULL) {
+		rm_mailbox_free(mb);
+		rm_mailbox_free(src);
+		return;
+	}
+	uint32_t s1 = txn_put(src, "Subject: s1\n\none\n");
+	CHECK(s1 == 1);
+
+	/* Misuse. */
+	rm_txn *t = NULL;
+	RC(RM_RESULT_INVALID_INPUT, rm_txn_begin(mb, 7, &t));
+	RC(RM_RESULT_NULL_PARAMETER, rm_txn_begin(NULL, RM_MODSEQ_STEPS_ONE, &t));
+	RC(RM_RESULT_NULL_PARAMETER, rm_txn_begin(mb, RM_MODSEQ_STEPS_ONE, NULL));
+	CHECK(t == NULL);
+	rm_txn_free(NULL);
+	rm_txn_result_free(NULL);
+	rm_txn_result *res = NULL;
+	RC(RM_RESULT_NULL_PARAMETER, rm_txn_commit(NULL, &res));
+	RC(RM_RESULT_NULL_PARAMETER, rm_txn_commit(&t, &res));
+
+	/* A new mail with keywords and a copy in: one commit, Dovecot's modseq steps. */
+	rm_status before;
+	RC(RM_RESULT_OK, rm_mailbox_status(mb, &before));
+	RC(RM_RESULT_OK, rm_txn_begin(mb, RM_MODSEQ_STEPS_DOVECOT, &t));
+	RC(RM_RESULT_INVALID_INPUT, rm_txn_update_flags(t, NULL, 0, 9, 0));
+	RC(RM_RESULT_INVALID_INPUT, rm_txn_update_flags(t, NULL, 0, RM_STORE_MODE_ADD, 1u << 9));
+	const char *bad_kw[] = {"has space"};
+	RC(RM_RESULT_INVALID_INPUT, rm_txn_update_keywords(t, NULL, 0, RM_STORE_MODE_ADD, bad_kw, 1));
+	RC(RM_RESULT_NULL_PARAMETER, rm_txn_expunge(t, NULL, 1));
+	rm_append *app = NULL;
+	const char mail[] = "Subject: new\n\nnew body\n";
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_OK, rm_append_write(app, (const uint8_t *)mail, sizeof mail - 1));
+	RC(RM_RESULT_OK, rm_append_add_keyword(app, "$b"));
+	RC(RM_RESULT_OK, rm_append_add_keyword(app, "$a"));
+	rm_txn *other = NULL;
+	RC(RM_RESULT_OK, rm_txn_begin(src, RM_MODSEQ_STEPS_ONE, &other));
+	RC(RM_RESULT_INVALID_INPUT, rm_append_finish_into(&app, other, 0));
+	CHECK(app != NULL); /* refused: still ours */
+	rm_txn_free(other);
+	RC(RM_RESULT_INVALID_INPUT, rm_append_finish_into(&app, t, 1u << 9));
+	RC(RM_RESULT_NULL_PARAMETER, rm_append_finish_into(&app, NULL, 0));
+	RC(RM_RESULT_OK, rm_append_finish_into(&app, t, RM_FLAG_SEEN));
+	CHECK(app == NULL);
+	bool found = false;
+	RC(RM_RESULT_OK, rm_txn_copy(t, src, s1, 0, false, 0, NULL, 0, &found));
+	CHECK(found);
+	RC(RM_RESULT_OK, rm_txn_copy(t, src, 999, 0, false, 0, NULL, 0, &found));
+	CHECK(!found);
+	RC(RM_RESULT_TOO_LARGE, rm_txn_copy(t, src, s1, 4294967295u, false, 0, NULL, 0, &found));
+	RC(RM_RESULT_NULL_PARAMETER, rm_txn_copy(t, NULL, s1, 0, false, 0, NULL, 0, &found));
+	RC(RM_RESULT_NULL_PARAMETER, rm_txn_commit(&t, NULL));
+	CHECK(t != NULL);
+	RC(RM_RESULT_OK, rm_txn_commit(&t, &res));
+	CHECK(t == NULL);
+	rm_txn_summary sum;
+	memset(&sum, 0, sizeof sum);
+	RC(RM_RESULT_OK, rm_txn_result_summary(res, &sum));
+	CHECK(sum.saved == 1 && sum.copies == 1 && sum.changed == 0 && sum.expunged == 0);
+	/* append, then $a and $b each a step of their own */
+	CHECK(sum.first_modseq == before.highestmodseq + 1);
+	CHECK(sum.last_modseq == before.highestmodseq + 3);
+	uint32_t uids[4] = {0};
+	size_t n = 0;
+	RC(RM_RESULT_OK, rm_txn_result_uids(res, RM_TXN_SAVED, uids, 4, &n));
+	CHECK(n == 1 && uids[0] == 1);
+	RC(RM_RESULT_OK, rm_txn_result_uids(res, RM_TXN_SAVED, NULL, 0, &n));
+	CHECK(n == 1);
+	RC(RM_RESULT_INVALID_INPUT, rm_txn_result_uids(res, 42, uids, 4, &n));
+	RC(RM_RESULT_NULL_PARAMETER, rm_txn_result_uids(res, RM_TXN_SAVED, NULL, 4, &n));
+	uint32_t from[2] = {0}, to[2] = {0};
+	RC(RM_RESULT_OK, rm_txn_result_copies(res, from, to, 2, &n));
+	CHECK(n == 1 && from[0] == s1 && to[0] == 2);
+	RC(RM_RESULT_NULL_PARAMETER, rm_txn_result_summary(NULL, &sum));
+	rm_txn_result_free(res);
+	res = NULL;
+	struct names kws = {{0}, 0};
+	RC(RM_RESULT_OK, rm_mailbox_keywords(mb, 1, collect_name, &kws));
+	CHECK(strcmp(kws.buf, "$a,$b") == 0);
+
+	/* Flags, a keyword replace, an expunge and UNCHANGEDSINCE in one commit. */
+	RC(RM_RESULT_OK, rm_mailbox_status(mb, &before));
+	RC(RM_RESULT_OK, rm_txn_begin(mb, RM_MODSEQ_STEPS_ONE, &t));
+	uint32_t both[2] = {1, 2};
+	RC(RM_RESULT_OK, rm_txn_update_flags(t, both, 2, RM_STORE_MODE_ADD, RM_FLAG_FLAGGED));
+	const char *r_kw[] = {"$r"};
+	RC(RM_RESULT_OK, rm_txn_update_keywords(t, both, 1, RM_STORE_MODE_REPLACE, r_kw, 1));
+	uint32_t gone = 2;
+	RC(RM_RESULT_OK, rm_txn_expunge(t, &gone, 1));
+	RC(RM_RESULT_OK, rm_txn_unchanged_since(t, before.highestmodseq));
+	RC(RM_RESULT_OK, rm_txn_commit(&t, &res));
+	memset(&sum, 0, sizeof sum);
+	RC(RM_RESULT_OK, rm_txn_result_summary(res, &sum));
+	CHECK(sum.changed == 2 && sum.expunged == 1 && sum.modified == 0);
+	CHECK(sum.first_modseq == sum.last_modseq && sum.last_modseq == before.highestmodseq + 1);
+	RC(RM_RESULT_OK, rm_txn_result_uids(res, RM_TXN_EXPUNGED, uids, 4, &n));
+	CHECK(n == 1 && uids[0] == 2);
+	rm_txn_result_free(res);
+	res = NULL;
+	rm_record rec;
+	RC(RM_RESULT_OK, rm_mailbox_record(mb, 1, &rec));
+	CHECK(rec.flags == (RM_FLAG_SEEN | RM_FLAG_FLAGGED));
+	memset(&kws, 0, sizeof kws);
+	RC(RM_RESULT_OK, rm_mailbox_keywords(mb, 1, collect_name, &kws));
+	CHECK(strcmp(kws.buf, "$r") == 0);
+	RC(RM_RESULT_NOT_FOUND, rm_mailbox_record(mb, 2, &rec));
+
+	/* UNCHANGEDSINCE below the mail's modseq: left alone, nothing written. */
+	RC(RM_RESULT_OK, rm_txn_begin(mb, RM_MODSEQ_STEPS_DOVECOT, &t));
+	uint32_t one = 1;
+	RC(RM_RESULT_OK, rm_txn_update_flags(t, &one, 1, RM_STORE_MODE_REMOVE, RM_FLAG_SEEN));
+	RC(RM_RESULT_OK, rm_txn_unchanged_since(t, 1));
+	RC(RM_RESULT_OK, rm_txn_commit(&t, &res));
+	memset(&sum, 0, sizeof sum);
+	RC(RM_RESULT_OK, rm_txn_result_summary(res, &sum));
+	CHECK(sum.modified == 1 && sum.changed == 0 && sum.last_modseq == 0);
+	rm_txn_result_free(res);
+
+	/* Abandoned: the saved mail goes away with it. */
+	RC(RM_RESULT_OK, rm_mailbox_status(mb, &before));
+	RC(RM_RESULT_OK, rm_txn_begin(mb, RM_MODSEQ_STEPS_ONE, &t));
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_OK, rm_append_write(app, (const uint8_t *)mail, sizeof mail - 1));
+	RC(RM_RESULT_OK, rm_append_finish_into(&app, t, 0));
+	rm_txn_free(t);
+	rm_status after;
+	RC(RM_RESULT_OK, rm_mailbox_status(mb, &after));
+	CHECK(after.messages == before.messages && after.uidnext == before.uidnext);
+
+	rm_mailbox_free(mb);
+	rm_mailbox_free(src);
+	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "Txn"));
+	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "TxnSrc"));
+}
