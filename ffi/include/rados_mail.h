@@ -597,6 +597,18 @@ enum rm_result rm_append_set_uid(struct rm_append *app, uint32_t uid);
 enum rm_result rm_append_set_guid(struct rm_append *app, const uint8_t *guid);
 
 /**
+ * The 16 bytes of the GUID the mail's body objects are named by, in `*out`: the mail's
+ * GUID once saved, unless [`rm_append_set_guid`] gave another.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT` (an
+ * earlier write failed).
+ *
+ * # Safety
+ * `app` is a live handle; `out` is writable.
+ */
+enum rm_result rm_append_guid(const struct rm_append *app, uint8_t (*out)[16]);
+
+/**
  * Adds a keyword (NUL-terminated UTF-8; validated by [`rm_append_finish`]) to the mail.
  *
  * # Safety
@@ -1417,6 +1429,21 @@ enum rm_result rm_txn_copy(struct rm_txn *txn,
                            const char *const *keywords,
                            size_t n_keywords,
                            bool *out_found);
+
+/**
+ * Opens the body of the `index`-th mail saved into the transaction (counting from 0 in
+ * the order of [`rm_append_finish_into`](crate::append::rm_append_finish_into)), not
+ * committed yet, for reading from RADOS, in `*out` ([`rm_body_read`](crate::body::rm_body_read),
+ * [`rm_body_free`](crate::body::rm_body_free)). The body handle does not borrow the
+ * transaction, but reads fail once the transaction is abandoned (the objects are gone).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (no such saved mail), or
+ * `RM_RESULT_NULL_PARAMETER`. `*out` is written only on success.
+ *
+ * # Safety
+ * `txn` is a live handle not used concurrently; `out` is writable.
+ */
+enum rm_result rm_txn_saved_body(const struct rm_txn *txn, size_t index, struct rm_body **out);
 
 /**
  * Commits the transaction: one guarded write on the mailbox head (retried while other

@@ -188,6 +188,28 @@ pub unsafe extern "C" fn rm_append_set_guid(app: *mut rm_append, guid: *const u8
     })
 }
 
+/// The 16 bytes of the GUID the mail's body objects are named by, in `*out`: the mail's
+/// GUID once saved, unless [`rm_append_set_guid`] gave another.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT` (an
+/// earlier write failed).
+///
+/// # Safety
+/// `app` is a live handle; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_append_guid(app: *const rm_append, out: *mut [u8; 16]) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let app = unsafe { borrow_handle(app, "app") }?;
+        // SAFETY: forwarded contract.
+        let out = unsafe { Out::new(out, "out") }?;
+        app.check_usable()?;
+        let appender = app.appender.as_ref().ok_or_else(|| Failure::invalid("append already failed"))?;
+        out.set(appender.guid().0);
+        Ok(())
+    })
+}
+
 /// Adds a keyword (NUL-terminated UTF-8; validated by [`rm_append_finish`]) to the mail.
 ///
 /// # Safety

@@ -29,6 +29,13 @@ pub(crate) struct Body {
     failed: bool,
 }
 
+impl Body {
+    /// A body handle over `reader`.
+    pub(crate) fn new(reader: BodyReader) -> Body {
+        Body { reader, failed: false }
+    }
+}
+
 /// Opens the body of `uid` for reading, in `*out`; free it with [`rm_body_free`].
 ///
 /// Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (no such UID in the mailbox's view),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use rados_mail::{Committed, Mailbox, ModseqSteps, Transaction};
 
+use crate::body::{Body, rm_body};
 use crate::error::{Failure, rm_result};
 use crate::ffi::{BoxHandle, Out, borrow_handle, borrow_handle_mut, into_handle, slice_arg, str_arg, take_handle};
 use crate::mailbox::{RM_STORE_MODE_ADD, RM_STORE_MODE_REMOVE, RM_STORE_MODE_REPLACE, flags_arg, rm_mailbox};
@@ -263,6 +264,34 @@ pub unsafe extern "C" fn rm_txn_copy(
             t.txn.copy(&src.mailbox, uid, wanted, None)?
         };
         out.set(found);
+        Ok(())
+    })
+}
+
+/// Opens the body of the `index`-th mail saved into the transaction (counting from 0 in
+/// the order of [`rm_append_finish_into`](crate::append::rm_append_finish_into)), not
+/// committed yet, for reading from RADOS, in `*out` ([`rm_body_read`](crate::body::rm_body_read),
+/// [`rm_body_free`](crate::body::rm_body_free)). The body handle does not borrow the
+/// transaction, but reads fail once the transaction is abandoned (the objects are gone).
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (no such saved mail), or
+/// `RM_RESULT_NULL_PARAMETER`. `*out` is written only on success.
+///
+/// # Safety
+/// `txn` is a live handle not used concurrently; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_txn_saved_body(txn: *const rm_txn, index: usize, out: *mut *mut rm_body) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let t = unsafe { borrow_handle(txn, "txn") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        let read_chunk = t.mailbox.config().read_chunk as u64;
+        let reader = t
+            .txn
+            .saved_body(index, read_chunk)
+            .ok_or_else(|| Failure::new(rm_result::NotFound, format!("no saved mail {index} in the transaction")))?;
+        out.set(into_handle(Body::new(reader)));
         Ok(())
     })
 }

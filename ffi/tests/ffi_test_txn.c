@@ -54,6 +54,10 @@ static void test_txn(rm_user *user)
 	RC(RM_RESULT_OK, rm_append_write(app, (const uint8_t *)mail, sizeof mail - 1));
 	RC(RM_RESULT_OK, rm_append_add_keyword(app, "$b"));
 	RC(RM_RESULT_OK, rm_append_add_keyword(app, "$a"));
+	uint8_t body_guid[16] = {0}, zero[16] = {0};
+	RC(RM_RESULT_OK, rm_append_guid(app, &body_guid));
+	CHECK(memcmp(body_guid, zero, 16) != 0);
+	RC(RM_RESULT_NULL_PARAMETER, rm_append_guid(app, NULL));
 	rm_txn *other = NULL;
 	RC(RM_RESULT_OK, rm_txn_begin(src, RM_MODSEQ_STEPS_ONE, &other));
 	RC(RM_RESULT_INVALID_INPUT, rm_append_finish_into(&app, other, 0));
@@ -63,6 +67,16 @@ static void test_txn(rm_user *user)
 	RC(RM_RESULT_NULL_PARAMETER, rm_append_finish_into(&app, NULL, 0));
 	RC(RM_RESULT_OK, rm_append_finish_into(&app, t, RM_FLAG_SEEN));
 	CHECK(app == NULL);
+	/* The saved mail can be read before the commit (a server reads what it saves). */
+	rm_body *body = NULL;
+	RC(RM_RESULT_NOT_FOUND, rm_txn_saved_body(t, 1, &body));
+	RC(RM_RESULT_NULL_PARAMETER, rm_txn_saved_body(NULL, 0, &body));
+	RC(RM_RESULT_OK, rm_txn_saved_body(t, 0, &body));
+	char got[64] = {0};
+	size_t got_len = 0;
+	RC(RM_RESULT_OK, rm_body_read(body, (uint8_t *)got, sizeof got, &got_len));
+	CHECK(got_len == sizeof mail - 1 && memcmp(got, mail, got_len) == 0);
+	rm_body_free(body);
 	bool found = false;
 	RC(RM_RESULT_OK, rm_txn_copy(t, src, s1, 0, false, 0, NULL, 0, &found));
 	CHECK(found);
@@ -121,6 +135,7 @@ static void test_txn(rm_user *user)
 	rm_record rec;
 	RC(RM_RESULT_OK, rm_mailbox_record(mb, 1, &rec));
 	CHECK(rec.flags == (RM_FLAG_SEEN | RM_FLAG_FLAGGED));
+	CHECK(memcmp(rec.guid, body_guid, 16) == 0);
 	memset(&kws, 0, sizeof kws);
 	RC(RM_RESULT_OK, rm_mailbox_keywords(mb, 1, collect_name, &kws));
 	CHECK(strcmp(kws.buf, "$r") == 0);

@@ -148,6 +148,11 @@ impl BodyWriter {
         self.meter.psize
     }
 
+    /// The body's GUID.
+    pub(crate) fn guid(&self) -> Guid {
+        self.guid
+    }
+
     /// Sets the received date (it is written when the body is described, at the end).
     pub(crate) fn set_received(&mut self, unix_secs: i64) {
         self.received = unix_secs;

@@ -135,6 +135,11 @@ impl Mailbox {
         &self.info
     }
 
+    /// The settings of the store it belongs to.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     fn lock(&self) -> MutexGuard<'_, View> {
         self.view.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -324,6 +329,12 @@ impl Appender {
     /// Bytes taken so far.
     pub fn len(&self) -> u64 {
         self.writer.len()
+    }
+
+    /// The GUID the mail's body objects are named by (`mail.<guid>`); the mail's GUID
+    /// unless [`AppendOptions::guid`] gives another.
+    pub fn guid(&self) -> Guid {
+        self.writer.guid()
     }
 
     /// Sets the received date (IMAP INTERNALDATE), Unix seconds; may be called until

@@ -167,6 +167,22 @@ impl Transaction {
         Ok(())
     }
 
+    /// The body of the `index`-th mail given to [`Transaction::save`] (not committed yet: a
+    /// mail server reads a mail it is saving), streamed from RADOS; `None` if there is no
+    /// such mail. `read_chunk`: bytes per RADOS read.
+    pub fn saved_body(&self, index: usize, read_chunk: u64) -> Option<crate::BodyReader> {
+        let s = self.saves.get(index)?;
+        let b = s.mail.body.as_ref()?;
+        let rec = MailRecord {
+            mail_guid: b.guid.0.to_vec(),
+            psize: b.psize,
+            crc32: b.crc32,
+            chunk_size: b.chunk_size,
+            ..Default::default()
+        };
+        Some(crate::BodyReader::from_rados(s.mail.store.clone(), b.guid, rec, read_chunk))
+    }
+
     /// Adds a copy of mail `uid` of `source` (another mailbox of the same user, or the same
     /// one): the copy refers to the same body. `wanted_uid` as in [`AppendOptions::uid`];
     /// `flags`: the copy's flags and keywords (`None`: the source's). Returns false when
