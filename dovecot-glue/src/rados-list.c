@@ -402,37 +402,9 @@ static int rados_list_rename_mailbox(struct mailbox_list *oldlist,
 	user = rados_list_user(oldlist);
 	if (user == NULL)
 		return -1;
+	/* one atomic update in RADOS, children included, also below a
+	   parent that is no mailbox itself (\NoSelect) */
 	ret = rm_user_mailbox_rename(user, oldname, newname);
-	if (ret == RM_RESULT_NOT_FOUND) T_BEGIN {
-		/* a parent that isn't a mailbox itself (\NoSelect): rename
-		   the mailboxes below it, each one atomically */
-		ARRAY_TYPE(const_string) children;
-		const char *child, *pattern;
-		size_t len = strlen(oldname);
-
-		t_array_init(&children, 8);
-		pattern = t_strdup_printf("%s%c*", oldname, RADOS_LIST_SEP);
-		if (strpbrk(oldname, "*%") == NULL &&
-		    rm_user_mailbox_list(user, pattern,
-					 rados_list_name_cb,
-					 &children) == RM_RESULT_OK &&
-		    array_count(&children) > 0) {
-			ret = RM_RESULT_OK;
-			array_foreach_elem(&children, child) {
-				/* renaming a child moves its own children:
-				   those are gone from under the old name */
-				if (ret != RM_RESULT_OK ||
-				    strncmp(child, oldname, len) != 0)
-					continue;
-				ret = rm_user_mailbox_rename(user, child,
-					t_strconcat(newname, child + len,
-						    NULL));
-				if (ret == RM_RESULT_NOT_FOUND)
-					ret = RM_RESULT_OK;
-				rados_list_delete_index_dir(oldlist, child);
-			}
-		}
-	} T_END;
 	if (ret == RM_RESULT_NOT_FOUND) {
 		mailbox_list_set_error(oldlist, MAIL_ERROR_NOTFOUND,
 			T_MAILBOX_LIST_ERR_NOT_FOUND(oldlist, oldname));

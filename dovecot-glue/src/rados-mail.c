@@ -31,6 +31,19 @@ int rados_mail_get_record(struct mail *_mail, const struct rm_record **rec_r)
 		*rec_r = &mail->rec;
 		return 0;
 	}
+	if (_mail->saving) {
+		/* being saved: not in RADOS's index yet */
+		switch (rados_save_pending_record(_mail, &mail->rec)) {
+		case 1:
+			mail->rec_uid = 0;
+			*rec_r = &mail->rec;
+			return 0;
+		case -1:
+			return -1;
+		default:
+			break;
+		}
+	}
 	if (_mail->uid == 0) {
 		mail_set_expunged(_mail);
 		return -1;
@@ -159,6 +172,20 @@ static int rados_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 		   tells an expunged mail apart */
 		if (rados_mail_get_record(_mail, &rec) < 0)
 			return -1;
+		if (_mail->saving) {
+			switch (rados_save_pending_stream(_mail, &input)) {
+			case -1:
+				return -1;
+			case 1:
+				mail->data.stream = input;
+				index_mail_set_read_buffer_size(_mail, input);
+				return index_mail_init_stream(mail, hdr_size,
+							      body_size,
+							      stream_r);
+			default:
+				break;
+			}
+		}
 		ret = rm_body_open(mbox->rmb, _mail->uid, &body);
 		if (ret == RM_RESULT_OK)
 			ret = rm_body_size(body, &size);

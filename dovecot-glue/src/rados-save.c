@@ -1,16 +1,43 @@
-/* Saving mails (IMAP APPEND, LMTP, doveadm save, dsync): streamed into an
-   rm_append, committed to RADOS by rm_append_finish(), which assigns the UID
-   (the one asked for with mail_save_set_uid() when it is free). Like imapc,
-   each saved mail gets a temporary record in the index transaction (with its
-   real UID, so the save's dest_mail can read it back from RADOS); the records
-   are dropped at commit, where the UIDs are reported (APPENDUID), and the next
-   sync brings the real records in. A rollback expunges what was saved. */
+/* Saving mails (IMAP APPEND, LMTP, doveadm save, dsync) and copying them in
+   (rados-copy.c): each mail's bytes stream into an rm_append and on to RADOS
+   as chunks fill (nothing is spooled); the finished mail joins the mailbox
+   transaction's rm_txn (rados-transaction.c), which commits every new mail,
+   copy, flag change and expunge of the transaction in one RADOS write and
+   gives the UIDs (the ones asked for with mail_save_set_uid() when free).
+
+   Until the commit each new mail has a temporary index record without a UID,
+   so that the save's dest_mail works: it is served from what this context
+   knows (sizes, dates, GUID; the bytes of a small mail kept while they passed,
+   else the body read from RADOS; a copy's source mail). At commit the records
+   go, the UIDs are reported (APPENDUID / COPYUID), and the next sync brings the
+   real records in. A rollback leaves nothing in RADOS. */
 
 #include "lib.h"
 #include "array.h"
+#include "buffer.h"
+#include "ioloop.h"
 #include "istream.h"
 #include "seq-range-array.h"
 #include "rados-storage.h"
+
+/* Mails up to this size are kept in memory while they pass, so that reading
+   the mail being saved (LMTP's delivery log reads its headers) costs no
+   RADOS read. */
+#define RADOS_SAVE_KEEP_MAX (256 * 1024)
+
+struct rados_pending {
+	/* a copy (else a saved mail) */
+	bool copy;
+	/* among the transaction's saved mails, or its copies */
+	unsigned int index;
+	/* what dest_mail reports; uid 0 */
+	struct rm_record rec;
+	/* saved mails: the bytes, when small enough */
+	buffer_t *data;
+	/* copies: the source */
+	struct rados_mailbox *src;
+	uint32_t src_uid;
+};
 
 struct rados_save_context {
 	struct mail_save_context ctx;
@@ -20,16 +47,18 @@ struct rados_save_context {
 	/* the mail being saved */
 	struct rm_append *app;
 	struct istream *input;
+	buffer_t *data;
+	uint64_t size, bare_lf;
+	unsigned char last;
 	bool failed;
 
-	/* UIDs saved or copied in, in order (APPENDUID / COPYUID) */
-	ARRAY_TYPE(uint32_t) saved_uids;
-	/* the ones a rollback expunges (not those moved in) */
-	ARRAY_TYPE(uint32_t) rollback_uids;
-	/* temporary index records: first_temp_seq .. + temp_count - 1 */
+	/* in the order added; their temporary index records are
+	   first_temp_seq .. + count - 1 */
+	ARRAY(struct rados_pending) pending;
+	unsigned int saves, copies;
 	uint32_t first_temp_seq;
-	unsigned int temp_count;
-	bool committed;
+	/* the commit's outcome (owned by rados-transaction.c) */
+	const struct rm_txn_result *result;
 };
 
 #define RADOS_SAVE_CONTEXT(s) container_of(s, struct rados_save_context, ctx)
@@ -44,8 +73,7 @@ rados_save_alloc(struct mailbox_transaction_context *t)
 		ctx->ctx.transaction = t;
 		ctx->mbox = RADOS_MAILBOX(t->box);
 		ctx->trans = t->itrans;
-		i_array_init(&ctx->saved_uids, 16);
-		i_array_init(&ctx->rollback_uids, 16);
+		i_array_init(&ctx->pending, 16);
 		t->save_ctx = &ctx->ctx;
 	}
 	return t->save_ctx;
@@ -74,6 +102,8 @@ int rados_save_begin(struct mail_save_context *_ctx, struct istream *input)
 
 	i_assert(ctx->app == NULL);
 	ctx->failed = FALSE;
+	ctx->size = ctx->bare_lf = 0;
+	ctx->last = '\0';
 	ret = rm_append_begin(ctx->mbox->rmb, &ctx->app);
 	if (ret == RM_RESULT_OK && _ctx->data.received_date != (time_t)-1) {
 		ret = rm_append_set_received(ctx->app,
@@ -96,9 +126,29 @@ int rados_save_begin(struct mail_save_context *_ctx, struct istream *input)
 		ctx->failed = TRUE;
 		return -1;
 	}
+	ctx->data = buffer_create_dynamic(default_pool, 4096);
 	ctx->input = input;
 	i_stream_ref(input);
 	return 0;
+}
+
+/* Counts what the virtual size needs, keeps small mails' bytes. */
+static void rados_save_meter(struct rados_save_context *ctx,
+			     const unsigned char *data, size_t size)
+{
+	size_t i;
+
+	for (i = 0; i < size; i++) {
+		if (data[i] == '\n' && (i > 0 ? data[i - 1] : ctx->last) != '\r')
+			ctx->bare_lf++;
+	}
+	if (size > 0)
+		ctx->last = data[size - 1];
+	ctx->size += size;
+	if (ctx->data != NULL && ctx->size > RADOS_SAVE_KEEP_MAX)
+		buffer_free(&ctx->data);
+	if (ctx->data != NULL)
+		buffer_append(ctx->data, data, size);
 }
 
 int rados_save_continue(struct mail_save_context *_ctx)
@@ -116,14 +166,14 @@ int rados_save_continue(struct mail_save_context *_ctx)
 	while ((rret = i_stream_read_more(ctx->input, &data, &size)) > 0) {
 		ret = rm_append_write(ctx->app, data, size);
 		if (ret != RM_RESULT_OK) {
-			if (ret == RM_RESULT_TOO_LARGE) {
+			if (ret == RM_RESULT_TOO_LARGE)
 				rados_save_set_too_large(storage);
-			} else {
+			else
 				rados_storage_set_error(storage, ret, "saving");
-			}
 			ctx->failed = TRUE;
 			return -1;
 		}
+		rados_save_meter(ctx, data, size);
 		i_stream_skip(ctx->input, size);
 	}
 	if (rret == -1 && ctx->input->stream_errno != 0) {
@@ -143,26 +193,31 @@ int rados_save_continue(struct mail_save_context *_ctx)
 	return 0;
 }
 
-void rados_save_add_saved(struct mail_save_context *_ctx, uint32_t uid,
-			  enum mail_flags flags, struct mail_keywords *keywords,
-			  bool moved)
+void rados_save_add_pending(struct mail_save_context *_ctx,
+			    const struct rados_pending_info *info)
 {
 	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
+	struct rados_pending *p;
 	struct index_mail *imail;
 	uint32_t seq;
 
-	mail_index_append(ctx->trans, uid, &seq);
+	mail_index_append(ctx->trans, 0, &seq);
 	mail_index_update_flags(ctx->trans, seq, MODIFY_REPLACE,
-				flags & MAIL_FLAGS_NONRECENT);
-	if (keywords != NULL && keywords->count > 0) {
+				info->flags & MAIL_FLAGS_NONRECENT);
+	if (info->keywords != NULL && info->keywords->count > 0) {
 		mail_index_update_keywords(ctx->trans, seq, MODIFY_REPLACE,
-					   keywords);
+					   info->keywords);
 	}
-	if (ctx->temp_count++ == 0)
+	if (array_count(&ctx->pending) == 0)
 		ctx->first_temp_seq = seq;
-	array_push_back(&ctx->saved_uids, &uid);
-	if (!moved)
-		array_push_back(&ctx->rollback_uids, &uid);
+	i_assert(seq == ctx->first_temp_seq + array_count(&ctx->pending));
+	p = array_append_space(&ctx->pending);
+	p->copy = info->src != NULL;
+	p->index = p->copy ? ctx->copies++ : ctx->saves++;
+	p->rec = info->rec;
+	p->data = info->data;
+	p->src = info->src;
+	p->src_uid = info->src_uid;
 
 	if (_ctx->dest_mail != NULL) {
 		mail_set_seq_saving(_ctx->dest_mail, seq);
@@ -173,64 +228,65 @@ void rados_save_add_saved(struct mail_save_context *_ctx, uint32_t uid,
 	}
 }
 
-/* Keywords are stored after the append, one change each: the local index
-   writes one log record per keyword, and so each has its own RADOS modseq
-   (see rados-sync.c). */
-static int rados_save_keywords(struct rados_save_context *ctx, uint32_t uid,
-			       struct mail_keywords *kw)
+/* Hands the finished mail to the transaction. */
+static int rados_save_to_txn(struct rados_save_context *ctx)
 {
-	const ARRAY_TYPE(keywords) *names = mail_index_get_keywords(kw->index);
-	struct rm_flags_outcome out;
+	struct mail_save_context *_ctx = &ctx->ctx;
+	struct mailbox_transaction_context *t = _ctx->transaction;
+	struct rados_pending_info info;
+	const char *const *names;
 	enum rm_result ret = RM_RESULT_OK;
-	const char *name;
-	unsigned int i;
-	size_t count;
+	struct rm_txn *txn;
+	unsigned int i, count;
 
-	for (i = 0; i < kw->count && ret == RM_RESULT_OK; i++) {
-		name = array_idx_elem(names, kw->idx[i]);
-		ret = rm_mailbox_store_flags(ctx->mbox->rmb, &uid, 1,
-					     RM_STORE_MODE_ADD, 0, &name, 1,
-					     RM_UNCHANGED_SINCE_ANY, NULL,
-					     &out);
+	txn = rados_transaction_txn(t);
+	if (txn == NULL)
+		return -1;
+	i_zero(&info);
+	info.flags = _ctx->data.flags;
+	info.keywords = _ctx->data.keywords;
+	info.rec.flags = rados_flags_from_dovecot(_ctx->data.flags);
+	info.rec.psize = ctx->size;
+	info.rec.vsize = ctx->size + ctx->bare_lf;
+	info.rec.received = _ctx->data.received_date != (time_t)-1 ?
+		(int64_t)_ctx->data.received_date : (int64_t)ioloop_time;
+	if (_ctx->data.guid != NULL)
+		mail_generate_guid_128_hash(_ctx->data.guid, info.rec.guid);
+	else
+		ret = rm_append_guid(ctx->app, &info.rec.guid);
+	T_BEGIN {
+		names = rados_keyword_names(_ctx->data.keywords, &count);
+		for (i = 0; i < count && ret == RM_RESULT_OK; i++)
+			ret = rm_append_add_keyword(ctx->app, names[i]);
+	} T_END;
+	if (ret == RM_RESULT_OK) {
+		ret = rm_append_finish_into(&ctx->app, txn,
+				rados_flags_from_dovecot(_ctx->data.flags));
 	}
-	if (ret == RM_RESULT_OK)
-		return 0;
-	rados_storage_set_error(ctx->ctx.transaction->box->storage, ret,
-				"storing keywords");
-	/* not half-saved: take the mail out again */
-	(void)rm_mailbox_expunge(ctx->mbox->rmb, &uid, 1, &count);
-	return -1;
+	if (ret == RM_RESULT_TOO_LARGE) {
+		rados_save_set_too_large(t->box->storage);
+		return -1;
+	}
+	if (ret != RM_RESULT_OK) {
+		rados_storage_set_error(t->box->storage, ret, "saving");
+		return -1;
+	}
+	info.data = ctx->data;
+	ctx->data = NULL;
+	rados_save_add_pending(_ctx, &info);
+	return 0;
 }
 
 int rados_save_finish(struct mail_save_context *_ctx)
 {
 	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
-	struct mail_storage *storage = _ctx->transaction->box->storage;
-	enum rm_result ret;
-	uint32_t uid = 0;
 
-	if (!ctx->failed) {
-		ret = rm_append_finish(&ctx->app,
-				rados_flags_from_dovecot(_ctx->data.flags),
-				&uid);
-		if (ret == RM_RESULT_TOO_LARGE) {
-			rados_save_set_too_large(storage);
-			ctx->failed = TRUE;
-		} else if (ret != RM_RESULT_OK) {
-			rados_storage_set_error(storage, ret, "saving");
-			ctx->failed = TRUE;
-		} else if (_ctx->data.keywords != NULL &&
-			   rados_save_keywords(ctx, uid,
-					       _ctx->data.keywords) < 0) {
-			ctx->failed = TRUE;
-		}
-	}
+	if (!ctx->failed && rados_save_to_txn(ctx) < 0)
+		ctx->failed = TRUE;
 	/* a no-op unless the append wasn't consumed */
 	(void)rm_append_cancel(&ctx->app);
-	if (!ctx->failed) {
-		rados_save_add_saved(_ctx, uid, _ctx->data.flags,
-				     _ctx->data.keywords, FALSE);
-	}
+	if (ctx->data != NULL)
+		buffer_free(&ctx->data);
 	if (ctx->input != NULL)
 		i_stream_unref(&ctx->input);
 	index_save_context_free(_ctx);
@@ -245,34 +301,130 @@ void rados_save_cancel(struct mail_save_context *_ctx)
 	(void)rados_save_finish(_ctx);
 }
 
+void rados_save_set_result(struct mail_save_context *_ctx,
+			   const struct rm_txn_result *result)
+{
+	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
+
+	ctx->result = result;
+}
+
+/* The temporary record of dest_mail, or NULL. */
+static const struct rados_pending *rados_save_pending(struct mail *mail)
+{
+	struct mail_save_context *_ctx = mail->transaction->save_ctx;
+	struct rados_save_context *ctx;
+	unsigned int i;
+
+	if (_ctx == NULL || !mail->saving)
+		return NULL;
+	ctx = RADOS_SAVE_CONTEXT(_ctx);
+	if (mail->seq < ctx->first_temp_seq)
+		return NULL;
+	i = mail->seq - ctx->first_temp_seq;
+	return i < array_count(&ctx->pending) ?
+		array_idx(&ctx->pending, i) : NULL;
+}
+
+int rados_save_pending_record(struct mail *mail, struct rm_record *rec_r)
+{
+	const struct rados_pending *p = rados_save_pending(mail);
+	enum rm_result ret;
+
+	if (p == NULL)
+		return 0;
+	if (!p->copy) {
+		*rec_r = p->rec;
+		return 1;
+	}
+	ret = rm_mailbox_record(p->src->rmb, p->src_uid, rec_r);
+	if (ret != RM_RESULT_OK) {
+		rados_storage_set_error(mail->box->storage, ret,
+					"reading the mail being copied");
+		return -1;
+	}
+	rec_r->uid = 0;
+	rec_r->flags = p->rec.flags;
+	return 1;
+}
+
+int rados_save_pending_stream(struct mail *mail, struct istream **input_r)
+{
+	const struct rados_pending *p = rados_save_pending(mail);
+	struct rm_txn *txn;
+	struct rm_body *body = NULL;
+	enum rm_result ret;
+
+	if (p == NULL)
+		return 0;
+	if (p->data != NULL) {
+		*input_r = i_stream_create_copy_from_data(p->data->data,
+							  p->data->used);
+		return 1;
+	}
+	if (p->copy) {
+		ret = rm_body_open(p->src->rmb, p->src_uid, &body);
+	} else {
+		txn = rados_transaction_txn(mail->transaction);
+		ret = txn == NULL ? RM_RESULT_STORE :
+			rm_txn_saved_body(txn, p->index, &body);
+	}
+	if (ret != RM_RESULT_OK) {
+		rados_storage_set_error(mail->box->storage, ret,
+					"reading the mail being saved");
+		return -1;
+	}
+	*input_r = rados_istream_create(p->copy ? p->src->rmb : NULL,
+					p->src_uid, body, p->rec.psize);
+	return 1;
+}
+
 int rados_transaction_save_commit_pre(struct mail_save_context *_ctx)
 {
 	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
 	struct mail_transaction_commit_changes *changes =
 		_ctx->transaction->changes;
-	unsigned int i;
-	uint32_t uid;
+	const struct rados_pending *p;
+	uint32_t *saved = NULL, *copied = NULL;
+	size_t n_saved = 0, n_copied = 0;
+	unsigned int i, count = array_count(&ctx->pending);
 
 	i_assert(ctx->app == NULL);
-
 	/* the temporary records go (last first: only the last append can
 	   be expunged within a transaction); the sync brings the real ones */
-	for (i = ctx->temp_count; i > 0; i--)
+	for (i = count; i > 0; i--)
 		mail_index_expunge(ctx->trans, ctx->first_temp_seq + i - 1);
+	if (ctx->result == NULL || count == 0)
+		return 0;
 
-	if (array_count(&ctx->saved_uids) > 0) {
-		changes->uid_validity = ctx->mbox->uidvalidity;
-		array_foreach_elem(&ctx->saved_uids, uid)
-			seq_range_array_add(&changes->saved_uids, uid);
+	saved = t_new(uint32_t, ctx->saves + 1);
+	copied = t_new(uint32_t, ctx->copies + 1);
+	(void)rm_txn_result_uids(ctx->result, RM_TXN_SAVED, saved,
+				 ctx->saves, &n_saved);
+	(void)rm_txn_result_copies(ctx->result, NULL, copied, ctx->copies,
+				   &n_copied);
+	changes->uid_validity = ctx->mbox->uidvalidity;
+	array_foreach(&ctx->pending, p) {
+		if (!p->copy && p->index < n_saved)
+			seq_range_array_add(&changes->saved_uids,
+					    saved[p->index]);
+		else if (p->copy && p->index < n_copied &&
+			 copied[p->index] != 0)
+			seq_range_array_add(&changes->saved_uids,
+					    copied[p->index]);
 	}
-	ctx->committed = TRUE;
 	return 0;
 }
 
 static void rados_save_free(struct rados_save_context *ctx)
 {
-	array_free(&ctx->saved_uids);
-	array_free(&ctx->rollback_uids);
+	struct rados_pending *p;
+
+	array_foreach_modifiable(&ctx->pending, p) {
+		if (p->data != NULL)
+			buffer_free(&p->data);
+	}
+	array_free(&ctx->pending);
 	i_free(ctx);
 }
 
@@ -290,25 +442,12 @@ void rados_transaction_save_commit_post(
 void rados_transaction_save_rollback(struct mail_save_context *_ctx)
 {
 	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
-	enum rm_result ret;
-	size_t count;
 
+	/* nothing is in RADOS: the saved bodies go with the rm_txn */
 	(void)rm_append_cancel(&ctx->app);
+	if (ctx->data != NULL)
+		buffer_free(&ctx->data);
 	if (ctx->input != NULL)
 		i_stream_unref(&ctx->input);
-	if (!ctx->committed && array_count(&ctx->rollback_uids) > 0) {
-		/* they are already in RADOS: take them out again */
-		ret = rm_mailbox_expunge(ctx->mbox->rmb,
-					 array_front(&ctx->rollback_uids),
-					 array_count(&ctx->rollback_uids),
-					 &count);
-		if (ret != RM_RESULT_OK) {
-			i_warning("rados: rolling back saved mails failed, "
-				  "%u mail(s) stay in %s: %s",
-				  array_count(&ctx->rollback_uids),
-				  ctx->mbox->box.vname, rados_last_error(ret));
-		}
-		ctx->mbox->sync_pending = TRUE;
-	}
 	rados_save_free(ctx);
 }

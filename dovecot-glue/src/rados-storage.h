@@ -144,8 +144,19 @@ int rados_sync(struct rados_mailbox *mbox, bool force_resync);
 struct mailbox_sync_context *
 rados_storage_sync_init(struct mailbox *box, enum mailbox_sync_flags flags);
 
-/* rados-transaction.c: flag, keyword and expunge changes are queued in the
-   transaction and applied to RADOS at commit, before the local index. */
+/* rados-transaction.c: a Dovecot transaction is one rm_txn: flag, keyword
+   and expunge changes, new mails and copies are handed to it, and its commit
+   applies them to RADOS in one write, before the local index commits. */
+/* The transaction's rm_txn, begun on first use; NULL (with the storage error
+   set, and the commit bound to fail) if it could not be begun. */
+struct rm_txn *rados_transaction_txn(struct mailbox_transaction_context *t);
+/* A change could not be handed over: sets the storage error; the commit
+   fails. */
+void rados_transaction_failed(struct mailbox_transaction_context *t,
+			      enum rm_result ret, const char *what);
+/* The names of keywords, NULL-terminated (data stack); *count_r of them. */
+const char *const *
+rados_keyword_names(struct mail_keywords *keywords, unsigned int *count_r);
 void rados_transaction_update_flags(struct mail *mail,
 				    enum modify_type modify_type,
 				    enum mail_flags flags);
@@ -181,12 +192,30 @@ void rados_transaction_save_commit_post(
 	struct mail_save_context *ctx,
 	struct mail_index_transaction_commit_result *result);
 void rados_transaction_save_rollback(struct mail_save_context *ctx);
-/* Adds a temporary index record for a mail already saved in RADOS as uid
-   (so that the save's dest_mail works) and remembers uid for APPENDUID /
-   COPYUID. moved: it was moved in, a rollback must not expunge it. */
-void rados_save_add_saved(struct mail_save_context *ctx, uint32_t uid,
-			  enum mail_flags flags, struct mail_keywords *keywords,
-			  bool moved);
+/* A mail handed to the transaction's rm_txn, not committed yet. */
+struct rados_pending_info {
+	enum mail_flags flags;
+	struct mail_keywords *keywords;
+	/* what the save's dest_mail reports (sizes, date, GUID; uid 0) */
+	struct rm_record rec;
+	/* a saved mail's bytes when small (ownership passes), or NULL */
+	buffer_t *data;
+	/* a copy's source (else NULL: a saved mail) */
+	struct rados_mailbox *src;
+	uint32_t src_uid;
+};
+/* Adds a temporary index record (no UID yet) for a mail handed to the
+   transaction's rm_txn, so that the save's dest_mail works until the commit,
+   which reports its UID (APPENDUID / COPYUID). */
+void rados_save_add_pending(struct mail_save_context *ctx,
+			    const struct rados_pending_info *info);
+/* The outcome of the transaction's RADOS commit, for save_commit_pre. */
+void rados_save_set_result(struct mail_save_context *ctx,
+			   const struct rm_txn_result *result);
+/* For a mail being saved (dest_mail): its record / its stream. 0 when mail
+   is not one, 1 when found, -1 with the storage error set. */
+int rados_save_pending_record(struct mail *mail, struct rm_record *rec_r);
+int rados_save_pending_stream(struct mail *mail, struct istream **input_r);
 
 /* rados-update.c */
 /* mailbox_update(): dsync's UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and GUID. */

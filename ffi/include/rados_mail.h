@@ -1630,8 +1630,10 @@ enum rm_result rm_user_mailbox_delete(const struct rm_user *user, const char *na
 
 /**
  * Renames the mailbox `old_name` and every mailbox below it to `new_name`, atomically.
+ * `old_name` may be no mailbox itself but have mailboxes below it (IMAP `\NoSelect`):
+ * they are renamed, in the same one update.
  *
- * Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (`old_name` missing),
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (neither `old_name` nor anything below it),
  * `RM_RESULT_ALREADY_EXISTS` (a new name exists; nothing changed),
  * `RM_RESULT_INVALID_INPUT` (invalid name, INBOX itself, a new name below the old one),
  * `RM_RESULT_NULL_PARAMETER`, or another code.

@@ -189,7 +189,9 @@ impl User {
     }
 
     /// Renames a mailbox and every mailbox below it (`old/…` becomes `new/…`) in one
-    /// atomic update; subscriptions of `old` and of names below it move along.
+    /// atomic update; subscriptions of `old` and of names below it move along. `old` may be
+    /// a name that is no mailbox itself but has mailboxes below it (IMAP `\NoSelect`):
+    /// those are renamed, in the same one update.
     ///
     /// GUIDs and UIDVALIDITYs do not change: the mailboxes' objects are named by GUID, and
     /// a UIDVALIDITY is never handed out twice, so `(name, UIDVALIDITY)` stays unique.
@@ -215,12 +217,13 @@ impl User {
         let renamed = |from: &str| format!("{new}{}", &from[old.len()..]);
         self.retry(&format!("renaming {old:?} to {new:?}"), || {
             let top = self.read_keys(&[&old_key, &old_sub])?.unwrap_or_default();
-            let Some(top_entry) = top.get(&old_key) else {
-                return Err(not_found(&old));
-            };
-            let mut moved = vec![(old.clone(), top_entry.clone())];
+            let mut moved: Vec<(String, Vec<u8>)> =
+                top.get(&old_key).map(|entry| (old.clone(), entry.clone())).into_iter().collect();
             for (key, value) in self.scan(&keys::mailbox(&format!("{old}{SEPARATOR}")))? {
                 moved.push((key[keys::MAILBOX.len()..].to_string(), value));
+            }
+            if moved.is_empty() {
+                return Err(not_found(&old));
             }
             let mut subs: Vec<String> = top.contains_key(&old_sub).then(|| old.clone()).into_iter().collect();
             for (key, _) in self.scan(&keys::subscription(&format!("{old}{SEPARATOR}")))? {
@@ -228,6 +231,10 @@ impl User {
             }
 
             let mut op = WriteOp::new();
+            if !top.contains_key(&old_key) {
+                // A \NoSelect parent: it must still be no mailbox when the children move.
+                op = op.omap_cmp(old_key.clone(), CmpOp::Eq, Vec::new());
+            }
             let mut remove = Vec::new();
             let mut set = Vec::new();
             let mut target_keys = Vec::new();

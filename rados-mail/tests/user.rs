@@ -206,6 +206,23 @@ pub fn rename_errors(store: &MailStore) {
     assert_eq!(listed(&user, "*"), ["INBOX", "INBOX/a", "INBOX/a/b", "Sub"]);
 }
 
+/// A parent that is no mailbox itself (IMAP `\NoSelect`) renames its children in one update,
+/// keeping their GUIDs; once the parent is created, renaming moves it along.
+pub fn rename_noselect_parent(store: &MailStore) {
+    let user = fresh_user(store, "rename-noselect");
+    let b = user.create_mailbox("p/b").unwrap();
+    let c = user.create_mailbox("p/b/c").unwrap();
+    user.subscribe("p/b").unwrap();
+    user.rename_mailbox("p", "q").unwrap();
+    assert_eq!(listed(&user, "*"), ["q/b", "q/b/c"]);
+    assert_eq!((user.mailbox_info("q/b").unwrap().guid, user.mailbox_info("q/b/c").unwrap().guid), (b.guid, c.guid));
+    assert_eq!(user.subscriptions("*").unwrap(), ["q/b"]);
+    assert!(matches!(user.rename_mailbox("p", "r"), Err(Error::NotFound(_))));
+    user.create_mailbox("q").unwrap();
+    user.rename_mailbox("q", "r").unwrap();
+    assert_eq!(listed(&user, "*"), ["r", "r/b", "r/b/c"]);
+}
+
 /// Deleting removes the mailbox and its mails; children and subscriptions stay; a new one is fresh.
 pub fn delete(store: &MailStore) {
     let user = fresh_user(store, "delete");
@@ -448,6 +465,10 @@ fn memory_rename_errors() {
     rename_errors(&memory());
 }
 #[test]
+fn memory_rename_noselect_parent() {
+    rename_noselect_parent(&memory());
+}
+#[test]
 fn memory_delete() {
     delete(&memory());
 }
@@ -529,6 +550,10 @@ mod on_cluster {
     #[test]
     fn cluster_rename_with_children() {
         super::rename_with_children(&common::cluster_store());
+    }
+    #[test]
+    fn cluster_rename_noselect_parent() {
+        super::rename_noselect_parent(&common::cluster_store());
     }
     #[test]
     fn cluster_rename_onto_existing_changes_nothing() {
