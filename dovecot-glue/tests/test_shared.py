@@ -136,6 +136,69 @@ class TwoInstanceTest(DovecotTestCase):
             finally:
                 c.logout()
 
+    def test_keyword_replace_race_no_lost_update(self):
+        """Backend A replaces the keywords of 5 mails (STORE FLAGS (a<i>)) while backend B
+        adds one (STORE +FLAGS (b<i>)), at the same moment, 100 rounds. Each STORE is one
+        atomic RADOS commit, and A's REPLACE is computed against the keywords the mails
+        have at its commit. So after each round every mail has exactly {a<i>} (B committed
+        first) or {a<i>, b<i>} (A first), all 5 the same, nothing of an earlier round
+        survives, both backends show the same, and the one that committed last reports in
+        its own STORE response the mails' final MODSEQ (the MODSEQs are RADOS's, exact).
+        (The old planner read the keywords, then wrote unguarded removes: an ADD landing in
+        between survived a REPLACE committed after it.)"""
+        ca = self.a.imap(self.user)
+        cb = self.b.imap(self.user)
+        try:
+            for c in (ca, cb):
+                ok(c.enable("CONDSTORE"))
+            select(ca)
+            uids = [append(ca, "INBOX", make_mail(f"race {i}"))[1] for i in range(5)]
+            select(cb)
+            rng = f"{uids[0]}:{uids[-1]}"
+            outcomes = {"a-then-b": 0, "b-then-a": 0}
+            for i in range(100):
+                barrier = threading.Barrier(2)
+                errors = []
+                replies = {}
+
+                def store(c, who, how, flags):
+                    try:
+                        barrier.wait(timeout=60)
+                        # imaplib hands STORE's untagged FETCH responses back as data
+                        got = parse_fetch(ok(c.uid("STORE", rng, how, flags)))
+                        replies[who] = {int(v["UID"]): int(v["MODSEQ"][0]) for v in got.values()}
+                    except Exception as e:  # noqa: BLE001 - reported below
+                        errors.append(f"{who}: {e!r}")
+
+                ta = threading.Thread(target=store, args=(ca, "a", "FLAGS", f"(a{i})"))
+                tb = threading.Thread(target=store, args=(cb, "b", "+FLAGS", f"(b{i})"))
+                for t in (ta, tb):
+                    t.start()
+                for t in (ta, tb):
+                    t.join(timeout=120)
+                self.assertEqual(errors, [], f"round {i}")
+                seen, final = [], []
+                for c in (ca, cb):
+                    ok(c.noop())
+                    got = uid_fetch(c, rng, "(FLAGS MODSEQ)")
+                    seen.append({uid: flags_of(v["FLAGS"]) - {"\\Recent"} for uid, v in got.items()})
+                    final.append({uid: int(v["MODSEQ"][0]) for uid, v in got.items()})
+                self.assertEqual(seen[0], seen[1], f"round {i}: the backends disagree")
+                self.assertEqual(final[0], final[1], f"round {i}: MODSEQs differ")
+                states = set(frozenset(f) for f in seen[0].values())
+                self.assertEqual(len(states), 1, f"round {i}: mails differ: {seen[0]}")
+                (state,) = states
+                self.assertIn(state, ({f"a{i}"}, {f"a{i}", f"b{i}"}), f"round {i}: lost update: {state}")
+                last = "a" if state == {f"a{i}"} else "b"
+                outcomes["b-then-a" if last == "a" else "a-then-b"] += 1
+                self.assertEqual(replies.get(last), final[0],
+                                 f"round {i}: {state} says {last} committed last, but its STORE "
+                                 f"saw {replies.get(last)} and the mails end at {final[0]}: lost update")
+            print(f"replace race outcomes over 100 rounds: {outcomes}")
+        finally:
+            ca.logout()
+            cb.logout()
+
     def make_history(self):
         """Appends, flag changes and an expunge, spread over both instances."""
         ca = self.a.imap(self.user)
