@@ -156,7 +156,6 @@ static int rados_mailbox_open_rados(struct rados_mailbox *mbox)
 {
 	struct mailbox *box = &mbox->box;
 	struct rm_user *user = rados_storage_user(box->storage);
-	struct rm_status status;
 	enum rm_result ret;
 
 	if (user == NULL)
@@ -177,15 +176,15 @@ static int rados_mailbox_open_rados(struct rados_mailbox *mbox)
 		rados_storage_set_error(box->storage, ret, "opening mailbox");
 		return -1;
 	}
+	/* from the open's one read of the head: no further RADOS read */
 	if ((ret = rm_mailbox_guid(mbox->rmb, &mbox->guid)) != RM_RESULT_OK ||
-	    (ret = rm_mailbox_status(mbox->rmb, &status)) != RM_RESULT_OK) {
+	    (ret = rm_mailbox_identity(mbox->rmb, &mbox->uidvalidity,
+				       &mbox->incarnation)) != RM_RESULT_OK) {
 		rados_storage_set_error(box->storage, ret, "opening mailbox");
 		rm_mailbox_free(mbox->rmb);
 		mbox->rmb = NULL;
 		return -1;
 	}
-	mbox->uidvalidity = status.uidvalidity;
-	mbox->incarnation = status.incarnation;
 	return 0;
 }
 

@@ -1144,6 +1144,20 @@ void rm_mailbox_free(struct rm_mailbox *mailbox);
 enum rm_result rm_mailbox_sync(const struct rm_mailbox *mailbox, bool *out_changed);
 
 /**
+ * The mailbox's UIDVALIDITY and incarnation (see [`rm_status`]) as its view last read
+ * them (at open, sync or commit), without any RADOS operation: what a server needs to
+ * check its own cache of the mailbox right after [`rm_mailbox_open`].
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `mailbox` is a live handle; `out_uidvalidity` and `out_incarnation` are writable.
+ */
+enum rm_result rm_mailbox_identity(const struct rm_mailbox *mailbox,
+                                   uint32_t *out_uidvalidity,
+                                   uint32_t *out_incarnation);
+
+/**
  * The mailbox's status after bringing its view up to date, in `*out`.
  *
  * # Safety

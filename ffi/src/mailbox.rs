@@ -155,6 +155,34 @@ pub unsafe extern "C" fn rm_mailbox_sync(mailbox: *const rm_mailbox, out_changed
     })
 }
 
+/// The mailbox's UIDVALIDITY and incarnation (see [`rm_status`]) as its view last read
+/// them (at open, sync or commit), without any RADOS operation: what a server needs to
+/// check its own cache of the mailbox right after [`rm_mailbox_open`].
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `mailbox` is a live handle; `out_uidvalidity` and `out_incarnation` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_identity(
+    mailbox: *const rm_mailbox,
+    out_uidvalidity: *mut u32,
+    out_incarnation: *mut u32,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let uv = unsafe { Out::new(out_uidvalidity, "out_uidvalidity") }?;
+        // SAFETY: forwarded contract of this export.
+        let inc = unsafe { Out::new(out_incarnation, "out_incarnation") }?;
+        let (uidvalidity, incarnation) = mb.mailbox.identity();
+        uv.set(uidvalidity);
+        inc.set(incarnation);
+        Ok(())
+    })
+}
+
 /// The mailbox's status after bringing its view up to date, in `*out`.
 ///
 /// # Safety
@@ -197,7 +225,7 @@ pub unsafe extern "C" fn rm_mailbox_uids(
         // SAFETY: forwarded contract.
         let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
         let cb = cb.ok_or_else(|| Failure::null("cb"))?;
-        for uid in mb.mailbox.uids() {
+        for uid in mb.mailbox.uids()? {
             // SAFETY: the caller vouches for `cb` and `userdata`.
             unsafe { cb(userdata, uid) };
         }

@@ -152,6 +152,14 @@ static void test_txn(rm_user *user)
 	CHECK(sum.modified == 1 && sum.changed == 0 && sum.last_modseq == 0);
 	rm_txn_result_free(res);
 
+	/* Identity from the view, no RADOS operation. */
+	uint32_t uv = 0, inc = 0;
+	RC(RM_RESULT_OK, rm_mailbox_identity(mb, &uv, &inc));
+	RC(RM_RESULT_OK, rm_mailbox_status(mb, &before));
+	CHECK(uv == before.uidvalidity && inc == before.incarnation && inc != 0);
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_identity(mb, NULL, &inc));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_identity(NULL, &uv, &inc));
+
 	/* Abandoned: the saved mail goes away with it. */
 	RC(RM_RESULT_OK, rm_mailbox_status(mb, &before));
 	RC(RM_RESULT_OK, rm_txn_begin(mb, RM_MODSEQ_STEPS_ONE, &t));

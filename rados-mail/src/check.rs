@@ -74,7 +74,7 @@ pub fn check_user(user: &User) -> Result<CheckReport> {
     let mut records_by_body: BTreeMap<Guid, Vec<(String, u32)>> = BTreeMap::new();
     for info in &infos {
         let mailbox = user.open_mailbox_info(info)?;
-        for rec in mailbox.records(1..=u32::MAX) {
+        for rec in mailbox.records(1..=u32::MAX)? {
             report.records += 1;
             let guid = Guid::from_slice(&rec.mail_guid)
                 .map_err(|e| Error::corrupted(&names::mailbox_head(&info.guid), &keys::record(rec.uid), e))?;

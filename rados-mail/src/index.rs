@@ -3,6 +3,7 @@
 //! creating and destroying the objects of a mailbox, and dropping body references.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use objstore::{CmpOp, Error as StoreError, OMAP_PAGE_MAX, ObjectStore, ReadOp, WriteOp};
 use omap_index::names::{self, Guid, shard_of};
@@ -16,6 +17,7 @@ use crate::retry::RetryPolicy;
 use crate::types::Changes;
 
 /// A consistent read of the head object.
+#[derive(Clone)]
 pub(crate) struct Head {
     pub(crate) hdr: MailboxHeader,
     pub(crate) hdr_bytes: Vec<u8>,
@@ -23,13 +25,54 @@ pub(crate) struct Head {
     pub(crate) wal: Vec<WalEntry>,
 }
 
-/// The in-memory view of the index at `hdr.highestmodseq`.
+/// The in-memory view of the index at `hdr.highestmodseq`. The records are read from the
+/// shards only when first needed (`loaded`): opening a mailbox, syncing a mail server's
+/// index that is current, and appending need the head alone.
 pub(crate) struct View {
     pub(crate) hdr: MailboxHeader,
     pub(crate) hdr_bytes: Vec<u8>,
+    /// Every record, when `loaded`; else empty.
     pub(crate) records: BTreeMap<u32, MailRecord>,
+    pub(crate) loaded: bool,
     /// WAL entries believed to be in the head object (to decide when to apply them).
     pub(crate) wal_len: usize,
+    /// The head read that brought the view to `hdr`, while nothing newer was written
+    /// through it: what loading the records lays over the shards, and what the next
+    /// "changes since" may answer from without reading again.
+    pub(crate) head: Option<Head>,
+    /// When the head was read by the open that made this view, until a sync used it or
+    /// anything else read or wrote the head: the first "changes since" after an open (the
+    /// sync a mail server does right after opening), within [`FRESH_HEAD`], answers from
+    /// that read instead of reading the head again. Never set otherwise, so a later sync
+    /// always reads.
+    pub(crate) fresh: Option<Instant>,
+}
+
+/// How long the head read by an open serves the first sync after it.
+pub(crate) const FRESH_HEAD: Duration = Duration::from_millis(500);
+
+impl View {
+    /// A view at `head`, just read, whose records are not read yet.
+    pub(crate) fn unloaded(head: Head) -> View {
+        View {
+            hdr: head.hdr.clone(),
+            hdr_bytes: head.hdr_bytes.clone(),
+            records: BTreeMap::new(),
+            loaded: false,
+            wal_len: head.wal.len(),
+            head: Some(head),
+            fresh: None,
+        }
+    }
+
+    /// The head just read, for a sync, if it is fresh and unused (see `fresh`).
+    pub(crate) fn take_fresh_head(&mut self) -> Option<Head> {
+        let read = self.fresh.take()?;
+        if read.elapsed() > FRESH_HEAD {
+            return None;
+        }
+        self.head.clone()
+    }
 }
 
 pub(crate) fn decode<M: prost::Message + Default>(object: &str, key: &str, bytes: &[u8]) -> Result<M> {
@@ -245,7 +288,15 @@ pub(crate) fn load_view(
                 }
             }
             let wal_len = head.wal.len();
-            return Ok(View { hdr: head.hdr, hdr_bytes: head.hdr_bytes, records, wal_len });
+            return Ok(View {
+                hdr: head.hdr.clone(),
+                hdr_bytes: head.hdr_bytes.clone(),
+                records,
+                loaded: true,
+                wal_len,
+                head: Some(head),
+                fresh: None,
+            });
         }
         // A shard was applied past the head just read: read the head again.
         attempts.lost(|| format!("loading mailbox {guid}"))?;

@@ -98,7 +98,8 @@ fn assign_uid(next: &mut u32, wanted: Option<u32>) -> Result<u32> {
 }
 
 impl Mailbox {
-    /// Opens a mailbox: one read of its head object, then its shards.
+    /// Opens a mailbox: one read of its head object (the records are read from the shards
+    /// when first needed).
     pub(crate) fn open(
         store: Arc<dyn ObjectStore>,
         config: Arc<Config>,
@@ -114,6 +115,7 @@ impl Mailbox {
             let mut view = mailbox.lock();
             match mailbox.refresh(&mut view) {
                 Ok(_) => {
+                    view.fresh = Some(std::time::Instant::now());
                     drop(view);
                     return Ok(mailbox);
                 }
@@ -125,7 +127,9 @@ impl Mailbox {
             Error::NotFound(_) => Error::NotFound(format!("mailbox {}", info.name)),
             e => e,
         })?;
-        let view = Arc::new(Mutex::new(load_view(store.as_ref(), &head, &info.guid, snapshot, &retry)?));
+        let mut view = View::unloaded(snapshot);
+        view.fresh = Some(std::time::Instant::now());
+        let view = Arc::new(Mutex::new(view));
         caches.views.0.insert(key, view.clone());
         Ok(Mailbox { store, config, info, head, view, bodies, retry })
     }
@@ -162,25 +166,52 @@ impl Mailbox {
         if head.hdr.incarnation != view.hdr.incarnation || head.hdr.highestmodseq < known {
             // Another mailbox with the same GUID (deleted and created again): nothing of
             // the view is valid any more.
-            *view = load_view(self.store.as_ref(), &self.head, &self.info.guid, head, &self.retry)?;
+            *view = View::unloaded(head);
             return Ok(true);
         }
+        view.fresh = None;
         if head.hdr.highestmodseq == known {
-            view.hdr_bytes = head.hdr_bytes;
+            view.hdr_bytes = head.hdr_bytes.clone();
             view.wal_len = head.wal.len();
+            view.head = Some(head);
             return Ok(false);
         }
-        if head.trim <= known {
-            for e in head.wal.iter().filter(|e| e.modseq > known) {
-                e.changes.iter().for_each(|c| apply_change(&mut view.records, c));
+        if head.trim <= known || !view.loaded {
+            if view.loaded {
+                for e in head.wal.iter().filter(|e| e.modseq > known) {
+                    e.changes.iter().for_each(|c| apply_change(&mut view.records, c));
+                }
             }
-            view.hdr = head.hdr;
-            view.hdr_bytes = head.hdr_bytes;
+            view.hdr = head.hdr.clone();
+            view.hdr_bytes = head.hdr_bytes.clone();
             view.wal_len = head.wal.len();
+            view.head = Some(head);
             return Ok(true);
         }
-        *view = load_view(self.store.as_ref(), &self.head, &self.info.guid, head, &self.retry)?;
+        // The WAL no longer covers what changed: the records are read again when needed.
+        *view = View::unloaded(head);
         Ok(true)
+    }
+
+    /// Reads the records into the view if they are not there yet: the shards, with the
+    /// WAL of the head read last laid over them (or of a new read of the head).
+    pub(crate) fn ensure_records(&self, view: &mut View) -> Result<()> {
+        if view.loaded {
+            return Ok(());
+        }
+        view.fresh = None;
+        let head = match view.head.take() {
+            Some(h) => h,
+            None => read_head(self.store.as_ref(), &self.head)?,
+        };
+        *view = load_view(self.store.as_ref(), &self.head, &self.info.guid, head, &self.retry)?;
+        Ok(())
+    }
+
+    /// UIDVALIDITY and incarnation from the view as last read (no RADOS operation).
+    pub fn identity(&self) -> (u32, u32) {
+        let view = self.lock();
+        (view.hdr.uidvalidity, view.hdr.incarnation)
     }
 
     /// Writes `hdr` and the WAL `entries` (the last one's modseq is `hdr.highestmodseq`) in
@@ -196,9 +227,14 @@ impl Mailbox {
             Err(StoreError::Conflict { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
-        for e in &entries {
-            e.changes.iter().for_each(|c| apply_change(&mut view.records, c));
+        if view.loaded {
+            for e in &entries {
+                e.changes.iter().for_each(|c| apply_change(&mut view.records, c));
+            }
         }
+        // The view moved past the head read last.
+        view.head = None;
+        view.fresh = None;
         view.hdr = hdr;
         view.hdr_bytes = hdr_bytes;
         view.wal_len += entries.len();

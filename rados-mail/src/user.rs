@@ -519,7 +519,7 @@ impl User {
             // A handle of the old mailbox committed a change meanwhile: bring its mails
             // over, then try again with the header as it is now.
             let old = Mailbox::open(self.store.clone(), self.config.clone(), info.clone(), &self.caches)?;
-            let moved = old.uids();
+            let moved = old.uids()?;
             if !moved.is_empty() {
                 let dest = Mailbox::open(self.store.clone(), self.config.clone(), new.clone(), &self.caches)?;
                 old.move_to(&moved, &dest)?;

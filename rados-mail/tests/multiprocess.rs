@@ -82,7 +82,7 @@ fn four_processes_append_and_flag_one_mailbox() {
     let mailbox = store.user(&user).unwrap().open_mailbox("INBOX").unwrap();
     let status = mailbox.status().unwrap();
     assert_eq!(status.messages, PROCESSES * MAILS);
-    assert_eq!(mailbox.uids().into_iter().collect::<BTreeSet<_>>(), all);
+    assert_eq!(mailbox.uids().unwrap().into_iter().collect::<BTreeSet<_>>(), all);
     for (me, uids) in &by_process {
         for (i, uid) in uids.iter().enumerate() {
             let rec = mailbox.record(*uid).unwrap().unwrap();

@@ -21,7 +21,8 @@ impl Mailbox {
     /// Expunges every mail flagged `\Deleted` (IMAP EXPUNGE).
     pub fn expunge_deleted(&self) -> Result<Vec<u32>> {
         let uids: Vec<u32> = {
-            let view = self.lock();
+            let mut view = self.lock();
+            self.ensure_records(&mut view)?;
             view.records.values().filter(|r| r.flags & flag_bits::DELETED != 0).map(|r| r.uid).collect()
         };
         self.expunge(&uids)

@@ -16,25 +16,32 @@ use crate::index::{apply_wal, changes_of, read_head, split_changes};
 use crate::types::{Changes, Status};
 
 impl Mailbox {
-    /// The record of a UID in the view.
+    /// The record of a UID in the view (the first read of a record reads the shards).
     pub fn record(&self, uid: u32) -> Result<Option<MailRecord>> {
-        Ok(self.lock().records.get(&uid).cloned())
+        let mut view = self.lock();
+        self.ensure_records(&mut view)?;
+        Ok(view.records.get(&uid).cloned())
     }
 
-    /// Records of the UIDs in `range` (inclusive), in UID order.
-    pub fn records(&self, range: std::ops::RangeInclusive<u32>) -> Vec<MailRecord> {
-        self.lock().records.range(range).map(|(_, r)| r.clone()).collect()
+    /// Records of the UIDs in `range` (inclusive) in the view, in UID order.
+    pub fn records(&self, range: std::ops::RangeInclusive<u32>) -> Result<Vec<MailRecord>> {
+        let mut view = self.lock();
+        self.ensure_records(&mut view)?;
+        Ok(view.records.range(range).map(|(_, r)| r.clone()).collect())
     }
 
     /// Every UID in the view, ascending.
-    pub fn uids(&self) -> Vec<u32> {
-        self.lock().records.keys().copied().collect()
+    pub fn uids(&self) -> Result<Vec<u32>> {
+        let mut view = self.lock();
+        self.ensure_records(&mut view)?;
+        Ok(view.records.keys().copied().collect())
     }
 
     /// Status after bringing the view up to date.
     pub fn status(&self) -> Result<Status> {
         let mut view = self.lock();
         self.refresh(&mut view)?;
+        self.ensure_records(&mut view)?;
         let unseen = view.records.values().filter(|r| r.flags & flag_bits::SEEN == 0).count() as u32;
         Ok(Status {
             messages: view.hdr.messages,
@@ -115,7 +122,12 @@ impl Mailbox {
     /// shards' modseq indexes and tombstones. The mailbox's view is brought up to the same
     /// read, so [`Mailbox::record`] agrees with the changes returned.
     pub fn changes_since(&self, modseq: u64) -> Result<Changes> {
-        let head = read_head(self.store.as_ref(), &self.head)?;
+        // Right after an open (or a refresh), its head read serves: one read for both.
+        let fresh = self.lock().take_fresh_head();
+        let head = match fresh {
+            Some(h) => h,
+            None => read_head(self.store.as_ref(), &self.head)?,
+        };
         if head.trim <= modseq {
             let mut changed: BTreeMap<u32, Option<MailRecord>> = BTreeMap::new();
             for e in head.wal.iter().filter(|e| e.modseq > modseq) {
@@ -139,6 +151,7 @@ impl Mailbox {
             .collect();
         let mut view = self.lock();
         self.catch_up(&mut view, head)?;
+        self.ensure_records(&mut view)?;
         let bits = view.hdr.shard_bits;
         let count = if view.hdr.uidnext <= 1 { 0 } else { shard_of(view.hdr.uidnext - 1, bits) + 1 };
         let mut expunged = BTreeSet::new();

@@ -268,7 +268,11 @@ impl Mailbox {
         let bodies: Vec<SavedBody> = txn.saves.iter_mut().filter_map(|s| s.mail.take()).collect();
         let saved_at = now();
         let (mut view, mut retry) = (self.lock(), self.retry.start());
+        let needs_records = !txn.updates.is_empty() || !txn.expunges.is_empty();
         let result = loop {
+            if needs_records && let Err(e) = self.ensure_records(&mut view) {
+                break Err(e);
+            }
             let plan = match plan(&txn, &bodies, &order, &instances, &view, saved_at) {
                 Ok(p) => p,
                 Err(e) => break Err(e),

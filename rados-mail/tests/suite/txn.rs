@@ -72,7 +72,7 @@ pub fn txn_commits_everything_in_one_write(store: &MailStore, user: &str) {
 
     // Another process sees all of it.
     let there = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
-    assert_eq!(there.uids(), vec![a, b, c + 1, c + 2]);
+    assert_eq!(there.uids().unwrap(), vec![a, b, c + 1, c + 2]);
     let new = there.record(c + 1).unwrap().unwrap();
     assert_eq!((new.flags, new.keywords.clone()), (Flags::SEEN.bits(), vec!["$k".to_string()]));
     assert_eq!(body(&there, c + 1), b"Subject: new\n\nnew\n");
@@ -221,6 +221,10 @@ pub fn txn_copy_and_expunge_references_in_parallel(store: &MailStore, user: &str
     let archive = u.open_mailbox("Archive").unwrap();
     let uids: Vec<u32> =
         (0..20).map(|i| inbox.append(format!("m{i}").as_bytes(), Default::default()).unwrap()).collect();
+    // A mailbox's records are read once, on first use (head + shard); appends need none.
+    let before = counting.counts();
+    assert_eq!(inbox.uids().unwrap(), uids);
+    assert_eq!(counting.counts() - before, OpCounts { reads: 2, writes: 0, lists: 0 }, "records on first use");
     let before = counting.counts();
     let pairs = inbox.copy_to(&uids, &archive).unwrap();
     assert_eq!(pairs.len(), 20);
@@ -229,8 +233,9 @@ pub fn txn_copy_and_expunge_references_in_parallel(store: &MailStore, user: &str
     assert_eq!(inbox.expunge(&uids).unwrap(), uids);
     // Each body keeps the archive's reference: read + drop our key.
     assert_eq!(counting.counts() - before, OpCounts { reads: 20, writes: 21, lists: 0 }, "expunge of 20");
-    let before = counting.counts();
     let moved: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+    assert_eq!(archive.uids().unwrap(), moved);
+    let before = counting.counts();
     archive.expunge(&moved).unwrap();
     // The last references: read + remove the body.
     assert_eq!(counting.counts() - before, OpCounts { reads: 20, writes: 21, lists: 0 }, "expunge of the last copies");
@@ -281,16 +286,18 @@ impl Sweep {
         let u = fresh.user(&self.user).unwrap();
         let inbox = u.open_mailbox("INBOX").unwrap();
         let one = inbox.record(1).unwrap().unwrap();
-        let after = inbox.uids() == vec![1, 3, 4]
+        let after = inbox.uids().unwrap() == vec![1, 3, 4]
             && one.flags == Flags::SEEN.bits()
             && one.keywords == vec!["$r"]
             && kw(&inbox, 3) == vec!["$s"]
             && body(&inbox, 3) == b"Subject: swept\n\nbody\n"
             && body(&inbox, 4) == b"other";
-        let before =
-            inbox.uids() == vec![1, 2] && one.flags == 0 && one.keywords.is_empty() && body(&inbox, 2) == b"two";
-        assert!(after ^ before, "{what}: half a transaction: {:?}", inbox.records(1..=u32::MAX));
-        assert_eq!(u.open_mailbox("Other").unwrap().uids(), vec![1], "{what}");
+        let before = inbox.uids().unwrap() == vec![1, 2]
+            && one.flags == 0
+            && one.keywords.is_empty()
+            && body(&inbox, 2) == b"two";
+        assert!(after ^ before, "{what}: half a transaction: {:?}", inbox.records(1..=u32::MAX).unwrap());
+        assert_eq!(u.open_mailbox("Other").unwrap().uids().unwrap(), vec![1], "{what}");
         let report = rados_mail::check::check_user(&u).unwrap();
         assert!(!report.has_damage(), "{what}: {report:?}");
         after
