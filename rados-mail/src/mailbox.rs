@@ -8,6 +8,7 @@
 
 mod copy;
 mod fetch;
+mod prefetch;
 
 use std::collections::BTreeSet;
 use std::io::Read;
