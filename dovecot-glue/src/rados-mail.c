@@ -4,6 +4,7 @@
 
 #include "lib.h"
 #include "istream.h"
+#include "time-util.h"
 #include "rados-storage.h"
 
 struct mail *rados_mail_alloc(struct mailbox_transaction_context *t,
@@ -145,14 +146,17 @@ static int rados_mail_get_special(struct mail *_mail,
 static void rados_mail_prefetch_flush(struct rados_mailbox *mbox)
 {
 	enum rm_result ret;
+	uint64_t start;
 
 	if (mbox->prefetch_count == 0)
 		return;
+	start = i_microseconds();
 	ret = rm_mailbox_prefetch(mbox->rmb, mbox->prefetch_uids,
 				  mbox->prefetch_count);
 	if (ret == RM_RESULT_OK) {
-		e_debug(mbox->box.event, "rados: read ahead %u bodies",
-			mbox->prefetch_count);
+		e_debug(mbox->box.event, "rados: read ahead %u bodies in %llu us",
+			mbox->prefetch_count,
+			(unsigned long long)(i_microseconds() - start));
 	} else {
 		e_debug(mbox->box.event, "rados: reading ahead %u bodies failed: %s",
 			mbox->prefetch_count, rados_last_error(ret));
