@@ -12,7 +12,8 @@
 static const char *const rados_setting_keys[] = {
 	"backend", "conf", "keyring", "client_name", "pool",
 	"namespace_prefix", "timeout", "max_mail_size", "cache_memory",
-	"cache_max_item", "cache_disk_dir", "cache_disk", NULL
+	"cache_max_item", "cache_disk_dir", "cache_disk", "read_in_flight",
+	NULL
 };
 
 static struct rm_store *rados_process_store = NULL;

@@ -1,7 +1,9 @@
-/* A seekable istream over a mail body in RADOS (rm_body_read). The body is
-   read sequentially (which lets the library verify its checksum at the end);
-   a seek outside the buffered bytes repositions by reopening the body and
-   skipping forward. The size is known from the start. */
+/* A seekable istream over a mail body in RADOS (rm_body_read). A seek
+   outside the buffered bytes repositions the body with rm_body_seek, which
+   reads nothing itself: the next read starts there. The library verifies the
+   checksum when the body was read in order to its end (a whole FETCH BODY[]);
+   partial reads after seeks are not verified. The size is known from the
+   start. */
 
 #include "lib.h"
 #include "istream-private.h"
@@ -12,9 +14,6 @@
 struct rados_istream {
 	struct istream_private istream;
 
-	/* not owned: the mailbox outlives the mail's stream */
-	struct rm_mailbox *rmb;
-	uint32_t uid;
 	struct rm_body *body;
 	uoff_t size;
 	/* body offset of the next byte rm_body_read() returns */
@@ -43,39 +42,16 @@ static ssize_t rados_istream_fail(struct rados_istream *rstream,
 	return -1;
 }
 
-/* Positions the body at offset (reopening it to go backwards). */
+/* Positions the body at offset: O(1), nothing is read again (rm_body_seek). */
 static ssize_t rados_istream_position(struct rados_istream *rstream,
 				      uoff_t offset)
 {
-	unsigned char scratch[IO_BLOCK_SIZE];
 	enum rm_result ret;
-	size_t n;
 
-	if (rstream->body_pos > offset || rstream->body == NULL) {
-		rm_body_free(rstream->body);
-		rstream->body = NULL;
-		ret = rm_body_open(rstream->rmb, rstream->uid, &rstream->body);
-		if (ret != RM_RESULT_OK)
-			return rados_istream_fail(rstream, ret,
-						  "reopening body");
-		rstream->body_pos = 0;
-	}
-	while (rstream->body_pos < offset) {
-		ret = rm_body_read(rstream->body, scratch,
-				   I_MIN(sizeof(scratch),
-					 offset - rstream->body_pos), &n);
-		if (ret != RM_RESULT_OK)
-			return rados_istream_fail(rstream, ret, "reading body");
-		if (n == 0) {
-			rstream->istream.istream.stream_errno = EIO;
-			io_stream_set_error(&rstream->istream.iostream,
-				"rados: body ended at %"PRIuUOFF_T
-				" before offset %"PRIuUOFF_T,
-				rstream->body_pos, offset);
-			return -1;
-		}
-		rstream->body_pos += n;
-	}
+	ret = rm_body_seek(rstream->body, offset);
+	if (ret != RM_RESULT_OK)
+		return rados_istream_fail(rstream, ret, "seeking body");
+	rstream->body_pos = offset;
 	return 0;
 }
 
@@ -87,7 +63,11 @@ static ssize_t rados_istream_read(struct istream_private *stream)
 	enum rm_result ret;
 	size_t size, n;
 
-	if (rstream->body_pos != offset || rstream->body == NULL) {
+	if (rstream->body_pos != offset) {
+		if (offset >= rstream->size) {
+			stream->istream.eof = TRUE;
+			return -1;
+		}
 		if (rados_istream_position(rstream, offset) < 0)
 			return -1;
 	}
@@ -98,7 +78,8 @@ static ssize_t rados_istream_read(struct istream_private *stream)
 	if (ret != RM_RESULT_OK)
 		return rados_istream_fail(rstream, ret, "reading body");
 	if (n == 0) {
-		/* the end, and the checksum matched */
+		/* the end (the checksum matched, if the body was read
+		   in order from its start) */
 		stream->istream.eof = TRUE;
 		return -1;
 	}
@@ -143,14 +124,11 @@ static int rados_istream_get_size(struct istream_private *stream,
 	return 1;
 }
 
-struct istream *rados_istream_create(struct rm_mailbox *rmb, uint32_t uid,
-				     struct rm_body *body, uoff_t size)
+struct istream *rados_istream_create(struct rm_body *body, uoff_t size)
 {
 	struct rados_istream *rstream;
 
 	rstream = i_new(struct rados_istream, 1);
-	rstream->rmb = rmb;
-	rstream->uid = uid;
 	rstream->body = body;
 	rstream->size = size;
 

@@ -4,6 +4,7 @@
 
 #include "lib.h"
 #include "istream.h"
+#include "time-util.h"
 #include "rados-storage.h"
 
 struct mail *rados_mail_alloc(struct mailbox_transaction_context *t,
@@ -152,6 +153,65 @@ static int rados_mail_get_special(struct mail *_mail,
 	return 0;
 }
 
+/* Reads the bodies of the queued UIDs into the library's cache at once
+   (read_in_flight RADOS reads in flight). A failure is only logged: each
+   mail's own read then goes to RADOS and reports it. */
+static void rados_mail_prefetch_flush(struct rados_mailbox *mbox)
+{
+	enum rm_result ret;
+	uint64_t start;
+
+	if (mbox->prefetch_count == 0)
+		return;
+	start = i_microseconds();
+	ret = rm_mailbox_prefetch(mbox->rmb, mbox->prefetch_uids,
+				  mbox->prefetch_count);
+	if (ret == RM_RESULT_OK) {
+		e_debug(mbox->box.event, "rados: read ahead %u bodies in %llu us",
+			mbox->prefetch_count,
+			(unsigned long long)(i_microseconds() - start));
+	} else {
+		e_debug(mbox->box.event, "rados: reading ahead %u bodies failed: %s",
+			mbox->prefetch_count, rados_last_error(ret));
+	}
+	mbox->prefetch_count = 0;
+}
+
+/* Dovecot's search (FETCH of a range) calls this for up to
+   mail_prefetch_count mails before it returns the first of them. A mail
+   whose body will be read is queued, and FALSE tells the search to go on
+   queueing; the first body read of a queued mail reads them all. */
+static bool rados_mail_prefetch(struct mail *_mail)
+{
+	struct index_mail *mail = INDEX_MAIL(_mail);
+	struct rados_mailbox *mbox = RADOS_MAILBOX(_mail->box);
+	const enum index_mail_access_part body_parts =
+		READ_HDR | READ_BODY | PARSE_HDR | PARSE_BODY;
+
+	if ((mail->data.access_part & body_parts) == 0 ||
+	    mail->data.stream != NULL || _mail->uid == 0 || mbox->rmb == NULL) {
+		/* nothing to read ahead */
+		return TRUE;
+	}
+	if (mbox->prefetch_count == N_ELEMENTS(mbox->prefetch_uids))
+		rados_mail_prefetch_flush(mbox);
+	mbox->prefetch_uids[mbox->prefetch_count++] = _mail->uid;
+	return FALSE;
+}
+
+/* Reads the queued bodies if uid is one of them. */
+static void rados_mail_prefetch_wait(struct rados_mailbox *mbox, uint32_t uid)
+{
+	unsigned int i;
+
+	for (i = 0; i < mbox->prefetch_count; i++) {
+		if (mbox->prefetch_uids[i] == uid) {
+			rados_mail_prefetch_flush(mbox);
+			return;
+		}
+	}
+}
+
 static int rados_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 				 struct message_size *hdr_size,
 				 struct message_size *body_size,
@@ -186,6 +246,7 @@ static int rados_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 				break;
 			}
 		}
+		rados_mail_prefetch_wait(mbox, _mail->uid);
 		ret = rm_body_open(mbox->rmb, _mail->uid, &body);
 		if (ret == RM_RESULT_OK)
 			ret = rm_body_size(body, &size);
@@ -200,7 +261,7 @@ static int rados_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 						"opening the mail body");
 			return -1;
 		}
-		input = rados_istream_create(mbox->rmb, _mail->uid, body, size);
+		input = rados_istream_create(body, size);
 		i_stream_set_name(input, t_strdup_printf("rados:%s/%u",
 					_mail->box->vname, _mail->uid));
 		mail->data.stream = input;
@@ -215,7 +276,7 @@ struct mail_vfuncs rados_mail_vfuncs = {
 	.set_seq = index_mail_set_seq,
 	.set_uid = index_mail_set_uid,
 	.set_uid_cache_updates = index_mail_set_uid_cache_updates,
-	.prefetch = index_mail_prefetch,
+	.prefetch = rados_mail_prefetch,
 	.precache = index_mail_precache,
 	.add_temp_wanted_fields = index_mail_add_temp_wanted_fields,
 

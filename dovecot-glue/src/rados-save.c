@@ -374,8 +374,7 @@ int rados_save_pending_stream(struct mail *mail, struct istream **input_r)
 					"reading the mail being saved");
 		return -1;
 	}
-	*input_r = rados_istream_create(p->copy ? p->src->rmb : NULL,
-					p->src_uid, body, p->rec.psize);
+	*input_r = rados_istream_create(body, p->rec.psize);
 	return 1;
 }
 

@@ -17,6 +17,8 @@
 #define RADOS_INDEX_PREFIX "dovecot.index"
 /* The hierarchy separator of mailbox names in RADOS. */
 #define RADOS_LIST_SEP '/'
+/* Most mails whose bodies one rm_mailbox_prefetch() call reads ahead. */
+#define RADOS_PREFETCH_MAX 64
 /* Name of the private index extension. */
 #define RADOS_EXT_NAME "rados"
 
@@ -50,6 +52,11 @@ struct rados_mailbox {
 
 	/* this process changed RADOS: the next sync must not be skipped */
 	bool sync_pending:1;
+
+	/* UIDs whose bodies Dovecot's prefetch asked for (rados-mail.c), read
+	   all at once when the first of them is read */
+	uint32_t prefetch_uids[RADOS_PREFETCH_MAX];
+	unsigned int prefetch_count;
 };
 
 struct rados_mail {
@@ -177,8 +184,7 @@ int rados_mail_get_record(struct mail *mail, const struct rm_record **rec_r);
 
 /* rados-istream.c */
 /* A seekable istream over an opened body (takes ownership of body). */
-struct istream *rados_istream_create(struct rm_mailbox *rmb, uint32_t uid,
-				     struct rm_body *body, uoff_t size);
+struct istream *rados_istream_create(struct rm_body *body, uoff_t size);
 
 /* rados-save.c */
 struct mail_save_context *

@@ -167,9 +167,9 @@ typedef enum rm_result {
 typedef struct rm_append rm_append;
 
 /**
- * A mail body being read: [`rm_body_open`], [`rm_body_read`] until it reports 0 bytes,
- * [`rm_body_free`]. Small bodies come from the process's cache; large ones are read from
- * RADOS a chunk at a time.
+ * A mail body being read: [`rm_body_open`], [`rm_body_read`] until it reports 0 bytes
+ * (with [`rm_body_seek`] to move about), [`rm_body_free`]. Small bodies come from the
+ * process's cache; large ones are read from RADOS a chunk at a time.
  *
  * Not thread-safe: use one `rm_body` from one thread at a time. It does not borrow the
  * `rm_mailbox` it came from.
@@ -696,7 +696,10 @@ enum rm_result rm_body_size(const struct rm_body *body, uint64_t *out_size);
 
 /**
  * Reads the next bytes of the body into `buf` (at most `cap`, `cap` > 0) and their number
- * into `*out_len`; 0 means the end was reached and the whole body matched its checksum.
+ * into `*out_len`; 0 means the end was reached. The checksum is checked when the body has
+ * been read in order from byte 0 to its end (seeks in between are fine as long as every
+ * byte was eventually read in order): a 0 then means the whole body matched it. After
+ * seeks that skipped bytes, a 0 vouches only for the end having been reached.
  *
  * Returns `RM_RESULT_OK`, `RM_RESULT_CORRUPTED` (the checksum did not match: discard what
  * was read), `RM_RESULT_UNAVAILABLE`, `RM_RESULT_NULL_PARAMETER`,
@@ -708,6 +711,48 @@ enum rm_result rm_body_size(const struct rm_body *body, uint64_t *out_size);
  * `out_len` is writable.
  */
 enum rm_result rm_body_read(struct rm_body *body, uint8_t *buf, size_t cap, size_t *out_len);
+
+/**
+ * Moves the body's read position to byte `offset` (0 ≤ `offset` ≤ its size; the size
+ * means "at the end": the next [`rm_body_read`] reports 0 bytes). Costs nothing: a seek
+ * within the bytes read last reads nothing, and elsewhere the next read starts at
+ * `offset` (one RADOS read), never again from byte 0.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT`
+ * (`offset` beyond the size, or a read of this body failed before: only
+ * [`rm_body_free`] is left to do); the position is then unchanged.
+ *
+ * # Safety
+ * `body` is a live handle not used concurrently.
+ */
+enum rm_result rm_body_seek(struct rm_body *body, uint64_t offset);
+
+/**
+ * Reads the bodies of the `n` UIDs at `uids` (NULL allowed when `n` is 0) into the
+ * process's body cache, several RADOS reads at once (the store setting `read_in_flight`,
+ * default 16), so that opening and reading them next ([`rm_body_open`],
+ * [`rm_mailbox_read`](crate::mailbox::rm_mailbox_read)) costs no RADOS operation. A
+ * FETCH of a UID range calls it with the next UIDs before reading the first.
+ *
+ * Costs one read per body object (one for most mails) and nothing for bodies already
+ * cached. UIDs not in the mailbox's view, bodies larger than the cache's largest item
+ * (`cache_max_item`: they are streamed when read) and everything when the memory cache is
+ * off are skipped, as are bodies beyond half the memory cache in one call.
+ *
+ * Returns `RM_RESULT_OK`; `RM_RESULT_CORRUPTED` when a body failed its checksum or its
+ * object is missing although a record points to it (the message names the object; the
+ * other bodies were cached all the same; a body that went because its mail was expunged
+ * meanwhile is no error); `RM_RESULT_UNAVAILABLE` (the prefetch stopped);
+ * `RM_RESULT_NULL_PARAMETER`; or another code. Nothing is handed out: a failed prefetch
+ * only means the reads that follow go to RADOS (and report the same failure).
+ *
+ * # Safety
+ * `mailbox` is a live handle; a non-NULL `uids` points to `n` readable `uint32_t`,
+ * borrowed for the call only.
+ */
+enum rm_result rm_mailbox_prefetch(const struct rm_mailbox *mailbox,
+                                   const uint32_t *uids,
+                                   size_t n);
 
 /**
  * Frees a body handle; NULL is a no-op.
@@ -841,7 +886,9 @@ enum rm_result rm_config_new(struct rm_config **out);
  * - `cache_memory`, `cache_max_item`: memory tier of the body cache and its largest item
  *   (defaults `64M`, `1M`);
  * - `cache_disk_dir`, `cache_disk`: directory and bound of the disk tier (default: no
- *   disk tier; `1G`).
+ *   disk tier; `1G`);
+ * - `read_in_flight`: body reads [`rm_mailbox_prefetch`](crate::body::rm_mailbox_prefetch)
+ *   keeps in flight at once (default 16).
  *
  * Sizes are bytes with an optional `k`/`M`/`G`/`T` suffix (powers of 1024).
  *

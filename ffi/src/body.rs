@@ -1,17 +1,18 @@
-//! `rm_body`: streaming one mail body out, checksum verified at its end.
+//! `rm_body`: streaming one mail body out, seekable, checksum verified at its end when read
+//! in order; [`rm_mailbox_prefetch`]: many bodies read ahead into the cache at once.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 
 use rados_mail::BodyReader;
 
 use crate::error::{Failure, rm_result};
-use crate::ffi::{BoxHandle, Out, borrow_handle, borrow_handle_mut, buf_arg, into_handle, take_handle};
+use crate::ffi::{BoxHandle, Out, borrow_handle, borrow_handle_mut, buf_arg, into_handle, slice_arg, take_handle};
 use crate::mailbox::rm_mailbox;
 use crate::panic::{ffi_call, ffi_void};
 
-/// A mail body being read: [`rm_body_open`], [`rm_body_read`] until it reports 0 bytes,
-/// [`rm_body_free`]. Small bodies come from the process's cache; large ones are read from
-/// RADOS a chunk at a time.
+/// A mail body being read: [`rm_body_open`], [`rm_body_read`] until it reports 0 bytes
+/// (with [`rm_body_seek`] to move about), [`rm_body_free`]. Small bodies come from the
+/// process's cache; large ones are read from RADOS a chunk at a time.
 ///
 /// Not thread-safe: use one `rm_body` from one thread at a time. It does not borrow the
 /// `rm_mailbox` it came from.
@@ -73,7 +74,10 @@ pub unsafe extern "C" fn rm_body_size(body: *const rm_body, out_size: *mut u64) 
 }
 
 /// Reads the next bytes of the body into `buf` (at most `cap`, `cap` > 0) and their number
-/// into `*out_len`; 0 means the end was reached and the whole body matched its checksum.
+/// into `*out_len`; 0 means the end was reached. The checksum is checked when the body has
+/// been read in order from byte 0 to its end (seeks in between are fine as long as every
+/// byte was eventually read in order): a 0 then means the whole body matched it. After
+/// seeks that skipped bytes, a 0 vouches only for the end having been reached.
 ///
 /// Returns `RM_RESULT_OK`, `RM_RESULT_CORRUPTED` (the checksum did not match: discard what
 /// was read), `RM_RESULT_UNAVAILABLE`, `RM_RESULT_NULL_PARAMETER`,
@@ -109,6 +113,66 @@ pub unsafe extern "C" fn rm_body_read(body: *mut rm_body, buf: *mut u8, cap: usi
             }
         };
         out.set(n);
+        Ok(())
+    })
+}
+
+/// Moves the body's read position to byte `offset` (0 ≤ `offset` ≤ its size; the size
+/// means "at the end": the next [`rm_body_read`] reports 0 bytes). Costs nothing: a seek
+/// within the bytes read last reads nothing, and elsewhere the next read starts at
+/// `offset` (one RADOS read), never again from byte 0.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT`
+/// (`offset` beyond the size, or a read of this body failed before: only
+/// [`rm_body_free`] is left to do); the position is then unchanged.
+///
+/// # Safety
+/// `body` is a live handle not used concurrently.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_body_seek(body: *mut rm_body, offset: u64) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let body = unsafe { borrow_handle_mut(body, "body") }?;
+        if body.failed {
+            return Err(Failure::invalid("an earlier read of this body failed"));
+        }
+        if offset > body.reader.len() {
+            return Err(Failure::invalid(format!("offset {offset} beyond the body's {} bytes", body.reader.len())));
+        }
+        body.reader.seek(SeekFrom::Start(offset))?;
+        Ok(())
+    })
+}
+
+/// Reads the bodies of the `n` UIDs at `uids` (NULL allowed when `n` is 0) into the
+/// process's body cache, several RADOS reads at once (the store setting `read_in_flight`,
+/// default 16), so that opening and reading them next ([`rm_body_open`],
+/// [`rm_mailbox_read`](crate::mailbox::rm_mailbox_read)) costs no RADOS operation. A
+/// FETCH of a UID range calls it with the next UIDs before reading the first.
+///
+/// Costs one read per body object (one for most mails) and nothing for bodies already
+/// cached. UIDs not in the mailbox's view, bodies larger than the cache's largest item
+/// (`cache_max_item`: they are streamed when read) and everything when the memory cache is
+/// off are skipped, as are bodies beyond half the memory cache in one call.
+///
+/// Returns `RM_RESULT_OK`; `RM_RESULT_CORRUPTED` when a body failed its checksum or its
+/// object is missing although a record points to it (the message names the object; the
+/// other bodies were cached all the same; a body that went because its mail was expunged
+/// meanwhile is no error); `RM_RESULT_UNAVAILABLE` (the prefetch stopped);
+/// `RM_RESULT_NULL_PARAMETER`; or another code. Nothing is handed out: a failed prefetch
+/// only means the reads that follow go to RADOS (and report the same failure).
+///
+/// # Safety
+/// `mailbox` is a live handle; a non-NULL `uids` points to `n` readable `uint32_t`,
+/// borrowed for the call only.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_prefetch(mailbox: *const rm_mailbox, uids: *const u32, n: usize) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let uids = unsafe { slice_arg(uids, n, "uids") }?;
+        mb.mailbox.prefetch(uids)?;
         Ok(())
     })
 }

@@ -52,7 +52,9 @@ pub unsafe extern "C" fn rm_config_new(out: *mut *mut rm_config) -> rm_result {
 /// - `cache_memory`, `cache_max_item`: memory tier of the body cache and its largest item
 ///   (defaults `64M`, `1M`);
 /// - `cache_disk_dir`, `cache_disk`: directory and bound of the disk tier (default: no
-///   disk tier; `1G`).
+///   disk tier; `1G`);
+/// - `read_in_flight`: body reads [`rm_mailbox_prefetch`](crate::body::rm_mailbox_prefetch)
+///   keeps in flight at once (default 16).
 ///
 /// Sizes are bytes with an optional `k`/`M`/`G`/`T` suffix (powers of 1024).
 ///

@@ -18,6 +18,10 @@ pub struct Config {
     pub ref_in_flight: usize,
     /// Bytes per read when streaming a mail body (default 1 MiB).
     pub read_chunk: usize,
+    /// Body reads a prefetch ([`crate::Mailbox::prefetch`]) keeps in flight at once
+    /// (default 16). Memory held while prefetching is bounded by the body cache, not by
+    /// this number.
+    pub read_in_flight: usize,
     /// When a mailbox's WAL tail reaches this many entries, the writer applies it to the
     /// shard objects and trims it (default 32).
     pub wal_apply_threshold: usize,
@@ -43,6 +47,7 @@ impl Default for Config {
             write_in_flight: 4,
             ref_in_flight: 16,
             read_chunk: 1 << 20,
+            read_in_flight: 16,
             wal_apply_threshold: 32,
             shard_bits: omap_index::names::DEFAULT_SHARD_BITS,
             max_attempts: 200,

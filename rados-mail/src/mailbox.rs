@@ -8,6 +8,7 @@
 
 mod copy;
 mod fetch;
+mod prefetch;
 mod txn;
 
 use std::collections::BTreeSet;

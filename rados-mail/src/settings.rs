@@ -17,6 +17,7 @@
 //! | `cache_max_item`   | size: largest body cached                          | 1M                 |
 //! | `cache_disk_dir`   | directory of the disk tier (empty: none)           | none               |
 //! | `cache_disk`       | size: bound of the disk tier                       | 1G                 |
+//! | `read_in_flight`   | body reads a prefetch keeps in flight (1 or more)  | 16                 |
 //!
 //! Sizes are bytes, optionally with a suffix `k`, `M`, `G` or `T` (powers of 1024, any case,
 //! optionally followed by `B` or `iB`), like Dovecot's size settings.
@@ -67,6 +68,7 @@ pub const KEYS: &[&str] = &[
     "cache_max_item",
     "cache_disk_dir",
     "cache_disk",
+    "read_in_flight",
 ];
 
 impl Settings {
@@ -116,6 +118,10 @@ impl Settings {
             }
             "cache_disk_dir" => self.config.cache.disk_dir = non_empty(value).map(PathBuf::from),
             "cache_disk" => self.config.cache.disk_bytes = parse_size(value).ok_or_else(|| bad("expected a size"))?,
+            "read_in_flight" => {
+                self.config.read_in_flight =
+                    value.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected a number above 0"))?
+            }
             _ => {
                 return Err(Error::InvalidInput(format!("unknown setting {key:?}; known: {}", KEYS.join(", "))));
             }
@@ -211,6 +217,7 @@ mod tests {
             ("cache_max_item", "2M"),
             ("cache_disk_dir", "/tmp/c"),
             ("cache_disk", "3G"),
+            ("read_in_flight", "8"),
         ] {
             s.set(k, v).unwrap();
         }
@@ -226,6 +233,7 @@ mod tests {
         assert_eq!(s.config.cache.max_item_bytes, 2 << 20);
         assert_eq!(s.config.cache.disk_dir, Some(PathBuf::from("/tmp/c")));
         assert_eq!(s.config.cache.disk_bytes, 3 << 30);
+        assert_eq!(s.config.read_in_flight, 8);
         s.set("timeout", "0").unwrap();
         assert_eq!(s.cluster.op_timeout, None);
     }
@@ -244,6 +252,8 @@ mod tests {
             ("client_name", "client mail"),
             ("pool", ""),
             ("cache_disk", "1X"),
+            ("read_in_flight", "0"),
+            ("read_in_flight", "many"),
         ] {
             let e = s.set(k, v).unwrap_err();
             assert!(matches!(e, Error::InvalidInput(ref m) if m.contains(k)), "{k}={v}: {e}");

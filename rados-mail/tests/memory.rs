@@ -1,5 +1,6 @@
 //! The mail-store cases against the in-memory backend.
 
+mod fetch;
 mod suite;
 
 fn store(_case: &str) -> (rados_mail::MailStore, String) {
@@ -8,3 +9,4 @@ fn store(_case: &str) -> (rados_mail::MailStore, String) {
 
 mail_cases!(store);
 txn_cases!(store);
+fetch_cases!(store);

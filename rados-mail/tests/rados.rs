@@ -1,6 +1,7 @@
 //! The mail-store cases against a real Ceph cluster (`CEPH_CONF`; see `ci/test.sh`).
 //! Without a reachable cluster these fail; they never pass by skipping.
 
+mod fetch;
 mod suite;
 
 mod common;
@@ -16,6 +17,7 @@ fn store(case: &str) -> (MailStore, String) {
 
 mail_cases!(store);
 txn_cases!(store);
+fetch_cases!(store);
 
 /// The async API on a multi-threaded tokio runtime: 8 tasks append and flag at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

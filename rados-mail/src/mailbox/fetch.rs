@@ -70,8 +70,15 @@ impl Mailbox {
         if let Some(hit) = self.bodies.get(guid, rec.crc32, rec.psize) {
             return Ok(Some(hit));
         }
-        let bytes =
-            body::read_range(self.store.as_ref(), guid, rec, 0, rec.psize, self.config.read_chunk.max(1) as u64)?;
+        let read_chunk = self.config.read_chunk.max(1) as u64;
+        let bytes = match body::read_range(self.store.as_ref(), guid, rec, 0, rec.psize, read_chunk) {
+            Ok(bytes) => bytes,
+            Err(Error::NotFound(what)) => {
+                let object = what.strip_prefix("object ").map_or_else(|| names::mail(guid), str::to_string);
+                return Err(self.body_gone(guid, rec, object));
+            }
+            Err(e) => return Err(e),
+        };
         let crc = crc32fast::hash(&bytes);
         if crc != rec.crc32 || bytes.len() as u64 != rec.psize {
             return Err(Error::Corrupted {
@@ -90,8 +97,11 @@ impl Mailbox {
         Ok(Some(bytes))
     }
 
-    /// Streams a whole body; the crc32 is verified when it has been read to the end. Small
-    /// bodies come from (and go to) the local cache: a cache hit costs no RADOS operation.
+    /// Streams a whole body, seekable ([`BodyReader`] says when its crc32 is verified).
+    /// Small bodies come from (and go to) the local cache: a cache hit costs no RADOS
+    /// operation ([`Mailbox::prefetch`] fills the cache for many mails at once). A small
+    /// body whose object is missing while the record still points to it is
+    /// [`Error::Corrupted`]; [`Error::NotFound`] when the mail was expunged meanwhile.
     pub fn open_body(&self, uid: u32) -> Result<BodyReader> {
         let (guid, rec) = self.body_of(uid)?;
         if let Some(bytes) = self.cached_body(&guid, &rec)? {
