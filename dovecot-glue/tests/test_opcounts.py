@@ -46,7 +46,7 @@ Why 1,000 mails for SELECT: the issue measured SELECT on a 1,000-mail INBOX, and
 that size shows whether SELECT of an unchanged mailbox loads every record (today a
 shard's records are read in pages of 1,024, so 1,000 mails is one page per shard read).
 Filling it takes one MULTIAPPEND, about 3.5 s on the 2-core CI machine; the whole file runs
-in about 20 s there.
+in about 20 s there (35-40 s when other work shares the two cores).
 
 With DOVECOT_TEST_DRIVER=sdbox every command must cost 0 RADOS operations (sdbox never
 touches the cluster): that checks the test's own IMAP/LMTP flow against a cluster's admin
