@@ -36,6 +36,7 @@ pub mod dict;
 mod error;
 mod index;
 pub mod mailbox;
+mod names;
 mod refs;
 mod retry;
 #[cfg(feature = "rados")]

@@ -28,16 +28,11 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::index;
 use crate::mailbox::Mailbox;
-use crate::types::{MailboxInfo, MailboxUpdate};
+mod migrate;
 
-/// The name of the inbox; any casing of it is normalized to this one.
-const INBOX: &str = "INBOX";
-/// The hierarchy separator of mailbox names.
-const SEPARATOR: char = '/';
-/// Longest mailbox name, in bytes.
-const MAX_NAME_LEN: usize = 255;
-/// The special-use attributes of RFC 6154, in their canonical spelling.
-const SPECIAL_USE: [&str; 7] = ["\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"];
+use crate::names::{INBOX, MAX_NAME_LEN, SEPARATOR, SPECIAL_USE, is_below, literal_prefix, normalize, pattern_matches};
+use crate::types::MailboxInfo;
+
 /// What [`User::create_mailbox_with`] gives a new mailbox instead of fresh values (a
 /// migration keeps the identity mailboxes had elsewhere).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -410,129 +405,6 @@ impl User {
         })
     }
 
-    /// Changes the header of `mailbox` ([`Mailbox::update`]) and, for a new UIDVALIDITY,
-    /// the copy in the mailbox list too (raising the user's UIDVALIDITY counter, so that
-    /// mailboxes created later get larger ones). The header is the truth and is written
-    /// first. Returns whether the header changed.
-    pub fn update_mailbox(&self, mailbox: &Mailbox, update: &MailboxUpdate) -> Result<bool> {
-        let changed = mailbox.update(update)?;
-        let Some(uidvalidity) = update.uidvalidity else { return Ok(changed) };
-        let guid = mailbox.info().guid;
-        let guid_key = keys::mailbox_guid(&guid);
-        self.retry(&format!("setting the UIDVALIDITY of mailbox {guid}"), || {
-            let found = self.read_keys(&[&guid_key])?.and_then(|mut m| m.remove(&guid_key));
-            // Deleted meanwhile: no list entry to change.
-            let Some(name) = found else { return Ok(Some(())) };
-            let name = name_of(&guid_key, name)?;
-            let key = keys::mailbox(&name);
-            let mut now = self.read_keys(&[&guid_key, &key, keys::COUNTERS])?.unwrap_or_default();
-            let (Some(again), Some(current)) = (now.remove(&guid_key), now.remove(&key)) else {
-                return Ok(None); // renamed or deleted in between: look again
-            };
-            if again != name.as_bytes() {
-                return Ok(None);
-            }
-            let mut entry = decode_entry(&key, &current)?;
-            if entry.guid != guid.0 {
-                return Ok(None);
-            }
-            let prev_counters = now.remove(keys::COUNTERS).unwrap_or_default();
-            let mut counters = if prev_counters.is_empty() {
-                ListCounters::default()
-            } else {
-                frame::decode::<ListCounters>(&prev_counters).map_err(|e| corrupted(keys::COUNTERS, e))?
-            };
-            if entry.uidvalidity == uidvalidity && counters.last_uidvalidity >= uidvalidity {
-                return Ok(Some(()));
-            }
-            entry.uidvalidity = uidvalidity;
-            counters.last_uidvalidity = counters.last_uidvalidity.max(uidvalidity);
-            let op = WriteOp::new()
-                .omap_cmp(key.clone(), CmpOp::Eq, current)
-                .omap_cmp(keys::COUNTERS, CmpOp::Eq, prev_counters)
-                .omap_set([
-                    (key.clone(), frame::encode(&entry)),
-                    (keys::COUNTERS.to_string(), frame::encode(&counters)),
-                ]);
-            Ok(self.try_write(&op)?.then_some(()))
-        })?;
-        Ok(changed)
-    }
-
-    /// Gives the mailbox `name` the GUID `guid`, for a migration that adopts the identity
-    /// a mailbox has elsewhere (Dovecot creates INBOX on first use, then dsync finds that
-    /// the INBOX it syncs with has another GUID). Only a mailbox that never had a mail
-    /// (UIDNEXT 1) can change its GUID: its objects are named by it. UIDVALIDITY,
-    /// HIGHESTMODSEQ, special use and subscriptions stay. Handles opened before refer to
-    /// the old mailbox, which is gone: they fail with [`Error::NotFound`].
-    ///
-    /// [`Error::InvalidInput`] for a mailbox that has had mails, [`Error::AlreadyExists`]
-    /// when another mailbox of the user has `guid`, [`Error::NotFound`] if there is no
-    /// such mailbox.
-    ///
-    /// The new head is created first, then the list entry moves to it (one guarded write),
-    /// then the old head is removed, guarded by its header: a mail that a handle of the old
-    /// mailbox committed in between is moved over (with a new UID), never lost.
-    pub fn change_mailbox_guid(&self, name: &str, guid: &Guid) -> Result<MailboxInfo> {
-        let name = normalize(name)?;
-        let key = keys::mailbox(&name);
-        let new_guid_key = keys::mailbox_guid(guid);
-        let what = format!("changing the GUID of {name:?}");
-        let (info, old_hdr_bytes) = self.retry(&what, || {
-            let mut now = self.read_keys(&[&key, &new_guid_key])?.unwrap_or_default();
-            let current = now.remove(&key).ok_or_else(|| not_found(&name))?;
-            let info = decode_info(&name, &key, &current)?;
-            if info.guid == *guid {
-                return Ok(Some((info, None)));
-            }
-            if let Some(other) = now.remove(&new_guid_key) {
-                let other = String::from_utf8_lossy(&other);
-                return Err(Error::AlreadyExists(format!("mailbox GUID {guid} (mailbox {other:?})")));
-            }
-            let (old_hdr, old_hdr_bytes) = index::never_used_header(&*self.store, &info.guid, &what)?;
-            index::create_successor_head(&*self.store, guid, &old_hdr)?;
-            let new = MailboxInfo { guid: *guid, ..info.clone() };
-            let op = WriteOp::new()
-                .omap_cmp(key.clone(), CmpOp::Eq, current)
-                .omap_cmp(new_guid_key.clone(), CmpOp::Eq, Vec::new())
-                .omap_rm_keys([keys::mailbox_guid(&info.guid)])
-                .omap_set([
-                    (key.clone(), frame::encode(&entry_of(&new))),
-                    (new_guid_key.clone(), name.clone().into_bytes()),
-                ]);
-            match self.store.write_op(MAILBOX_LIST, &op) {
-                Ok(_) => Ok(Some((info, Some((new, old_hdr_bytes))))),
-                Err(e) if lost_race(&e) => {
-                    index::destroy(&*self.store, guid, &self.caches.retry)?;
-                    Ok(None)
-                }
-                Err(e) => Err(e.into()),
-            }
-        })?;
-        let Some((new, mut old_hdr_bytes)) = old_hdr_bytes else { return Ok(info) };
-        // The list names the new mailbox now; the old one is unlisted and must go.
-        let mut retry = self.caches.retry.start();
-        loop {
-            if index::remove_unused_head(&*self.store, &info.guid, &old_hdr_bytes)? {
-                return Ok(new);
-            }
-            // A handle of the old mailbox committed a change meanwhile: bring its mails
-            // over, then try again with the header as it is now.
-            let old = Mailbox::open(self.store.clone(), self.config.clone(), info.clone(), &self.caches)?;
-            let moved = old.uids()?;
-            if !moved.is_empty() {
-                let dest = Mailbox::open(self.store.clone(), self.config.clone(), new.clone(), &self.caches)?;
-                old.move_to(&moved, &dest)?;
-            }
-            old_hdr_bytes = match index::header_bytes(&*self.store, &info.guid) {
-                Ok(bytes) => bytes,
-                Err(Error::NotFound(_)) => return Ok(new),
-                Err(e) => return Err(e),
-            };
-            retry.lost(|| format!("retiring mailbox {} after {what}", info.guid))?;
-        }
-    }
-
     /// Opens a mailbox; [`Error::NotFound`] if it does not exist.
     pub fn open_mailbox(&self, name: &str) -> Result<Mailbox> {
         let info = self.mailbox_info(name)?;
@@ -617,71 +489,6 @@ fn next_uidvalidity(last: u32) -> Result<u32> {
     Ok(next.max(now))
 }
 
-/// Validates a mailbox name and spells its INBOX part "INBOX".
-fn normalize(name: &str) -> Result<String> {
-    let bad = |why: String| Err(Error::InvalidInput(format!("mailbox name {name:?}: {why}")));
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return bad(format!("must be 1 to {MAX_NAME_LEN} bytes, not {}", name.len()));
-    }
-    if name.starts_with(SEPARATOR) || name.ends_with(SEPARATOR) {
-        return bad(format!("must not begin or end with the hierarchy separator {SEPARATOR:?}"));
-    }
-    if name.split(SEPARATOR).any(str::is_empty) {
-        return bad("has an empty level (two separators in a row)".into());
-    }
-    if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return bad(format!("contains the control character {c:?}"));
-    }
-    if name.contains(['*', '%']) {
-        return bad("contains a LIST wildcard ('*' or '%')".into());
-    }
-    let first_len = name.find(SEPARATOR).unwrap_or(name.len());
-    if name[..first_len].eq_ignore_ascii_case(INBOX) {
-        return Ok(format!("{INBOX}{}", &name[first_len..]));
-    }
-    Ok(name.to_string())
-}
-
-/// Whether `name` is strictly below `parent` in the hierarchy.
-fn is_below(name: &str, parent: &str) -> bool {
-    name.strip_prefix(parent).is_some_and(|rest| rest.starts_with(SEPARATOR))
-}
-
-/// The part of a LIST pattern before its first wildcard, which every matching name
-/// begins with — unless it could match INBOX case-insensitively, then nothing.
-fn literal_prefix(pattern: &str) -> &str {
-    let literal = &pattern[..pattern.find(['*', '%']).unwrap_or(pattern.len())];
-    let n = literal.len().min(INBOX.len());
-    if literal.as_bytes()[..n].eq_ignore_ascii_case(&INBOX.as_bytes()[..n]) { "" } else { literal }
-}
-
-/// Whether `name` matches the LIST `pattern` (`*`: anything, `%`: anything but '/'; the
-/// INBOX part of the name is compared case-insensitively).
-///
-/// Dynamic programming over (pattern position, name position), one row at a time, so a
-/// pattern full of wildcards costs `O(pattern × name)`, never exponential time.
-fn pattern_matches(pattern: &str, name: &str) -> bool {
-    // Characters of the name compared case-insensitively (INBOX is ASCII: chars = bytes).
-    let inbox_len = if name.split(SEPARATOR).next() == Some(INBOX) { INBOX.len() } else { 0 };
-    let pattern: Vec<char> = pattern.chars().collect();
-    let name: Vec<char> = name.chars().collect();
-    let same = |p: char, j: usize| p == name[j] || (j < inbox_len && p.eq_ignore_ascii_case(&name[j]));
-    // below[j]: pattern[i + 1..] matches name[j..]; row[j]: pattern[i..] matches name[j..].
-    let mut below: Vec<bool> = (0..=name.len()).map(|j| j == name.len()).collect();
-    for &p in pattern.iter().rev() {
-        let mut row = vec![false; name.len() + 1];
-        for j in (0..=name.len()).rev() {
-            row[j] = match p {
-                '*' => below[j] || (j < name.len() && row[j + 1]),
-                '%' => below[j] || (j < name.len() && name[j] != SEPARATOR && row[j + 1]),
-                _ => j < name.len() && same(p, j) && below[j + 1],
-            };
-        }
-        below = row;
-    }
-    below[0]
-}
-
 /// The list entry of a mailbox.
 fn entry_of(info: &MailboxInfo) -> MailboxEntry {
     MailboxEntry {
@@ -732,56 +539,6 @@ fn already_exists(name: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_validated_and_inbox_normalized() {
-        assert_eq!(normalize("inbox").unwrap(), "INBOX");
-        assert_eq!(normalize("InBoX/Sub/inbox").unwrap(), "INBOX/Sub/inbox");
-        assert_eq!(normalize("inboxes").unwrap(), "inboxes");
-        assert_eq!(normalize("Ärger/ünter").unwrap(), "Ärger/ünter");
-        for bad in ["", "/a", "a/", "a//b", "a\tb", "a*", "%", &"x".repeat(256)] {
-            assert!(matches!(normalize(bad), Err(Error::InvalidInput(_))), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn list_patterns() {
-        let cases = [
-            ("*", "a/b/c", true),
-            ("%", "a/b", false),
-            ("%", "a", true),
-            ("a/%", "a/b", true),
-            ("a/%", "a/b/c", false),
-            ("a/*", "a/b/c", true),
-            ("a*", "a", true),
-            ("a*", "ab/c", true),
-            ("a%c", "abc", true),
-            ("a%c", "a/c", false),
-            ("inbox", "INBOX", true),
-            ("inbox/%", "INBOX/x", true),
-            ("inbox/X", "INBOX/x", false),
-            ("i*", "INBOX", true),
-            ("inbox", "inboxes", false),
-            ("INBOX*", "inboxes", false),
-            ("*x*y*z*", "x/y/z", true),
-            ("*x*y*z*", "x/z/y", false),
-            ("a", "", false),
-            ("", "a", false),
-        ];
-        for (pattern, name, want) in cases {
-            assert_eq!(pattern_matches(pattern, name), want, "{pattern:?} vs {name:?}");
-        }
-        assert_eq!(literal_prefix("Sent/%"), "Sent/");
-        assert_eq!(literal_prefix("in*"), "");
-        assert_eq!(literal_prefix("INBOX/a*"), "");
-        assert_eq!(literal_prefix("ix*"), "ix");
-    }
-
-    #[test]
-    fn many_wildcards_stay_fast() {
-        let pattern = format!("{}b", "*a".repeat(100));
-        assert!(!pattern_matches(&pattern, &"a".repeat(255)));
-    }
 
     #[test]
     fn uidvalidity_is_at_least_now_and_after_last() {
