@@ -27,6 +27,8 @@ ci/dovecot-start.sh), with imap processes reused.
 
 import argparse
 import glob
+import json
+import glob
 import imaplib
 import os
 import platform
@@ -392,6 +394,51 @@ def workloads(port, user_prefix, args, meter):
     return results
 
 
+def osd_rw_ops():
+    """Guarded writes (`op_rw`: the mailbox head commits, whether their guard held or not)
+    counted by the local OSDs so far, from their admin sockets; None without one."""
+    run_dir = os.path.join(os.path.dirname(os.environ["CEPH_CONF"]), "run")
+    total = None
+    for asok in sorted(glob.glob(os.path.join(run_dir, "osd.*.asok"))):
+        out = subprocess.run(["ceph", "--admin-daemon", asok, "perf", "dump", "osd"],
+                             capture_output=True, text=True, timeout=30)
+        if out.returncode == 0:
+            total = (total or 0) + json.loads(out.stdout)["osd"]["op_rw"]
+    return total
+
+
+def contention(port, user_prefix, args, meter, rados):
+    """LMTP from `args.contention_clients` clients into one mailbox, and into a mailbox each: rates, and
+    for rados the failed compare-and-swap guards per commit (every delivery commits once;
+    a head write whose guard failed is one more `op_rw`)."""
+    lmtp_port = port + 1
+    out = {}
+    for label, shared in (("a mailbox each", False), ("one mailbox", True)):
+        users = [f"{user_prefix}-c{'s' if shared else k}" for k in range(args.contention_clients)]
+
+        def prepare(k, users=users):
+            c = smtplib.LMTP("127.0.0.1", lmtp_port, timeout=300)
+            c.ehlo_or_helo_if_needed()
+            # The mailbox exists before the clock starts.
+            assert not c.sendmail("bench@example.org", [users[k]], mail(0, args.size))
+            return c
+
+        def run(k, c, users=users):
+            per = max(1, args.mails // args.contention_clients)
+            for i in range(per):
+                assert not c.sendmail("bench@example.org", [users[k]], mail(i, args.size))
+            return per
+
+        rw0 = osd_rw_ops() if rados else None
+        rate, n, _ = parallel(args.contention_clients, prepare, run, lambda _k, c: c.quit(), meter)
+        rw1 = osd_rw_ops() if rados else None
+        conflicts = (rw1 - rw0) / n - 1 if rw0 is not None and rw1 is not None else None
+        out[label] = (rate, conflicts)
+        log(f"  LMTP, {args.contention_clients} clients, {label}: {rate:.1f} mails/s"
+            + (f", {conflicts:.2f} failed guards per commit" if conflicts is not None else ""))
+    return out
+
+
 def session_workload(port, user_prefix, args, meter):
     """New sessions: login, SELECT with its sync, STATUS, logout, one after the other."""
     users = [f"{user_prefix}-{k}" for k in range(args.clients)]
@@ -431,6 +478,8 @@ def main():
                     help="small run for CI (60 mails, 2 clients, batches of 30, 2 reps)")
     ap.add_argument("--mails", type=int, default=400, help="mails delivered and appended")
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--contention-clients", type=int, default=8,
+                    help="LMTP clients delivering into one mailbox, and into a mailbox each")
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--batch", type=int, default=100,
                     help="mails per COPY/MOVE/EXPUNGE command (at most mails/clients)")
@@ -443,6 +492,7 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.mails, args.clients, args.batch, args.reps = 60, 2, 30, 2
+        args.contention_clients = 2
     if args.batch > args.mails // args.clients:
         ap.error(f"--batch {args.batch} is more than the {args.mails // args.clients} mails "
                  f"each client has")
@@ -458,7 +508,7 @@ def main():
     with open(reuse_conf, "w") as f:
         f.write(REUSE_CONF)
     os.chmod(reuse_conf, 0o644)
-    results = {}
+    results, contended = {}, {}
     try:
         for i, driver in enumerate(["sdbox", "rados"]):
             d = os.path.join(root, driver)
@@ -469,6 +519,7 @@ def main():
             try:
                 meter = Meter(d, pids if driver == "rados" else {})
                 results[driver] = workloads(port, user_prefix, args, meter)
+                contended[driver] = contention(port, user_prefix, args, meter, driver == "rados")
                 results[driver][SESSIONS_NEW] = session_workload(port, user_prefix, args, meter)
                 log(f"  {SESSIONS_NEW}: {results[driver][SESSIONS_NEW][0]:.1f}")
             finally:
@@ -483,14 +534,14 @@ def main():
                 stop(d)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    report(args, results, pids)
+    report(args, results, pids, contended)
 
 
 def ratio(a, b, digits=2):
     return f"×{a / b:.{digits}f}" if b > 0 else "—"
 
 
-def report(args, results, pids):
+def report(args, results, pids, contended):
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown"
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
@@ -532,6 +583,16 @@ def report(args, results, pids):
     print(f"| context switches in the lmtp processes, all threads (voluntary + involuntary) | "
           f"{sm['lmtp_vol'] / sn:.1f} + {sm['lmtp_invol'] / sn:.1f} | "
           f"{rm['lmtp_vol'] / rn:.1f} + {rm['lmtp_invol'] / rn:.1f} | {ratio(r_cs, s_cs, 1)} |")
+    print()
+    print(f"| LMTP, {args.contention_clients} concurrent clients | sdbox (mails/s) | rados (mails/s) | "
+          "rados: failed guards per commit |")
+    print("| --- | ---: | ---: | ---: |")
+    for label in contended["rados"]:
+        (s_rate, _), (r_rate, conflicts) = contended["sdbox"][label], contended["rados"][label]
+        c_cell = f"{conflicts:.2f}" if conflicts is not None else "—"
+        print(f"| into {label} | {s_rate:,.1f} | {r_rate:,.1f} | {c_cell} |")
+    one, each = contended["rados"]["one mailbox"][0], contended["rados"]["a mailbox each"][0]
+    print(f"| rados: one mailbox / a mailbox each | | {ratio(one, each)} | target ≥ ×0.90 |")
     if pids["mon"]:
         print()
         print("Not in the CPU columns: the Ceph monitor (ceph-mon), CPU-ms per session: "

@@ -57,8 +57,6 @@ struct rados_save_context {
 	ARRAY(struct rados_pending) pending;
 	unsigned int saves, copies;
 	uint32_t first_temp_seq;
-	/* the commit's outcome (owned by rados-transaction.c) */
-	const struct rm_txn_result *result;
 };
 
 #define RADOS_SAVE_CONTEXT(s) container_of(s, struct rados_save_context, ctx)
@@ -301,14 +299,6 @@ void rados_save_cancel(struct mail_save_context *_ctx)
 	(void)rados_save_finish(_ctx);
 }
 
-void rados_save_set_result(struct mail_save_context *_ctx,
-			   const struct rm_txn_result *result)
-{
-	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
-
-	ctx->result = result;
-}
-
 /* The temporary record of dest_mail, or NULL. */
 static const struct rados_pending *rados_save_pending(struct mail *mail)
 {
@@ -383,6 +373,7 @@ int rados_transaction_save_commit_pre(struct mail_save_context *_ctx)
 	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
 	struct mail_transaction_commit_changes *changes =
 		_ctx->transaction->changes;
+	const struct rm_txn_result *result = ctx->mbox->commit_result;
 	const struct rados_pending *p;
 	uint32_t *saved = NULL, *copied = NULL;
 	size_t n_saved = 0, n_copied = 0;
@@ -393,14 +384,14 @@ int rados_transaction_save_commit_pre(struct mail_save_context *_ctx)
 	   be expunged within a transaction); the sync brings the real ones */
 	for (i = count; i > 0; i--)
 		mail_index_expunge(ctx->trans, ctx->first_temp_seq + i - 1);
-	if (ctx->result == NULL || count == 0)
+	if (result == NULL || count == 0)
 		return 0;
 
 	saved = t_new(uint32_t, ctx->saves + 1);
 	copied = t_new(uint32_t, ctx->copies + 1);
-	(void)rm_txn_result_uids(ctx->result, RM_TXN_SAVED, saved,
-				 ctx->saves, &n_saved);
-	(void)rm_txn_result_copies(ctx->result, NULL, copied, ctx->copies,
+	(void)rm_txn_result_uids(result, RM_TXN_SAVED, saved, ctx->saves,
+				 &n_saved);
+	(void)rm_txn_result_copies(result, NULL, copied, ctx->copies,
 				   &n_copied);
 	changes->uid_validity = ctx->mbox->uidvalidity;
 	array_foreach(&ctx->pending, p) {

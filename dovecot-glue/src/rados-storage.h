@@ -50,6 +50,11 @@ struct rados_mailbox {
 	guid_128_t guid;
 	uint32_t ext_id;
 
+	/* the outcome of the RADOS commit of the transaction being committed
+	   (set by rados-transaction.c around the index commit, read by the save
+	   context's commit_pre for APPENDUID / COPYUID) */
+	const struct rm_txn_result *commit_result;
+
 	/* this process changed RADOS: the next sync must not be skipped */
 	bool sync_pending:1;
 
@@ -215,9 +220,6 @@ struct rados_pending_info {
    which reports its UID (APPENDUID / COPYUID). */
 void rados_save_add_pending(struct mail_save_context *ctx,
 			    const struct rados_pending_info *info);
-/* The outcome of the transaction's RADOS commit, for save_commit_pre. */
-void rados_save_set_result(struct mail_save_context *ctx,
-			   const struct rm_txn_result *result);
 /* For a mail being saved (dest_mail): its record / its stream. 0 when mail
    is not one, 1 when found, -1 with the storage error set. */
 int rados_save_pending_record(struct mail *mail, struct rm_record *rec_r);

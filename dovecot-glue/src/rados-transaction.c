@@ -222,9 +222,10 @@ int rados_transaction_commit(struct mailbox_transaction_context *t,
 		} T_END;
 	}
 	rados_trans_free(t);
-	if (t->save_ctx != NULL)
-		rados_save_set_result(t->save_ctx, result);
+	/* for the save context's commit_pre (APPENDUID / COPYUID) */
+	mbox->commit_result = result;
 	iret = index_transaction_commit(t, changes_r);
+	mbox->commit_result = NULL;
 	rm_txn_result_free(result);
 	return iret;
 }

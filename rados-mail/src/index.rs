@@ -46,7 +46,14 @@ pub(crate) struct View {
     /// that read instead of reading the head again. Never set otherwise, so a later sync
     /// always reads.
     pub(crate) fresh: Option<Instant>,
+    /// When a commit through this view last lost a race (see [`CONTENDED`]).
+    pub(crate) contended: Option<Instant>,
 }
+
+/// For how long after a lost race a commit of new mails reads the head again right before
+/// committing (after the bodies were written): under contention, that narrows the window
+/// in which another commit makes the guard fail to one round trip.
+pub(crate) const CONTENDED: Duration = Duration::from_secs(10);
 
 /// How long the head read by an open serves the first sync after it.
 pub(crate) const FRESH_HEAD: Duration = Duration::from_millis(500);
@@ -62,6 +69,7 @@ impl View {
             wal_len: head.wal.len(),
             head: Some(head),
             fresh: None,
+            contended: None,
         }
     }
 
@@ -296,6 +304,7 @@ pub(crate) fn load_view(
                 wal_len,
                 head: Some(head),
                 fresh: None,
+                contended: None,
             });
         }
         // A shard was applied past the head just read: read the head again.

@@ -1,5 +1,6 @@
 //! The one retry policy of the crate. A guarded write that loses a race (another process
-//! changed the object first) waits a random, growing pause and tries again, at most
+//! changed the object first) re-reads and tries again at once, then after a random, growing
+//! pause, at most
 //! [`crate::Config::max_attempts`] times; then the operation fails with
 //! [`Error::Conflict`], never silently. Every lost race and every exhausted operation is
 //! counted ([`RetryCounts`], part of [`crate::Stats`]).
@@ -76,13 +77,17 @@ impl Retry<'_> {
             self.policy.counters.exhausted.fetch_add(1, Ordering::Relaxed);
             return Err(Error::Conflict(format!("{} (gave up after {} attempts)", what(), self.lost)));
         }
-        backoff(self.lost - 1);
+        // The first retry goes at once: the caller re-reads first, which is a pause of one
+        // round trip already; later ones wait.
+        if self.lost > 1 {
+            backoff(self.lost - 2);
+        }
         Ok(())
     }
 }
 
 /// The one backoff curve: a random pause of 0.1 ms up to 1, 2, 4, … ms, growing with the
-/// number of races lost so far, at most [`MAX_BACKOFF`].
+/// number of races lost so far beyond the first, at most [`MAX_BACKOFF`].
 pub(crate) fn backoff(lost_before: u32) {
     let cap_us = (1000u64 << lost_before.min(7)).min(MAX_BACKOFF.as_micros() as u64);
     std::thread::sleep(Duration::from_micros(rand::rng().random_range(100..=cap_us)));

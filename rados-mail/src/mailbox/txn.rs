@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use objstore::{ObjectStore, ReadOp};
 use omap_index::names::Guid;
@@ -20,7 +21,7 @@ use rand::Rng;
 use super::{Mailbox, assign_uid, check_wanted_uid, normalize_keywords, now};
 use crate::body::{self, SavedBody};
 use crate::error::{Error, Result};
-use crate::index::View;
+use crate::index::{CONTENDED, View};
 use crate::refs::{self, body_guid};
 use crate::types::{AppendOptions, Flags, StoreMode};
 
@@ -269,6 +270,13 @@ impl Mailbox {
         let saved_at = now();
         let (mut view, mut retry) = (self.lock(), self.retry.start());
         let needs_records = !txn.updates.is_empty() || !txn.expunges.is_empty();
+        if !bodies.is_empty() && view.contended.is_some_and(|t| t.elapsed() < CONTENDED) {
+            // Contended lately: the header as it is now, after the bodies were written.
+            if let Err(e) = self.refresh(&mut view) {
+                drop(view);
+                return Err(self.abandon(&txn, &instances, &bodies, e));
+            }
+        }
         let result = loop {
             if needs_records && let Err(e) = self.ensure_records(&mut view) {
                 break Err(e);
@@ -297,6 +305,7 @@ impl Mailbox {
                 },
                 Err(e) => break Err(e),
             }
+            view.contended = Some(Instant::now());
             if let Err(e) = retry.lost(|| format!("committing to mailbox {}", self.info.name)) {
                 break Err(e);
             }
@@ -310,21 +319,24 @@ impl Mailbox {
                 self.drop_references_of(&plan.gone);
                 Ok(plan.outcome)
             }
-            Err(e) => {
-                // Not committed: take back what was written for it.
-                let taken: Vec<MailRecord> = txn
-                    .copies
-                    .iter()
-                    .zip(&instances)
-                    .filter_map(|(c, i)| i.map(|instance| MailRecord { instance, ..c.source.clone() }))
-                    .collect();
-                self.drop_references_of(&taken);
-                for b in &bodies {
-                    body::remove_objects(self.store.as_ref(), &b.guid, body::object_count(b.psize, b.chunk_size));
-                }
-                Err(e)
-            }
+            Err(e) => Err(self.abandon(&txn, &instances, &bodies, e)),
         }
+    }
+
+    /// A transaction that did not commit: takes back what was written for it (the copies'
+    /// references, the new mails' bodies) and returns `e`.
+    fn abandon(&self, txn: &Transaction, instances: &[Option<u64>], bodies: &[SavedBody], e: Error) -> Error {
+        let taken: Vec<MailRecord> = txn
+            .copies
+            .iter()
+            .zip(instances)
+            .filter_map(|(c, i)| i.map(|instance| MailRecord { instance, ..c.source.clone() }))
+            .collect();
+        self.drop_references_of(&taken);
+        for b in bodies {
+            body::remove_objects(self.store.as_ref(), &b.guid, body::object_count(b.psize, b.chunk_size));
+        }
+        e
     }
 
     /// Takes a reference of this mailbox on the body of every copy, `ref_in_flight` at a
