@@ -4,7 +4,7 @@ sdbox (and any configuration variants) in one run, interleaved.
 
 Usage: benches/dovecot/lmtp-cost.py [--mails N] [--clients C] [--size BYTES] [--rounds R]
            [--preset defaults|process-model] [--variant LABEL=DRIVER]...
-           [--conf LABEL=TEXT]... [--ceph LABEL=KEY=VALUE]... [--no-perf]
+           [--conf LABEL=TEXT]... [--ceph LABEL=KEY=VALUE]... [--sessions S] [--no-perf]
 
 Each variant is one Dovecot started with ci/dovecot-start.sh (port bases 26100, 26110, ...):
   --variant LABEL=DRIVER   a Dovecot with driver rados or sdbox
@@ -28,6 +28,9 @@ Then, unless --no-perf, N/5 more mails under `perf stat` attached to the lmtp pr
 (almost all SIGSETXID: glibc's broadcast that makes every thread follow a set*id call), and
 set*id calls made by the main thread (the uid/gid switches themselves). perf is kept out of
 the CPU phase so its overhead isn't counted there.
+With --sessions S, last S IMAP sessions (LOGIN, SELECT, FETCH 1 FLAGS, LOGOUT) from the C
+clients: CPU-ms per session of the whole Dovecot instance (master, reaped children and live
+ones: imap, imap-login, auth, ...) and of the OSD.
 
 Needs root, the plugin (--plugin-dir, default dovecot-glue/build), the cluster of $CEPH_CONF.
 Prints a Markdown table (medians over rounds; min-max when R > 1) naming the machine and the
@@ -35,6 +38,7 @@ commit; progress goes to stderr.
 """
 
 import argparse
+import imaplib
 import os
 import platform
 import re
@@ -322,6 +326,67 @@ def measure(v, rnd, args, osd, tmp):
             r["switches"] = sum(c[e][1] for e in SETXID_EVENTS) / m
     finally:
         clients.close()
+    if args.sessions:
+        r.update(measure_sessions(v, users, args.sessions, osd_pids))
+    return r
+
+
+def instance_cpu(master):
+    """CPU s of a whole Dovecot instance: the master, the children it reaped (cutime,
+    cstime) and its live children. A child that ends in between moves from the last
+    term to the second with its full count, so deltas stay exact."""
+    st = read(f"/proc/{master}/stat")
+    f = st[st.rindex(")") + 2:].split()
+    total = sum(int(x) for x in f[11:15]) / HZ
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            st = read(f"/proc/{p}/stat")
+        except OSError:
+            continue
+        f = st[st.rindex(")") + 2:].split()
+        if int(f[1]) == master:
+            total += (int(f[11]) + int(f[12])) / HZ
+    return total
+
+
+def measure_sessions(v, users, sessions, osd_pids):
+    """IMAP sessions (LOGIN, SELECT INBOX, FETCH 1 FLAGS, LOGOUT), C clients in parallel:
+    CPU per session of the whole Dovecot instance (imap, imap-login, auth, master...)."""
+    errors = []
+    per = max(1, sessions // len(users))
+
+    def run(k, count):
+        try:
+            for _ in range(count):
+                c = imaplib.IMAP4("127.0.0.1", v.port)
+                c.login(users[k], "pass")
+                if c.select("INBOX")[0] != "OK" or c.fetch("1", "(FLAGS)")[0] != "OK":
+                    raise RuntimeError("SELECT/FETCH failed")
+                c.logout()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def parallel(count):
+        threads = [threading.Thread(target=run, args=(k, count)) for k in range(len(users))]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return time.monotonic() - t0
+
+    parallel(2)  # warm-up: reused processes exist and are connected
+    c0, o0 = instance_cpu(v.master), snapshot(osd_pids)
+    took = parallel(per)
+    c1, o1 = instance_cpu(v.master), snapshot(osd_pids)
+    n = per * len(users)
+    r = {"s_rate": n / took, "s_cpu": (c1 - c0) * 1000 / n}
+    if osd_pids:
+        r["s_osd_cpu"] = delta(o0, o1)[0] * 1000 / n
     return r
 
 
@@ -356,6 +421,8 @@ def table(variants, args):
         cols[5:5] = ["syscalls/mail", "futex/mail", "uid/gid switches/mail", "signals/mail"]
     print(f"LMTP, {args.mails} mails of {args.size} B per round from {args.clients} clients, "
           f"{args.rounds} round(s) interleaved; medians (min–max). {machine()}\n")
+    if args.sessions:
+        cols += ["IMAP session CPU-ms", "OSD CPU-ms/session", "sessions/s"]
     print("| " + " | ".join(cols) + " |")
     print("| --- |" + " ---: |" * (len(cols) - 1))
     for v in variants:
@@ -374,6 +441,9 @@ def table(variants, args):
             "signals/mail": fmt([r["signals"] for r in rs if "signals" in r], 1),
             "threads/lmtp": fmt([r["threads"] for r in rs], 0),
             "mails/s": fmt([r["rate"] for r in rs], 0),
+            "IMAP session CPU-ms": fmt([r["s_cpu"] for r in rs if "s_cpu" in r], 2),
+            "OSD CPU-ms/session": fmt([r["s_osd_cpu"] for r in rs if "s_osd_cpu" in r], 2),
+            "sessions/s": fmt([r["s_rate"] for r in rs if "s_rate" in r], 0),
         }
         print("| " + " | ".join(col[c] for c in cols) + " |")
 
@@ -417,6 +487,8 @@ def main():
     ap.add_argument("--plugin-dir", default=os.path.join(ROOT, "dovecot-glue", "build"))
     ap.add_argument("--port-base", type=int, default=PORT_FIRST)
     ap.add_argument("--no-perf", action="store_true")
+    ap.add_argument("--sessions", type=int, default=0,
+                    help="also this many IMAP sessions per round (CPU of the whole instance)")
     args = ap.parse_args()
     variants = parse_variants(args)
     if os.geteuid() != 0:
