@@ -3,7 +3,8 @@
 sdbox (and any configuration variants) in one run, interleaved.
 
 Usage: benches/dovecot/lmtp-cost.py [--mails N] [--clients C] [--size BYTES] [--rounds R]
-           [--preset defaults|process-model] [--variant LABEL=DRIVER]...
+           [--preset defaults|process-model [--select LABEL]...] [--baseline LABEL]
+           [--variant LABEL=DRIVER]...
            [--conf LABEL=TEXT]... [--ceph LABEL=KEY=VALUE]... [--sessions S] [--no-perf]
 
 Each variant is one Dovecot started with ci/dovecot-start.sh (port bases 26100, 26110, ...):
@@ -413,14 +414,17 @@ def machine():
 
 
 def table(variants, args):
-    sdbox = next((v for v in variants if v.driver == "sdbox"), None)
+    sdboxes = [v for v in variants if v.driver == "sdbox"]
+    sdbox = next((v for v in sdboxes if v.label == (args.baseline or "sdbox, default")),
+                 sdboxes[0] if sdboxes else None)
     sdbox_cpu = statistics.median(r["cpu"] for r in sdbox.results) if sdbox else None
     cols = ["configuration", "lmtp CPU-ms/mail", "× sdbox", "OSD CPU-ms/mail",
             "lmtp ctx sw/mail", "OSD ctx sw/mail", "threads/lmtp", "mails/s"]
     if not args.no_perf:
         cols[5:5] = ["syscalls/mail", "futex/mail", "uid/gid switches/mail", "signals/mail"]
     print(f"LMTP, {args.mails} mails of {args.size} B per round from {args.clients} clients, "
-          f"{args.rounds} round(s) interleaved; medians (min–max). {machine()}\n")
+          f"{args.rounds} round(s) interleaved; medians (min–max); × sdbox: lmtp CPU against "
+          f"'{sdbox.label if sdbox else '—'}'. {machine()}\n")
     if args.sessions:
         cols += ["IMAP session CPU-ms", "OSD CPU-ms/session", "sessions/s"]
     print("| " + " | ".join(cols) + " |")
@@ -451,7 +455,8 @@ def table(variants, args):
 def parse_variants(args):
     variants = []
     if args.preset:
-        variants += [Variant(*p) for p in PRESETS[args.preset]]
+        variants += [Variant(*p) for p in PRESETS[args.preset]
+                     if not args.select or p[0] in args.select]
     for spec in args.variant or []:
         label, _, driver = spec.rpartition("=")
         if driver not in ("rados", "sdbox") or not label:
@@ -481,6 +486,11 @@ def main():
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--preset", choices=sorted(PRESETS))
+    ap.add_argument("--select", action="append", metavar="LABEL",
+                    help="only this variant of the preset (repeatable)")
+    ap.add_argument("--baseline", metavar="LABEL",
+                    help="the sdbox variant the × sdbox column divides by (default: "
+                    "'sdbox, default' if present, else the first sdbox variant)")
     ap.add_argument("--variant", action="append", metavar="LABEL=DRIVER")
     ap.add_argument("--conf", action="append", metavar="LABEL=TEXT")
     ap.add_argument("--ceph", action="append", metavar="LABEL=KEY=VALUE")
