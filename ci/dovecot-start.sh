@@ -6,7 +6,9 @@
 # DIR/home/<user>. Listens on 127.0.0.1 only: IMAP on P, LMTP on P+1, POP3 on
 # P+2 (P = --port-base); no TLS, AUTHENTICATE PLAIN / LOGIN with password
 # "pass" for any user name; mail is owned by nobody:nogroup (Dovecot refuses
-# to run mail processes as root). Ready means the IMAP port sent its greeting.
+# to run mail processes as root), and lmtp runs as nobody; imap and pop3
+# processes serve one session after another (service_count = 0).
+# Ready means the IMAP port sent its greeting.
 # Afterwards `. DIR/env.sh` exports DOVECOT_CONF, DOVECOT_IMAP_PORT,
 # DOVECOT_LMTP_PORT, DOVECOT_POP3_PORT and DOVECOT_LOG. Stop with
 # ci/dovecot-stop.sh DIR. Starting again in the same DIR keeps the mail.
@@ -20,7 +22,8 @@
 #                         stock modules plus lib20_rados_plugin.so), and copies
 #                         of the Ceph conf and keyring in DIR/ceph, readable by
 #                         the mail uid (the keyring's key becomes world-readable:
-#                         for test clusters only)
+#                         for test clusters only) with a [client] section of its
+#                         own (one messenger and one completion thread)
 #   --plugin-dir DIR      where lib20_rados_plugin.so is (default
 #                         <repo>/dovecot-glue/build)
 #   --name N              instance_name (default dovecot-test-<hash of DIR>)
@@ -201,6 +204,12 @@ else
         printf '[global]\nkeyring = %s\nlog_file = %s\nadmin_socket =\n' \
             "$DIR/ceph/keyring" "$DIR/ceph/client.log"
         grep -vE '^[[:space:]]*(keyring|log[_ ]file|admin[_ ]socket)[[:space:]]*=' -- "$ceph_conf"
+        # A Dovecot process has one thread calling librados: one messenger worker and
+        # one completion thread serve it as well as the default 3 + 2, and every
+        # librados thread costs a signal on each of the process's uid switches
+        # (dovecot-glue/README.md, "Process model"). Ceph merges this section with an
+        # earlier [client]; the later lines win. Read when a process first connects.
+        printf '\n[client]\nms_async_op_threads = 1\nlibrados_thread_count = 1\n'
     } >"$DIR/ceph/ceph.conf"
     chmod 0644 -- "$DIR/ceph/ceph.conf"
     setpriv --reuid="$MAIL_USER" --regid="$MAIL_GROUP" --clear-groups \
@@ -267,7 +276,25 @@ service imap-login {
     port = 0
   }
 }
+# Process model (dovecot-glue/README.md): a process keeps its cluster connection across
+# sessions, so imap and pop3 processes are reused (service_count = 0, as lmtp's already
+# are); lmtp runs as the mail uid, so a delivery needs no switch to root and back (with
+# librados' threads in the process, each switch signals every thread). Both need all
+# users to share one uid, as they do here. Each reused process keeps a connection to
+# auth: its client_limit must cover the process_limits of such services (2448 here, or
+# doveconf warns).
+service auth {
+  client_limit = 4096
+}
+service imap {
+  service_count = 0
+}
+service pop3 {
+  service_count = 0
+}
 service lmtp {
+  user = $MAIL_USER
+  service_count = 0
   inet_listener lmtp {
     address = 127.0.0.1
     port = $PORT_LMTP
