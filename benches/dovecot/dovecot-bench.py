@@ -471,6 +471,8 @@ SESSIONS = "login + SELECT + STATUS + logout (sessions/s)"
 SESSIONS_NEW = f"{SESSIONS}, a new imap process each"
 SESSIONS_REUSE = f"{SESSIONS}, imap processes reused (`service_count = 0`)"
 REUSE_CONF = "service imap {\n  service_count = 0\n}\n"
+# ci/dovecot-start.sh reuses imap processes by default; the first run does not.
+NEW_CONF = "service imap {\n  service_count = 1\n}\n"
 
 
 def main():
@@ -506,16 +508,18 @@ def main():
     root = tempfile.mkdtemp(prefix="dovecot-bench-")
     os.chmod(root, 0o711)
     reuse_conf = os.path.join(root, "imap-reuse.conf")
-    with open(reuse_conf, "w") as f:
-        f.write(REUSE_CONF)
-    os.chmod(reuse_conf, 0o644)
+    new_conf = os.path.join(root, "imap-new.conf")
+    for path, text in ((reuse_conf, REUSE_CONF), (new_conf, NEW_CONF)):
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
     results, contended = {}, {}
     try:
         for i, driver in enumerate(["sdbox", "rados"]):
             d = os.path.join(root, driver)
             port = args.port_base + 10 * i
             user_prefix = f"bench-{os.getpid()}"
-            start(driver, d, port, args.plugin_dir)
+            start(driver, d, port, args.plugin_dir, new_conf)
             log(f"{driver}: {args.mails} mails of {args.size} B, {args.clients} clients")
             try:
                 meter = Meter(d, pids if driver == "rados" else {})

@@ -259,6 +259,20 @@ def tearDownModule():
     out.flush()
 
 
+# The test's own instance: imap processes are not reused here (the default configuration
+# reuses them), so that "fresh process" means one.
+OPCOUNTS_CONF = "service imap {\n  service_count = 1\n}\n"
+
+
+def opcounts_instance():
+    path = os.path.join(harness.root(), "opcounts-extra.conf")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(OPCOUNTS_CONF)
+        os.chmod(path, 0o644)
+    return harness.instance("opcounts", extra_conf=path)
+
+
 # --- the tests ------------------------------------------------------------------------
 
 class OpCounts(DovecotTestCase):
@@ -274,7 +288,7 @@ class OpCounts(DovecotTestCase):
                 # (run.py lists skips with their reasons), never pass.
                 raise unittest.SkipTest(f"driver sdbox without a cluster to count on: {e}")
             raise
-        cls.dc = instance("a")
+        cls.dc = opcounts_instance()
         # A fresh imap process per session (empty memory cache) and no disk cache tier:
         # what "fresh process" and "cold" rely on.
         count = doveconf(cls.dc.conf, "service/imap/service_count")
