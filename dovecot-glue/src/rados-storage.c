@@ -160,7 +160,13 @@ static int rados_mailbox_open_rados(struct rados_mailbox *mbox)
 
 	if (user == NULL)
 		return -1;
-	ret = rm_mailbox_open(user, box->name, &mbox->rmb);
+	/* a delivery (LMTP, LDA) only adds mails: a view of the mailbox this
+	   process has cached is good enough, the commit's guard tells if
+	   another process changed it meanwhile (one RADOS read less) */
+	if ((box->flags & MAILBOX_FLAG_SAVEONLY) != 0)
+		ret = rm_mailbox_open_to_append(user, box->name, &mbox->rmb);
+	else
+		ret = rm_mailbox_open(user, box->name, &mbox->rmb);
 	if (ret == RM_RESULT_NOT_FOUND && box->inbox_user) {
 		/* INBOX always exists: create it on first use */
 		ret = rm_user_mailbox_create(user, box->name);

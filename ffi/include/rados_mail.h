@@ -1174,6 +1174,20 @@ enum rm_result rm_mailbox_open(const struct rm_user *user,
                                struct rm_mailbox **out);
 
 /**
+ * Opens the mailbox `name` of `user` to add mails to (a delivery), in `*out`: as
+ * [`rm_mailbox_open`], except that when this process has the mailbox's view cached it is
+ * taken as it is, without reading the mailbox head again (the first commit reads it only
+ * if another process changed the mailbox meanwhile). Reads of records through the handle
+ * may be behind until [`rm_mailbox_sync`]. Results as [`rm_mailbox_open`].
+ *
+ * # Safety
+ * `user` is a live handle; `name` is NUL-terminated; `out` is valid for writing.
+ */
+enum rm_result rm_mailbox_open_to_append(const struct rm_user *user,
+                                         const char *name,
+                                         struct rm_mailbox **out);
+
+/**
  * Frees a mailbox handle; NULL is a no-op.
  *
  * # Safety

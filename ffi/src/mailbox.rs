@@ -128,6 +128,33 @@ pub unsafe extern "C" fn rm_mailbox_open(
     })
 }
 
+/// Opens the mailbox `name` of `user` to add mails to (a delivery), in `*out`: as
+/// [`rm_mailbox_open`], except that when this process has the mailbox's view cached it is
+/// taken as it is, without reading the mailbox head again (the first commit reads it only
+/// if another process changed the mailbox meanwhile). Reads of records through the handle
+/// may be behind until [`rm_mailbox_sync`]. Results as [`rm_mailbox_open`].
+///
+/// # Safety
+/// `user` is a live handle; `name` is NUL-terminated; `out` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_open_to_append(
+    user: *const rm_user,
+    name: *const c_char,
+    out: *mut *mut rm_mailbox,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let name = unsafe { str_arg(name, "name") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        let mailbox = Arc::new(user.user.open_mailbox_to_append(name)?);
+        out.set(into_handle(MailboxHandle { mailbox, max_mail_size: user.max_mail_size }));
+        Ok(())
+    })
+}
+
 /// Frees a mailbox handle; NULL is a no-op.
 ///
 /// # Safety

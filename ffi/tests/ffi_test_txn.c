@@ -152,6 +152,19 @@ static void test_txn(rm_user *user)
 	CHECK(sum.modified == 1 && sum.changed == 0 && sum.last_modseq == 0);
 	rm_txn_result_free(res);
 
+	/* Opened to append (a delivery): the cached view serves; a mail saved through it. */
+	rm_mailbox *deliver = NULL;
+	RC(RM_RESULT_NOT_FOUND, rm_mailbox_open_to_append(user, "NoSuchBox", &deliver));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_open_to_append(user, NULL, &deliver));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_open_to_append(NULL, "Txn", &deliver));
+	RC(RM_RESULT_OK, rm_mailbox_open_to_append(user, "Txn", &deliver));
+	if (deliver != NULL) {
+		uint32_t got = txn_put(deliver, "Subject: delivered\n\nx\n");
+		RC(RM_RESULT_OK, rm_mailbox_status(mb, &before));
+		CHECK(got != 0 && got + 1 == before.uidnext);
+		rm_mailbox_free(deliver);
+	}
+
 	/* Identity from the view, no RADOS operation. */
 	uint32_t uv = 0, inc = 0;
 	RC(RM_RESULT_OK, rm_mailbox_identity(mb, &uv, &inc));

@@ -135,6 +135,25 @@ impl Mailbox {
         Ok(Mailbox { store, config, info, head, view, bodies, retry })
     }
 
+    /// [`Mailbox::open`], except that a view this process has cached is used as it is (see
+    /// [`crate::User::open_mailbox_to_append`]).
+    pub(crate) fn open_cached(
+        store: Arc<dyn ObjectStore>,
+        config: Arc<Config>,
+        info: MailboxInfo,
+        caches: &Caches,
+    ) -> Result<Mailbox> {
+        let key = (store.namespace().to_string(), info.guid);
+        match caches.views.0.get(&key) {
+            Some(view) => {
+                let head = names::mailbox_head(&info.guid);
+                let (bodies, retry) = (caches.bodies.clone(), caches.retry.clone());
+                Ok(Mailbox { store, config, info, head, view, bodies, retry })
+            }
+            None => Mailbox::open(store, config, info, caches),
+        }
+    }
+
     /// The mailbox as listed.
     pub fn info(&self) -> &MailboxInfo {
         &self.info

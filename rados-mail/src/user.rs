@@ -411,6 +411,18 @@ impl User {
         Mailbox::open(self.store.clone(), self.config.clone(), info, &self.caches)
     }
 
+    /// Opens a mailbox to add mails to (a delivery): as [`User::open_mailbox`], except that
+    /// a view this process has cached is taken as it is, without reading the head again.
+    /// The first commit through it is guarded by the header the view holds: when another
+    /// process changed the mailbox meanwhile, that guard fails and the commit reads the head
+    /// and tries again. So a delivery to a mailbox this process delivered to before costs a
+    /// read of the mailbox list, the body, and the commit; its reads of records may be
+    /// behind until a sync.
+    pub fn open_mailbox_to_append(&self, name: &str) -> Result<Mailbox> {
+        let info = self.mailbox_info(name)?;
+        Mailbox::open_cached(self.store.clone(), self.config.clone(), info, &self.caches)
+    }
+
     /// The user's private dict (Dovecot's `priv/` keys), in the user's namespace.
     pub fn dict(&self) -> crate::dict::Dict {
         crate::dict::Dict::with_retry(self.store.clone(), crate::dict::Scope::Private, self.caches.retry.clone())

@@ -18,6 +18,7 @@ macro_rules! txn_cases {
         $crate::mail_cases!(@cases_in txn $make;
             txn_commits_everything_in_one_write, txn_dovecot_modseq_steps, txn_unchanged_since_per_mail,
             txn_appender_streams_without_spooling, txn_keyword_replace_race_between_processes,
+            txn_delivery_to_a_cached_view_reads_the_list_only,
             txn_copy_and_expunge_references_in_parallel, txn_fault_sweep_unavailable,
             txn_fault_sweep_applied_but_unavailable,
         );
@@ -209,6 +210,42 @@ pub fn txn_keyword_replace_race_between_processes(store: &MailStore, user: &str)
             assert_eq!(ra.keywords.iter().cloned().collect::<BTreeSet<_>>(), want, "round {round} (A {ma}, B {mb})");
         }
     }
+}
+
+/// A delivery into a mailbox this process has its view of: a read of the mailbox list, the
+/// body, the commit. When another process changed the mailbox meanwhile, the guard fails,
+/// the head is read and the commit tried again: nothing is lost or doubled.
+pub fn txn_delivery_to_a_cached_view_reads_the_list_only(store: &MailStore, user: &str) {
+    let counting = CountingStore::new(store_pool(store));
+    let here = MailStore::new(Arc::new(counting.clone()), store.config().clone());
+    let (u, m) = mailbox(&here, user, "INBOX");
+    m.append(&b"first"[..], Default::default()).unwrap();
+    drop(m);
+    let deliver = |text: &[u8]| {
+        let m = u.open_mailbox_to_append("INBOX").unwrap();
+        let mut app = m.appender(None);
+        app.write(text).unwrap();
+        let mut txn = Transaction::new(ModseqSteps::Dovecot);
+        txn.save(app.finish().unwrap(), AppendOptions::default()).unwrap();
+        m.commit(txn).unwrap().saved[0]
+    };
+    let before = counting.counts();
+    assert_eq!(deliver(b"second"), 2);
+    assert_eq!(counting.counts() - before, OpCounts { reads: 1, writes: 2, lists: 0 }, "list, body, commit");
+    other_process(store)
+        .user(user)
+        .unwrap()
+        .open_mailbox("INBOX")
+        .unwrap()
+        .append(&b"elsewhere"[..], Default::default())
+        .unwrap();
+    let before = counting.counts();
+    assert_eq!(deliver(b"third"), 4, "the UID after the other process's");
+    // list, body, a failed commit, the head, the commit.
+    assert_eq!(counting.counts() - before, OpCounts { reads: 2, writes: 3, lists: 0 });
+    let there = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    assert_eq!(there.uids().unwrap(), vec![1, 2, 3, 4]);
+    assert_eq!(body(&there, 4), b"third");
 }
 
 /// COPY and EXPUNGE of N mails: N reference writes (in flight together) and one head write
