@@ -167,6 +167,17 @@ def instance(name, home_root=None, extra_conf=None):
     return inst
 
 
+def instance_with_conf(name, text):
+    """The running instance `name` whose dovecot.conf ends with `text` (kept in the run's
+    directory as <name>-extra.conf)."""
+    path = os.path.join(root(), f"{name}-extra.conf")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+    return instance(name, extra_conf=path)
+
+
 def shared_pair():
     """Instances a and b sharing the users' mail: for rados through the cluster (same
     namespace prefix), for sdbox by giving b the home directories of a."""

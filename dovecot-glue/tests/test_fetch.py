@@ -34,12 +34,7 @@ READ_AHEAD = re.compile(r"rados: read ahead (\d+) bodies")
 
 
 def fetch_instance():
-    path = os.path.join(harness.root(), "fetch-extra.conf")
-    if not os.path.exists(path):
-        with open(path, "w") as f:
-            f.write(EXTRA_CONF)
-        os.chmod(path, 0o644)
-    return harness.instance("fetch", extra_conf=path)
+    return harness.instance_with_conf("fetch", EXTRA_CONF)
 
 
 def mail(n, size):

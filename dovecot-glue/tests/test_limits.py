@@ -3,7 +3,6 @@
 just below it, and a malformed one, are stored as given; invalid mailbox names are
 refused with a clear NO."""
 
-import os
 import smtplib
 import unittest
 
@@ -14,12 +13,7 @@ LIMIT = 1 << 20
 
 
 def limits_instance():
-    path = os.path.join(harness.root(), "limits-extra.conf")
-    if not os.path.exists(path):
-        with open(path, "w") as f:
-            f.write("plugin {\n  rados_max_mail_size = 1M\n}\n")
-        os.chmod(path, 0o644)
-    return harness.instance("limits", extra_conf=path)
+    return harness.instance_with_conf("limits", "plugin {\n  rados_max_mail_size = 1M\n}\n")
 
 
 def mail_of(size, subject):

@@ -265,12 +265,7 @@ OPCOUNTS_CONF = "service imap {\n  service_count = 1\n}\n"
 
 
 def opcounts_instance():
-    path = os.path.join(harness.root(), "opcounts-extra.conf")
-    if not os.path.exists(path):
-        with open(path, "w") as f:
-            f.write(OPCOUNTS_CONF)
-        os.chmod(path, 0o644)
-    return harness.instance("opcounts", extra_conf=path)
+    return harness.instance_with_conf("opcounts", OPCOUNTS_CONF)
 
 
 # --- the tests ------------------------------------------------------------------------

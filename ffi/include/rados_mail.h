@@ -478,6 +478,15 @@ typedef struct rm_stats {
    * RADOS object listings.
    */
   uint64_t rados_lists;
+  /**
+   * Guarded writes refused because another process had changed the object first (each
+   * followed by a retry, or counted in `retries_exhausted` too).
+   */
+  uint64_t guard_failures;
+  /**
+   * Operations that gave up with `RM_RESULT_CONFLICT` after every attempt.
+   */
+  uint64_t retries_exhausted;
 } rm_stats;
 
 /**

@@ -115,17 +115,30 @@ pub unsafe extern "C" fn rm_mailbox_open(
     name: *const c_char,
     out: *mut *mut rm_mailbox,
 ) -> rm_result {
-    ffi_call(|| {
-        // SAFETY: forwarded contract of this export.
-        let user = unsafe { borrow_handle(user, "user") }?;
-        // SAFETY: forwarded contract of this export.
-        let name = unsafe { str_arg(name, "name") }?;
-        // SAFETY: forwarded contract of this export.
-        let out = unsafe { Out::new(out, "out") }?;
-        let mailbox = Arc::new(user.user.open_mailbox(name)?);
-        out.set(into_handle(MailboxHandle { mailbox, max_mail_size: user.max_mail_size }));
-        Ok(())
-    })
+    // SAFETY: forwarded contract of this export.
+    ffi_call(|| unsafe { open_with(user, name, out, rados_mail::User::open_mailbox) })
+}
+
+/// The body of [`rm_mailbox_open`] and [`rm_mailbox_open_to_append`], `open` being the
+/// way the mailbox is opened.
+///
+/// # Safety
+/// The contract of those exports.
+unsafe fn open_with(
+    user: *const rm_user,
+    name: *const c_char,
+    out: *mut *mut rm_mailbox,
+    open: impl FnOnce(&rados_mail::User, &str) -> rados_mail::Result<Mailbox>,
+) -> Result<(), Failure> {
+    // SAFETY: forwarded contract of the export.
+    let user = unsafe { borrow_handle(user, "user") }?;
+    // SAFETY: forwarded contract of the export.
+    let name = unsafe { str_arg(name, "name") }?;
+    // SAFETY: forwarded contract of the export.
+    let out = unsafe { Out::new(out, "out") }?;
+    let mailbox = Arc::new(open(&user.user, name)?);
+    out.set(into_handle(MailboxHandle { mailbox, max_mail_size: user.max_mail_size }));
+    Ok(())
 }
 
 /// Opens the mailbox `name` of `user` to add mails to (a delivery), in `*out`: as
@@ -142,17 +155,8 @@ pub unsafe extern "C" fn rm_mailbox_open_to_append(
     name: *const c_char,
     out: *mut *mut rm_mailbox,
 ) -> rm_result {
-    ffi_call(|| {
-        // SAFETY: forwarded contract of this export.
-        let user = unsafe { borrow_handle(user, "user") }?;
-        // SAFETY: forwarded contract of this export.
-        let name = unsafe { str_arg(name, "name") }?;
-        // SAFETY: forwarded contract of this export.
-        let out = unsafe { Out::new(out, "out") }?;
-        let mailbox = Arc::new(user.user.open_mailbox_to_append(name)?);
-        out.set(into_handle(MailboxHandle { mailbox, max_mail_size: user.max_mail_size }));
-        Ok(())
-    })
+    // SAFETY: forwarded contract of this export.
+    ffi_call(|| unsafe { open_with(user, name, out, rados_mail::User::open_mailbox_to_append) })
 }
 
 /// Frees a mailbox handle; NULL is a no-op.

@@ -135,6 +135,11 @@ pub struct rm_stats {
     pub rados_writes: u64,
     /// RADOS object listings.
     pub rados_lists: u64,
+    /// Guarded writes refused because another process had changed the object first (each
+    /// followed by a retry, or counted in `retries_exhausted` too).
+    pub guard_failures: u64,
+    /// Operations that gave up with `RM_RESULT_CONFLICT` after every attempt.
+    pub retries_exhausted: u64,
 }
 
 /// The store's counters (body cache and RADOS operations) in `*out`.
@@ -161,6 +166,8 @@ pub unsafe extern "C" fn rm_store_stats(store: *const rm_store, out: *mut rm_sta
             rados_reads: s.rados.reads,
             rados_writes: s.rados.writes,
             rados_lists: s.rados.lists,
+            guard_failures: s.retries.guard_failures,
+            retries_exhausted: s.retries.exhausted,
         });
         Ok(())
     })

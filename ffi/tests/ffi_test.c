@@ -1067,6 +1067,8 @@ static void test_config(void)
 	RC(RM_RESULT_OK, rm_store_stats(store, &st));
 	CHECK(st.rados_writes > 0); /* the mailbox creation wrote */
 	CHECK(st.cache_corrupt_dropped == 0);
+	/* one process, nobody to lose a race to: written, and 0 */
+	CHECK(st.guard_failures == 0 && st.retries_exhausted == 0);
 	RC(RM_RESULT_NULL_PARAMETER, rm_store_stats(NULL, &st));
 	RC(RM_RESULT_NULL_PARAMETER, rm_store_stats(store, NULL));
 	rm_mailbox_free(mb);
