@@ -26,7 +26,20 @@ pub(crate) struct ViewCache(pub(crate) Arc<quick_cache::sync::Cache<ViewKey, Sha
 
 /// (namespace, mailbox GUID).
 pub(crate) type ViewKey = (String, Guid);
-pub(crate) type SharedView = Arc<Mutex<View>>;
+pub(crate) type SharedView = Arc<MailboxShared>;
+
+/// What every handle of one mailbox in the process shares: the view, and the new mails
+/// waiting to be committed together (group commit, `mailbox/group.rs`).
+pub(crate) struct MailboxShared {
+    pub(crate) view: Mutex<View>,
+    pub(crate) waiting: Mutex<Vec<Arc<crate::mailbox::Pending>>>,
+}
+
+impl MailboxShared {
+    pub(crate) fn new(view: View) -> MailboxShared {
+        MailboxShared { view: Mutex::new(view), waiting: Mutex::new(Vec::new()) }
+    }
+}
 
 impl ViewCache {
     pub(crate) fn new(mailboxes: usize) -> ViewCache {

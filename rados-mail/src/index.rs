@@ -73,6 +73,20 @@ impl View {
         }
     }
 
+    /// A view of the header `hdr` alone, to plan new mails against (they need no record).
+    pub(crate) fn header_only(hdr: MailboxHeader) -> View {
+        View {
+            hdr_bytes: Vec::new(),
+            hdr,
+            records: BTreeMap::new(),
+            loaded: false,
+            wal_len: 0,
+            head: None,
+            fresh: None,
+            contended: None,
+        }
+    }
+
     /// The head just read, for a sync, if it is fresh and unused (see `fresh`).
     pub(crate) fn take_fresh_head(&mut self) -> Option<Head> {
         let read = self.fresh.take()?;

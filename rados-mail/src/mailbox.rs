@@ -8,12 +8,13 @@
 
 mod copy;
 mod fetch;
+mod group;
 mod prefetch;
 mod txn;
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use objstore::{CmpOp, Error as StoreError, ObjectStore, WriteOp};
@@ -21,11 +22,12 @@ use omap_index::names::{self, Guid};
 use omap_index::records::{MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 
+pub(crate) use group::Pending;
 pub use txn::{Committed, ModseqSteps, SavedMail, Transaction};
 
 use crate::body::{self, BodyWriter};
 use crate::cache::BodyCache;
-use crate::caches::Caches;
+use crate::caches::{Caches, MailboxShared, SharedView};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::index::{Head, View, apply_change, apply_wal, load_view, read_head};
@@ -44,7 +46,7 @@ pub struct Mailbox {
     info: MailboxInfo,
     head: String,
     /// Shared by every handle on this mailbox in the process (through the [`ViewCache`]).
-    view: Arc<Mutex<View>>,
+    shared: SharedView,
     /// The process's body cache.
     bodies: Arc<BodyCache>,
     /// The store's retry policy.
@@ -112,7 +114,7 @@ impl Mailbox {
         let bodies = caches.bodies.clone();
         let retry = caches.retry.clone();
         if let Some(view) = caches.views.0.get(&key) {
-            let mailbox = Mailbox { store, config, info, head, view, bodies, retry };
+            let mailbox = Mailbox { store, config, info, head, shared: view, bodies, retry };
             let mut view = mailbox.lock();
             match mailbox.refresh(&mut view) {
                 Ok(_) => {
@@ -130,9 +132,9 @@ impl Mailbox {
         })?;
         let mut view = View::unloaded(snapshot);
         view.fresh = Some(std::time::Instant::now());
-        let view = Arc::new(Mutex::new(view));
+        let view = Arc::new(MailboxShared::new(view));
         caches.views.0.insert(key, view.clone());
-        Ok(Mailbox { store, config, info, head, view, bodies, retry })
+        Ok(Mailbox { store, config, info, head, shared: view, bodies, retry })
     }
 
     /// [`Mailbox::open`], except that a view this process has cached is used as it is (see
@@ -148,7 +150,7 @@ impl Mailbox {
             Some(view) => {
                 let head = names::mailbox_head(&info.guid);
                 let (bodies, retry) = (caches.bodies.clone(), caches.retry.clone());
-                Ok(Mailbox { store, config, info, head, view, bodies, retry })
+                Ok(Mailbox { store, config, info, head, shared: view, bodies, retry })
             }
             None => Mailbox::open(store, config, info, caches),
         }
@@ -165,7 +167,7 @@ impl Mailbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, View> {
-        self.view.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Brings the view up to date: one read of the head object, plus the shards only when

@@ -234,11 +234,11 @@ impl Transaction {
 type Step = BTreeMap<u32, Option<MailRecord>>;
 
 /// What a commit writes, decided from one view.
-struct Plan {
-    entries: Vec<WalEntry>,
-    hdr: MailboxHeader,
-    outcome: Committed,
-    gone: Vec<MailRecord>,
+pub(super) struct Plan {
+    pub(super) entries: Vec<WalEntry>,
+    pub(super) hdr: MailboxHeader,
+    pub(super) outcome: Committed,
+    pub(super) gone: Vec<MailRecord>,
 }
 
 impl Mailbox {
@@ -268,6 +268,11 @@ impl Mailbox {
         let instances = self.reference_copies(&txn.copies)?;
         let bodies: Vec<SavedBody> = txn.saves.iter_mut().filter_map(|s| s.mail.take()).collect();
         let saved_at = now();
+        if txn.updates.is_empty() && txn.expunges.is_empty() && !(bodies.is_empty() && txn.copies.is_empty()) {
+            // Only new mails: committed together with those other threads of this process
+            // are waiting to commit to the mailbox.
+            return self.commit_grouped(super::group::Pending::new(txn, bodies, order, instances, saved_at));
+        }
         let (mut view, mut retry) = (self.lock(), self.retry.start());
         let needs_records = !txn.updates.is_empty() || !txn.expunges.is_empty();
         if !bodies.is_empty() && view.contended.is_some_and(|t| t.elapsed() < CONTENDED) {
@@ -325,7 +330,13 @@ impl Mailbox {
 
     /// A transaction that did not commit: takes back what was written for it (the copies'
     /// references, the new mails' bodies) and returns `e`.
-    fn abandon(&self, txn: &Transaction, instances: &[Option<u64>], bodies: &[SavedBody], e: Error) -> Error {
+    pub(super) fn abandon(
+        &self,
+        txn: &Transaction,
+        instances: &[Option<u64>],
+        bodies: &[SavedBody],
+        e: Error,
+    ) -> Error {
         let taken: Vec<MailRecord> = txn
             .copies
             .iter()
@@ -389,7 +400,7 @@ impl Mailbox {
     /// and the header. `Some(true)`: our entry is there, byte for byte; `Some(false)`: the
     /// header is still the one the commit was guarded by, so it did not land; `None`: the
     /// read failed too, or the WAL moved on (unknown).
-    fn landed(&self, guard: &[u8], first: &WalEntry) -> Option<bool> {
+    pub(super) fn landed(&self, guard: &[u8], first: &WalEntry) -> Option<bool> {
         let key = keys::wal(first.modseq);
         let read = self.store.read_op(&self.head, &ReadOp::new().omap_get([keys::HDR.to_string(), key.clone()]));
         let vals = read.ok()?.omap.unwrap_or_default();
@@ -405,7 +416,7 @@ impl Mailbox {
 
 /// Decides the WAL entries of `txn` against `view` (whose HIGHESTMODSEQ + 1 is the first
 /// modseq), and the header after them.
-fn plan(
+pub(super) fn plan(
     txn: &Transaction,
     bodies: &[SavedBody],
     order: &[usize],

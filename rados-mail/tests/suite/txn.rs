@@ -18,9 +18,9 @@ macro_rules! txn_cases {
         $crate::mail_cases!(@cases_in txn $make;
             txn_commits_everything_in_one_write, txn_dovecot_modseq_steps, txn_unchanged_since_per_mail,
             txn_appender_streams_without_spooling, txn_keyword_replace_race_between_processes,
-            txn_delivery_to_a_cached_view_reads_the_list_only,
+            txn_delivery_to_a_cached_view_reads_the_list_only, txn_group_commit_of_waiting_saves,
             txn_copy_and_expunge_references_in_parallel, txn_fault_sweep_unavailable,
-            txn_fault_sweep_applied_but_unavailable,
+            txn_fault_sweep_applied_but_unavailable, txn_fault_sweep_new_mails_only,
         );
     };
 }
@@ -248,6 +248,104 @@ pub fn txn_delivery_to_a_cached_view_reads_the_list_only(store: &MailStore, user
     assert_eq!(body(&there, 4), b"third");
 }
 
+/// A store whose writes on mailbox heads take a while: while one commit is in flight,
+/// the other threads' transactions queue up.
+#[derive(Debug)]
+struct SlowHeads(Arc<dyn ObjectStore>, Arc<std::sync::atomic::AtomicU64>);
+
+impl ObjectStore for SlowHeads {
+    fn namespace(&self) -> &str {
+        self.0.namespace()
+    }
+    fn with_namespace(&self, ns: &str) -> rados_mail::objstore::Result<Arc<dyn ObjectStore>> {
+        Ok(Arc::new(SlowHeads(self.0.with_namespace(ns)?, self.1.clone())))
+    }
+    fn write_op(&self, oid: &str, op: &rados_mail::objstore::WriteOp) -> rados_mail::objstore::Result<u64> {
+        if oid.starts_with("mbox.") && oid.matches('.').count() == 1 {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+        self.0.write_op(oid, op)
+    }
+    fn read_op(
+        &self,
+        oid: &str,
+        op: &rados_mail::objstore::ReadOp,
+    ) -> rados_mail::objstore::Result<rados_mail::objstore::ReadResult> {
+        self.0.read_op(oid, op)
+    }
+    fn write_op_async(
+        &self,
+        oid: &str,
+        op: rados_mail::objstore::WriteOp,
+    ) -> rados_mail::objstore::BoxFuture<'static, rados_mail::objstore::Result<u64>> {
+        self.0.write_op_async(oid, op)
+    }
+    fn read_op_async(
+        &self,
+        oid: &str,
+        op: rados_mail::objstore::ReadOp,
+    ) -> rados_mail::objstore::BoxFuture<'static, rados_mail::objstore::Result<rados_mail::objstore::ReadResult>> {
+        self.0.read_op_async(oid, op)
+    }
+    fn list_objects(&self) -> rados_mail::objstore::Result<rados_mail::objstore::ObjectIter<'_>> {
+        self.0.list_objects()
+    }
+    fn list_namespaces(&self) -> rados_mail::objstore::Result<Vec<String>> {
+        self.0.list_namespaces()
+    }
+}
+
+/// Group commit: 8 threads of one process save a mail each into one mailbox while a commit
+/// is in flight; the 7 that wait go to RADOS in one write, each with its own UID and modseq
+/// steps, as if committed one after the other.
+pub fn txn_group_commit_of_waiting_saves(store: &MailStore, user: &str) {
+    let slow = Arc::new(SlowHeads(store_pool(store), Default::default()));
+    let here = MailStore::new(slow.clone(), store.config().clone());
+    let (_u, m) = mailbox(&here, user, "INBOX");
+    let base = m.status().unwrap().highestmodseq;
+    let writes_before = slow.1.load(std::sync::atomic::Ordering::SeqCst);
+    let barrier = std::sync::Barrier::new(8);
+    let results: Vec<rados_mail::Committed> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (m, barrier) = (&m, &barrier);
+                s.spawn(move || {
+                    let mut app = m.appender(None);
+                    app.write(format!("Subject: {i}\n\nmail {i}\n").as_bytes()).unwrap();
+                    let mail = app.finish().unwrap();
+                    let mut txn = Transaction::new(ModseqSteps::Dovecot);
+                    let options = AppendOptions { keywords: vec![format!("$k{i}")], ..Default::default() };
+                    txn.save(mail, options).unwrap();
+                    barrier.wait();
+                    if i > 0 {
+                        // Thread 0's commit is in flight (150 ms) when the others commit.
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    m.commit(txn).unwrap()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let head_writes = slow.1.load(std::sync::atomic::Ordering::SeqCst) - writes_before;
+    assert_eq!(head_writes, 2, "thread 0's commit, then the other 7 in one write");
+    let mut uids: Vec<u32> = results.iter().map(|c| c.saved[0]).collect();
+    uids.sort_unstable();
+    assert_eq!(uids, (1..=8).collect::<Vec<u32>>());
+    // Every transaction has its own two modseqs (the mail, its keyword), none shared.
+    let mut ranges: Vec<(u64, u64)> = results.iter().map(|c| (c.first_modseq, c.last_modseq)).collect();
+    ranges.sort_unstable();
+    assert_eq!(ranges, (0..8).map(|i| (base + 1 + 2 * i, base + 2 + 2 * i)).collect::<Vec<_>>());
+    let there = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    for (i, c) in results.iter().enumerate() {
+        let rec = there.record(c.saved[0]).unwrap().unwrap();
+        assert_eq!((rec.keywords.clone(), rec.modseq), (vec![format!("$k{i}")], c.last_modseq));
+        assert_eq!(body(&there, c.saved[0]), format!("Subject: {i}\n\nmail {i}\n").as_bytes());
+    }
+    assert_eq!(there.status().unwrap().highestmodseq, base + 16);
+}
+
 /// COPY and EXPUNGE of N mails: N reference writes (in flight together) and one head write
 /// for a copy; one head write and two ops per body for an expunge.
 pub fn txn_copy_and_expunge_references_in_parallel(store: &MailStore, user: &str) {
@@ -284,11 +382,13 @@ pub fn txn_copy_and_expunge_references_in_parallel(store: &MailStore, user: &str
 struct Sweep {
     store: MailStore,
     user: String,
+    /// Only the save and the copy: a transaction of new mails (the group-commit path).
+    appends_only: bool,
 }
 
 impl Sweep {
     /// A fresh user with INBOX (2 mails) and Other (1 mail) on `pool`.
-    fn new(pool: Arc<dyn ObjectStore>, config: Config, user: String) -> Sweep {
+    fn new(pool: Arc<dyn ObjectStore>, config: Config, user: String, appends_only: bool) -> Sweep {
         let store = MailStore::new(pool, config);
         let u = store.user(&user).unwrap();
         u.create_mailbox("INBOX").unwrap();
@@ -297,7 +397,7 @@ impl Sweep {
         inbox.append(&b"one"[..], Default::default()).unwrap();
         inbox.append(&b"two"[..], Default::default()).unwrap();
         u.open_mailbox("Other").unwrap().append(&b"other"[..], Default::default()).unwrap();
-        Sweep { store, user }
+        Sweep { store, user, appends_only }
     }
 
     /// Runs the transaction through `store` (the faulty one).
@@ -310,9 +410,11 @@ impl Sweep {
         let mut txn = Transaction::new(ModseqSteps::Dovecot);
         txn.save(app.finish()?, AppendOptions { keywords: vec!["$s".into()], ..Default::default() })?;
         txn.copy(&other, 1, None, None)?;
-        txn.update_flags(&[1], StoreMode::Add, Flags::SEEN);
-        txn.update_keywords(&[1], StoreMode::Replace, &["$r"])?;
-        txn.expunge(&[2]);
+        if !self.appends_only {
+            txn.update_flags(&[1], StoreMode::Add, Flags::SEEN);
+            txn.update_keywords(&[1], StoreMode::Replace, &["$r"])?;
+            txn.expunge(&[2]);
+        }
         inbox.commit(txn)
     }
 
@@ -323,9 +425,14 @@ impl Sweep {
         let u = fresh.user(&self.user).unwrap();
         let inbox = u.open_mailbox("INBOX").unwrap();
         let one = inbox.record(1).unwrap().unwrap();
-        let after = inbox.uids().unwrap() == vec![1, 3, 4]
-            && one.flags == Flags::SEEN.bits()
-            && one.keywords == vec!["$r"]
+        let (uids, flags, keywords) = if self.appends_only {
+            (vec![1, 2, 3, 4], 0, Vec::<String>::new())
+        } else {
+            (vec![1, 3, 4], Flags::SEEN.bits(), vec!["$r".to_string()])
+        };
+        let after = inbox.uids().unwrap() == uids
+            && one.flags == flags
+            && one.keywords == keywords
             && kw(&inbox, 3) == vec!["$s"]
             && body(&inbox, 3) == b"Subject: swept\n\nbody\n"
             && body(&inbox, 4) == b"other";
@@ -341,17 +448,17 @@ impl Sweep {
     }
 }
 
-fn sweep(store: &MailStore, user: &str, mode: FaultMode) {
+fn sweep(store: &MailStore, user: &str, mode: FaultMode, appends_only: bool) {
     // How many writes the transaction makes when nothing fails.
     let counting = CountingStore::new(store_pool(store));
-    let probe = Sweep::new(Arc::new(counting.clone()), store.config().clone(), format!("{user}-probe"));
+    let probe = Sweep::new(Arc::new(counting.clone()), store.config().clone(), format!("{user}-probe"), appends_only);
     let before = counting.counts();
     probe.run(&probe.store).unwrap();
     let writes = (counting.counts() - before).writes;
     assert!(probe.verify("no fault"));
-    assert!(writes >= 4, "{writes} writes");
+    assert!(writes >= if appends_only { 3 } else { 4 }, "{writes} writes");
     for at in 0..=writes {
-        let case = Sweep::new(store_pool(store), store.config().clone(), format!("{user}-{at}"));
+        let case = Sweep::new(store_pool(store), store.config().clone(), format!("{user}-{at}"), appends_only);
         let faulty = FaultyStore::new(store_pool(store));
         let through = MailStore::new(Arc::new(faulty.clone()), store.config().clone());
         faulty.fail_after(at, mode);
@@ -374,10 +481,17 @@ fn sweep(store: &MailStore, user: &str, mode: FaultMode) {
 
 /// Fails the transaction at each of its writes in turn (the cluster goes away there).
 pub fn txn_fault_sweep_unavailable(store: &MailStore, user: &str) {
-    sweep(store, user, FaultMode::WritesUnavailable);
+    sweep(store, user, FaultMode::WritesUnavailable, false);
+}
+
+/// A transaction of new mails only (committed through the group commit), failed at each
+/// of its writes in turn; then each write applied with its reply lost.
+pub fn txn_fault_sweep_new_mails_only(store: &MailStore, user: &str) {
+    sweep(store, &format!("{user}-u"), FaultMode::WritesUnavailable, true);
+    sweep(store, &format!("{user}-a"), FaultMode::AppliedButUnavailable, true);
 }
 
 /// Each write in turn is applied but its reply is lost.
 pub fn txn_fault_sweep_applied_but_unavailable(store: &MailStore, user: &str) {
-    sweep(store, user, FaultMode::AppliedButUnavailable);
+    sweep(store, user, FaultMode::AppliedButUnavailable, false);
 }
