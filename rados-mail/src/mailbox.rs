@@ -9,6 +9,7 @@
 mod copy;
 mod fetch;
 mod group;
+mod plan;
 mod prefetch;
 mod txn;
 

@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::txn::{Plan, plan};
+use super::plan::{Plan, plan};
 use super::{Mailbox, Transaction};
 use crate::body::SavedBody;
 use crate::error::{Error, Result};

@@ -8,20 +8,21 @@
 //! it, many in flight at once. Modseqs are numbered here, in one place
 //! ([`ModseqSteps`]), so a mail server's own index can count exactly what RADOS counted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use objstore::{ObjectStore, ReadOp};
 use omap_index::names::Guid;
-use omap_index::records::{Change, MailRecord, MailboxHeader, WalEntry};
+use omap_index::records::{MailRecord, WalEntry};
 use omap_index::{frame, keys};
 use rand::Rng;
 
-use super::{Mailbox, assign_uid, check_wanted_uid, normalize_keywords, now};
+use super::plan::plan;
+use super::{Mailbox, check_wanted_uid, normalize_keywords, now};
 use crate::body::{self, SavedBody};
 use crate::error::{Error, Result};
-use crate::index::{CONTENDED, View};
+use crate::index::CONTENDED;
 use crate::refs::{self, body_guid};
 use crate::types::{AppendOptions, Flags, StoreMode};
 
@@ -82,22 +83,22 @@ impl Drop for SavedMail {
     }
 }
 
-struct PendingSave {
-    mail: SavedMail,
-    flags: u32,
-    keywords: Vec<String>,
-    uid: Option<u32>,
-    given_guid: Vec<u8>,
+pub(super) struct PendingSave {
+    pub(super) mail: SavedMail,
+    pub(super) flags: u32,
+    pub(super) keywords: Vec<String>,
+    pub(super) uid: Option<u32>,
+    pub(super) given_guid: Vec<u8>,
 }
 
-struct PendingCopy {
-    source: MailRecord,
-    namespace: String,
-    wanted: Option<u32>,
-    flags: Option<(u32, Vec<String>)>,
+pub(super) struct PendingCopy {
+    pub(super) source: MailRecord,
+    pub(super) namespace: String,
+    pub(super) wanted: Option<u32>,
+    pub(super) flags: Option<(u32, Vec<String>)>,
 }
 
-enum Update {
+pub(super) enum Update {
     Flags(StoreMode, u32),
     Keywords(StoreMode, BTreeSet<String>),
 }
@@ -106,12 +107,12 @@ enum Update {
 /// [`Mailbox::commit`].
 #[derive(Default)]
 pub struct Transaction {
-    saves: Vec<PendingSave>,
-    copies: Vec<PendingCopy>,
-    updates: Vec<(Vec<u32>, Update)>,
-    expunges: BTreeSet<u32>,
-    unchanged_since: Option<u64>,
-    steps: ModseqSteps,
+    pub(super) saves: Vec<PendingSave>,
+    pub(super) copies: Vec<PendingCopy>,
+    pub(super) updates: Vec<(Vec<u32>, Update)>,
+    pub(super) expunges: BTreeSet<u32>,
+    pub(super) unchanged_since: Option<u64>,
+    pub(super) steps: ModseqSteps,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -228,17 +229,6 @@ impl Transaction {
     pub fn unchanged_since(&mut self, modseq: u64) {
         self.unchanged_since = Some(modseq);
     }
-}
-
-/// One step: the state each UID it touches has after it (`None`: expunged).
-type Step = BTreeMap<u32, Option<MailRecord>>;
-
-/// What a commit writes, decided from one view.
-pub(super) struct Plan {
-    pub(super) entries: Vec<WalEntry>,
-    pub(super) hdr: MailboxHeader,
-    pub(super) outcome: Committed,
-    pub(super) gone: Vec<MailRecord>,
 }
 
 impl Mailbox {
@@ -411,216 +401,5 @@ impl Mailbox {
             return Some(false);
         }
         None
-    }
-}
-
-/// Decides the WAL entries of `txn` against `view` (whose HIGHESTMODSEQ + 1 is the first
-/// modseq), and the header after them.
-pub(super) fn plan(
-    txn: &Transaction,
-    bodies: &[SavedBody],
-    order: &[usize],
-    instances: &[Option<u64>],
-    view: &View,
-    saved_at: i64,
-) -> Result<Plan> {
-    let dovecot = txn.steps == ModseqSteps::Dovecot;
-    let mut out = Committed { copied: vec![None; txn.copies.len()], ..Default::default() };
-    // The new mails (flags only when keywords get steps of their own).
-    let mut appends = Step::new();
-    let mut new_keywords: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
-    let mut next = view.hdr.uidnext;
-    for (s, b) in txn.saves.iter().zip(bodies) {
-        let uid = assign_uid(&mut next, s.uid)?;
-        let rec = MailRecord {
-            uid,
-            mail_guid: b.guid.0.to_vec(),
-            instance: b.instance,
-            flags: s.flags,
-            keywords: if dovecot { Vec::new() } else { s.keywords.clone() },
-            psize: b.psize,
-            vsize: b.vsize,
-            hdr_len: b.hdr_len,
-            received: b.received,
-            saved: b.saved,
-            crc32: b.crc32,
-            chunk_size: b.chunk_size,
-            given_guid: s.given_guid.clone(),
-            modseq: 0,
-        };
-        new_keywords.insert(uid, s.keywords.iter().cloned().collect());
-        appends.insert(uid, Some(rec));
-        out.saved.push(uid);
-    }
-    for &i in order {
-        let (c, Some(instance)) = (&txn.copies[i], instances[i]) else { continue };
-        let uid = assign_uid(&mut next, c.wanted)?;
-        let mut rec = MailRecord { uid, instance, saved: saved_at, ..c.source.clone() };
-        if let Some((flags, kw)) = &c.flags {
-            rec.flags = *flags;
-            rec.keywords = kw.clone();
-        }
-        new_keywords.insert(uid, rec.keywords.iter().cloned().collect());
-        if dovecot {
-            rec.keywords.clear();
-        }
-        appends.insert(uid, Some(rec));
-        out.copied[i] = Some((c.source.uid, uid));
-    }
-
-    // The wanted flags and keywords of existing mails.
-    let mut flags_to: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut kw_to: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
-    let mut modified = BTreeSet::new();
-    for (uids, update) in &txn.updates {
-        for uid in uids {
-            let Some(cur) = view.records.get(uid) else { continue };
-            if txn.unchanged_since.is_some_and(|m| cur.modseq > m) {
-                modified.insert(*uid);
-                continue;
-            }
-            match update {
-                Update::Flags(mode, f) => {
-                    let had = flags_to.get(uid).copied().unwrap_or(cur.flags);
-                    flags_to.insert(*uid, combine(*mode, had, *f));
-                }
-                Update::Keywords(mode, k) => {
-                    let had = kw_to.entry(*uid).or_insert_with(|| cur.keywords.iter().cloned().collect());
-                    match mode {
-                        StoreMode::Replace => *had = k.clone(),
-                        StoreMode::Add => had.extend(k.iter().cloned()),
-                        StoreMode::Remove => had.retain(|x| !k.contains(x)),
-                    }
-                }
-            }
-        }
-    }
-    out.modified = modified.into_iter().collect();
-
-    // The steps, in Dovecot's log order (or all in one).
-    let mut state: BTreeMap<u32, Option<MailRecord>> = BTreeMap::new();
-    let current = |state: &BTreeMap<u32, Option<MailRecord>>, uid: u32| -> Option<MailRecord> {
-        state.get(&uid).cloned().unwrap_or_else(|| view.records.get(&uid).cloned())
-    };
-    let mut steps: Vec<Step> = vec![appends.clone()];
-    state.extend(appends);
-    let mut flag_step = Step::new();
-    for (uid, f) in &flags_to {
-        let Some(mut rec) = current(&state, *uid) else { continue };
-        if rec.flags != *f {
-            rec.flags = *f;
-            flag_step.insert(*uid, Some(rec.clone()));
-            state.insert(*uid, Some(rec));
-        }
-    }
-    steps.push(flag_step);
-    let mut kw_targets = kw_to;
-    if dovecot {
-        kw_targets.extend(new_keywords);
-    }
-    let names: BTreeSet<String> = kw_targets
-        .iter()
-        .flat_map(|(uid, want)| {
-            let have: BTreeSet<String> =
-                current(&state, *uid).map(|r| r.keywords.into_iter().collect()).unwrap_or_default();
-            want.symmetric_difference(&have).cloned().collect::<Vec<_>>()
-        })
-        .collect();
-    for name in &names {
-        for adding in [true, false] {
-            let mut step = Step::new();
-            for (uid, want) in &kw_targets {
-                let Some(mut rec) = current(&state, *uid) else { continue };
-                let has = rec.keywords.iter().any(|k| k == name);
-                if want.contains(name) == adding && has != adding {
-                    if adding {
-                        rec.keywords.push(name.clone());
-                        rec.keywords.sort();
-                    } else {
-                        rec.keywords.retain(|k| k != name);
-                    }
-                    step.insert(*uid, Some(rec.clone()));
-                    state.insert(*uid, Some(rec));
-                }
-            }
-            steps.push(step);
-        }
-    }
-    let mut expunge_step = Step::new();
-    let mut gone = Vec::new();
-    for uid in &txn.expunges {
-        if let Some(rec) = view.records.get(uid) {
-            gone.push(rec.clone());
-            out.expunged.push(*uid);
-            expunge_step.insert(*uid, None);
-        }
-    }
-    steps.push(expunge_step);
-    out.changed = state
-        .iter()
-        .filter(|(uid, rec)| {
-            view.records
-                .get(uid)
-                .is_some_and(|v| rec.as_ref().is_some_and(|r| r.flags != v.flags || r.keywords != v.keywords))
-        })
-        .map(|(uid, _)| *uid)
-        .collect();
-    if !dovecot {
-        // Everything in one step: the final state of every UID touched.
-        let mut one = Step::new();
-        for step in steps.drain(..) {
-            one.extend(step);
-        }
-        steps.push(one);
-    }
-    number(steps, view, next, out, gone)
-}
-
-/// Gives each non-empty step the next modseq, and computes the header after them.
-fn number(steps: Vec<Step>, view: &View, uidnext: u32, mut out: Committed, gone: Vec<MailRecord>) -> Result<Plan> {
-    let mut modseq = view.hdr.highestmodseq;
-    let mut last_modseq: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut entries = Vec::new();
-    let mut last: BTreeMap<u32, Option<MailRecord>> = BTreeMap::new();
-    for step in steps.into_iter().filter(|s| !s.is_empty()) {
-        modseq += 1;
-        let mut changes = Vec::with_capacity(step.len());
-        for (uid, rec) in step {
-            let prev = last_modseq.get(&uid).copied().unwrap_or_else(|| view.records.get(&uid).map_or(0, |r| r.modseq));
-            let rec = rec.map(|r| MailRecord { modseq, ..r });
-            last_modseq.insert(uid, modseq);
-            last.insert(uid, rec.clone());
-            changes.push(Change { uid, prev_modseq: prev, record: rec });
-        }
-        entries.push(WalEntry { modseq, changes });
-    }
-    let mut hdr = view.hdr.clone();
-    if !entries.is_empty() {
-        out.first_modseq = view.hdr.highestmodseq + 1;
-        out.last_modseq = modseq;
-        hdr.highestmodseq = modseq;
-        hdr.uidnext = hdr.uidnext.max(uidnext);
-        for (uid, rec) in &last {
-            if let Some(old) = view.records.get(uid) {
-                hdr.messages -= 1;
-                hdr.psize_total -= old.psize;
-                hdr.vsize_total -= old.vsize;
-            }
-            if let Some(new) = rec {
-                hdr.messages += 1;
-                hdr.psize_total += new.psize;
-                hdr.vsize_total += new.vsize;
-            }
-        }
-    }
-    Ok(Plan { entries, hdr, outcome: out, gone })
-}
-
-/// Flags after applying `mode` with `flags` to `had`.
-fn combine(mode: StoreMode, had: u32, flags: u32) -> u32 {
-    match mode {
-        StoreMode::Replace => flags,
-        StoreMode::Add => had | flags,
-        StoreMode::Remove => had & !flags,
     }
 }
