@@ -439,6 +439,24 @@ typedef struct rm_flags_outcome {
 } rm_flags_outcome;
 
 /**
+ * What [`rm_user_mailbox_update`] changes; a 0 leaves that value alone.
+ */
+typedef struct rm_mailbox_update {
+  /**
+   * A new UIDVALIDITY.
+   */
+  uint32_t uidvalidity;
+  /**
+   * UIDNEXT becomes at least this: UIDs below it are never handed out afterwards.
+   */
+  uint32_t min_uidnext;
+  /**
+   * HIGHESTMODSEQ becomes at least this.
+   */
+  uint64_t min_highestmodseq;
+} rm_mailbox_update;
+
+/**
  * Counters of a store since it was opened ([`rm_store_stats`]).
  */
 typedef struct rm_stats {
@@ -523,24 +541,6 @@ typedef struct rm_txn_summary {
    */
   size_t expunged;
 } rm_txn_summary;
-
-/**
- * What [`rm_user_mailbox_update`] changes; a 0 leaves that value alone.
- */
-typedef struct rm_mailbox_update {
-  /**
-   * A new UIDVALIDITY.
-   */
-  uint32_t uidvalidity;
-  /**
-   * UIDNEXT becomes at least this: UIDs below it are never handed out afterwards.
-   */
-  uint32_t min_uidnext;
-  /**
-   * HIGHESTMODSEQ becomes at least this.
-   */
-  uint64_t min_highestmodseq;
-} rm_mailbox_update;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1329,6 +1329,25 @@ enum rm_result rm_mailbox_expunge_uids(const struct rm_mailbox *mailbox,
                                        size_t *out_count);
 
 /**
+ * Changes the header of `mailbox` (a mailbox of `user`), for migrations: UIDNEXT and
+ * HIGHESTMODSEQ only ever go up; a new UIDVALIDITY is also written to the mailbox list.
+ * The change is a change set of its own (its modseq is the new HIGHESTMODSEQ), which
+ * every handle sees at its next sync. `*out_changed` tells whether anything changed
+ * (false when every value already was as asked).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_NOT_FOUND` (the mailbox
+ * was deleted), `RM_RESULT_CONFLICT` / `RM_RESULT_UNAVAILABLE` (temporary), or another
+ * code. `*out_changed` is written only on success.
+ *
+ * # Safety
+ * `user` and `mailbox` are live handles; `update` is readable; `out_changed` is writable.
+ */
+enum rm_result rm_user_mailbox_update(const struct rm_user *user,
+                                      const struct rm_mailbox *mailbox,
+                                      const struct rm_mailbox_update *update,
+                                      bool *out_changed);
+
+/**
  * The record of `uid` in the mailbox's view, in `*out`; `RM_RESULT_NOT_FOUND` if the view
  * has no such UID.
  *
@@ -1681,25 +1700,6 @@ enum rm_result rm_user_mailbox_create_with(const struct rm_user *user,
 enum rm_result rm_user_mailbox_change_guid(const struct rm_user *user,
                                            const char *name,
                                            const uint8_t *guid);
-
-/**
- * Changes the header of `mailbox` (a mailbox of `user`), for migrations: UIDNEXT and
- * HIGHESTMODSEQ only ever go up; a new UIDVALIDITY is also written to the mailbox list.
- * The change is a change set of its own (its modseq is the new HIGHESTMODSEQ), which
- * every handle sees at its next sync. `*out_changed` tells whether anything changed
- * (false when every value already was as asked).
- *
- * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_NOT_FOUND` (the mailbox
- * was deleted), `RM_RESULT_CONFLICT` / `RM_RESULT_UNAVAILABLE` (temporary), or another
- * code. `*out_changed` is written only on success.
- *
- * # Safety
- * `user` and `mailbox` are live handles; `update` is readable; `out_changed` is writable.
- */
-enum rm_result rm_user_mailbox_update(const struct rm_user *user,
-                                      const struct rm_mailbox *mailbox,
-                                      const struct rm_mailbox_update *update,
-                                      bool *out_changed);
 
 /**
  * Deletes the mailbox `name` with all its mails (mailboxes below it stay).

@@ -7,8 +7,9 @@ use std::vec;
 use rados_mail::MailRecord;
 
 use crate::error::{Failure, rm_result};
+use crate::ffi::call_names;
 use crate::ffi::{BoxHandle, Out, borrow_handle, borrow_handle_mut, into_handle, take_handle};
-use crate::mailbox::{call_names, rm_mailbox};
+use crate::mailbox::rm_mailbox;
 use crate::panic::{ffi_call, ffi_void};
 use crate::record::{record_out, rm_record};
 use crate::user::rm_name_callback;

@@ -5,7 +5,7 @@
 //! All handles are Box-owned: made by one `*_open`/`*_new`/`*_begin` export, released by
 //! exactly one `*_free` (or consuming) export.
 
-use std::ffi::{CStr, c_char};
+use std::ffi::{CStr, CString, c_char, c_void};
 
 use crate::error::Failure;
 
@@ -129,4 +129,24 @@ impl<T> Out<T> {
         // SAFETY: checked non-NULL and writable by `Out::new`'s contract.
         unsafe { self.0.write(value) }
     }
+}
+
+/// Calls `cb` once per name, as NUL-terminated strings that live during the call.
+///
+/// # Safety
+/// `cb` is safe to call with `userdata` and does not unwind.
+pub(crate) unsafe fn call_names(
+    cb: unsafe extern "C" fn(*mut c_void, *const c_char, usize),
+    userdata: *mut c_void,
+    names: &[String],
+) -> Result<(), Failure> {
+    let names = names
+        .iter()
+        .map(|n| CString::new(n.as_str()).map_err(|e| Failure::invalid(format!("name with NUL: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for name in &names {
+        // SAFETY: per the contract; `name` outlives the call.
+        unsafe { cb(userdata, name.as_ptr(), name.as_bytes().len()) };
+    }
+    Ok(())
 }

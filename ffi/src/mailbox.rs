@@ -1,10 +1,10 @@
 //! `rm_mailbox`: one mailbox: status, records, flags, expunge. Appends are in
 //! [`crate::append`], body reads in [`crate::body`].
 
-use std::ffi::{CString, c_char, c_void};
+use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use rados_mail::{Flags, Mailbox, StoreMode};
+use rados_mail::{Flags, Mailbox, MailboxUpdate, StoreMode};
 
 use crate::error::{Failure, rm_result};
 use crate::ffi::{BoxHandle, Out, borrow_handle, buf_arg, into_handle, slice_arg, str_arg, take_handle};
@@ -428,22 +428,53 @@ pub unsafe extern "C" fn rm_mailbox_expunge_uids(
     })
 }
 
-/// Calls `cb` once per name, as NUL-terminated strings that live during the call.
+/// What [`rm_user_mailbox_update`] changes; a 0 leaves that value alone.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct rm_mailbox_update {
+    /// A new UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// UIDNEXT becomes at least this: UIDs below it are never handed out afterwards.
+    pub min_uidnext: u32,
+    /// HIGHESTMODSEQ becomes at least this.
+    pub min_highestmodseq: u64,
+}
+
+/// Changes the header of `mailbox` (a mailbox of `user`), for migrations: UIDNEXT and
+/// HIGHESTMODSEQ only ever go up; a new UIDVALIDITY is also written to the mailbox list.
+/// The change is a change set of its own (its modseq is the new HIGHESTMODSEQ), which
+/// every handle sees at its next sync. `*out_changed` tells whether anything changed
+/// (false when every value already was as asked).
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_NOT_FOUND` (the mailbox
+/// was deleted), `RM_RESULT_CONFLICT` / `RM_RESULT_UNAVAILABLE` (temporary), or another
+/// code. `*out_changed` is written only on success.
 ///
 /// # Safety
-/// `cb` is safe to call with `userdata` and does not unwind.
-pub(crate) unsafe fn call_names(
-    cb: unsafe extern "C" fn(*mut c_void, *const c_char, usize),
-    userdata: *mut c_void,
-    names: &[String],
-) -> Result<(), Failure> {
-    let names = names
-        .iter()
-        .map(|n| CString::new(n.as_str()).map_err(|e| Failure::invalid(format!("name with NUL: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    for name in &names {
-        // SAFETY: per the contract; `name` outlives the call.
-        unsafe { cb(userdata, name.as_ptr(), name.as_bytes().len()) };
-    }
-    Ok(())
+/// `user` and `mailbox` are live handles; `update` is readable; `out_changed` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_mailbox_update(
+    user: *const rm_user,
+    mailbox: *const rm_mailbox,
+    update: *const rm_mailbox_update,
+    out_changed: *mut bool,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let user = unsafe { borrow_handle(user, "user") }?;
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: a non-NULL `update` is readable per the contract.
+        let update = unsafe { update.as_ref() }.ok_or_else(|| Failure::null("update"))?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out_changed, "out_changed") }?;
+        let nonzero32 = |v: u32| (v != 0).then_some(v);
+        let update = MailboxUpdate {
+            uidvalidity: nonzero32(update.uidvalidity),
+            min_uidnext: nonzero32(update.min_uidnext),
+            min_highestmodseq: (update.min_highestmodseq != 0).then_some(update.min_highestmodseq),
+        };
+        out.set(user.user.update_mailbox(&mb.mailbox, &update)?);
+        Ok(())
+    })
 }

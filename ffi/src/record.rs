@@ -5,8 +5,9 @@ use std::ffi::c_void;
 use rados_mail::MailRecord;
 
 use crate::error::{Failure, rm_result};
+use crate::ffi::call_names;
 use crate::ffi::{Out, borrow_handle};
-use crate::mailbox::{call_names, rm_mailbox};
+use crate::mailbox::rm_mailbox;
 use crate::panic::ffi_call;
 use crate::user::rm_name_callback;
 

@@ -28,11 +28,12 @@ pub(crate) struct ViewCache(pub(crate) Arc<quick_cache::sync::Cache<ViewKey, Sha
 pub(crate) type ViewKey = (String, Guid);
 pub(crate) type SharedView = Arc<MailboxShared>;
 
-/// What every handle of one mailbox in the process shares: the view, and the new mails
-/// waiting to be committed together (group commit, `mailbox/group.rs`).
+/// What every handle of one mailbox in the process shares: the view, and the transactions
+/// of new mails waiting to be committed together (group commit, `mailbox/group.rs`, which
+/// alone knows their type: kept here as `Any`, so that this module needs no mailbox type).
 pub(crate) struct MailboxShared {
     pub(crate) view: Mutex<View>,
-    pub(crate) waiting: Mutex<Vec<Arc<crate::mailbox::Pending>>>,
+    pub(crate) waiting: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl MailboxShared {

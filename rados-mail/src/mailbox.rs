@@ -6,6 +6,7 @@
 //! holding the mail records. A [`Mailbox`] keeps a view of the index in memory and brings it
 //! up to date with one read of the head object when nothing or little changed.
 
+mod commit;
 mod copy;
 mod fetch;
 mod group;
@@ -23,7 +24,6 @@ use omap_index::names::{self, Guid};
 use omap_index::records::{MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 
-pub(crate) use group::Pending;
 pub use txn::{Committed, ModseqSteps, SavedMail, Transaction};
 
 use crate::body::{self, BodyWriter};

@@ -68,7 +68,11 @@ impl Mailbox {
         let outcome = match me.take() {
             Some(done) => done,
             None => {
-                let group = std::mem::take(&mut *self.shared.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+                let waiting = std::mem::take(&mut *self.shared.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+                let group: Vec<Arc<Pending>> = waiting
+                    .into_iter()
+                    .map(|w| w.downcast::<Pending>().expect("only group commits wait there"))
+                    .collect();
                 let outcomes = self.commit_group(&mut view, &group);
                 let mut mine = None;
                 for (p, o) in group.iter().zip(outcomes) {

@@ -10,20 +10,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
 
-use objstore::{ObjectStore, ReadOp};
+use objstore::ObjectStore;
 use omap_index::names::Guid;
-use omap_index::records::{MailRecord, WalEntry};
-use omap_index::{frame, keys};
-use rand::Rng;
+use omap_index::records::MailRecord;
 
-use super::plan::plan;
-use super::{Mailbox, check_wanted_uid, normalize_keywords, now};
+use super::{Mailbox, check_wanted_uid, normalize_keywords};
 use crate::body::{self, SavedBody};
 use crate::error::{Error, Result};
-use crate::index::CONTENDED;
-use crate::refs::{self, body_guid};
 use crate::types::{AppendOptions, Flags, StoreMode};
 
 /// How the changes of a [`Transaction`] are numbered with modseqs.
@@ -44,8 +38,8 @@ pub enum ModseqSteps {
 /// to [`Transaction::save`]; dropped without a commit, its objects are removed.
 pub struct SavedMail {
     body: Option<SavedBody>,
-    store: Arc<dyn ObjectStore>,
-    mailbox: Guid,
+    pub(super) store: Arc<dyn ObjectStore>,
+    pub(super) mailbox: Guid,
 }
 
 impl std::fmt::Debug for SavedMail {
@@ -70,7 +64,7 @@ impl SavedMail {
     }
 
     /// Hands the body over to an index (its objects are no longer this value's to remove).
-    fn take(&mut self) -> Option<SavedBody> {
+    pub(super) fn take(&mut self) -> Option<SavedBody> {
         self.body.take()
     }
 }
@@ -228,178 +222,5 @@ impl Transaction {
     /// UNCHANGEDSINCE), reporting it in [`Committed::modified`].
     pub fn unchanged_since(&mut self, modseq: u64) {
         self.unchanged_since = Some(modseq);
-    }
-}
-
-impl Mailbox {
-    /// Commits `txn` as one guarded write on the mailbox head (retried under the retry
-    /// policy while other processes commit first). Copies' references are taken first,
-    /// `ref_in_flight` at a time; expunged mails' references are dropped after it.
-    ///
-    /// Failure: nothing of the transaction is visible, and what it wrote before the commit
-    /// (bodies, references) is removed — except after a temporary failure of the commit
-    /// itself whose outcome could not be read back: then the commit may have happened, and
-    /// the bodies stay (a later `check` finds them if it did not).
-    pub fn commit(&self, mut txn: Transaction) -> Result<Committed> {
-        let ns = self.store.namespace();
-        if let Some(c) = txn.copies.iter().find(|c| c.namespace != ns) {
-            return Err(Error::InvalidInput(format!("copy from namespace {:?} into {ns:?}", c.namespace)));
-        }
-        if txn.saves.iter().any(|s| s.mail.mailbox != self.info.guid || s.mail.store.namespace() != ns) {
-            return Err(Error::InvalidInput(format!(
-                "a mail saved for another mailbox committed to {}",
-                self.info.name
-            )));
-        }
-        // Copies get their UIDs in the order of the UIDs wanted, so that as many as
-        // possible get theirs.
-        let mut order: Vec<usize> = (0..txn.copies.len()).collect();
-        order.sort_by_key(|&i| (txn.copies[i].wanted.unwrap_or(0), txn.copies[i].source.uid));
-        let instances = self.reference_copies(&txn.copies)?;
-        let bodies: Vec<SavedBody> = txn.saves.iter_mut().filter_map(|s| s.mail.take()).collect();
-        let saved_at = now();
-        if txn.updates.is_empty() && txn.expunges.is_empty() && !(bodies.is_empty() && txn.copies.is_empty()) {
-            // Only new mails: committed together with those other threads of this process
-            // are waiting to commit to the mailbox.
-            return self.commit_grouped(super::group::Pending::new(txn, bodies, order, instances, saved_at));
-        }
-        let (mut view, mut retry) = (self.lock(), self.retry.start());
-        let needs_records = !txn.updates.is_empty() || !txn.expunges.is_empty();
-        if !bodies.is_empty() && view.contended.is_some_and(|t| t.elapsed() < CONTENDED) {
-            // Contended lately: the header as it is now, after the bodies were written.
-            if let Err(e) = self.refresh(&mut view) {
-                drop(view);
-                return Err(self.abandon(&txn, &instances, &bodies, e));
-            }
-        }
-        let result = loop {
-            if needs_records && let Err(e) = self.ensure_records(&mut view) {
-                break Err(e);
-            }
-            let plan = match plan(&txn, &bodies, &order, &instances, &view, saved_at) {
-                Ok(p) => p,
-                Err(e) => break Err(e),
-            };
-            if plan.entries.is_empty() {
-                break Ok(plan);
-            }
-            let guard = view.hdr_bytes.clone();
-            match self.write_head(&mut view, plan.hdr.clone(), plan.entries.clone()) {
-                Ok(true) => break Ok(plan),
-                Ok(false) => {}
-                Err(e) if e.is_temporary() => match self.landed(&guard, &plan.entries[0]) {
-                    Some(true) => {
-                        // It did: bring the view along (best effort; the next sync will).
-                        let _ = self.refresh(&mut view);
-                        break Ok(plan);
-                    }
-                    Some(false) => break Err(e),
-                    // Unknown: the bodies and references stay; `check` finds them if
-                    // the commit did not happen.
-                    None => return Err(e),
-                },
-                Err(e) => break Err(e),
-            }
-            view.contended = Some(Instant::now());
-            if let Err(e) = retry.lost(|| format!("committing to mailbox {}", self.info.name)) {
-                break Err(e);
-            }
-            if let Err(e) = self.refresh(&mut view) {
-                break Err(e);
-            }
-        };
-        drop(view);
-        match result {
-            Ok(plan) => {
-                self.drop_references_of(&plan.gone);
-                Ok(plan.outcome)
-            }
-            Err(e) => Err(self.abandon(&txn, &instances, &bodies, e)),
-        }
-    }
-
-    /// A transaction that did not commit: takes back what was written for it (the copies'
-    /// references, the new mails' bodies) and returns `e`.
-    pub(super) fn abandon(
-        &self,
-        txn: &Transaction,
-        instances: &[Option<u64>],
-        bodies: &[SavedBody],
-        e: Error,
-    ) -> Error {
-        let taken: Vec<MailRecord> = txn
-            .copies
-            .iter()
-            .zip(instances)
-            .filter_map(|(c, i)| i.map(|instance| MailRecord { instance, ..c.source.clone() }))
-            .collect();
-        self.drop_references_of(&taken);
-        for b in bodies {
-            body::remove_objects(self.store.as_ref(), &b.guid, body::object_count(b.psize, b.chunk_size));
-        }
-        e
-    }
-
-    /// Takes a reference of this mailbox on the body of every copy, `ref_in_flight` at a
-    /// time: per copy the new reference's instance, or `None` if the body is gone. On an
-    /// error the references taken are dropped again.
-    fn reference_copies(&self, copies: &[PendingCopy]) -> Result<Vec<Option<u64>>> {
-        let mut rng = rand::rng();
-        let mut bodies = Vec::with_capacity(copies.len());
-        for c in copies {
-            bodies.push((body_guid(&self.head, &c.source)?, rng.random::<u64>()));
-        }
-        let results = refs::add_references(&self.store, &self.info.guid, &bodies, self.config.ref_in_flight);
-        let mut out = Vec::with_capacity(copies.len());
-        let mut failure = None;
-        for ((_, instance), r) in bodies.iter().zip(results) {
-            match r {
-                Ok(true) => out.push(Some(*instance)),
-                Ok(false) => out.push(None),
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    out.push(None);
-                }
-            }
-        }
-        if let Some(e) = failure {
-            let taken: Vec<MailRecord> = copies
-                .iter()
-                .zip(&out)
-                .filter_map(|(c, i)| i.map(|instance| MailRecord { instance, ..c.source.clone() }))
-                .collect();
-            self.drop_references_of(&taken);
-            return Err(e);
-        }
-        Ok(out)
-    }
-
-    /// Drops references of records no index holds (any more), `ref_in_flight` at a time. A
-    /// failure leaves a reference behind (`check` reports it), never a record without body.
-    pub(super) fn drop_references_of(&self, records: &[MailRecord]) {
-        let results =
-            refs::drop_references(&self.store, &self.info.guid, records, self.config.ref_in_flight, &self.retry);
-        for (rec, r) in records.iter().zip(results) {
-            if let Err(e) = r {
-                tracing::warn!(mailbox = %self.info.guid, uid = rec.uid, "dropping a body reference: {e}");
-            }
-        }
-    }
-
-    /// After a temporary failure of a commit: did it land? Reads the WAL entry it wrote
-    /// and the header. `Some(true)`: our entry is there, byte for byte; `Some(false)`: the
-    /// header is still the one the commit was guarded by, so it did not land; `None`: the
-    /// read failed too, or the WAL moved on (unknown).
-    pub(super) fn landed(&self, guard: &[u8], first: &WalEntry) -> Option<bool> {
-        let key = keys::wal(first.modseq);
-        let read = self.store.read_op(&self.head, &ReadOp::new().omap_get([keys::HDR.to_string(), key.clone()]));
-        let vals = read.ok()?.omap.unwrap_or_default();
-        if vals.get(&key).is_some_and(|v| *v == frame::encode(first)) {
-            return Some(true);
-        }
-        if vals.get(keys::HDR).is_some_and(|v| v == guard) {
-            return Some(false);
-        }
-        None
     }
 }
