@@ -105,7 +105,7 @@ static int rados_mailbox_drop_stale_index(struct rados_mailbox *mbox)
 	struct mail_index_view *view;
 	enum mail_index_open_flags open_flags;
 	const char *dir, *error;
-	bool have_ext, stale;
+	bool have_ext, stale, in_use;
 
 	if (index_storage_mailbox_alloc_index(box) < 0)
 		return -1;
@@ -130,11 +130,6 @@ static int rados_mailbox_drop_stale_index(struct rados_mailbox *mbox)
 	if (hdr->uid_validity != 0 && hdr->uid_validity != mbox->uidvalidity)
 		stale = TRUE;
 	mail_index_view_close(&view);
-	if (stale && box->index->open_count != 1) {
-		/* someone else in this process has it open: let the sync
-		   complain instead of deleting files under it */
-		stale = FALSE;
-	}
 	mail_index_close(box->index);
 	if (!stale)
 		return 0;
@@ -142,6 +137,24 @@ static int rados_mailbox_drop_stale_index(struct rados_mailbox *mbox)
 	dir = rados_list_index_dir(box->list, box->name);
 	if (dir == NULL)
 		return 0;
+	if (box->index->open_count > 0) {
+		/* Still open in this process: Dovecot keeps a closed index
+		   open for a while to reuse it, and reusing this one would
+		   bring the old mailbox back ("deleted under us"). Let the
+		   cache go; the open that follows allocates a new index. */
+		mail_index_alloc_cache_unref(&box->index);
+		mail_index_alloc_cache_destroy_unrefed();
+		in_use = mail_index_alloc_cache_find(dir) != NULL;
+		if (index_storage_mailbox_alloc_index(box) < 0)
+			return -1;
+		rados_mailbox_register_ext(mbox);
+		if (in_use) {
+			/* another mailbox of this process really uses it:
+			   let its sync complain instead of deleting files
+			   under it */
+			return 0;
+		}
+	}
 	e_debug(box->event, "rados: dropping stale local index %s", dir);
 	if (unlink_directory(dir, UNLINK_DIRECTORY_FLAG_FILES_ONLY,
 			     &error) < 0) {

@@ -199,6 +199,48 @@ class TwoInstanceTest(DovecotTestCase):
             ca.logout()
             cb.logout()
 
+    def test_recreate_through_a_seen_through_b(self):
+        """Regression (issue 11): a mailbox deleted and created again through backend A
+        (and another one renamed onto its name) is the new mailbox through backend B at
+        once: for a session on B that had it open before the change and stays open, and for
+        B's next sessions. B used to answer "Mailbox was deleted under us" to SELECT and
+        STATUS for its whole first session, and the open session never recovered."""
+        ca = self.a.imap(self.user)
+        cb = self.b.imap(self.user)
+        try:
+            ok(ca.create("Box"))
+            append(ca, "Box", make_mail("old"))
+            self.assertEqual(select(cb, "Box")[0], 1)
+            ok(cb.select("INBOX"))
+            for round_ in range(3):
+                ok(ca.delete("Box"))
+                ok(ca.create("Box"))
+                append(ca, "Box", make_mail(f"new {round_}"))
+                append(ca, "Box", make_mail(f"new {round_} b"))
+                # The session on B that had Box open before.
+                self.assertEqual(status(cb, "Box", "MESSAGES")["MESSAGES"], 2, f"round {round_}")
+                self.assertEqual(select(cb, "Box")[0], 2, f"round {round_}")
+                got = uid_fetch(cb, "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+                subjects = sorted(v["BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip() for v in got.values())
+                self.assertEqual(subjects, [f"Subject: new {round_}", f"Subject: new {round_} b"])
+                ok(cb.select("INBOX"))
+                # A new session on B.
+                c2 = self.b.imap(self.user)
+                try:
+                    self.assertEqual(select(c2, "Box")[0], 2, f"round {round_}, new session")
+                finally:
+                    c2.logout()
+            # Another mailbox renamed onto the name.
+            ok(ca.create("Other"))
+            append(ca, "Other", make_mail("renamed"))
+            ok(ca.delete("Box"))
+            ok(ca.rename("Other", "Box"))
+            self.assertEqual(status(cb, "Box", "MESSAGES")["MESSAGES"], 1)
+            self.assertEqual(select(cb, "Box")[0], 1)
+        finally:
+            ca.logout()
+            cb.logout()
+
     def make_history(self):
         """Appends, flag changes and an expunge, spread over both instances."""
         ca = self.a.imap(self.user)
