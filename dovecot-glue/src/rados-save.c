@@ -48,8 +48,6 @@ struct rados_save_context {
 	struct rm_append *app;
 	struct istream *input;
 	buffer_t *data;
-	uint64_t size, bare_lf;
-	unsigned char last;
 	bool failed;
 
 	/* in the order added; their temporary index records are
@@ -100,8 +98,6 @@ int rados_save_begin(struct mail_save_context *_ctx, struct istream *input)
 
 	i_assert(ctx->app == NULL);
 	ctx->failed = FALSE;
-	ctx->size = ctx->bare_lf = 0;
-	ctx->last = '\0';
 	ret = rm_append_begin(ctx->mbox->rmb, &ctx->app);
 	if (ret == RM_RESULT_OK && _ctx->data.received_date != (time_t)-1) {
 		ret = rm_append_set_received(ctx->app,
@@ -130,22 +126,15 @@ int rados_save_begin(struct mail_save_context *_ctx, struct istream *input)
 	return 0;
 }
 
-/* Counts what the virtual size needs, keeps small mails' bytes. */
-static void rados_save_meter(struct rados_save_context *ctx,
-			     const unsigned char *data, size_t size)
+/* Keeps a small mail's bytes while they pass. */
+static void rados_save_keep(struct rados_save_context *ctx,
+			    const unsigned char *data, size_t size)
 {
-	size_t i;
-
-	for (i = 0; i < size; i++) {
-		if (data[i] == '\n' && (i > 0 ? data[i - 1] : ctx->last) != '\r')
-			ctx->bare_lf++;
-	}
-	if (size > 0)
-		ctx->last = data[size - 1];
-	ctx->size += size;
-	if (ctx->data != NULL && ctx->size > RADOS_SAVE_KEEP_MAX)
+	if (ctx->data == NULL)
+		return;
+	if (ctx->data->used + size > RADOS_SAVE_KEEP_MAX)
 		buffer_free(&ctx->data);
-	if (ctx->data != NULL)
+	else
 		buffer_append(ctx->data, data, size);
 }
 
@@ -171,7 +160,7 @@ int rados_save_continue(struct mail_save_context *_ctx)
 			ctx->failed = TRUE;
 			return -1;
 		}
-		rados_save_meter(ctx, data, size);
+		rados_save_keep(ctx, data, size);
 		i_stream_skip(ctx->input, size);
 	}
 	if (rret == -1 && ctx->input->stream_errno != 0) {
@@ -244,13 +233,12 @@ static int rados_save_to_txn(struct rados_save_context *ctx)
 	info.flags = _ctx->data.flags;
 	info.keywords = _ctx->data.keywords;
 	info.rec.flags = rados_flags_from_dovecot(_ctx->data.flags);
-	info.rec.psize = ctx->size;
-	info.rec.vsize = ctx->size + ctx->bare_lf;
+	ret = rm_append_sizes(ctx->app, &info.rec.psize, &info.rec.vsize);
 	info.rec.received = _ctx->data.received_date != (time_t)-1 ?
 		(int64_t)_ctx->data.received_date : (int64_t)ioloop_time;
 	if (_ctx->data.guid != NULL)
 		mail_generate_guid_128_hash(_ctx->data.guid, info.rec.guid);
-	else
+	else if (ret == RM_RESULT_OK)
 		ret = rm_append_guid(ctx->app, &info.rec.guid);
 	T_BEGIN {
 		names = rados_keyword_names(_ctx->data.keywords, &count);

@@ -606,6 +606,19 @@ enum rm_result rm_append_set_uid(struct rm_append *app, uint32_t uid);
 enum rm_result rm_append_set_guid(struct rm_append *app, const uint8_t *guid);
 
 /**
+ * The sizes of the bytes written so far, in `*out_psize` (as stored) and `*out_vsize`
+ * (line ends counted as CRLF, IMAP RFC822.SIZE): what the finished mail's record will say.
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `app` is a live handle; `out_psize` and `out_vsize` are writable.
+ */
+enum rm_result rm_append_sizes(const struct rm_append *app,
+                               uint64_t *out_psize,
+                               uint64_t *out_vsize);
+
+/**
  * The 16 bytes of the GUID the mail's body objects are named by, in `*out`: the mail's
  * GUID once saved, unless [`rm_append_set_guid`] gave another.
  *

@@ -36,9 +36,9 @@ impl BoxHandle for rm_append {
 /// What an `rm_append` holds.
 pub(crate) struct Append {
     mailbox: Arc<Mailbox>,
-    /// The mail's pieces go straight to RADOS through it; `None` once a write failed.
-    appender: Option<Appender>,
-    max_len: u64,
+    /// The mail's pieces go straight to RADOS through it (it refuses a mail above the
+    /// store's largest size).
+    appender: Appender,
     keywords: Vec<String>,
     uid: Option<u32>,
     guid: Option<Guid>,
@@ -56,22 +56,14 @@ impl Append {
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), Failure> {
-        let appender = self.appender.as_mut().ok_or_else(|| Failure::invalid("append already failed"))?;
-        if appender.len().saturating_add(data.len() as u64) > self.max_len {
-            return Err(Failure::new(
-                rm_result::TooLarge,
-                format!("mail larger than the limit of {} bytes", self.max_len),
-            ));
-        }
-        Ok(appender.write(data)?)
+        Ok(self.appender.write(data)?)
     }
 
     /// Completes the body in RADOS: the mail and the options to save it with.
-    fn complete(mut self, flags: rados_mail::Flags) -> Result<(SavedMail, AppendOptions), Failure> {
+    fn complete(self, flags: rados_mail::Flags) -> Result<(SavedMail, AppendOptions), Failure> {
         self.check_usable()?;
-        let appender = self.appender.take().ok_or_else(|| Failure::invalid("append already failed"))?;
         let options = AppendOptions { flags, keywords: self.keywords, received: None, uid: self.uid, guid: self.guid };
-        Ok((appender.finish()?, options))
+        Ok((self.appender.finish()?, options))
     }
 }
 
@@ -90,8 +82,7 @@ pub unsafe extern "C" fn rm_append_begin(mailbox: *const rm_mailbox, out: *mut *
         let out = unsafe { Out::new(out, "out") }?;
         let append = Append {
             mailbox: mb.mailbox.clone(),
-            appender: Some(mb.mailbox.appender(None)),
-            max_len: mb.max_mail_size,
+            appender: mb.mailbox.appender(None),
             keywords: Vec::new(),
             uid: None,
             guid: None,
@@ -136,9 +127,7 @@ pub unsafe extern "C" fn rm_append_set_received(app: *mut rm_append, unix_secs: 
         // SAFETY: forwarded contract.
         let app = unsafe { borrow_handle_mut(app, "app") }?;
         app.check_usable()?;
-        if let Some(appender) = app.appender.as_mut() {
-            appender.set_received(unix_secs);
-        }
+        app.appender.set_received(unix_secs);
         Ok(())
     })
 }
@@ -188,6 +177,28 @@ pub unsafe extern "C" fn rm_append_set_guid(app: *mut rm_append, guid: *const u8
     })
 }
 
+/// The sizes of the bytes written so far, in `*out_psize` (as stored) and `*out_vsize`
+/// (line ends counted as CRLF, IMAP RFC822.SIZE): what the finished mail's record will say.
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `app` is a live handle; `out_psize` and `out_vsize` are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_append_sizes(app: *const rm_append, out_psize: *mut u64, out_vsize: *mut u64) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let app = unsafe { borrow_handle(app, "app") }?;
+        // SAFETY: forwarded contract.
+        let psize = unsafe { Out::new(out_psize, "out_psize") }?;
+        // SAFETY: forwarded contract.
+        let vsize = unsafe { Out::new(out_vsize, "out_vsize") }?;
+        psize.set(app.appender.len());
+        vsize.set(app.appender.vsize());
+        Ok(())
+    })
+}
+
 /// The 16 bytes of the GUID the mail's body objects are named by, in `*out`: the mail's
 /// GUID once saved, unless [`rm_append_set_guid`] gave another.
 ///
@@ -204,8 +215,7 @@ pub unsafe extern "C" fn rm_append_guid(app: *const rm_append, out: *mut [u8; 16
         // SAFETY: forwarded contract.
         let out = unsafe { Out::new(out, "out") }?;
         app.check_usable()?;
-        let appender = app.appender.as_ref().ok_or_else(|| Failure::invalid("append already failed"))?;
-        out.set(appender.guid().0);
+        out.set(app.appender.guid().0);
         Ok(())
     })
 }

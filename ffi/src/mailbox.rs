@@ -51,7 +51,6 @@ impl BoxHandle for rm_mailbox {
 pub(crate) struct MailboxHandle {
     /// Shared with the appends begun on it.
     pub mailbox: Arc<Mailbox>,
-    pub max_mail_size: u64,
 }
 
 /// Mailbox status, as IMAP STATUS reports it ([`rm_mailbox_status`]).
@@ -137,7 +136,7 @@ unsafe fn open_with(
     // SAFETY: forwarded contract of the export.
     let out = unsafe { Out::new(out, "out") }?;
     let mailbox = Arc::new(open(&user.user, name)?);
-    out.set(into_handle(MailboxHandle { mailbox, max_mail_size: user.max_mail_size }));
+    out.set(into_handle(MailboxHandle { mailbox }));
     Ok(())
 }
 

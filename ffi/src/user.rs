@@ -25,8 +25,6 @@ impl BoxHandle for rm_user {
 /// What an `rm_user` holds.
 pub(crate) struct UserHandle {
     pub user: User,
-    /// The store's largest mail, so appends can stop buffering a mail that is too large.
-    pub max_mail_size: u64,
 }
 
 /// Called once per name by [`rm_user_mailbox_list`]: `name` is NUL-terminated UTF-8 of
@@ -56,7 +54,7 @@ pub unsafe extern "C" fn rm_user_open(
         // SAFETY: forwarded contract of this export.
         let out = unsafe { Out::new(out, "out") }?;
         let user = store.user(name)?;
-        out.set(into_handle(UserHandle { user, max_mail_size: store.config().max_mail_size }));
+        out.set(into_handle(UserHandle { user }));
         Ok(())
     })
 }

@@ -58,6 +58,10 @@ static void test_txn(rm_user *user)
 	RC(RM_RESULT_OK, rm_append_guid(app, &body_guid));
 	CHECK(memcmp(body_guid, zero, 16) != 0);
 	RC(RM_RESULT_NULL_PARAMETER, rm_append_guid(app, NULL));
+	uint64_t psize = 0, vsize = 0;
+	RC(RM_RESULT_OK, rm_append_sizes(app, &psize, &vsize));
+	CHECK(psize == sizeof mail - 1 && vsize == psize + 3); /* 3 bare LFs */
+	RC(RM_RESULT_NULL_PARAMETER, rm_append_sizes(app, NULL, &vsize));
 	rm_txn *other = NULL;
 	RC(RM_RESULT_OK, rm_txn_begin(src, RM_MODSEQ_STEPS_ONE, &other));
 	RC(RM_RESULT_INVALID_INPUT, rm_append_finish_into(&app, other, 0));

@@ -148,6 +148,11 @@ impl BodyWriter {
         self.meter.psize
     }
 
+    /// The virtual size of the bytes taken so far (line ends counted as CRLF).
+    pub(crate) fn vsize(&self) -> u64 {
+        self.meter.psize + self.meter.bare_lf
+    }
+
     /// The body's GUID.
     pub(crate) fn guid(&self) -> Guid {
         self.guid

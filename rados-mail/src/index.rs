@@ -1,8 +1,9 @@
 //! The head/WAL/shard engine of a mailbox index (see `docs/FORMAT.md`): reading the head
 //! object and the shards into a [`View`], applying the WAL to the shards and trimming it,
-//! creating and destroying the objects of a mailbox, and dropping body references.
+//! creating and destroying the objects of a mailbox.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use objstore::{CmpOp, Error as StoreError, OMAP_PAGE_MAX, ObjectStore, ReadOp, WriteOp};
@@ -11,7 +12,6 @@ use omap_index::records::{Change, MailRecord, MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 use rand::Rng;
 
-use crate::body;
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 use crate::types::Changes;
@@ -177,16 +177,17 @@ pub(crate) fn remove_unused_head(store: &dyn ObjectStore, guid: &Guid, hdr_bytes
 /// Removes every mail of a mailbox (dropping its references on body objects and deleting
 /// bodies nobody references any more), then its shard and head objects. Idempotent: a
 /// mailbox already (partly) gone is finished off.
-pub(crate) fn destroy(store: &dyn ObjectStore, guid: &Guid, retry: &RetryPolicy) -> Result<()> {
+pub(crate) fn destroy(store: &Arc<dyn ObjectStore>, guid: &Guid, retry: &RetryPolicy, in_flight: usize) -> Result<()> {
     let head_oid = names::mailbox_head(guid);
-    let head = match read_head(store, &head_oid) {
+    let head = match read_head(store.as_ref(), &head_oid) {
         Ok(h) => h,
         Err(Error::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let view = load_view(store, &head_oid, guid, head, retry)?;
-    for rec in view.records.values() {
-        drop_reference(store, guid, rec)?;
+    let view = load_view(store.as_ref(), &head_oid, guid, head, retry)?;
+    let records: Vec<MailRecord> = view.records.into_values().collect();
+    for r in crate::refs::drop_references(store, guid, &records, in_flight, retry) {
+        r?;
     }
     let shards = if view.hdr.uidnext <= 1 { 0 } else { shard_of(view.hdr.uidnext - 1, view.hdr.shard_bits) + 1 };
     for k in 0..shards {
@@ -325,40 +326,6 @@ pub(crate) fn load_view(
         attempts.lost(|| format!("loading mailbox {guid}"))?;
         head = read_head(store, head_oid)?;
     }
-}
-
-/// Drops one record's reference on its body object, deleting the body when no reference
-/// is left. A body that meanwhile got a new reference (a concurrent copy) stays.
-pub(crate) fn drop_reference(store: &dyn ObjectStore, mailbox: &Guid, rec: &MailRecord) -> Result<()> {
-    let guid = Guid::from_slice(&rec.mail_guid).map_err(|e| Error::corrupted("(record)", &keys::record(rec.uid), e))?;
-    let oid = names::mail(&guid);
-    match store.omap_rm_keys(&oid, &[&keys::reference(mailbox, rec.instance)]) {
-        Ok(_) => {}
-        Err(StoreError::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    }
-    let left = match store.read_op(&oid, &ReadOp::new().omap_range("", keys::REFERENCE, 1)) {
-        Ok(r) => r,
-        Err(StoreError::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    if left.omap_page.is_some_and(|p| p.entries.is_empty()) {
-        match store.write_op(&oid, &WriteOp::new().assert_version(left.version).remove()) {
-            Ok(_) => {
-                // The first object is gone: nobody can reach the other chunks any more.
-                let objects = body::object_count(rec.psize, rec.chunk_size);
-                for n in 1..objects {
-                    match store.remove(&names::mail_chunk(&guid, n)) {
-                        Ok(()) | Err(StoreError::NotFound { .. }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 /// Splits the final state of changed UIDs into changed records and expunged UIDs.

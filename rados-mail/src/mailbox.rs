@@ -402,6 +402,12 @@ impl Appender {
         self.writer.set_received(unix_secs);
     }
 
+    /// The virtual size of the bytes taken so far: line ends counted as CRLF (IMAP
+    /// RFC822.SIZE).
+    pub fn vsize(&self) -> u64 {
+        self.writer.vsize()
+    }
+
     /// Whether nothing was written yet.
     pub fn is_empty(&self) -> bool {
         self.writer.len() == 0

@@ -153,7 +153,7 @@ impl User {
                 Ok(_) => Ok(Some(info)),
                 Err(e) if lost_race(&e) => {
                     // Nothing refers to the head: drop it and start over with fresh values.
-                    index::destroy(&*self.store, &info.guid, &self.caches.retry)?;
+                    index::destroy(&self.store, &info.guid, &self.caches.retry, self.config.ref_in_flight)?;
                     Ok(None)
                 }
                 // The write may or may not have happened (a timeout): keep the head, which
@@ -180,7 +180,7 @@ impl User {
                 .omap_rm_keys([key.clone(), keys::mailbox_guid(&info.guid)]);
             Ok(self.try_write(&op)?.then_some(info.guid))
         })?;
-        index::destroy(&*self.store, &guid, &self.caches.retry)
+        index::destroy(&self.store, &guid, &self.caches.retry, self.config.ref_in_flight)
     }
 
     /// Renames a mailbox and every mailbox below it (`old/…` becomes `new/…`) in one

@@ -13,6 +13,7 @@ use super::Mailbox;
 use crate::body::{self, BodyReader};
 use crate::error::{Error, Result};
 use crate::index::{apply_wal, changes_of, read_head, split_changes};
+use crate::refs::body_guid;
 use crate::types::{Changes, Status};
 
 impl Mailbox {
@@ -57,8 +58,7 @@ impl Mailbox {
 
     fn body_of(&self, uid: u32) -> Result<(Guid, MailRecord)> {
         let rec = self.record(uid)?.ok_or_else(|| Error::NotFound(format!("UID {uid} in {}", self.info.name)))?;
-        let guid = Guid::from_slice(&rec.mail_guid).map_err(|e| Error::corrupted(&self.head, &keys::record(uid), e))?;
-        Ok((guid, rec))
+        Ok((body_guid(&self.head, &rec)?, rec))
     }
 
     /// A small body from the cache, or read whole from RADOS (crc32 verified) and cached;

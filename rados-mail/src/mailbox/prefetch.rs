@@ -12,13 +12,13 @@ use std::sync::Arc;
 use futures::executor::block_on;
 use futures::{FutureExt, StreamExt, stream};
 use objstore::{Error as StoreError, ReadOp};
-use omap_index::keys;
 use omap_index::names::{self, Guid};
 use omap_index::records::MailRecord;
 
 use super::Mailbox;
 use crate::body;
 use crate::error::{Error, Result};
+use crate::refs::body_guid;
 
 /// One body to read: its record (any UID pointing at it) and the UIDs that share it.
 struct Wanted {
@@ -164,8 +164,7 @@ impl Mailbox {
             if rec.psize > cache.max_item_bytes {
                 continue;
             }
-            let guid = Guid::from_slice(&rec.mail_guid)
-                .map_err(|e| Error::corrupted(&self.head, &keys::record(rec.uid), e))?;
+            let guid = body_guid(&self.head, &rec)?;
             if let Some(&i) = seen.get(&guid) {
                 wanted[i].uids.push(rec.uid);
                 continue;

@@ -108,7 +108,7 @@ impl User {
             match self.store.write_op(MAILBOX_LIST, &op) {
                 Ok(_) => Ok(Some((info, Some((new, old_hdr_bytes))))),
                 Err(e) if lost_race(&e) => {
-                    index::destroy(&*self.store, guid, &self.caches.retry)?;
+                    index::destroy(&self.store, guid, &self.caches.retry, self.config.ref_in_flight)?;
                     Ok(None)
                 }
                 Err(e) => Err(e.into()),
