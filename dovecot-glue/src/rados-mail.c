@@ -212,18 +212,44 @@ static void rados_mail_prefetch_wait(struct rados_mailbox *mbox, uint32_t uid)
 	}
 }
 
+/* The body of the mail from RADOS, in *input_r; -1 with the mail's error set. */
+static int rados_mail_open_stream(struct mail *_mail, struct istream **input_r)
+{
+	struct rados_mailbox *mbox = RADOS_MAILBOX(_mail->box);
+	struct rm_body *body = NULL;
+	enum rm_result ret;
+	uint64_t size;
+
+	rados_mail_prefetch_wait(mbox, _mail->uid);
+	ret = rm_body_open(mbox->rmb, _mail->uid, &body);
+	if (ret == RM_RESULT_OK)
+		ret = rm_body_size(body, &size);
+	if (ret == RM_RESULT_NOT_FOUND) {
+		rm_body_free(body);
+		mail_set_expunged(_mail);
+		return -1;
+	}
+	if (ret != RM_RESULT_OK) {
+		rm_body_free(body);
+		rados_storage_set_error(_mail->box->storage, ret,
+					"opening the mail body");
+		return -1;
+	}
+	*input_r = rados_istream_create(body, size);
+	i_stream_set_name(*input_r, t_strdup_printf("rados:%s/%u",
+			  _mail->box->vname, _mail->uid));
+	return 0;
+}
+
 static int rados_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 				 struct message_size *hdr_size,
 				 struct message_size *body_size,
 				 struct istream **stream_r)
 {
 	struct index_mail *mail = INDEX_MAIL(_mail);
-	struct rados_mailbox *mbox = RADOS_MAILBOX(_mail->box);
 	const struct rm_record *rec;
-	struct rm_body *body = NULL;
 	struct istream *input;
-	enum rm_result ret;
-	uint64_t size;
+	int ret = 0;
 
 	if (mail->data.stream == NULL) {
 		if (!mail_stream_access_start(_mail))
@@ -232,38 +258,13 @@ static int rados_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 		   tells an expunged mail apart */
 		if (rados_mail_get_record(_mail, &rec) < 0)
 			return -1;
-		if (_mail->saving) {
-			switch (rados_save_pending_stream(_mail, &input)) {
-			case -1:
-				return -1;
-			case 1:
-				mail->data.stream = input;
-				index_mail_set_read_buffer_size(_mail, input);
-				return index_mail_init_stream(mail, hdr_size,
-							      body_size,
-							      stream_r);
-			default:
-				break;
-			}
-		}
-		rados_mail_prefetch_wait(mbox, _mail->uid);
-		ret = rm_body_open(mbox->rmb, _mail->uid, &body);
-		if (ret == RM_RESULT_OK)
-			ret = rm_body_size(body, &size);
-		if (ret == RM_RESULT_NOT_FOUND) {
-			rm_body_free(body);
-			mail_set_expunged(_mail);
+		/* a mail being saved comes from what the save knows */
+		if (_mail->saving)
+			ret = rados_save_pending_stream(_mail, &input);
+		if (ret == 0)
+			ret = rados_mail_open_stream(_mail, &input) < 0 ? -1 : 1;
+		if (ret < 0)
 			return -1;
-		}
-		if (ret != RM_RESULT_OK) {
-			rm_body_free(body);
-			rados_storage_set_error(_mail->box->storage, ret,
-						"opening the mail body");
-			return -1;
-		}
-		input = rados_istream_create(body, size);
-		i_stream_set_name(input, t_strdup_printf("rados:%s/%u",
-					_mail->box->vname, _mail->uid));
 		mail->data.stream = input;
 		index_mail_set_read_buffer_size(_mail, input);
 	}
