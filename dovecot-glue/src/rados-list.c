@@ -14,6 +14,7 @@
 #include "mailbox-list-subscriptions.h"
 #include "rados-connect.h"
 #include "rados-storage.h"
+#include "rados-list-notify.h"
 
 /* Escaped names longer than this are replaced by their SHA-1 (file names are
    limited to 255 bytes). */
@@ -452,5 +453,10 @@ struct mailbox_list rados_mailbox_list = {
 		.delete_dir = rados_list_delete_dir,
 		.delete_symlink = rados_list_delete_symlink,
 		.rename_mailbox = rados_list_rename_mailbox,
+		.notify_init = rados_list_notify_init,
+		.notify_next = rados_list_notify_next,
+		.notify_deinit = rados_list_notify_deinit,
+		.notify_wait = rados_list_notify_wait,
+		.notify_flush = rados_list_notify_flush,
 	},
 };

@@ -10,6 +10,7 @@
 #include "mailbox-list-private.h"
 #include "rados-connect.h"
 #include "rados-storage.h"
+#include "rados-push.h"
 #include "mailbox-watch.h"
 #include "mailbox-attribute.h"
 
@@ -228,6 +229,7 @@ static void rados_mailbox_close(struct mailbox *box)
 {
 	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
 
+	rados_push_deinit(&mbox->push);
 	rm_mailbox_free(mbox->rmb);
 	mbox->rmb = NULL;
 	index_storage_mailbox_close(box);
@@ -237,6 +239,7 @@ static void rados_mailbox_free(struct mailbox *box)
 {
 	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
 
+	rados_push_deinit(&mbox->push);
 	rm_mailbox_free(mbox->rmb);
 	mbox->rmb = NULL;
 	index_storage_mailbox_free(box);
@@ -428,22 +431,31 @@ static int rados_mailbox_get_metadata(struct mailbox *box,
 	return index_mailbox_get_metadata(box, items, metadata_r);
 }
 
-static void rados_notify_timeout(struct mailbox *box)
+static void rados_notify_pushed(struct mailbox *box)
 {
 	box->notify_callback(box, box->notify_context);
 }
 
 static void rados_notify_changes(struct mailbox *box)
 {
-	/* RADOS changes made elsewhere leave no local trace to watch:
-	   poll every mailbox_idle_check_interval */
+	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
+	struct rm_user *user;
+
+	/* RADOS changes made elsewhere leave no local trace to watch: RADOS
+	   pushes them (rados-push.c), and a poll every
+	   mailbox_idle_check_interval is the fallback */
 	mailbox_watch_remove_all(box);
-	if (box->notify_callback == NULL ||
-	    box->storage->set->mailbox_idle_check_interval == 0)
+	rados_push_deinit(&mbox->push);
+	if (box->notify_callback == NULL)
 		return;
-	box->to_notify = timeout_add(
-		box->storage->set->mailbox_idle_check_interval * 1000,
-		rados_notify_timeout, box);
+	user = rados_storage_user(box->storage);
+	if (user == NULL)
+		return;
+	mbox->push = rados_push_init(user,
+		box->storage->set->mailbox_idle_check_interval,
+		rados_notify_pushed, box);
+	if (mbox->rmb != NULL)
+		(void)rados_push_add_mailbox(mbox->push, mbox->rmb);
 }
 
 struct mail_storage rados_storage = {

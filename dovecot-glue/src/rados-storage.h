@@ -45,6 +45,8 @@ struct rados_mailbox {
 
 	/* set while the mailbox is open */
 	struct rm_mailbox *rmb;
+	/* change push while IDLE (or NOTIFY) waits for changes */
+	struct rados_push *push;
 	uint32_t uidvalidity;
 	uint32_t incarnation;
 	guid_128_t guid;
