@@ -28,7 +28,8 @@ PLUGIN_DIR = os.environ.get("DOVECOT_TEST_PLUGIN_DIR")
 PASSWORD = "pass"
 # A log line with one of these fails the run.
 BAD_LOG = re.compile(r"Panic:|Fatal:|Error:")
-PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50, "limits": 60, "fetch": 70, "opcounts": 80}
+PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50, "limits": 60, "fetch": 70, "opcounts": 80,
+                "idle_a": 120, "idle_b": 130}
 # Socket timeout for clients: generous, the 50 MiB test moves a lot of data.
 TIMEOUT = 300
 
@@ -167,15 +168,22 @@ def instance(name, home_root=None, extra_conf=None):
     return inst
 
 
-def instance_with_conf(name, text):
+def instance_with_conf(name, text, home_root=None):
     """The running instance `name` whose dovecot.conf ends with `text` (kept in the run's
-    directory as <name>-extra.conf)."""
+    directory as <name>-extra.conf); `home_root` as for instance()."""
     path = os.path.join(root(), f"{name}-extra.conf")
     if not os.path.exists(path):
         with open(path, "w") as f:
             f.write(text)
         os.chmod(path, 0o644)
-    return instance(name, extra_conf=path)
+    return instance(name, home_root=home_root, extra_conf=path)
+
+
+def shared_pair_with_conf(name_a, name_b, text):
+    """Like shared_pair(), for two instances whose dovecot.conf ends with `text`."""
+    a = instance_with_conf(name_a, text)
+    home = os.path.join(a.dir, "home") if DRIVER == "sdbox" else None
+    return a, instance_with_conf(name_b, text, home_root=home)
 
 
 def shared_pair():

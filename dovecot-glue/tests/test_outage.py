@@ -9,6 +9,8 @@ in the test directory) so that stopping it disturbs no other test.
 
 import imaplib
 import os
+import re
+import signal
 import smtplib
 import subprocess
 import time
@@ -16,6 +18,7 @@ import unittest
 
 import harness
 from harness import DovecotTestCase, make_mail
+from rawimap import RawImap
 
 imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 imaplib.Commands.setdefault("GETMETADATA", ("AUTH", "SELECTED"))
@@ -27,6 +30,8 @@ TIMEOUT = 5
 # "bounded and configurable, at most 30 s by default".
 BOUND = 30
 PORT = os.environ.get("RADOS_MAIL_OUTAGE_PORT", "43330")
+# mailbox_idle_check_interval of the outage instance, seconds.
+POLL = 60
 
 
 def ceph(script, *args):
@@ -54,7 +59,9 @@ class ClusterDown(DovecotTestCase):
         # The dict driver too: IMAP METADATA through mail_attribute_dict = rados:.
         extra = os.path.join(harness.root(), "outage-extra.conf")
         with open(extra, "w") as f:
-            f.write("protocol imap {\n  imap_metadata = yes\n}\nmail_attribute_dict = rados:\n")
+            f.write("protocol imap {\n  imap_metadata = yes\n}\nmail_attribute_dict = rados:\n"
+                    # IDLE polls only every minute: what it reports sooner came by push
+                    f"mailbox_idle_check_interval = {POLL} secs\n")
         os.chmod(extra, 0o644)
         try:
             cls.inst = harness.instance("outage", extra_conf=extra)
@@ -92,6 +99,36 @@ class ClusterDown(DovecotTestCase):
             return sorted(part[1].decode().strip() for part in data if isinstance(part, tuple))
         finally:
             c.logout()
+
+    def test_idle_push_survives_osd_restart(self):
+        """The OSD restarts under a session in IDLE: its RADOS watch breaks and is set
+        up again, and the next deliveries are pushed to it (within half the polling
+        interval, so not found by polling)."""
+        code, _ = self.lmtp_code(make_mail("before the restart"))
+        self.assertEqual(code, 250)
+        rb = RawImap(self.inst.imap_port, self.user)
+        try:
+            untagged = rb.ok("SELECT INBOX")
+            exists = next(int(line.split()[1]) for line in untagged
+                          if re.match(r"\* \d+ EXISTS", line))
+            rb.idle()
+            with open(os.path.join(self.ceph_dir, "run", "osd.0.pid")) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            ceph("ceph-start.sh", self.ceph_dir)
+            for i in range(2):
+                code, _ = self.lmtp_code(make_mail(f"after the restart {i}"))
+                self.assertEqual(code, 250)
+                exists += 1
+                got, found = rb.wait_for(lambda line, n=exists: line == f"* {n} EXISTS", POLL / 2)
+                self.assertTrue(found, f"delivery {i} after the OSD restart not pushed within "
+                                       f"{POLL / 2} s; got {got}")
+            rb.done()
+        finally:
+            rb.close()
 
     def test_lmtp_and_append_fail_temporarily_then_recover(self):
         first = make_mail("before the outage")
