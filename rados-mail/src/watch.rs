@@ -324,7 +324,8 @@ impl Watch {
     }
 
     fn add(&self, store: &Arc<dyn ObjectStore>, oid: &str, event: Events) -> Result<()> {
-        if lock(&self.inner.targets).iter().any(|t| t.oid == oid && Arc::ptr_eq(&t.store, store)) {
+        let same = |t: &Target| t.oid == oid && t.store.namespace() == store.namespace();
+        if lock(&self.inner.targets).iter().any(same) {
             return Ok(());
         }
         let handle = self.inner.register(store, oid, event)?;
