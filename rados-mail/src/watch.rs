@@ -21,6 +21,24 @@
 //! it succeeds it sets `LOST` again, because what changed between the break and the new
 //! watch was never notified. A mailbox that was deleted is not watched again (the
 //! consumer's resync finds it gone).
+//!
+//! ```
+//! use std::time::Duration;
+//! use rados_mail::{Config, Events, MailStore};
+//!
+//! let store = MailStore::in_memory(Config::default());
+//! let alice = store.user("alice")?;
+//! alice.create_mailbox("INBOX")?;
+//! let watch = alice.watch()?; // in another process, in real life
+//! watch.add_mailbox_name("INBOX")?;
+//! watch.add_list()?;
+//! alice.open_mailbox("INBOX")?.append(&b"Subject: hi\n\nhi\n"[..], Default::default())?;
+//! assert_eq!(watch.wait(Duration::from_secs(1)), Events::CHANGED);
+//! alice.create_mailbox("Later")?;
+//! assert_eq!(watch.take(), Events::LIST);
+//! assert_eq!(watch.take(), Events::NONE);
+//! # Ok::<(), rados_mail::Error>(())
+//! ```
 
 use std::io::{PipeReader, PipeWriter, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
