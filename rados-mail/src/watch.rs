@@ -347,8 +347,17 @@ impl Watch {
             return Ok(());
         }
         let handle = self.inner.register(store, oid, event)?;
-        let target = Target { store: store.clone(), oid: oid.to_string(), event, handle: Some(handle), gone: false };
+        // A watch that broke before it was listed here had its error find no target: it
+        // is left to the re-watch thread.
+        let broken = handle.check().is_err();
+        let handle = if broken { None } else { Some(handle) };
+        let target = Target { store: store.clone(), oid: oid.to_string(), event, handle, gone: false };
         lock(&self.inner.targets).push(target);
+        if broken {
+            self.inner.raise(Events::LOST);
+            self.inner.start_rewatcher();
+            self.inner.work.notify_all();
+        }
         Ok(())
     }
 
