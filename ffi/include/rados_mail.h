@@ -92,6 +92,23 @@
 #define RM_TXN_EXPUNGED 3
 
 /**
+ * [`rm_watch_take`]: a watched mailbox was changed (a commit through any process).
+ */
+#define RM_WATCH_CHANGED 1
+
+/**
+ * [`rm_watch_take`]: the watched mailbox list changed (create, delete, rename,
+ * subscriptions, special use).
+ */
+#define RM_WATCH_LIST 2
+
+/**
+ * [`rm_watch_take`]: a watch broke, or was established again after breaking: changes may
+ * have been missed; resync everything watched.
+ */
+#define RM_WATCH_LOST 4
+
+/**
  * The outcome of every fallible export.
  *
  * The numbers are part of the ABI: a code keeps its number forever, and a number that was
@@ -251,6 +268,15 @@ typedef struct rm_txn_result rm_txn_result;
  * do not borrow it.
  */
 typedef struct rm_user rm_user;
+
+/**
+ * Push events of one user's mailboxes and mailbox list ([`rm_watch_new`]); freed with
+ * [`rm_watch_free`], which unwatches everything.
+ *
+ * Thread-safe: one `rm_watch` may be used from many threads at once. It does not borrow
+ * the `rm_user` (nor the mailboxes) it was given: free them in any order.
+ */
+typedef struct rm_watch rm_watch;
 
 /**
  * The mailbox's header values read together with the changes ([`rm_changes_mailbox`]).
@@ -505,6 +531,24 @@ typedef struct rm_stats {
    * Operations that gave up with `RM_RESULT_CONFLICT` after every attempt.
    */
   uint64_t retries_exhausted;
+  /**
+   * Notifies sent: one per mailbox head write (every commit), one per mailbox list
+   * change.
+   */
+  uint64_t notifies_sent;
+  /**
+   * Notifies that failed or that not every watcher acknowledged in time (their commits
+   * succeeded all the same).
+   */
+  uint64_t notify_failures;
+  /**
+   * Watches (`rm_watch`) that broke: `RM_WATCH_LOST` was reported.
+   */
+  uint64_t watch_errors;
+  /**
+   * Broken watches established again.
+   */
+  uint64_t rewatches;
 } rm_stats;
 
 /**
@@ -910,7 +954,9 @@ enum rm_result rm_config_new(struct rm_config **out);
  * - `cache_disk_dir`, `cache_disk`: directory and bound of the disk tier (default: no
  *   disk tier; `1G`);
  * - `read_in_flight`: body reads [`rm_mailbox_prefetch`](crate::body::rm_mailbox_prefetch)
- *   keeps in flight at once (default 16).
+ *   keeps in flight at once (default 16);
+ * - `notify`: `yes` (default) or `no`: notify watchers (`rm_watch`, other processes) of
+ *   every commit and mailbox list change.
  *
  * Sizes are bytes with an optional `k`/`M`/`G`/`T` suffix (powers of 1024).
  *
@@ -1835,6 +1881,81 @@ enum rm_result rm_user_mailbox_special_use(const struct rm_user *user,
                                            const char *name,
                                            rm_name_callback cb,
                                            void *userdata);
+
+/**
+ * A new watch of `user`'s mail in `*watch_out`, watching nothing yet.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_UNAVAILABLE` (no file
+ * descriptor could be made). `*watch_out` is written only on success.
+ *
+ * # Safety
+ * `user` is a live handle; `watch_out` is valid for writing.
+ */
+enum rm_result rm_watch_new(const struct rm_user *user, struct rm_watch **watch_out);
+
+/**
+ * Watches an open mailbox: a commit to it through any process sets [`RM_WATCH_CHANGED`].
+ * Watching a mailbox twice is not an error. One RADOS operation.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_NOT_FOUND` (deleted
+ * meanwhile), `RM_RESULT_UNAVAILABLE`, or another code.
+ *
+ * # Safety
+ * `watch` and `mailbox` are live handles.
+ */
+enum rm_result rm_watch_add_mailbox(const struct rm_watch *watch, const struct rm_mailbox *mailbox);
+
+/**
+ * Watches the user's mailbox `name` (NUL-terminated UTF-8), as
+ * [`rm_watch_add_mailbox`] does. Two RADOS operations (the name is looked up).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_NOT_FOUND` (no such
+ * mailbox), `RM_RESULT_INVALID_INPUT` (invalid name), `RM_RESULT_UNAVAILABLE`, or another
+ * code.
+ *
+ * # Safety
+ * `watch` is a live handle; `name` is NUL-terminated.
+ */
+enum rm_result rm_watch_add_mailbox_name(const struct rm_watch *watch, const char *name);
+
+/**
+ * Watches the user's mailbox list: a change sets [`RM_WATCH_LIST`]. A user who never had
+ * a mailbox gets an empty list object made, to be watched. One or two RADOS operations.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_UNAVAILABLE`, or another
+ * code.
+ *
+ * # Safety
+ * `watch` is a live handle.
+ */
+enum rm_result rm_watch_add_list(const struct rm_watch *watch);
+
+/**
+ * The watch's file descriptor, for `poll`/`epoll`: readable while events are pending.
+ * Owned by the watch (valid until [`rm_watch_free`]); do not read, write or close it:
+ * [`rm_watch_take`] does what is needed. -1 when `watch` is NULL.
+ *
+ * # Safety
+ * `watch` is NULL or a live handle.
+ */
+int32_t rm_watch_fd(const struct rm_watch *watch);
+
+/**
+ * The pending events ([`RM_WATCH_CHANGED`] | [`RM_WATCH_LIST`] | [`RM_WATCH_LOST`]),
+ * cleared by this call; 0 when none are pending or `watch` is NULL. Never blocks.
+ *
+ * # Safety
+ * `watch` is NULL or a live handle.
+ */
+uint32_t rm_watch_take(const struct rm_watch *watch);
+
+/**
+ * Frees a watch, unwatching everything (without waiting for the cluster); NULL is a no-op.
+ *
+ * # Safety
+ * `watch` is NULL or a live handle, not used afterwards nor concurrently with this call.
+ */
+void rm_watch_free(struct rm_watch *watch);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -54,7 +54,9 @@ pub unsafe extern "C" fn rm_config_new(out: *mut *mut rm_config) -> rm_result {
 /// - `cache_disk_dir`, `cache_disk`: directory and bound of the disk tier (default: no
 ///   disk tier; `1G`);
 /// - `read_in_flight`: body reads [`rm_mailbox_prefetch`](crate::body::rm_mailbox_prefetch)
-///   keeps in flight at once (default 16).
+///   keeps in flight at once (default 16);
+/// - `notify`: `yes` (default) or `no`: notify watchers (`rm_watch`, other processes) of
+///   every commit and mailbox list change.
 ///
 /// Sizes are bytes with an optional `k`/`M`/`G`/`T` suffix (powers of 1024).
 ///

@@ -140,6 +140,16 @@ pub struct rm_stats {
     pub guard_failures: u64,
     /// Operations that gave up with `RM_RESULT_CONFLICT` after every attempt.
     pub retries_exhausted: u64,
+    /// Notifies sent: one per mailbox head write (every commit), one per mailbox list
+    /// change.
+    pub notifies_sent: u64,
+    /// Notifies that failed or that not every watcher acknowledged in time (their commits
+    /// succeeded all the same).
+    pub notify_failures: u64,
+    /// Watches (`rm_watch`) that broke: `RM_WATCH_LOST` was reported.
+    pub watch_errors: u64,
+    /// Broken watches established again.
+    pub rewatches: u64,
 }
 
 /// The store's counters (body cache and RADOS operations) in `*out`.
@@ -168,6 +178,10 @@ pub unsafe extern "C" fn rm_store_stats(store: *const rm_store, out: *mut rm_sta
             rados_lists: s.rados.lists,
             guard_failures: s.retries.guard_failures,
             retries_exhausted: s.retries.exhausted,
+            notifies_sent: s.push.notifies,
+            notify_failures: s.push.notify_failures,
+            watch_errors: s.push.watch_errors,
+            rewatches: s.push.rewatches,
         });
         Ok(())
     })

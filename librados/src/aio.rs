@@ -101,15 +101,17 @@ extern "C" fn on_complete(_c: sys::rados_completion_t, arg: *mut c_void) {
         None => Some(pending),
     };
     if let Some(pending) = unclaimed {
-        reap(pending);
+        reap(Box::new(pending));
     }
 }
 
-/// Drops references to finished operations on a thread of our own.
-fn reap(pending: Arc<Pending>) {
-    static REAPER: OnceLock<Mutex<mpsc::Sender<Arc<Pending>>>> = OnceLock::new();
+/// Drops references to finished operations (and anything else that may hold the last
+/// reference of an I/O context) on a thread of our own, never on a librados thread.
+pub(crate) fn reap(item: Box<dyn Send>) {
+    type Reaped = Box<dyn Send>;
+    static REAPER: OnceLock<Mutex<mpsc::Sender<Reaped>>> = OnceLock::new();
     let tx = REAPER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Arc<Pending>>();
+        let (tx, rx) = mpsc::channel::<Reaped>();
         std::thread::Builder::new()
             .name("rados-reaper".into())
             .spawn(move || rx.into_iter().for_each(drop))
@@ -117,7 +119,7 @@ fn reap(pending: Arc<Pending>) {
         Mutex::new(tx)
     });
     // If the reaper is gone (process exiting), leaking the reference is the safe choice.
-    if let Err(mpsc::SendError(p)) = tx.lock().unwrap_or_else(|e| e.into_inner()).send(pending) {
+    if let Err(mpsc::SendError(p)) = tx.lock().unwrap_or_else(|e| e.into_inner()).send(item) {
         std::mem::forget(p);
     }
 }

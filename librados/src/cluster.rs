@@ -17,9 +17,11 @@ use crate::errno::{cstring, from_rc};
 /// contexts and all operations in flight.
 #[derive(Debug)]
 pub struct Cluster {
-    handle: sys::rados_t,
+    pub(crate) handle: sys::rados_t,
     /// Bounds the asynchronous operations in flight on this connection.
     pub(crate) slots: Arc<Semaphore>,
+    /// Notifies in flight on this connection (bounded apart: they never wait for a slot).
+    pub(crate) notifies: std::sync::atomic::AtomicUsize,
 }
 
 // SAFETY: a connected `rados_t` is documented as safe to use from several threads at once;
@@ -39,7 +41,11 @@ impl Cluster {
         let rc = unsafe { sys::rados_create2(&mut handle, c"ceph".as_ptr(), name.as_ptr(), 0) };
         from_rc(rc, "rados_create2")?;
         // From here on `cluster` owns the handle and shuts it down on every error path.
-        let cluster = Cluster { handle, slots: Arc::new(Semaphore::new(config.max_in_flight.max(1))) };
+        let cluster = Cluster {
+            handle,
+            slots: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            notifies: Default::default(),
+        };
         let conf = config.conf_path.as_ref().map(|p| cstring("conf path", &p.to_string_lossy())).transpose()?;
         // SAFETY: the handle is valid and not yet connected; a NULL path means Ceph's default
         // search ($CEPH_CONF, /etc/ceph/ceph.conf, ...).

@@ -7,6 +7,9 @@
 //! * [`RadosStore`] — the [`objstore::ObjectStore`] implementation: every call is one
 //!   librados compound operation (`rados_write_op_*` / `rados_read_op_*`) submitted with aio;
 //!   completions are futures, and the number in flight is bounded per connection.
+//!   Watches (`rados_watch2`, acknowledged from the callback, unwatched and flushed on a
+//!   thread of their own when dropped) and fire-and-forget notifies (`rados_aio_notify`,
+//!   [`NOTIFY_TIMEOUT`]) are the trait's push channel.
 //!
 //! Errors are [`objstore::Error`]: this crate is a backend of that trait and adds no
 //! failure modes of its own.
@@ -27,7 +30,9 @@ mod cluster;
 mod config;
 mod errno;
 mod store;
+mod watch;
 
 pub use cluster::{Cluster, IoCtx};
 pub use config::ClusterConfig;
 pub use store::RadosStore;
+pub use watch::NOTIFY_TIMEOUT;

@@ -5,11 +5,15 @@ use std::sync::Arc;
 
 use futures::executor::block_on;
 use futures::future::{BoxFuture, FutureExt};
-use objstore::{ObjectIter, ObjectStore, ReadOp, ReadResult, Result, WriteOp, check_namespace};
+use objstore::{
+    NotifyDone, ObjectIter, ObjectStore, ReadOp, ReadResult, Result, WatchCallback, WatchHandle, WriteOp,
+    check_namespace,
+};
 
 use crate::aio;
 use crate::cluster::{Cluster, IoCtx};
 use crate::config::ClusterConfig;
+use crate::watch;
 
 /// One namespace of a RADOS pool, as an [`ObjectStore`].
 ///
@@ -79,5 +83,13 @@ impl ObjectStore for RadosStore {
             set.insert(entry?.0);
         }
         Ok(set.into_iter().collect())
+    }
+
+    fn watch(&self, oid: &str, callback: WatchCallback) -> Result<Box<dyn WatchHandle>> {
+        Ok(Box::new(watch::watch(&self.io, oid, callback)?))
+    }
+
+    fn notify(&self, oid: &str, payload: &[u8], done: Option<NotifyDone>) {
+        watch::notify(&self.io, oid, payload, done)
     }
 }

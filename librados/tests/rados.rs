@@ -112,3 +112,46 @@ fn last_reference_dropped_while_in_flight_is_safe() {
     let store = RadosStore::connect(&config).unwrap();
     assert_eq!(store.stat("obj").unwrap().0.size, 1 << 20);
 }
+
+/// Watch and notify between two connections (two processes, as far as RADOS can tell):
+/// the notifier never waits (each `notify` call returns at once), and the watcher hears
+/// each notify within a bound. Prints the delivery latency.
+#[test]
+fn notify_reaches_another_connection_without_waiting() {
+    use std::sync::mpsc;
+    let mut config = common::config();
+    config.namespace = format!("test-notify-{}", std::process::id());
+    let (watcher, notifier) = (RadosStore::connect(&config).unwrap(), RadosStore::connect(&config).unwrap());
+    notifier.write_full("head", b"").unwrap();
+    let (tx, rx) = mpsc::channel::<(Vec<u8>, Instant)>();
+    let tx = std::sync::Mutex::new(tx);
+    let callback: objstore::WatchCallback = Arc::new(move |e| {
+        if let objstore::WatchEvent::Notify(p) = e {
+            let _ = tx.lock().unwrap().send((p, Instant::now()));
+        }
+    });
+    let watch = watcher.watch("head", callback).unwrap();
+    let (mut calls, mut latencies) = (Vec::new(), Vec::new());
+    for i in 0..20u32 {
+        let sent = Instant::now();
+        notifier.notify("head", &i.to_le_bytes(), None);
+        calls.push(sent.elapsed());
+        let (payload, at) = rx.recv_timeout(Duration::from_secs(10)).expect("the notify arrives");
+        assert_eq!(payload, i.to_le_bytes());
+        latencies.push(at - sent);
+    }
+    calls.sort();
+    latencies.sort();
+    eprintln!(
+        "notify: call median {:?} max {:?}; delivery median {:?} max {:?}",
+        calls[10], calls[19], latencies[10], latencies[19]
+    );
+    assert!(calls[10] < Duration::from_millis(20), "notify() waits: median {:?}", calls[10]);
+    assert!(latencies[10] < Duration::from_secs(1), "delivery median {:?}", latencies[10]);
+    watch.check().unwrap();
+    drop(watch);
+    // Dropping the store right after the watch: the unwatch thread keeps the I/O context
+    // alive until it is done.
+    drop(watcher);
+    block_on(notifier.notify_async("head", b"after")).unwrap();
+}

@@ -20,6 +20,9 @@ use futures::executor::block_on;
 
 use crate::{CmpOp, Error, ObjectStore, ReadOp, WriteOp};
 
+mod watch;
+pub use watch::*;
+
 /// A store handle as the cases receive it.
 pub type Store = Arc<dyn ObjectStore>;
 
@@ -38,6 +41,9 @@ macro_rules! conformance_tests {
             concurrent_guarded_updates_lose_nothing, namespaces_are_isolated, list_objects,
             invalid_input_rejected, async_ops_in_flight, large_object_read_full,
             mutations_on_missing_object, comparison_byte_orderings, truncate_never_creates,
+            watch_receives_notifies, watch_and_notify_missing_object, unwatch_stops_events,
+            notifies_stay_in_their_namespace, fire_and_forget_notifies_arrive,
+            removing_a_watched_object_breaks_the_watch,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

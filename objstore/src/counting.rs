@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 
 use crate::error::Result;
 use crate::op::{ReadOp, ReadResult, WriteOp};
+use crate::watch::{NotifyDone, WatchCallback, WatchHandle};
 use crate::{ObjectIter, ObjectStore};
 
 /// Operations counted by a [`CountingStore`] (each is one round trip to RADOS).
@@ -19,19 +20,29 @@ pub struct OpCounts {
     pub writes: u64,
     /// Object or namespace listings.
     pub lists: u64,
+    /// Notifies sent (each one OSD operation, answered without waiting).
+    pub notifies: u64,
+    /// Watches registered.
+    pub watches: u64,
 }
 
 impl OpCounts {
     /// All operations.
     pub fn total(&self) -> u64 {
-        self.reads + self.writes + self.lists
+        self.reads + self.writes + self.lists + self.notifies + self.watches
     }
 }
 
 impl std::ops::Sub for OpCounts {
     type Output = OpCounts;
     fn sub(self, rhs: OpCounts) -> OpCounts {
-        OpCounts { reads: self.reads - rhs.reads, writes: self.writes - rhs.writes, lists: self.lists - rhs.lists }
+        OpCounts {
+            reads: self.reads - rhs.reads,
+            writes: self.writes - rhs.writes,
+            lists: self.lists - rhs.lists,
+            notifies: self.notifies - rhs.notifies,
+            watches: self.watches - rhs.watches,
+        }
     }
 }
 
@@ -40,6 +51,8 @@ struct Counters {
     reads: AtomicU64,
     writes: AtomicU64,
     lists: AtomicU64,
+    notifies: AtomicU64,
+    watches: AtomicU64,
 }
 
 /// Wraps another store and counts every operation that passes through. Handles made with
@@ -62,6 +75,8 @@ impl CountingStore {
             reads: self.counters.reads.load(Ordering::SeqCst),
             writes: self.counters.writes.load(Ordering::SeqCst),
             lists: self.counters.lists.load(Ordering::SeqCst),
+            notifies: self.counters.notifies.load(Ordering::SeqCst),
+            watches: self.counters.watches.load(Ordering::SeqCst),
         }
     }
 
@@ -108,5 +123,15 @@ impl ObjectStore for CountingStore {
     fn list_namespaces(&self) -> Result<Vec<String>> {
         Self::bump(&self.counters.lists);
         self.inner.list_namespaces()
+    }
+
+    fn watch(&self, oid: &str, callback: WatchCallback) -> Result<Box<dyn WatchHandle>> {
+        Self::bump(&self.counters.watches);
+        self.inner.watch(oid, callback)
+    }
+
+    fn notify(&self, oid: &str, payload: &[u8], done: Option<NotifyDone>) {
+        Self::bump(&self.counters.notifies);
+        self.inner.notify(oid, payload, done)
     }
 }

@@ -1,12 +1,13 @@
 //! A wrapper backend that injects failures, for testing how callers cope.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use futures::future::{self, BoxFuture, FutureExt};
 
 use crate::error::{Error, Result};
 use crate::op::{ReadOp, ReadResult, WriteOp};
+use crate::watch::{NotifyDone, WatchCallback, WatchEvent, WatchHandle, watch_broken};
 use crate::{ObjectIter, ObjectStore};
 
 /// Which operations a [`FaultyStore`] fails once its countdown has run out.
@@ -38,6 +39,76 @@ struct Shared {
     /// Operations still allowed to pass; negative means "never fail".
     remaining: AtomicI64,
     mode: Mutex<FaultMode>,
+    /// Notifies fail (and reach nobody) while set.
+    fail_notifies: AtomicBool,
+    /// Watch registrations still to fail.
+    failing_watches: AtomicU64,
+    /// The watches made through this store (and its namespaces), for `break_watches`.
+    watches: Mutex<Vec<Weak<FaultWatch>>>,
+}
+
+/// Where a watch made through a [`FaultyStore`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WatchState {
+    Live,
+    /// Broken (injected or by the inner store): no more events.
+    Broken,
+    /// Unwatched.
+    Gone,
+}
+
+/// A watch made through a [`FaultyStore`]: events of the inner watch pass through it.
+struct FaultWatch {
+    oid: String,
+    callback: WatchCallback,
+    /// Held while the callback runs.
+    state: Mutex<WatchState>,
+}
+
+impl std::fmt::Debug for FaultWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultWatch").field("oid", &self.oid).finish()
+    }
+}
+
+impl FaultWatch {
+    fn deliver(&self, event: WatchEvent) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if *state != WatchState::Live {
+            return false;
+        }
+        if matches!(event, WatchEvent::Error(_)) {
+            *state = WatchState::Broken;
+        }
+        (self.callback)(event);
+        true
+    }
+}
+
+#[derive(Debug)]
+struct FaultWatchHandle {
+    inner: Option<Box<dyn WatchHandle>>,
+    watch: Arc<FaultWatch>,
+}
+
+impl WatchHandle for FaultWatchHandle {
+    fn oid(&self) -> &str {
+        &self.watch.oid
+    }
+
+    fn check(&self) -> Result<()> {
+        if *self.watch.state.lock().unwrap_or_else(|e| e.into_inner()) == WatchState::Broken {
+            return Err(watch_broken(&self.watch.oid, "injected fault"));
+        }
+        self.inner.as_ref().map_or(Ok(()), |w| w.check())
+    }
+}
+
+impl Drop for FaultWatchHandle {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        *self.watch.state.lock().unwrap_or_else(|e| e.into_inner()) = WatchState::Gone;
+    }
 }
 
 /// Wraps another store and fails operations after a countdown.
@@ -55,7 +126,13 @@ pub struct FaultyStore {
 impl FaultyStore {
     /// Wraps `inner`; no faults until [`FaultyStore::fail_after`] is called.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        let shared = Shared { remaining: AtomicI64::new(-1), mode: Mutex::new(FaultMode::Unavailable) };
+        let shared = Shared {
+            remaining: AtomicI64::new(-1),
+            mode: Mutex::new(FaultMode::Unavailable),
+            fail_notifies: AtomicBool::new(false),
+            failing_watches: AtomicU64::new(0),
+            watches: Mutex::new(Vec::new()),
+        };
         FaultyStore { inner, shared: Arc::new(shared) }
     }
 
@@ -65,9 +142,47 @@ impl FaultyStore {
         self.shared.remaining.store(ops.min(i64::MAX as u64) as i64, Ordering::SeqCst);
     }
 
-    /// Stops injecting faults.
+    /// Stops injecting faults (the countdown ones; see also [`FaultyStore::fail_notifies`]).
     pub fn heal(&self) {
         self.shared.remaining.store(-1, Ordering::SeqCst);
+    }
+
+    /// While `fail` is set, every notify fails with [`Error::Unavailable`] and reaches
+    /// nobody.
+    pub fn fail_notifies(&self, fail: bool) {
+        self.shared.fail_notifies.store(fail, Ordering::SeqCst);
+    }
+
+    /// The next `n` watch registrations fail with [`Error::Unavailable`].
+    pub fn fail_watches(&self, n: u64) {
+        self.shared.failing_watches.store(n, Ordering::SeqCst);
+    }
+
+    /// Breaks every live watch made through this store (or its namespaces), as an OSD
+    /// restart does: each callback gets one [`WatchEvent::Error`] (`Unavailable`) and no
+    /// event after it. Returns how many watches broke.
+    pub fn break_watches(&self) -> usize {
+        let watches: Vec<Arc<FaultWatch>> = {
+            let mut list = self.shared.watches.lock().unwrap_or_else(|e| e.into_inner());
+            list.retain(|w| w.strong_count() > 0);
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        let event = |w: &FaultWatch| WatchEvent::Error(watch_broken(&w.oid, "injected fault"));
+        watches.iter().filter(|w| w.deliver(event(w))).count()
+    }
+
+    /// The error every operation gets now, if the countdown ran out in a mode that fails
+    /// everything; does not count down (watches and notifies are not counted).
+    fn failing_now(&self) -> Option<Error> {
+        let mode = *self.shared.mode.lock().unwrap_or_else(|e| e.into_inner());
+        if self.shared.remaining.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        match mode {
+            FaultMode::Unavailable => Some(Error::Unavailable("injected fault: cluster unavailable".into())),
+            FaultMode::Io => Some(Error::Rados { errno: 5, context: "injected fault".into() }),
+            FaultMode::WritesUnavailable | FaultMode::AppliedButUnavailable => None,
+        }
     }
 
     /// Decides the fate of one operation that is not applied when it fails.
@@ -163,5 +278,40 @@ impl ObjectStore for FaultyStore {
     fn list_namespaces(&self) -> Result<Vec<String>> {
         self.check(false)?;
         self.inner.list_namespaces()
+    }
+
+    fn watch(&self, oid: &str, callback: WatchCallback) -> Result<Box<dyn WatchHandle>> {
+        if let Some(e) = self.failing_now() {
+            return Err(e);
+        }
+        let take = |n: u64| if n > 0 { Some(n - 1) } else { None };
+        if self.shared.failing_watches.fetch_update(Ordering::SeqCst, Ordering::SeqCst, take).is_ok() {
+            return Err(Error::Unavailable(format!("injected fault: watching {oid:?}")));
+        }
+        let watch = Arc::new(FaultWatch { oid: oid.to_string(), callback, state: Mutex::new(WatchState::Live) });
+        let forward = Arc::downgrade(&watch);
+        let inner = self.inner.watch(
+            oid,
+            Arc::new(move |event| {
+                if let Some(w) = forward.upgrade() {
+                    w.deliver(event);
+                }
+            }),
+        )?;
+        self.shared.watches.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&watch));
+        Ok(Box::new(FaultWatchHandle { inner: Some(inner), watch }))
+    }
+
+    fn notify(&self, oid: &str, payload: &[u8], done: Option<NotifyDone>) {
+        let failure = if self.shared.fail_notifies.load(Ordering::SeqCst) {
+            Some(Error::Unavailable(format!("injected fault: notify on {oid:?}")))
+        } else {
+            self.failing_now()
+        };
+        match (failure, done) {
+            (Some(e), Some(done)) => done(Err(e)),
+            (Some(_), None) => {}
+            (None, done) => self.inner.notify(oid, payload, done),
+        }
     }
 }

@@ -8,8 +8,11 @@
 //! * the `librados` crate of this workspace (the real one, what users run), and
 //! * [`MemoryStore`] here, for fast unit and property tests and as a quick-start default.
 //!
-//! [`FaultyStore`] wraps any backend and injects failures, [`CountingStore`] counts round
-//! trips, and [`conformance`] holds the
+//! Clients of one object push events to each other with watch and notify
+//! ([`ObjectStore::watch`], [`ObjectStore::notify`]; see [`WatchEvent`]).
+//!
+//! [`FaultyStore`] wraps any backend and injects failures (broken watches and failing
+//! notifies included), [`CountingStore`] counts round trips, and [`conformance`] holds the
 //! one suite of behaviour cases that every backend must pass.
 //!
 //! ```
@@ -32,6 +35,7 @@ mod error;
 mod fault;
 mod memory;
 mod op;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +50,7 @@ pub use op::{
     CmpOp, Guard, MAX_OID_LEN, MAX_READ, MAX_WRITE, MAX_XATTR_NAME_LEN, Mutation, OMAP_PAGE_MAX, OmapPage, OmapRange,
     ReadOp, ReadResult, Stat, WriteOp, check_namespace, check_oid,
 };
+pub use watch::{NotifyDone, WatchCallback, WatchEvent, WatchHandle, watch_broken};
 
 /// An iterator over object names.
 pub type ObjectIter<'a> = Box<dyn Iterator<Item = Result<String>> + Send + 'a>;
@@ -85,7 +90,26 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// the whole pool on RADOS: an operator tool, not a data-path call.
     fn list_namespaces(&self) -> Result<Vec<String>>;
 
+    /// Watches `oid` (which must exist: [`Error::NotFound`] otherwise): `callback` gets every
+    /// notify sent on it from now on, and [`WatchEvent::Error`] once if the watch breaks.
+    /// Dropping the returned handle unwatches. One round trip (RADOS: `rados_watch2`).
+    fn watch(&self, oid: &str, callback: WatchCallback) -> Result<Box<dyn WatchHandle>>;
+
+    /// Sends `payload` to every watcher of `oid`, fire-and-forget: returns as soon as the
+    /// notify is submitted, never waiting for the watchers; `done`, if given, hears how it
+    /// ended (see [`NotifyDone`]). One operation (RADOS: `rados_aio_notify` with a short
+    /// timeout).
+    fn notify(&self, oid: &str, payload: &[u8], done: Option<NotifyDone>);
+
     // ---- Provided conveniences, built on the primitives above. ----
+
+    /// [`ObjectStore::notify`] whose outcome is a future (the notify is sent at once,
+    /// whether the future is polled or not).
+    fn notify_async(&self, oid: &str, payload: &[u8]) -> BoxFuture<'static, Result<()>> {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        self.notify(oid, payload, Some(Box::new(move |r| drop(tx.send(r)))));
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(Error::Unavailable("notify outcome lost".into()))) })
+    }
 
     /// Size, mtime and version of an object.
     fn stat(&self, oid: &str) -> Result<(Stat, u64)> {

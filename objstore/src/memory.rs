@@ -8,7 +8,8 @@ use futures::future::{self, BoxFuture, FutureExt};
 
 use crate::error::{Error, Result};
 use crate::op::{Guard, Mutation, OMAP_PAGE_MAX, OmapPage, ReadOp, ReadResult, Stat, WriteOp, check_namespace};
-use crate::{ObjectIter, ObjectStore};
+use crate::watch::{NotifyDone, WatchCallback, WatchEvent, WatchHandle};
+use crate::{ObjectIter, ObjectStore, check_oid};
 
 #[derive(Debug, Clone)]
 struct Object {
@@ -38,6 +39,72 @@ struct Pool {
     /// Pool-wide version counter: like a RADOS placement group's, versions of one object
     /// strictly increase but are not consecutive.
     last_version: u64,
+    /// (namespace, object name) → the watches on it.
+    watches: BTreeMap<(String, String), Vec<Arc<MemWatch>>>,
+}
+
+/// One watch of the in-memory backend.
+struct MemWatch {
+    callback: WatchCallback,
+    /// False once unwatched or broken. Held while the callback runs, so that unwatching
+    /// waits for a callback in progress.
+    live: Mutex<bool>,
+}
+
+impl std::fmt::Debug for MemWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemWatch")
+    }
+}
+
+impl MemWatch {
+    /// Delivers `event` unless the watch is gone; an error ends the watch.
+    fn deliver(&self, event: WatchEvent) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if *live {
+            if matches!(event, WatchEvent::Error(_)) {
+                *live = false;
+            }
+            (self.callback)(event);
+        }
+    }
+}
+
+/// The handle of a watch on a [`MemoryStore`].
+#[derive(Debug)]
+struct MemWatchHandle {
+    pool: Arc<Mutex<Pool>>,
+    key: (String, String),
+    watch: Arc<MemWatch>,
+}
+
+impl WatchHandle for MemWatchHandle {
+    fn oid(&self) -> &str {
+        &self.key.1
+    }
+
+    fn check(&self) -> Result<()> {
+        match *self.watch.live.lock().unwrap_or_else(|e| e.into_inner()) {
+            true => Ok(()),
+            false => Err(crate::watch_broken(&self.key.1, "the object was removed")),
+        }
+    }
+}
+
+impl Drop for MemWatchHandle {
+    fn drop(&mut self) {
+        {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(list) = pool.watches.get_mut(&self.key) {
+                list.retain(|w| !Arc::ptr_eq(w, &self.watch));
+                if list.is_empty() {
+                    pool.watches.remove(&self.key);
+                }
+            }
+        }
+        // Waits for a callback in progress; none runs afterwards.
+        *self.watch.live.lock().unwrap_or_else(|e| e.into_inner()) = false;
+    }
 }
 
 /// An in-memory object store with the semantics of a RADOS pool: atomic compound operations
@@ -46,6 +113,11 @@ struct Pool {
 /// Handles made with [`ObjectStore::with_namespace`] share the same pool. Everything is lost
 /// when the last handle is dropped. One mutex serializes all operations, which makes every
 /// compound operation trivially atomic.
+///
+/// Watches are per (namespace, object) and seen by every handle of the pool, so two
+/// handles behave like two clients of one cluster. A notify is delivered on the notifying
+/// thread, to every watcher, before [`ObjectStore::notify`] returns; removing a watched
+/// object breaks its watches ([`crate::WatchEvent::Error`]), as on RADOS.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     pool: Arc<Mutex<Pool>>,
@@ -73,6 +145,7 @@ impl MemoryStore {
         let mut pool = self.lock();
         let key = self.key(oid);
         let existing = pool.objects.get(&key);
+        let existing_before = existing.is_some();
         check_guards(oid, existing, &op.guards)?;
         let created = op.guards.contains(&Guard::CreateExclusive);
         // Decide whether the whole operation succeeds before touching anything, so that it
@@ -87,12 +160,47 @@ impl MemoryStore {
         for m in &op.mutations {
             apply(&mut obj, m);
         }
+        let removed = obj.is_none() && existing_before;
         if let Some(mut o) = obj {
             o.version = version;
             o.mtime = SystemTime::now();
-            pool.objects.insert(key, o);
+            pool.objects.insert(key.clone(), o);
+        }
+        // As on RADOS, removing a watched object breaks its watches.
+        let broken = if removed { pool.watches.remove(&key).unwrap_or_default() } else { Vec::new() };
+        drop(pool);
+        for w in broken {
+            w.deliver(WatchEvent::Error(crate::watch_broken(oid, "the object was removed")));
         }
         Ok(version)
+    }
+
+    fn do_watch(&self, oid: &str, callback: WatchCallback) -> Result<Box<dyn WatchHandle>> {
+        check_oid(oid)?;
+        let key = self.key(oid);
+        let mut pool = self.lock();
+        if !pool.objects.contains_key(&key) {
+            return Err(Error::NotFound { object: oid.into() });
+        }
+        let watch = Arc::new(MemWatch { callback, live: Mutex::new(true) });
+        pool.watches.entry(key.clone()).or_default().push(watch.clone());
+        Ok(Box::new(MemWatchHandle { pool: self.pool.clone(), key, watch }))
+    }
+
+    /// Delivers on the calling thread, after the pool lock is released.
+    fn do_notify(&self, oid: &str, payload: &[u8]) -> Result<()> {
+        check_oid(oid)?;
+        let key = self.key(oid);
+        let pool = self.lock();
+        if !pool.objects.contains_key(&key) {
+            return Err(Error::NotFound { object: oid.into() });
+        }
+        let watchers = pool.watches.get(&key).cloned().unwrap_or_default();
+        drop(pool);
+        for w in watchers {
+            w.deliver(WatchEvent::Notify(payload.to_vec()));
+        }
+        Ok(())
     }
 
     fn do_read(&self, oid: &str, op: &ReadOp) -> Result<ReadResult> {
@@ -302,5 +410,16 @@ impl ObjectStore for MemoryStore {
         let pool = self.lock();
         let set: BTreeSet<String> = pool.objects.keys().map(|(ns, _)| ns.clone()).collect();
         Ok(set.into_iter().collect())
+    }
+
+    fn watch(&self, oid: &str, callback: WatchCallback) -> Result<Box<dyn WatchHandle>> {
+        self.do_watch(oid, callback)
+    }
+
+    fn notify(&self, oid: &str, payload: &[u8], done: Option<NotifyDone>) {
+        let r = self.do_notify(oid, payload);
+        if let Some(done) = done {
+            done(r);
+        }
     }
 }

@@ -17,6 +17,8 @@ pub(crate) struct Caches {
     pub bodies: Arc<BodyCache>,
     /// The retry policy and its counters.
     pub retry: RetryPolicy,
+    /// Counters of notifies and watches.
+    pub push: Arc<crate::watch::PushCounters>,
 }
 
 /// The per-process cache of mailbox views, keyed by namespace and mailbox GUID. A view in

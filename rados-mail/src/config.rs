@@ -36,6 +36,9 @@ pub struct Config {
     pub view_cache_mailboxes: usize,
     /// The local cache of mail bodies (memory, and optionally a directory on disk).
     pub cache: crate::cache::CacheConfig,
+    /// Notify watchers (other processes' [`crate::Watch`]) of every commit and mailbox
+    /// list change: one more RADOS operation per change, not waited for (default on).
+    pub notify: bool,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             max_attempts: 200,
             view_cache_mailboxes: 256,
             cache: crate::cache::CacheConfig::default(),
+            notify: true,
         }
     }
 }

@@ -44,6 +44,7 @@ pub mod settings;
 mod store;
 mod types;
 mod user;
+pub mod watch;
 
 pub use body::BodyReader;
 pub use config::Config;
@@ -58,3 +59,4 @@ pub use types::{
     AppendOptions, Changes, CopyOptions, Flags, MailboxInfo, MailboxUpdate, Status, StoreMode, StoreResult,
 };
 pub use user::{CreateOptions, User};
+pub use watch::{Events, PushCounts, Watch};

@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::index::{Head, View, apply_change, apply_wal, load_view, read_head};
 use crate::retry::RetryPolicy;
 use crate::types::{AppendOptions, Flags, MailboxInfo, MailboxUpdate, StoreMode, StoreResult};
+use crate::watch::PushCounters;
 
 /// One mailbox of a user. Safe to share between threads; every method is a complete
 /// operation against RADOS.
@@ -52,6 +53,8 @@ pub struct Mailbox {
     bodies: Arc<BodyCache>,
     /// The store's retry policy.
     retry: RetryPolicy,
+    /// Counters of notifies.
+    push: Arc<PushCounters>,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -113,9 +116,9 @@ impl Mailbox {
         let head = names::mailbox_head(&info.guid);
         let key = (store.namespace().to_string(), info.guid);
         let bodies = caches.bodies.clone();
-        let retry = caches.retry.clone();
+        let (retry, push) = (caches.retry.clone(), caches.push.clone());
         if let Some(view) = caches.views.0.get(&key) {
-            let mailbox = Mailbox { store, config, info, head, shared: view, bodies, retry };
+            let mailbox = Mailbox { store, config, info, head, shared: view, bodies, retry, push };
             let mut view = mailbox.lock();
             match mailbox.refresh(&mut view) {
                 Ok(_) => {
@@ -135,7 +138,7 @@ impl Mailbox {
         view.fresh = Some(std::time::Instant::now());
         let view = Arc::new(MailboxShared::new(view));
         caches.views.0.insert(key, view.clone());
-        Ok(Mailbox { store, config, info, head, shared: view, bodies, retry })
+        Ok(Mailbox { store, config, info, head, shared: view, bodies, retry, push })
     }
 
     /// [`Mailbox::open`], except that a view this process has cached is used as it is (see
@@ -150,8 +153,8 @@ impl Mailbox {
         match caches.views.0.get(&key) {
             Some(view) => {
                 let head = names::mailbox_head(&info.guid);
-                let (bodies, retry) = (caches.bodies.clone(), caches.retry.clone());
-                Ok(Mailbox { store, config, info, head, shared: view, bodies, retry })
+                let (bodies, retry, push) = (caches.bodies.clone(), caches.retry.clone(), caches.push.clone());
+                Ok(Mailbox { store, config, info, head, shared: view, bodies, retry, push })
             }
             None => Mailbox::open(store, config, info, caches),
         }
@@ -165,6 +168,22 @@ impl Mailbox {
     /// The settings of the store it belongs to.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The object store of the mailbox's user.
+    pub(crate) fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The name of the head object (`mbox.<guid>`).
+    pub(crate) fn head_oid(&self) -> &str {
+        &self.head
+    }
+
+    /// Tells the watchers of this mailbox that a commit raised its HIGHESTMODSEQ to
+    /// `modseq` (the payload: 8 bytes, little-endian). Not waited for; never fails.
+    pub(super) fn notify_head(&self, modseq: u64) {
+        crate::watch::notify(self.store.as_ref(), &self.push, self.config.notify, &self.head, &modseq.to_le_bytes());
     }
 
     fn lock(&self) -> MutexGuard<'_, View> {
@@ -246,7 +265,7 @@ impl Mailbox {
         set.extend(entries.iter().map(|e| (keys::wal(e.modseq), frame::encode(e))));
         let op = WriteOp::new().omap_cmp(keys::HDR, CmpOp::Eq, view.hdr_bytes.clone()).omap_set(set);
         match self.store.write_op(&self.head, &op) {
-            Ok(_) => {}
+            Ok(_) => self.notify_head(hdr.highestmodseq),
             Err(StoreError::Conflict { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         }

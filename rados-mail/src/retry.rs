@@ -93,6 +93,15 @@ pub(crate) fn backoff(lost_before: u32) {
     std::thread::sleep(Duration::from_micros(rand::rng().random_range(100..=cap_us)));
 }
 
+/// The pause before the next attempt to establish a broken watch again
+/// ([`crate::watch::Watch`]): 50 ms, then doubling up to 5 s, each with up to a quarter
+/// of random jitter, so that many processes whose watches broke together (an OSD restart)
+/// do not all come back at the same instant.
+pub(crate) fn rewatch_pause(attempt: u32) -> Duration {
+    let base = (50u64 << attempt.min(7)).min(5_000);
+    Duration::from_millis(base + rand::rng().random_range(0..=base / 4))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

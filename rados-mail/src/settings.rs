@@ -18,6 +18,7 @@
 //! | `cache_disk_dir`   | directory of the disk tier (empty: none)           | none               |
 //! | `cache_disk`       | size: bound of the disk tier                       | 1G                 |
 //! | `read_in_flight`   | body reads a prefetch keeps in flight (1 or more)  | 16                 |
+//! | `notify`           | `yes`/`no`: notify watchers of every commit and mailbox list change ([`Config::notify`]) | `yes` |
 //!
 //! Sizes are bytes, optionally with a suffix `k`, `M`, `G` or `T` (powers of 1024, any case,
 //! optionally followed by `B` or `iB`), like Dovecot's size settings.
@@ -69,6 +70,7 @@ pub const KEYS: &[&str] = &[
     "cache_disk_dir",
     "cache_disk",
     "read_in_flight",
+    "notify",
 ];
 
 impl Settings {
@@ -121,6 +123,13 @@ impl Settings {
             "read_in_flight" => {
                 self.config.read_in_flight =
                     value.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected a number above 0"))?
+            }
+            "notify" => {
+                self.config.notify = match value.trim().to_ascii_lowercase().as_str() {
+                    "yes" | "true" | "1" | "on" => true,
+                    "no" | "false" | "0" | "off" => false,
+                    _ => return Err(bad("expected yes or no")),
+                }
             }
             _ => {
                 return Err(Error::InvalidInput(format!("unknown setting {key:?}; known: {}", KEYS.join(", "))));
@@ -218,6 +227,7 @@ mod tests {
             ("cache_disk_dir", "/tmp/c"),
             ("cache_disk", "3G"),
             ("read_in_flight", "8"),
+            ("notify", "no"),
         ] {
             s.set(k, v).unwrap();
         }
@@ -234,6 +244,7 @@ mod tests {
         assert_eq!(s.config.cache.disk_dir, Some(PathBuf::from("/tmp/c")));
         assert_eq!(s.config.cache.disk_bytes, 3 << 30);
         assert_eq!(s.config.read_in_flight, 8);
+        assert!(!s.config.notify);
         s.set("timeout", "0").unwrap();
         assert_eq!(s.cluster.op_timeout, None);
     }
@@ -254,6 +265,7 @@ mod tests {
             ("cache_disk", "1X"),
             ("read_in_flight", "0"),
             ("read_in_flight", "many"),
+            ("notify", "maybe"),
         ] {
             let e = s.set(k, v).unwrap_err();
             assert!(matches!(e, Error::InvalidInput(ref m) if m.contains(k)), "{k}={v}: {e}");

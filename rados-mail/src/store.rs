@@ -12,6 +12,7 @@ use crate::dict::{Dict, Scope};
 use crate::error::{Error, Result};
 use crate::retry::{RetryCounts, RetryPolicy};
 use crate::user::User;
+use crate::watch::PushCounts;
 
 /// A mail store on one RADOS pool (or in memory). Cheap to clone and share between threads.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct Stats {
     pub rados: OpCounts,
     /// Guarded writes that lost a race, and operations that gave up (`Conflict`).
     pub retries: RetryCounts,
+    /// Notifies sent and failed, watches broken and re-established.
+    pub push: PushCounts,
 }
 
 impl MailStore {
@@ -59,7 +62,12 @@ impl MailStore {
         let counting = CountingStore::new(pool);
         let pool: Arc<dyn ObjectStore> = Arc::new(counting.clone());
         let retry = RetryPolicy::new(config.max_attempts);
-        Ok(MailStore { pool, counting, config: Arc::new(config), caches: Caches { views, bodies, retry } })
+        Ok(MailStore {
+            pool,
+            counting,
+            config: Arc::new(config),
+            caches: Caches { views, bodies, retry, push: Arc::default() },
+        })
     }
 
     /// The shared dict (Dovecot's `shared/` keys), in the namespace `<prefix>.shared`.
@@ -68,9 +76,15 @@ impl MailStore {
         Ok(Dict::with_retry(store, Scope::Shared, self.caches.retry.clone()))
     }
 
-    /// Counters: body cache, RADOS round trips and lost races since the store was made.
+    /// Counters: body cache, RADOS round trips, lost races and push since the store was
+    /// made.
     pub fn stats(&self) -> Stats {
-        Stats { cache: self.caches.bodies.stats(), rados: self.counting.counts(), retries: self.caches.retry.counts() }
+        Stats {
+            cache: self.caches.bodies.stats(),
+            rados: self.counting.counts(),
+            retries: self.caches.retry.counts(),
+            push: self.caches.push.counts(),
+        }
     }
 
     /// Connects to a Ceph cluster.

@@ -150,7 +150,10 @@ impl User {
                 (keys::COUNTERS.to_string(), frame::encode(&counters)),
             ]);
             match self.store.write_op(MAILBOX_LIST, &op) {
-                Ok(_) => Ok(Some(info)),
+                Ok(_) => {
+                    self.list_changed();
+                    Ok(Some(info))
+                }
                 Err(e) if lost_race(&e) => {
                     // Nothing refers to the head: drop it and start over with fresh values.
                     index::destroy(&self.store, &info.guid, &self.caches.retry, self.config.ref_in_flight)?;
@@ -338,6 +341,7 @@ impl User {
     pub fn subscribe(&self, name: &str) -> Result<()> {
         let name = normalize(name)?;
         self.store.omap_set(MAILBOX_LIST, &[(&keys::subscription(&name), &[])])?;
+        self.list_changed();
         Ok(())
     }
 
@@ -346,7 +350,11 @@ impl User {
     pub fn unsubscribe(&self, name: &str) -> Result<()> {
         let name = normalize(name)?;
         match self.store.omap_rm_keys(MAILBOX_LIST, &[&keys::subscription(&name)]) {
-            Ok(_) | Err(objstore::Error::NotFound { .. }) => Ok(()),
+            Ok(_) => {
+                self.list_changed();
+                Ok(())
+            }
+            Err(objstore::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -454,10 +462,29 @@ impl User {
     /// someone else changed the list since it was read.
     fn try_write(&self, op: &WriteOp) -> Result<bool> {
         match self.store.write_op(MAILBOX_LIST, op) {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.list_changed();
+                Ok(true)
+            }
             Err(e) if lost_race(&e) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Tells the watchers of the mailbox list that it changed (empty payload). Not waited
+    /// for; never fails.
+    pub(crate) fn list_changed(&self) {
+        crate::watch::notify(self.store.as_ref(), &self.caches.push, self.config.notify, MAILBOX_LIST, &[]);
+    }
+
+    /// The counters of notifies and watches.
+    pub(crate) fn push(&self) -> &Arc<crate::watch::PushCounters> {
+        &self.caches.push
+    }
+
+    /// A [`crate::Watch`] of this user's mail, watching nothing yet.
+    pub fn watch(&self) -> Result<crate::Watch> {
+        crate::Watch::new(self)
     }
 
     /// Values of `keys` in the mailbox list (missing keys left out); `None` when the

@@ -374,7 +374,8 @@ fn one_write_per_commit(f: &Fixture) {
         run();
         counting.counts() - before
     };
-    let ops = |reads, writes| OpCounts { reads, writes, lists: 0 };
+    // Dict writes notify nobody: no watcher follows dicts.
+    let ops = |reads, writes| OpCounts { reads, writes, lists: 0, notifies: 0, watches: 0 };
     commit(&d, &[("priv/n", Some(b"0")), ("priv/m", Some(b"0"))]);
     assert_eq!(
         cost(&|| assert_eq!(d.transaction().commit().unwrap(), Committed::Applied)),

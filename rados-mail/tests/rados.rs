@@ -17,6 +17,7 @@ fn store(case: &str) -> (MailStore, String) {
 
 mail_cases!(store);
 txn_cases!(store);
+watch_cases!(store);
 fetch_cases!(store);
 
 /// The async API on a multi-threaded tokio runtime: 8 tasks append and flag at once.
@@ -53,4 +54,30 @@ async fn async_api_concurrent_tasks() {
     let status = inbox.status().await.unwrap();
     assert_eq!((status.messages, status.unseen), (80, 0));
     assert_eq!(inbox.body(17).await.unwrap().len(), inbox.record(17).unwrap().unwrap().psize as usize);
+}
+
+/// Two connections to the cluster (two processes, as far as RADOS can tell): deliveries
+/// through one wake a `Watch` of the other within a bound; prints the median and the
+/// slowest of 30 (commit returned → `wait` returned).
+#[test]
+fn watch_across_two_connections_latency() {
+    use std::time::{Duration, Instant};
+    let (a, user) = store("watch-latency");
+    let cluster = librados::ClusterConfig::from_env();
+    let b = MailStore::connect(&cluster, rados_mail::Config::default()).unwrap();
+    let alice = a.user(&user).unwrap();
+    alice.create_mailbox("INBOX").unwrap();
+    let inbox = alice.open_mailbox("INBOX").unwrap();
+    let watch = b.user(&user).unwrap().watch().unwrap();
+    watch.add_mailbox_name("INBOX").unwrap();
+    let mut took = Vec::new();
+    for i in 0..30 {
+        inbox.append(format!("Subject: {i}\n\n{i}\n").as_bytes(), Default::default()).unwrap();
+        let committed = Instant::now();
+        assert_eq!(watch.wait(Duration::from_secs(5)), rados_mail::Events::CHANGED, "delivery {i}");
+        took.push(committed.elapsed());
+    }
+    took.sort();
+    eprintln!("watch across connections: median {:?}, slowest {:?}", took[15], took[29]);
+    assert!(took[15] < Duration::from_millis(100), "median {:?}", took[15]);
 }

@@ -78,6 +78,7 @@ impl Mailbox {
                 Err(e) if e.is_temporary() => match self.landed(&guard, &plan.entries[0]) {
                     Some(true) => {
                         // It did: bring the view along (best effort; the next sync will).
+                        self.notify_head(plan.hdr.highestmodseq);
                         let _ = self.refresh(&mut view);
                         break Ok(plan);
                     }

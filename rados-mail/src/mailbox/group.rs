@@ -113,12 +113,14 @@ impl Mailbox {
                 return plans.into_iter().map(|p| Outcome::Done(p.outcome)).collect();
             };
             let (hdr, first) = (last.hdr.clone(), entries[0].clone());
+            let modseq = hdr.highestmodseq;
             let guard = view.hdr_bytes.clone();
             match self.write_head(view, hdr, entries) {
                 Ok(true) => return plans.into_iter().map(|p| Outcome::Done(p.outcome)).collect(),
                 Ok(false) => {}
                 Err(e) if e.is_temporary() => match self.landed(&guard, &first) {
                     Some(true) => {
+                        self.notify_head(modseq);
                         let _ = self.refresh(view);
                         return plans.into_iter().map(|p| Outcome::Done(p.outcome)).collect();
                     }

@@ -106,7 +106,10 @@ impl User {
                     (new_guid_key.clone(), name.clone().into_bytes()),
                 ]);
             match self.store.write_op(MAILBOX_LIST, &op) {
-                Ok(_) => Ok(Some((info, Some((new, old_hdr_bytes))))),
+                Ok(_) => {
+                    self.list_changed();
+                    Ok(Some((info, Some((new, old_hdr_bytes)))))
+                }
                 Err(e) if lost_race(&e) => {
                     index::destroy(&self.store, guid, &self.caches.retry, self.config.ref_in_flight)?;
                     Ok(None)

@@ -93,6 +93,12 @@ impl ObjectStore for InFlight {
     fn list_namespaces(&self) -> objstore::Result<Vec<String>> {
         self.inner.list_namespaces()
     }
+    fn watch(&self, oid: &str, callback: objstore::WatchCallback) -> objstore::Result<Box<dyn objstore::WatchHandle>> {
+        self.inner.watch(oid, callback)
+    }
+    fn notify(&self, oid: &str, payload: &[u8], done: Option<objstore::NotifyDone>) {
+        self.inner.notify(oid, payload, done)
+    }
 }
 
 /// Another process over the same pool, with `config`, whose reads are counted.
@@ -126,7 +132,7 @@ impl Process {
 }
 
 fn reads(n: u64) -> OpCounts {
-    OpCounts { reads: n, writes: 0, lists: 0 }
+    OpCounts { reads: n, ..Default::default() }
 }
 
 /// A mail of about `len` bytes, different for every `n`.

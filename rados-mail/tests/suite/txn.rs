@@ -63,8 +63,9 @@ pub fn txn_commits_everything_in_one_write(store: &MailStore, user: &str) {
     let before = counting.counts();
     let done = inbox.commit(txn).unwrap();
     let cost = counting.counts() - before;
-    // 1 reference for the copy, 1 head write, 2 ops to drop the expunged mail's body.
-    assert_eq!(cost, OpCounts { reads: 1, writes: 3, lists: 0 }, "{done:?}");
+    // 1 reference for the copy, 1 head write and its notify, 2 ops to drop the expunged
+    // mail's body.
+    assert_eq!(cost, OpCounts { reads: 1, writes: 3, lists: 0, notifies: 1, watches: 0 }, "{done:?}");
     assert_eq!(done.saved, vec![c + 1]);
     assert_eq!(done.copied, vec![Some((o, c + 2))]);
     assert_eq!(done.changed, vec![a, b]);
@@ -231,7 +232,11 @@ pub fn txn_delivery_to_a_cached_view_reads_the_list_only(store: &MailStore, user
     };
     let before = counting.counts();
     assert_eq!(deliver(b"second"), 2);
-    assert_eq!(counting.counts() - before, OpCounts { reads: 1, writes: 2, lists: 0 }, "list, body, commit");
+    assert_eq!(
+        counting.counts() - before,
+        OpCounts { reads: 1, writes: 2, lists: 0, notifies: 1, watches: 0 },
+        "list, body, commit and its notify"
+    );
     other_process(store)
         .user(user)
         .unwrap()
@@ -241,8 +246,9 @@ pub fn txn_delivery_to_a_cached_view_reads_the_list_only(store: &MailStore, user
         .unwrap();
     let before = counting.counts();
     assert_eq!(deliver(b"third"), 4, "the UID after the other process's");
-    // list, body, a failed commit, the head, the commit.
-    assert_eq!(counting.counts() - before, OpCounts { reads: 2, writes: 3, lists: 0 });
+    // list, body, a failed commit, the head, the commit and its notify (one: the failed
+    // commit notifies nobody).
+    assert_eq!(counting.counts() - before, OpCounts { reads: 2, writes: 3, lists: 0, notifies: 1, watches: 0 });
     let there = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
     assert_eq!(there.uids().unwrap(), vec![1, 2, 3, 4]);
     assert_eq!(body(&there, 4), b"third");
@@ -293,6 +299,16 @@ impl ObjectStore for SlowHeads {
     }
     fn list_namespaces(&self) -> rados_mail::objstore::Result<Vec<String>> {
         self.0.list_namespaces()
+    }
+    fn watch(
+        &self,
+        oid: &str,
+        callback: rados_mail::objstore::WatchCallback,
+    ) -> rados_mail::objstore::Result<Box<dyn rados_mail::objstore::WatchHandle>> {
+        self.0.watch(oid, callback)
+    }
+    fn notify(&self, oid: &str, payload: &[u8], done: Option<rados_mail::objstore::NotifyDone>) {
+        self.0.notify(oid, payload, done)
     }
 }
 
@@ -359,21 +375,37 @@ pub fn txn_copy_and_expunge_references_in_parallel(store: &MailStore, user: &str
     // A mailbox's records are read once, on first use (head + shard); appends need none.
     let before = counting.counts();
     assert_eq!(inbox.uids().unwrap(), uids);
-    assert_eq!(counting.counts() - before, OpCounts { reads: 2, writes: 0, lists: 0 }, "records on first use");
+    assert_eq!(
+        counting.counts() - before,
+        OpCounts { reads: 2, writes: 0, lists: 0, notifies: 0, watches: 0 },
+        "records on first use"
+    );
     let before = counting.counts();
     let pairs = inbox.copy_to(&uids, &archive).unwrap();
     assert_eq!(pairs.len(), 20);
-    assert_eq!(counting.counts() - before, OpCounts { reads: 0, writes: 21, lists: 0 }, "copy of 20");
+    assert_eq!(
+        counting.counts() - before,
+        OpCounts { reads: 0, writes: 21, lists: 0, notifies: 1, watches: 0 },
+        "copy of 20: 20 references, the head and its notify"
+    );
     let before = counting.counts();
     assert_eq!(inbox.expunge(&uids).unwrap(), uids);
     // Each body keeps the archive's reference: read + drop our key.
-    assert_eq!(counting.counts() - before, OpCounts { reads: 20, writes: 21, lists: 0 }, "expunge of 20");
+    assert_eq!(
+        counting.counts() - before,
+        OpCounts { reads: 20, writes: 21, lists: 0, notifies: 1, watches: 0 },
+        "expunge of 20"
+    );
     let moved: Vec<u32> = pairs.iter().map(|p| p.1).collect();
     assert_eq!(archive.uids().unwrap(), moved);
     let before = counting.counts();
     archive.expunge(&moved).unwrap();
     // The last references: read + remove the body.
-    assert_eq!(counting.counts() - before, OpCounts { reads: 20, writes: 21, lists: 0 }, "expunge of the last copies");
+    assert_eq!(
+        counting.counts() - before,
+        OpCounts { reads: 20, writes: 21, lists: 0, notifies: 1, watches: 0 },
+        "expunge of the last copies"
+    );
     let report = rados_mail::check::check_user(&u).unwrap();
     assert!(report.is_clean() && report.bodies == 0, "{report:?}");
 }
