@@ -49,6 +49,7 @@ macro_rules! mail_cases {
     };
 }
 
+pub mod recent;
 pub mod txn;
 
 fn mailbox(store: &MailStore, user: &str, name: &str) -> (User, Mailbox) {
