@@ -1330,6 +1330,7 @@ static void test_dict(rm_store *store, const char *username)
 
 /* The transaction exports: a file of their own, in this same program. */
 #include "ffi_test_txn.c"
+#include "ffi_test_recent.c"
 
 static void run_suite(rm_store *store, const char *label)
 {
@@ -1368,6 +1369,7 @@ static void run_suite(rm_store *store, const char *label)
 	}
 	test_copy_move_changes(user);
 	test_txn(user);
+	test_recent(user);
 	test_migration(user);
 	test_lifetimes(store, username);
 	test_prefetch_seek(store, username);
