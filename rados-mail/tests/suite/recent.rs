@@ -176,6 +176,7 @@ fn sweep(store: &MailStore, user: &str, mode: FaultMode) {
     assert_eq!(probe.run(store, &through).unwrap(), 3..5);
     let writes = (counting.counts() - before).writes;
     assert!(writes >= 2, "{writes} writes: the take must lose a race first");
+    let (mut failed, mut lost_any) = (0, 0);
     for at in 0..=writes {
         let case = FaultCase::new(store, format!("{user}-{at}"));
         let faulty = FaultyStore::new(store_pool(store));
@@ -208,7 +209,14 @@ fn sweep(store: &MailStore, user: &str, mode: FaultMode) {
         if lost == 0 {
             assert_eq!(unique, (1..=4).collect(), "{what}");
         }
+        failed += usize::from(result.is_err());
+        lost_any += usize::from(lost > 0);
     }
+    // The sweep hit something: every write but the last sweep point failed the take; with a
+    // lost reply, the write that did take (the last one) lost its two mails' \Recent.
+    assert_eq!(failed as u64, writes, "{mode:?}: a fault at each write fails the take");
+    let expect_lost = usize::from(mode == FaultMode::AppliedButUnavailable);
+    assert_eq!(lost_any, expect_lost, "{mode:?}");
 }
 
 /// The cluster goes away at each write of a take in turn.
