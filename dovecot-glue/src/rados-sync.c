@@ -19,7 +19,14 @@
 
    Expunges are written after the other changes (in the second transaction):
    RADOS doesn't report the modseq of an expunge, and written last an expunge
-   is never placed below a modseq a client may already have seen. */
+   is never placed below a modseq a client may already have seen.
+
+   \Recent is handed out once per mailbox, not once per backend: the first
+   recent UID is RADOS's (rm_mailbox_take_recent decides). A session that may
+   change the mailbox (MAILBOX_FLAG_DROP_RECENT: SELECT, not EXAMINE) takes
+   the recent UIDs up to the UIDNEXT of its sync and marks exactly those; a
+   read-only one (EXAMINE, STATUS) only copies RADOS's first recent UID into
+   the index header, from which Dovecot marks them without taking them. */
 
 #include "lib.h"
 #include "array.h"
@@ -50,6 +57,9 @@ struct rados_sync_context {
 
 	/* UIDs appended in this sync */
 	ARRAY_TYPE(uint32_t) appended;
+	/* the UIDs recent_first .. recent_end-1 are this session's \Recent
+	   (taken in RADOS; only with MAILBOX_FLAG_DROP_RECENT) */
+	uint32_t recent_first, recent_end;
 	bool index_broken;
 };
 
@@ -114,6 +124,29 @@ static int rados_sync_read_changes(struct rados_sync_context *ctx)
 		array_push_back(&ctx->expunged, &uid);
 	}
 	rm_changes_free(changes);
+	return 0;
+}
+
+/* A session that may change the mailbox takes the mails still \Recent, up to
+   the UIDNEXT this sync read: no other session, on any backend, gets them. */
+static int rados_sync_take_recent(struct rados_sync_context *ctx)
+{
+	struct mailbox *box = &ctx->mbox->box;
+	enum rm_result ret;
+
+	if ((box->flags & MAILBOX_FLAG_DROP_RECENT) == 0)
+		return 0;
+	ret = rm_mailbox_take_recent(ctx->mbox->rmb, ctx->head.uidnext,
+				     &ctx->recent_first, &ctx->recent_end);
+	if (ret == RM_RESULT_NOT_FOUND) {
+		mailbox_set_deleted(box);
+		return -1;
+	}
+	if (ret != RM_RESULT_OK) {
+		rados_storage_set_error(box->storage, ret,
+					"taking the recent mails");
+		return -1;
+	}
 	return 0;
 }
 
@@ -338,6 +371,8 @@ static void rados_sync_header(struct rados_sync_context *ctx,
 	struct rados_index_header old, new;
 	uint32_t uidnext = ctx->head.uidnext;
 
+	uint32_t first_recent = ctx->head.first_recent;
+
 	if (hdr->uid_validity != mbox->uidvalidity) {
 		mail_index_update_header(ctx->trans,
 			offsetof(struct mail_index_header, uid_validity),
@@ -348,6 +383,14 @@ static void rados_sync_header(struct rados_sync_context *ctx,
 		mail_index_update_header(ctx->trans,
 			offsetof(struct mail_index_header, next_uid),
 			&uidnext, sizeof(uidnext), FALSE);
+	}
+	/* a read-only session shows RADOS's \Recent (the commit of a session
+	   that took them raises the index's to its next UID) */
+	if ((mbox->box.flags & MAILBOX_FLAG_DROP_RECENT) == 0 &&
+	    first_recent != 0 && hdr->first_recent_uid != first_recent) {
+		mail_index_update_header(ctx->trans,
+			offsetof(struct mail_index_header, first_recent_uid),
+			&first_recent, sizeof(first_recent), FALSE);
 	}
 
 	i_zero(&new);
@@ -373,9 +416,10 @@ static int rados_sync_apply(struct rados_sync_context *ctx)
 	uint32_t next_uid = hdr->next_uid, seq1, seq2, uid;
 	uint64_t max_modseq = 0, log_highest;
 
-	if ((box->flags & MAILBOX_FLAG_DROP_RECENT) != 0 &&
-	    mail_index_lookup_seq_range(ctx->sync_view, hdr->first_recent_uid,
-					hdr->next_uid, &seq1, &seq2))
+	/* the session's \Recent mails the index has already */
+	if (ctx->recent_first < ctx->recent_end &&
+	    mail_index_lookup_seq_range(ctx->sync_view, ctx->recent_first,
+					ctx->recent_end - 1, &seq1, &seq2))
 		mailbox_recent_flags_set_seqs(box, ctx->sync_view, seq1, seq2);
 
 	array_foreach(&ctx->changed, srec) {
@@ -396,8 +440,8 @@ static int rados_sync_apply(struct rados_sync_context *ctx)
 	}
 	if (rados_sync_commit_index(ctx) < 0)
 		return -1;
-	if ((box->flags & MAILBOX_FLAG_DROP_RECENT) != 0) {
-		array_foreach_elem(&ctx->appended, uid)
+	array_foreach_elem(&ctx->appended, uid) {
+		if (uid >= ctx->recent_first && uid < ctx->recent_end)
 			mailbox_recent_flags_set_uid(box, uid);
 	}
 	return 0;
@@ -469,7 +513,8 @@ static int rados_sync_run(struct rados_sync_context *ctx, bool force_resync)
 		}
 		ctx->since_modseq = rhdr.highest_modseq;
 	}
-	if (rados_sync_read_changes(ctx) < 0) {
+	if (rados_sync_read_changes(ctx) < 0 ||
+	    rados_sync_take_recent(ctx) < 0) {
 		mail_index_sync_rollback(&ctx->index_sync_ctx);
 		return -1;
 	}

@@ -1,8 +1,9 @@
 /* mailbox_update(): what dsync carries over from another storage. UIDVALIDITY,
    UIDNEXT and HIGHESTMODSEQ change in RADOS (rm_user_mailbox_update), then a
    sync brings them into the local index; the GUID of a mailbox that never had
-   a mail can change (rm_user_mailbox_change_guid); \Recent and cache
-   decisions are the local index's own. */
+   a mail can change (rm_user_mailbox_change_guid); the first recent UID is
+   raised in RADOS (rm_mailbox_take_recent) and in the index; cache decisions
+   are the local index's own. */
 
 #include "lib.h"
 #include "rados-storage.h"
@@ -51,17 +52,26 @@ static int rados_mailbox_change_guid(struct rados_mailbox *mbox,
 	return rados_sync(mbox, TRUE);
 }
 
-/* \Recent belongs to the local index, as in any Dovecot storage: raised to
-   min_uid (dsync carries it over), never above the index's next UID. */
+/* The first recent UID (dsync carries it over) is raised to min_uid, never
+   above UIDNEXT: in RADOS, where every backend reads it (the mails below it
+   are taken by nobody), and in the local index. */
 static int rados_mailbox_update_first_recent(struct mailbox *box,
 					     uint32_t min_uid)
 {
 	const struct mail_index_header *hdr;
 	struct mail_index_transaction *trans;
 	struct mail_index_view *view;
-	uint32_t first_recent_uid;
+	uint32_t first_recent_uid, first, end;
+	enum rm_result rret;
 	int ret = 0;
 
+	rret = rm_mailbox_take_recent(RADOS_MAILBOX(box)->rmb, min_uid,
+				      &first, &end);
+	if (rret != RM_RESULT_OK) {
+		rados_storage_set_error(box->storage, rret,
+					"raising the first recent UID");
+		return -1;
+	}
 	(void)mail_index_refresh(box->index);
 	view = mail_index_view_open(box->index);
 	hdr = mail_index_get_header(view);

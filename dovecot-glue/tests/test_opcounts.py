@@ -79,9 +79,10 @@ from harness import DovecotTestCase, instance, ok, parse_fetch, resp_code
 EXPECTED = {
     "LMTP delivery of 1 mail, first for the user in a connected lmtp process": (2, 2),
     "LMTP delivery of 1 mail, the user's next in the same session": (1, 2),
-    "IMAP APPEND of 1 mail to the selected mailbox": (1, 2),
+    "IMAP APPEND of 1 mail to the selected mailbox": (1, 3),
     "SELECT of an unchanged 1,000-mail INBOX, fresh imap process": (2, 0),
     "SELECT of the same INBOX again, same process": (2, 0),
+    "SELECT of a mailbox with 1 new mail, fresh imap process": (2, 1),
     "NOOP, nothing changed": (1, 0),
     "UID FETCH of 1 mail BODY.PEEK[], cold": (2, 0),
     "FETCH 1:100 BODY.PEEK[], cold": (101, 0),
@@ -449,6 +450,8 @@ class OpCounts(DovecotTestCase):
 
     def test_select_fresh_and_same_process(self):
         self.settle("INBOX", self.owner)
+        # Nothing \Recent left to take, whichever tests ran before (a SELECT takes it).
+        _logout(self.session("INBOX", self.owner))
         c = self.session(user=self.owner)
         n = self.measure("SELECT of an unchanged 1,000-mail INBOX, fresh imap process",
                          lambda: ok(c.select("INBOX")))
@@ -456,6 +459,19 @@ class OpCounts(DovecotTestCase):
         n = self.measure("SELECT of the same INBOX again, same process",
                          lambda: ok(c.select("INBOX")))
         self.assertEqual(int(n[0]), SELECT_MAILS)
+
+    def test_select_with_a_new_mail(self):
+        # A SELECT takes the mails still \Recent (issue 11: once per mailbox, across
+        # backends): one guarded write on the head, none when there is nothing new.
+        self.filled("NewMail")
+        _logout(self.session("NewMail"))
+        c = self.session()
+        ok(c.append("NewMail", None, None, mail(1, "new")))
+        c = self.session()
+        n = self.measure("SELECT of a mailbox with 1 new mail, fresh imap process",
+                         lambda: ok(c.select("NewMail")))
+        self.assertEqual(int(n[0]), MAILBOX_MAILS + 1)
+        self.assertEqual(c.untagged_responses["RECENT"][-1], b"1")
 
     def test_noop(self):
         self.settle("INBOX", self.owner)

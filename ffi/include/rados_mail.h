@@ -299,6 +299,12 @@ typedef struct rm_changes_header {
    * mailbox was deleted and created again with the same GUID.
    */
   uint32_t incarnation;
+  /**
+   * The first recent UID, at most `uidnext`: the mails from it on are still `\Recent`
+   * (no session took them, see [`crate::mailbox::rm_mailbox_take_recent`]); what a
+   * read-only session (EXAMINE, STATUS) shows as recent.
+   */
+  uint32_t first_recent;
 } rm_changes_header;
 
 /**
@@ -861,9 +867,9 @@ enum rm_result rm_changes_open(const struct rm_mailbox *mailbox,
 enum rm_result rm_changes_highestmodseq(const struct rm_changes *changes, uint64_t *out);
 
 /**
- * The mailbox's HIGHESTMODSEQ, UIDVALIDITY, UIDNEXT and incarnation from the same read as
- * the changes of `changes`, in `*out`: a caller that syncs needs no separate (and possibly
- * newer) [`crate::mailbox::rm_mailbox_status`].
+ * The mailbox's HIGHESTMODSEQ, UIDVALIDITY, UIDNEXT, incarnation and first recent UID from
+ * the same read as the changes of `changes`, in `*out`: a caller that syncs needs no
+ * separate (and possibly newer) [`crate::mailbox::rm_mailbox_status`].
  *
  * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
  *
@@ -1285,6 +1291,32 @@ enum rm_result rm_mailbox_sync(const struct rm_mailbox *mailbox, bool *out_chang
 enum rm_result rm_mailbox_identity(const struct rm_mailbox *mailbox,
                                    uint32_t *out_uidvalidity,
                                    uint32_t *out_incarnation);
+
+/**
+ * Takes the mails that are still `\Recent` for the calling session (one that may change
+ * the mailbox: IMAP SELECT and its later syncs, not EXAMINE): the UIDs `*out_first` ..
+ * `*out_end - 1` are this session's recent mails (none when equal), handed out to no
+ * other session of any process; the mailbox's first recent UID becomes `*out_end`.
+ * `upto` is the UIDNEXT the caller's sync saw (`rm_changes_header.uidnext`): nothing at
+ * or above it, nor above the UIDNEXT the handle's view knows, is taken. No modseq
+ * changes.
+ *
+ * Costs one guarded RADOS write when there is something to take, none otherwise (one
+ * read and write more for each race lost to another session). A temporary failure hands
+ * nothing out (if the write was applied all the same, those mails are recent for nobody,
+ * which RFC 3501 allows; never for two sessions).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (the mailbox was deleted),
+ * `RM_RESULT_NULL_PARAMETER`, a temporary code, or another code. The outputs are written
+ * only on success.
+ *
+ * # Safety
+ * `mailbox` is a live handle; `out_first` and `out_end` are valid for writing.
+ */
+enum rm_result rm_mailbox_take_recent(const struct rm_mailbox *mailbox,
+                                      uint32_t upto,
+                                      uint32_t *out_first,
+                                      uint32_t *out_end);
 
 /**
  * The mailbox's status after bringing its view up to date, in `*out`.

@@ -69,6 +69,7 @@ pub unsafe extern "C" fn rm_changes_open(
                 uidvalidity: c.uidvalidity,
                 uidnext: c.uidnext,
                 incarnation: c.incarnation,
+                first_recent: c.first_recent,
             },
             changed: c.changed.into_iter(),
             last_keywords: Vec::new(),
@@ -110,11 +111,15 @@ pub struct rm_changes_header {
     /// The mailbox's incarnation (as `rm_status.incarnation`): another value means the
     /// mailbox was deleted and created again with the same GUID.
     pub incarnation: u32,
+    /// The first recent UID, at most `uidnext`: the mails from it on are still `\Recent`
+    /// (no session took them, see [`crate::mailbox::rm_mailbox_take_recent`]); what a
+    /// read-only session (EXAMINE, STATUS) shows as recent.
+    pub first_recent: u32,
 }
 
-/// The mailbox's HIGHESTMODSEQ, UIDVALIDITY, UIDNEXT and incarnation from the same read as
-/// the changes of `changes`, in `*out`: a caller that syncs needs no separate (and possibly
-/// newer) [`crate::mailbox::rm_mailbox_status`].
+/// The mailbox's HIGHESTMODSEQ, UIDVALIDITY, UIDNEXT, incarnation and first recent UID from
+/// the same read as the changes of `changes`, in `*out`: a caller that syncs needs no
+/// separate (and possibly newer) [`crate::mailbox::rm_mailbox_status`].
 ///
 /// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
 ///

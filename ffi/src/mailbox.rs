@@ -213,6 +213,46 @@ pub unsafe extern "C" fn rm_mailbox_identity(
     })
 }
 
+/// Takes the mails that are still `\Recent` for the calling session (one that may change
+/// the mailbox: IMAP SELECT and its later syncs, not EXAMINE): the UIDs `*out_first` ..
+/// `*out_end - 1` are this session's recent mails (none when equal), handed out to no
+/// other session of any process; the mailbox's first recent UID becomes `*out_end`.
+/// `upto` is the UIDNEXT the caller's sync saw (`rm_changes_header.uidnext`): nothing at
+/// or above it, nor above the UIDNEXT the handle's view knows, is taken. No modseq
+/// changes.
+///
+/// Costs one guarded RADOS write when there is something to take, none otherwise (one
+/// read and write more for each race lost to another session). A temporary failure hands
+/// nothing out (if the write was applied all the same, those mails are recent for nobody,
+/// which RFC 3501 allows; never for two sessions).
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NOT_FOUND` (the mailbox was deleted),
+/// `RM_RESULT_NULL_PARAMETER`, a temporary code, or another code. The outputs are written
+/// only on success.
+///
+/// # Safety
+/// `mailbox` is a live handle; `out_first` and `out_end` are valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_take_recent(
+    mailbox: *const rm_mailbox,
+    upto: u32,
+    out_first: *mut u32,
+    out_end: *mut u32,
+) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        // SAFETY: forwarded contract of this export.
+        let first = unsafe { Out::new(out_first, "out_first") }?;
+        // SAFETY: forwarded contract of this export.
+        let end = unsafe { Out::new(out_end, "out_end") }?;
+        let taken = mb.mailbox.take_recent(upto)?;
+        first.set(taken.start);
+        end.set(taken.end);
+        Ok(())
+    })
+}
+
 /// The mailbox's status after bringing its view up to date, in `*out`.
 ///
 /// # Safety

@@ -1332,6 +1332,7 @@ static void test_dict(rm_store *store, const char *username)
 #include "ffi_test_txn.c"
 /* The watch exports, likewise. */
 #include "ffi_test_watch.c"
+#include "ffi_test_recent.c"
 
 static void run_suite(rm_store *store, const char *label)
 {
@@ -1371,6 +1372,7 @@ static void run_suite(rm_store *store, const char *label)
 	test_copy_move_changes(user);
 	test_txn(user);
 	test_watch(store, username);
+	test_recent(user);
 	test_migration(user);
 	test_lifetimes(store, username);
 	test_prefetch_seek(store, username);

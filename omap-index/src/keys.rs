@@ -9,6 +9,9 @@ pub const HDR: &str = "hdr";
 pub const TRIM: &str = "trim";
 /// Head object: prefix of WAL entries.
 pub const WAL: &str = "w/";
+/// Head object: the mailbox's first recent UID (8 hex): the UIDs from it on are still
+/// IMAP `\Recent` for the next session that takes them. Absent: 1 (every mail is).
+pub const RECENT: &str = "recent";
 /// Shard object: WAL entries up to this modseq (16 hex) are applied to this shard.
 pub const APPLIED: &str = "applied";
 /// Shard object: prefix of mail records.
@@ -40,6 +43,20 @@ pub fn parse_hex64(s: &[u8]) -> Result<u64, FormatError> {
         return Err(FormatError::Key(text.into()));
     }
     u64::from_str_radix(text, 16).map_err(|_| FormatError::Key(text.into()))
+}
+
+/// A UID as 8 hex digits (the value of [`RECENT`]).
+pub fn hex32(n: u32) -> String {
+    format!("{n:08x}")
+}
+
+/// Parses [`hex32`].
+pub fn parse_hex32(s: &[u8]) -> Result<u32, FormatError> {
+    let text = std::str::from_utf8(s).map_err(|_| FormatError::Key(String::from_utf8_lossy(s).into_owned()))?;
+    if text.len() != 8 {
+        return Err(FormatError::Key(text.into()));
+    }
+    u32::from_str_radix(text, 16).map_err(|_| FormatError::Key(text.into()))
 }
 
 /// `w/<modseq>`.
@@ -119,6 +136,8 @@ mod tests {
             prop_assert_eq!(parse_indexed(&tombstone(a, u)).unwrap(), (a, u));
             prop_assert_eq!(parse_record(&record(u)).unwrap(), u);
             prop_assert_eq!(parse_hex64(hex64(a).as_bytes()).unwrap(), a);
+            prop_assert_eq!(parse_hex32(hex32(u).as_bytes()).unwrap(), u);
+            prop_assert_eq!(hex32(u).cmp(&hex32(v)), u.cmp(&v));
             prop_assert!(after_modseq(MODSEQ, a) >= modseq_index(a, u));
             if a < u64::MAX {
                 prop_assert!(after_modseq(MODSEQ, a) < modseq_index(a + 1, 0));
@@ -131,5 +150,7 @@ mod tests {
         assert!(parse_indexed("m/12/34").is_err());
         assert!(parse_record("r/xyz").is_err());
         assert!(parse_hex64(b"12").is_err());
+        assert!(parse_hex32(b"0000001").is_err());
+        assert!(parse_hex32(b"0000000g").is_err());
     }
 }

@@ -160,6 +160,11 @@ impl AsyncMailbox {
         let m = self.0.clone();
         blocking(move || m.changes_since(modseq)).await
     }
+    /// [`Mailbox::take_recent`].
+    pub async fn take_recent(&self, upto: u32) -> Result<std::ops::Range<u32>> {
+        let m = self.0.clone();
+        blocking(move || m.take_recent(upto)).await
+    }
     /// [`Mailbox::record`] (from memory; does not block).
     pub fn record(&self, uid: u32) -> Result<Option<MailRecord>> {
         self.0.record(uid)

@@ -23,6 +23,8 @@ pub(crate) struct Head {
     pub(crate) hdr_bytes: Vec<u8>,
     pub(crate) trim: u64,
     pub(crate) wal: Vec<WalEntry>,
+    /// The first recent UID (`recent`; 1 when absent), read with the header.
+    pub(crate) first_recent: u32,
 }
 
 /// The in-memory view of the index at `hdr.highestmodseq`. The records are read from the
@@ -48,6 +50,9 @@ pub(crate) struct View {
     pub(crate) fresh: Option<Instant>,
     /// When a commit through this view last lost a race (see [`CONTENDED`]).
     pub(crate) contended: Option<Instant>,
+    /// The first recent UID as last read or written (never above the truth: it only
+    /// grows in RADOS; see `mailbox/recent.rs`).
+    pub(crate) first_recent: u32,
 }
 
 /// For how long after a lost race a commit of new mails reads the head again right before
@@ -67,6 +72,7 @@ impl View {
             records: BTreeMap::new(),
             loaded: false,
             wal_len: head.wal.len(),
+            first_recent: head.first_recent,
             head: Some(head),
             fresh: None,
             contended: None,
@@ -84,6 +90,7 @@ impl View {
             head: None,
             fresh: None,
             contended: None,
+            first_recent: 1,
         }
     }
 
@@ -202,10 +209,21 @@ pub(crate) fn destroy(store: &Arc<dyn ObjectStore>, guid: &Guid, retry: &RetryPo
     }
 }
 
-/// Reads the head object: header, trim mark and the whole WAL tail.
+/// The first recent UID stored in a head (`keys::RECENT`): 1 when absent, as in a fresh
+/// Dovecot index (every mail is still recent).
+pub(crate) fn first_recent_value(object: &str, bytes: Option<&Vec<u8>>) -> Result<u32> {
+    match bytes {
+        None => Ok(1),
+        Some(b) => keys::parse_hex32(b).map_err(|e| Error::corrupted(object, keys::RECENT, e)),
+    }
+}
+
+/// Reads the head object: header, trim mark, first recent UID and the whole WAL tail.
 pub(crate) fn read_head(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
-    let first = store
-        .read_op(oid, &ReadOp::new().omap_get([keys::HDR, keys::TRIM]).omap_range("", keys::WAL, OMAP_PAGE_MAX))?;
+    let first = store.read_op(
+        oid,
+        &ReadOp::new().omap_get([keys::HDR, keys::TRIM, keys::RECENT]).omap_range("", keys::WAL, OMAP_PAGE_MAX),
+    )?;
     let vals = first.omap.unwrap_or_default();
     let hdr_bytes = vals.get(keys::HDR).cloned().ok_or_else(|| Error::Corrupted {
         object: oid.into(),
@@ -214,6 +232,7 @@ pub(crate) fn read_head(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
     })?;
     let hdr: MailboxHeader = decode(oid, keys::HDR, &hdr_bytes)?;
     let trim = hex_value(oid, keys::TRIM, vals.get(keys::TRIM))?;
+    let first_recent = first_recent_value(oid, vals.get(keys::RECENT))?;
     let mut page = first.omap_page.unwrap_or_default();
     let mut raw = std::mem::take(&mut page.entries);
     while page.more {
@@ -230,7 +249,7 @@ pub(crate) fn read_head(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
         }
     }
     let wal = raw.iter().map(|(k, v)| decode::<WalEntry>(oid, k, v)).collect::<Result<Vec<_>>>()?;
-    Ok(Head { hdr, hdr_bytes, trim, wal })
+    Ok(Head { hdr, hdr_bytes, trim, wal, first_recent })
 }
 
 /// Reads a shard: its applied mark and every record, at one object version.
@@ -311,6 +330,7 @@ pub(crate) fn load_view(
                 }
             }
             let wal_len = head.wal.len();
+            let first_recent = head.first_recent;
             return Ok(View {
                 hdr: head.hdr.clone(),
                 hdr_bytes: head.hdr_bytes.clone(),
@@ -320,6 +340,7 @@ pub(crate) fn load_view(
                 head: Some(head),
                 fresh: None,
                 contended: None,
+                first_recent,
             });
         }
         // A shard was applied past the head just read: read the head again.
@@ -347,6 +368,7 @@ pub(crate) fn changes_of(hdr: &MailboxHeader) -> Changes {
         uidvalidity: hdr.uidvalidity,
         uidnext: hdr.uidnext,
         incarnation: hdr.incarnation,
+        first_recent: 1,
         ..Default::default()
     }
 }

@@ -12,6 +12,7 @@ mod fetch;
 mod group;
 mod plan;
 mod prefetch;
+mod recent;
 mod txn;
 
 use std::collections::BTreeSet;
@@ -212,6 +213,7 @@ impl Mailbox {
             return Ok(true);
         }
         view.fresh = None;
+        view.first_recent = view.first_recent.max(head.first_recent);
         if head.hdr.highestmodseq == known {
             view.hdr_bytes = head.hdr_bytes.clone();
             view.wal_len = head.wal.len();

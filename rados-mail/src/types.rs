@@ -140,6 +140,10 @@ pub struct Changes {
     pub uidnext: u32,
     /// The mailbox's incarnation, from the same read (see [`Status::incarnation`]).
     pub incarnation: u32,
+    /// The mailbox's first recent UID, from the same read, at most `uidnext`: the mails
+    /// from it on are still IMAP `\Recent` (no session took them yet; see
+    /// [`crate::Mailbox::take_recent`]).
+    pub first_recent: u32,
     /// Current records of mails added or changed since, by UID.
     pub changed: Vec<MailRecord>,
     /// UIDs expunged since.

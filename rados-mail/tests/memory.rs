@@ -10,4 +10,5 @@ fn store(_case: &str) -> (rados_mail::MailStore, String) {
 mail_cases!(store);
 txn_cases!(store);
 watch_cases!(store);
+recent_cases!(store);
 fetch_cases!(store);

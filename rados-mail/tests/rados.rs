@@ -18,6 +18,7 @@ fn store(case: &str) -> (MailStore, String) {
 mail_cases!(store);
 txn_cases!(store);
 watch_cases!(store);
+recent_cases!(store);
 fetch_cases!(store);
 
 /// The async API on a multi-threaded tokio runtime: 8 tasks append and flag at once.

@@ -145,7 +145,8 @@ impl Mailbox {
                     changed.insert(c.uid, c.record.clone());
                 }
             }
-            let out = split_changes(&head.hdr, changed);
+            let mut out = split_changes(&head.hdr, changed);
+            out.first_recent = head.first_recent.min(head.hdr.uidnext);
             // The view follows the same read, so records read next agree with these
             // changes (as after `status`), still one RADOS read in all.
             self.catch_up(&mut self.lock(), head)?;
@@ -188,7 +189,8 @@ impl Mailbox {
         expunged.extend(wal_expunged);
         let changed: Vec<MailRecord> = view.records.values().filter(|r| r.modseq > modseq).cloned().collect();
         expunged.retain(|u| !view.records.contains_key(u));
-        Ok(Changes { changed, expunged: expunged.into_iter().collect(), ..changes_of(&view.hdr) })
+        let first_recent = view.first_recent.min(view.hdr.uidnext);
+        Ok(Changes { changed, expunged: expunged.into_iter().collect(), first_recent, ..changes_of(&view.hdr) })
     }
 
     /// Applies the WAL to the shards and trims it now (normally done automatically).

@@ -49,6 +49,7 @@ macro_rules! mail_cases {
     };
 }
 
+pub mod recent;
 pub mod txn;
 pub mod watch;
 
