@@ -2,7 +2,7 @@
 
 Dovecot instances are started with ci/dovecot-start.sh in one temporary directory
 per run and stopped at the end. `instance("a")` starts an instance on first use;
-each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50, limits: P+60, fetch: P+70, opcounts: P+80; P from
+each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50, limits: P+60, fetch: P+70, opcounts: P+80, acl_a: P+90, acl_b: P+100; P from
 DOVECOT_TEST_PORT_BASE). Environment:
   DOVECOT_TEST_DRIVER      rados (default) or sdbox
   DOVECOT_TEST_PORT_BASE   first port (default 24100)
@@ -28,7 +28,8 @@ PLUGIN_DIR = os.environ.get("DOVECOT_TEST_PLUGIN_DIR")
 PASSWORD = "pass"
 # A log line with one of these fails the run.
 BAD_LOG = re.compile(r"Panic:|Fatal:|Error:")
-PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50, "limits": 60, "fetch": 70, "opcounts": 80}
+PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50, "limits": 60, "fetch": 70, "opcounts": 80,
+                "acl_a": 90, "acl_b": 100}
 # Socket timeout for clients: generous, the 50 MiB test moves a lot of data.
 TIMEOUT = 300
 
@@ -167,15 +168,28 @@ def instance(name, home_root=None, extra_conf=None):
     return inst
 
 
-def instance_with_conf(name, text):
+def instance_with_conf(name, text, home_root=None):
     """The running instance `name` whose dovecot.conf ends with `text` (kept in the run's
-    directory as <name>-extra.conf)."""
+    directory as <name>-extra.conf); `home_root` as for instance()."""
     path = os.path.join(root(), f"{name}-extra.conf")
     if not os.path.exists(path):
         with open(path, "w") as f:
             f.write(text)
         os.chmod(path, 0o644)
-    return instance(name, extra_conf=path)
+    return instance(name, home_root=home_root, extra_conf=path)
+
+
+def instance_dir(name):
+    """The directory of instance `name` (whether started or not)."""
+    return os.path.join(root(), name)
+
+
+def shared_pair_with_conf(name_a, name_b, conf):
+    """Instances name_a and name_b sharing the users' mail as shared_pair()'s do, both
+    with dovecot.conf ending with `conf(name)` (a function of the instance's name)."""
+    a = instance_with_conf(name_a, conf(name_a))
+    home = os.path.join(a.dir, "home") if DRIVER == "sdbox" else None
+    return a, instance_with_conf(name_b, conf(name_b), home_root=home)
 
 
 def shared_pair():
