@@ -226,3 +226,16 @@ class AclAcrossBackendsTest(DovecotTestCase):
         self.assertNotIn(self.other, getacl(xb, "New"))
         yb2 = self.imap(self.b, self.other)
         self.assertTrue(select_fails(yb2, f"shared/{self.owner}/New"))
+
+    def test_acl_doveadm_set_through_b_seen_through_a_shared(self):
+        xa = self.imap(self.a, self.owner)
+        self.make_mailbox(xa, "Ops", "doveadm")
+        self.b.doveadm(self.owner, "acl set", "Ops", f"user={self.other}", "lookup", "read",
+                       "insert")
+        got = self.a.doveadm(self.owner, "acl get", "Ops").decode()
+        self.assertRegex(got, rf"user={self.other}\s+(\S+\s+)?insert lookup read")
+        self.assertEqual(getacl(xa, "Ops")[self.other], "ilr")
+        ya = self.imap(self.a, self.other)
+        self.assertEqual(myrights(ya, f"shared/{self.owner}/Ops"), "ilr")
+        self.b.doveadm(self.owner, "acl delete", "Ops", f"user={self.other}")
+        self.assertIsNone(myrights(ya, f"shared/{self.owner}/Ops"))
