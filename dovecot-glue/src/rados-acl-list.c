@@ -2,12 +2,12 @@
    nonowner_lookups_iter_* vfuncs, for a rados list): vfile reads them from a
    local file, dovecot-acl-list, which another backend's SETACL never
    updates; here they come from RADOS, with one listing of the owner's
-   mailboxes and one read of all of the owner's ACL texts. Used for LIST in
-   the shared namespace and to rebuild acl_shared_dict. */
+   mailboxes, which reads all of the owner's ACL texts at once
+   (rados_acl_prefetch). Used for LIST in the shared namespace and to rebuild
+   acl_shared_dict. */
 
 #include "lib.h"
 #include "array.h"
-#include "hash.h"
 #include "mail-namespace.h"
 #include "mailbox-list-private.h"
 #include "rados-storage.h"
@@ -44,33 +44,22 @@ static int rados_acl_nonowner_visible(struct acl_backend *backend,
 	return ret;
 }
 
-/* Names of the owner's mailboxes that non-owners may see, from RADOS. */
+/* Names of the owner's mailboxes that non-owners may see. Listing them
+   brings their local ACL files in line with RADOS (rados_acl_prefetch). */
 static int rados_acl_nonowner_names(struct rados_acl_list_context *ctx)
 {
 	struct acl_backend *backend = ctx->ctx.backend;
 	struct mailbox_list *list = backend->list;
-	struct rados_acl_entries entries;
 	struct mailbox_list_iterate_context *iter;
 	const struct mailbox_info *info;
-	const char *name, *path, *value, *error = NULL;
-	int ret, vis;
+	const char *name, *error = NULL;
+	int ret = 0, vis;
 
-	ret = rados_acl_entries_read(list, &entries, &error);
 	/* every mailbox: global ACLs may make one visible too */
 	iter = mailbox_list_iter_init(list, "*", MAILBOX_LIST_ITER_RAW_LIST |
 				      MAILBOX_LIST_ITER_RETURN_NO_FLAGS);
 	while (ret == 0 && (info = mailbox_list_iter_next(iter)) != NULL) {
 		name = mailbox_list_get_storage_name(list, info->vname);
-		path = rados_acl_local_path(list, name);
-		value = hash_table_lookup(entries.values, name);
-		/* a file already seen in this run may be one vfile has just
-		   updated, and not yet written to RADOS */
-		if (path != NULL && !rados_acl_seen(path) &&
-		    rados_acl_materialise(backend, name, path, value,
-					  &error) < 0) {
-			ret = -1;
-			break;
-		}
 		vis = rados_acl_nonowner_visible(backend, name);
 		if (vis < 0) {
 			error = "reading ACLs failed";
@@ -89,7 +78,6 @@ static int rados_acl_nonowner_names(struct rados_acl_list_context *ctx)
 			"rados: listing the mailboxes shared by %s: %s",
 			rados_ns_owner(list->ns)->username, error);
 	}
-	rados_acl_entries_free(&entries);
 	return ret;
 }
 

@@ -450,6 +450,38 @@ void rados_acl_namespace_storage_added(struct mail_namespace *ns)
 		rados_acl_nonowner_iter_deinit;
 }
 
+void rados_acl_prefetch(struct mailbox_list *list,
+			const ARRAY_TYPE(const_string) *names)
+{
+	struct acl_backend *backend = rados_acl_backend(list);
+	struct rados_acl_entries entries;
+	ARRAY_TYPE(const_string) todo;
+	const char *name, *path, *error;
+
+	if (backend == NULL)
+		return;
+	/* a file already seen in this run may be one vfile has just updated,
+	   and not yet written to RADOS */
+	t_array_init(&todo, array_count(names));
+	array_foreach_elem(names, name) {
+		path = rados_acl_local_path(list, name);
+		if (path != NULL && !rados_acl_seen(path))
+			array_push_back(&todo, &name);
+	}
+	if (array_count(&todo) == 0)
+		return;
+	if (rados_acl_entries_read(list, &entries, &error) == 0) {
+		array_foreach_elem(&todo, name) {
+			path = rados_acl_local_path(list, name);
+			if (rados_acl_materialise(backend, name, path,
+				hash_table_lookup(entries.values, name),
+				&error) < 0)
+				break;
+		}
+	}
+	rados_acl_entries_free(&entries);
+}
+
 /* Applies `txn`'s changes; 0, or -1 with the list's error set. */
 static int rados_acl_commit(struct mailbox_list *list, struct rm_dict *dict,
 			    struct rm_dict_txn *txn, const char *what)

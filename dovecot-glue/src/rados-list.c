@@ -205,6 +205,8 @@ static int rados_list_build_tree(struct rados_list_iterate_context *ctx)
 		name = "INBOX";
 		array_push_back(&names, &name);
 	}
+	/* the ACLs of all of them with one RADOS read, not one each */
+	rados_acl_prefetch(&list->list, &names);
 
 	i_zero(&update_ctx);
 	update_ctx.iter_ctx = &ctx->ctx;

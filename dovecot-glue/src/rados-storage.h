@@ -159,6 +159,12 @@ void rados_list_delete_index_dir(struct mailbox_list *list, const char *name);
 /* mail_namespace_storage_added hook: when the acl plugin (vfile) serves a
    rados list, its ACLs are kept in RADOS (see rados-acl.c). */
 void rados_acl_namespace_storage_added(struct mail_namespace *ns);
+/* Brings the local ACL files of the mailboxes `names` (being listed) in line
+   with RADOS with one read, instead of one read per mailbox when the acl
+   plugin checks each one's rights. Nothing to do without ACLs in RADOS;
+   failures are left to the per-mailbox reads. */
+void rados_acl_prefetch(struct mailbox_list *list,
+			const ARRAY_TYPE(const_string) *names);
 /* Drops the ACL of a mailbox being deleted: 0, or -1 with the list's error
    set. Nothing to do (0) when the list has no ACLs in RADOS. */
 int rados_acl_mailbox_deleted(struct mailbox_list *list, const char *name);
