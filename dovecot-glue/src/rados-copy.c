@@ -22,7 +22,8 @@ int rados_copy(struct mail_save_context *ctx, struct mail *mail)
 	bool found = FALSE, synced;
 
 	if (!rados_storage_is_rados(mail->box->storage) ||
-	    mail->box->storage->user != t->box->storage->user ||
+	    rados_ns_owner(mail->box->list->ns) !=
+	    rados_ns_owner(t->box->list->ns) ||
 	    RADOS_MAILBOX(mail->box)->rmb == NULL || mail->saving)
 		return mail_storage_copy(ctx, mail);
 	src = RADOS_MAILBOX(mail->box);

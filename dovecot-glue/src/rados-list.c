@@ -49,7 +49,8 @@ static struct mailbox_list *rados_list_alloc(void)
 static int rados_list_init(struct mailbox_list *list, const char **error_r)
 {
 	/* as rados_storage_create */
-	return rados_user_open(list->ns->user, list->ns->user->event, error_r);
+	return rados_user_open(rados_ns_owner(list->ns), list->ns->user->event,
+			       error_r);
 }
 
 static void rados_list_deinit(struct mailbox_list *list)
@@ -198,11 +199,15 @@ static int rados_list_build_tree(struct rados_list_iterate_context *ctx)
 
 	if (rados_list_names(list, FALSE, &names) < 0)
 		return -1;
-	if ((list->list.ns->flags & NAMESPACE_FLAG_INBOX_USER) != 0) {
-		/* INBOX always exists: it is created when first opened */
+	if ((list->list.ns->flags & NAMESPACE_FLAG_INBOX_USER) != 0 ||
+	    list->list.ns->type == MAIL_NAMESPACE_TYPE_SHARED) {
+		/* INBOX always exists: it is created when first opened (also
+		   another user's, in shared/<user>/) */
 		name = "INBOX";
 		array_push_back(&names, &name);
 	}
+	/* the ACLs of all of them with one RADOS read, not one each */
+	rados_acl_prefetch(&list->list, &names);
 
 	i_zero(&update_ctx);
 	update_ctx.iter_ctx = &ctx->ctx;
@@ -358,6 +363,10 @@ static int rados_list_delete_mailbox(struct mailbox_list *_list,
 
 	if (user == NULL)
 		return -1;
+	/* first the ACL: a mailbox created again with the name must not get
+	   the old one's */
+	if (rados_acl_mailbox_deleted(_list, name) < 0)
+		return -1;
 	ret = rm_user_mailbox_delete(user, name);
 	if (ret == RM_RESULT_NOT_FOUND) {
 		mailbox_list_set_error(_list, MAIL_ERROR_NOTFOUND,
@@ -420,6 +429,8 @@ static int rados_list_rename_mailbox(struct mailbox_list *oldlist,
 		rados_list_set_error(oldlist, ret, "renaming mailbox");
 		return -1;
 	}
+	if (rados_acl_mailbox_renamed(oldlist, oldname, newname) < 0)
+		return -1;
 	/* the caches of the old names are stale now (an index records its
 	   mailbox's GUID, so caches left behind by children are dropped
 	   when a mailbox of that name is opened) */

@@ -13,6 +13,7 @@ const char *rados_plugin_version = DOVECOT_ABI_VERSION;
 
 static struct mail_storage_hooks rados_mail_storage_hooks = {
 	.mail_user_created = rados_mail_user_created,
+	.mail_namespace_storage_added = rados_acl_namespace_storage_added,
 };
 
 void rados_plugin_init(struct module *module)

@@ -38,7 +38,7 @@ static int rados_storage_create(struct mail_storage *storage,
 				const char **error_r)
 {
 	/* connect now; a cluster that doesn't answer is tried again at the
-	   first use (rados_storage_user) */
+	   first use (rados_mailbox_user) */
 	return rados_user_open(storage->user, storage->event, error_r);
 }
 
@@ -169,7 +169,7 @@ static int rados_mailbox_drop_stale_index(struct rados_mailbox *mbox)
 static int rados_mailbox_open_rados(struct rados_mailbox *mbox)
 {
 	struct mailbox *box = &mbox->box;
-	struct rm_user *user = rados_storage_user(box->storage);
+	struct rm_user *user = rados_mailbox_user(box);
 	enum rm_result ret;
 
 	if (user == NULL)
@@ -269,7 +269,7 @@ static int rados_mailbox_exists(struct mailbox *box, bool auto_boxes,
 		*existence_r = MAILBOX_EXISTENCE_NONE;
 		return 0;
 	}
-	user = rados_storage_user(box->storage);
+	user = rados_mailbox_user(box);
 	if (user == NULL)
 		return -1;
 	ret = rm_user_mailbox_list(user, box->name, rados_name_found_cb,
@@ -294,7 +294,7 @@ static int rados_mailbox_create(struct mailbox *box,
 				const struct mailbox_update *update,
 				bool directory ATTR_UNUSED)
 {
-	struct rm_user *user = rados_storage_user(box->storage);
+	struct rm_user *user = rados_mailbox_user(box);
 	const uint8_t *guid = NULL;
 	uint32_t uidvalidity = 0;
 	enum rm_result ret;

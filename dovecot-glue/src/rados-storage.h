@@ -127,12 +127,16 @@ struct rm_user *rados_user_get(struct mail_user *user, const char **error_r);
    with *error_r for anything else. */
 int rados_user_open(struct mail_user *user, struct event *event,
 		    const char **error_r);
-/* The storage's / list's RADOS user, connecting on first use: a process that
-   starts while the cluster is unreachable serves "temporarily unavailable"
-   (IMAP NO [UNAVAILABLE], LMTP 4xx) and recovers when the cluster is back. On
-   failure the storage's / list's error is set and NULL returned. */
-struct rm_user *rados_storage_user(struct mail_storage *storage);
+/* The RADOS user of a mailbox's / list's namespace owner, connecting on first
+   use: a process that starts while the cluster is unreachable serves
+   "temporarily unavailable" (IMAP NO [UNAVAILABLE], LMTP 4xx) and recovers
+   when the cluster is back. On failure the storage's / list's error is set
+   and NULL returned. */
+struct rm_user *rados_mailbox_user(struct mailbox *box);
 struct rm_user *rados_list_user(struct mailbox_list *list);
+/* The user whose mail namespace ns holds: a shared namespace's owner (the
+   other user of shared/<user>/), else the session's user. */
+struct mail_user *rados_ns_owner(const struct mail_namespace *ns);
 bool rados_storage_is_rados(const struct mail_storage *storage);
 /* Sets the storage error for a failed ABI call: temporary failures become
    MAIL_ERROR_UNAVAILABLE (IMAP NO [UNAVAILABLE], LMTP 4xx), bugs and
@@ -152,6 +156,24 @@ bool rados_index_header_get(struct rados_mailbox *mbox,
 const char *rados_list_index_dir(struct mailbox_list *list, const char *name);
 /* Removes the local index directory of name (the index is only a cache). */
 void rados_list_delete_index_dir(struct mailbox_list *list, const char *name);
+
+/* rados-acl.c */
+/* mail_namespace_storage_added hook: when the acl plugin (vfile) serves a
+   rados list, its ACLs are kept in RADOS (see rados-acl.c). */
+void rados_acl_namespace_storage_added(struct mail_namespace *ns);
+/* Brings the local ACL files of the mailboxes `names` (being listed) in line
+   with RADOS with one read, instead of one read per mailbox when the acl
+   plugin checks each one's rights. Nothing to do without ACLs in RADOS;
+   failures are left to the per-mailbox reads. */
+void rados_acl_prefetch(struct mailbox_list *list,
+			const ARRAY_TYPE(const_string) *names);
+/* Drops the ACL of a mailbox being deleted: 0, or -1 with the list's error
+   set. Nothing to do (0) when the list has no ACLs in RADOS. */
+int rados_acl_mailbox_deleted(struct mailbox_list *list, const char *name);
+/* Moves the ACLs of a renamed mailbox and of its children: 0, or -1 with the
+   list's error set. */
+int rados_acl_mailbox_renamed(struct mailbox_list *list, const char *oldname,
+			      const char *newname);
 
 /* rados-sync.c */
 int rados_sync(struct rados_mailbox *mbox, bool force_resync);

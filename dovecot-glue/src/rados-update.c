@@ -17,7 +17,7 @@ static int rados_mailbox_change_guid(struct rados_mailbox *mbox,
 				     const guid_128_t guid)
 {
 	struct mailbox *box = &mbox->box;
-	struct rm_user *user = rados_storage_user(box->storage);
+	struct rm_user *user = rados_mailbox_user(box);
 	struct rm_mailbox *rmb;
 	struct rm_status status;
 	enum rm_result ret;
@@ -116,7 +116,7 @@ int rados_mailbox_update(struct mailbox *box,
 	rup.min_highestmodseq = update->min_highest_modseq;
 	if (rup.uidvalidity != 0 || rup.min_uidnext != 0 ||
 	    rup.min_highestmodseq != 0) {
-		if ((user = rados_storage_user(box->storage)) == NULL)
+		if ((user = rados_mailbox_user(box)) == NULL)
 			return -1;
 		ret = rm_user_mailbox_update(user, mbox->rmb, &rup, &changed);
 		if (ret != RM_RESULT_OK) {

@@ -3,6 +3,7 @@
 
 #include "lib.h"
 #include "mail-user.h"
+#include "mail-namespace.h"
 #include "mailbox-list-private.h"
 #include "rados-connect.h"
 #include "rados-storage.h"
@@ -165,16 +166,24 @@ rados_user_for_use(struct mail_user *user, enum mail_error *error_r,
 	return NULL;
 }
 
-struct rm_user *rados_storage_user(struct mail_storage *storage)
+struct mail_user *rados_ns_owner(const struct mail_namespace *ns)
+{
+	/* a shared namespace (shared/<user>/) holds its owner's mail, while
+	   ns->user is the session's user; a public one has no owner */
+	return ns->owner != NULL ? ns->owner : ns->user;
+}
+
+struct rm_user *rados_mailbox_user(struct mailbox *box)
 {
 	enum mail_error error;
 	const char *text;
-	struct rm_user *rm = rados_user_for_use(storage->user, &error, &text);
+	struct rm_user *rm = rados_user_for_use(rados_ns_owner(box->list->ns),
+						&error, &text);
 
 	if (rm == NULL && error == MAIL_ERROR_NONE)
-		mail_storage_set_critical(storage, "%s", text);
+		mail_storage_set_critical(box->storage, "%s", text);
 	else if (rm == NULL)
-		mail_storage_set_error(storage, error, text);
+		mail_storage_set_error(box->storage, error, text);
 	return rm;
 }
 
@@ -182,7 +191,8 @@ struct rm_user *rados_list_user(struct mailbox_list *list)
 {
 	enum mail_error error;
 	const char *text;
-	struct rm_user *rm = rados_user_for_use(list->ns->user, &error, &text);
+	struct rm_user *rm = rados_user_for_use(rados_ns_owner(list->ns),
+						&error, &text);
 
 	if (rm == NULL && error == MAIL_ERROR_NONE)
 		mailbox_list_set_critical(list, "%s", text);

@@ -2,7 +2,7 @@
 
 Dovecot instances are started with ci/dovecot-start.sh in one temporary directory
 per run and stopped at the end. `instance("a")` starts an instance on first use;
-each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50, limits: P+60, fetch: P+70, opcounts: P+80; P from
+each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50, limits: P+60, fetch: P+70, opcounts: P+80, acl_a: P+90, acl_b: P+100; P from
 DOVECOT_TEST_PORT_BASE). Environment:
   DOVECOT_TEST_DRIVER      rados (default) or sdbox
   DOVECOT_TEST_PORT_BASE   first port (default 24100)
@@ -29,7 +29,7 @@ PASSWORD = "pass"
 # A log line with one of these fails the run.
 BAD_LOG = re.compile(r"Panic:|Fatal:|Error:")
 PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50, "limits": 60, "fetch": 70, "opcounts": 80,
-                "idle_a": 120, "idle_b": 130}
+                "acl_a": 90, "acl_b": 100, "idle_a": 120, "idle_b": 130}
 # Socket timeout for clients: generous, the 50 MiB test moves a lot of data.
 TIMEOUT = 300
 
@@ -179,11 +179,17 @@ def instance_with_conf(name, text, home_root=None):
     return instance(name, home_root=home_root, extra_conf=path)
 
 
-def shared_pair_with_conf(name_a, name_b, text):
-    """Like shared_pair(), for two instances whose dovecot.conf ends with `text`."""
-    a = instance_with_conf(name_a, text)
+def instance_dir(name):
+    """The directory of instance `name` (whether started or not)."""
+    return os.path.join(root(), name)
+
+
+def shared_pair_with_conf(name_a, name_b, conf):
+    """Instances name_a and name_b sharing the users' mail as shared_pair()'s do, both
+    with dovecot.conf ending with `conf(name)` (a function of the instance's name)."""
+    a = instance_with_conf(name_a, conf(name_a))
     home = os.path.join(a.dir, "home") if DRIVER == "sdbox" else None
-    return a, instance_with_conf(name_b, text, home_root=home)
+    return a, instance_with_conf(name_b, conf(name_b), home_root=home)
 
 
 def shared_pair():

@@ -22,7 +22,7 @@ ROUNDS = 20
 class IdleAcrossBackends(DovecotTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.a, cls.b = shared_pair_with_conf("idle_a", "idle_b", CONF)
+        cls.a, cls.b = shared_pair_with_conf("idle_a", "idle_b", lambda name: CONF)
 
     def test_idle_latency(self):
         # the mailbox exists before B selects it
