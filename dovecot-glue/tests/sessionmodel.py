@@ -65,8 +65,9 @@ class Session:
             self.selected = box
 
     def unselect(self):
+        # UNSELECT (RFC 3691), not CLOSE: CLOSE would expunge the \\Deleted mails.
         if self.selected is not None:
-            ok(self.c.close())
+            ok(self.c.unselect())
             self.selected = None
 
     def close(self):
@@ -182,6 +183,7 @@ class Ops:
 
     def modseqs(self, s, box, uids):
         s.select(box)
+        s.c.untagged_responses.pop("FETCH", None)
         return {u: int(v["MODSEQ"][0]) for u, v in
                 uid_fetch(s.c, uid_set(uids), "(MODSEQ)").items()}
 
@@ -252,5 +254,9 @@ def search(c, *criteria):
 
 
 def fetch_flags(c, uids):
+    """UID FETCH (FLAGS) of `uids` (a list or an IMAP set) -> {uid: flags without \\Recent}."""
+    uids = uids if isinstance(uids, str) else uid_set(uids)
+    # imaplib would hand back an earlier command's unsolicited FETCHes (without UIDs) too.
+    c.untagged_responses.pop("FETCH", None)
     return {u: flags_of(v["FLAGS"]) for u, v in parse_fetch(
-        ok(c.uid("FETCH", uid_set(uids), "(FLAGS)"))).items()}
+        ok(c.uid("FETCH", uids, "(FLAGS)"))).items()}

@@ -8,6 +8,7 @@ commands checked against the model. The balancer is balancer.py (harness.balance
 port P+110); a and b share the users' mail (harness.shared_pair())."""
 
 import imaplib
+import os
 import random
 import re
 import time
@@ -280,6 +281,7 @@ class BalancerTest(Ops, DovecotTestCase):
         finally:
             r.close()
             s.close()
+        self.check("b")
 
     def wait_status(self, r, box, want, what):
         """Reads until `* STATUS box (...)` with at least the items of `want`."""
@@ -342,9 +344,10 @@ class BalancerTest(Ops, DovecotTestCase):
     def test_random_session_mix(self):
         """A few hundred commands, drawn from a seeded generator, in sessions alternating
         A and B through the balancer; each session ends with a full check through the
-        other backend, and a session kept open on the other backend checks STATUS as it
-        goes."""
-        rng = random.Random(11)
+        other backend, and a session kept open on the other backend, with INBOX selected,
+        checks STATUS and INBOX's UIDs and flags as it goes. DOVECOT_TEST_SEED picks another seed (default 11)."""
+        seed = int(os.environ.get("DOVECOT_TEST_SEED", "11"))
+        rng = random.Random(seed)
         names = ["R1", "R2", "R3", "R4"]
         flags = ["\\Seen", "\\Flagged", "\\Answered", "\\Draft", "\\Deleted", "$Label1",
                  "$Label2", "kw3"]
@@ -356,6 +359,7 @@ class BalancerTest(Ops, DovecotTestCase):
                 s = self.open()
                 self.steps_via.append(s.via)
                 watcher = self.open(OTHER[s.via])
+                watcher.select("INBOX")
                 try:
                     for _ in range(30):
                         op, args = self.random_op(rng, s, names, flags)
@@ -364,11 +368,19 @@ class BalancerTest(Ops, DovecotTestCase):
                         if rng.random() < 0.2:
                             box = rng.choice(sorted(self.model.boxes))
                             b = self.model.boxes[box]
+                            # A NOOP first: STATUS of the selected mailbox tells what
+                            # the session knows (RFC 3501 6.3.10).
+                            ok(watcher.c.noop())
                             st = status(watcher.c, box, "MESSAGES UIDNEXT UNSEEN")
                             trace.append(f"  watcher STATUS {box}: {st}")
                             want = {"MESSAGES": len(b.msgs), "UIDNEXT": b.uidnext,
                                     "UNSEEN": sum(1 for f, _ in b.msgs.values()
                                                   if "\\Seen" not in f)}
+                            # The watcher's selected INBOX follows.
+                            inbox = self.model.boxes["INBOX"].msgs
+                            got = fetch_flags(watcher.c, "1:*") if inbox else {}
+                            self.assertEqual(got, {u: f for u, (f, _) in inbox.items()},
+                                             f"INBOX selected through {watcher.via}")
                             if st != want:
                                 fresh = self.open(watcher.via)
                                 st2 = status(fresh.c, box, "MESSAGES UIDNEXT UNSEEN")
@@ -381,9 +393,9 @@ class BalancerTest(Ops, DovecotTestCase):
                     s.close()
                 self.check(s.via)
         except AssertionError:
-            print("random mix, the last commands:\n" + "\n".join(trace[-60:]))
+            print(f"random mix (seed {seed}), the last commands:\n" + "\n".join(trace[-60:]))
             raise
-        print(f"random mix: {sum(counts.values())} commands in "
+        print(f"random mix (seed {seed}): {sum(counts.values())} commands in "
               f"{time.monotonic() - t0:.1f} s: {dict(sorted(counts.items()))}")
 
     def random_op(self, rng, s, names, flags):
@@ -392,8 +404,8 @@ class BalancerTest(Ops, DovecotTestCase):
         m = self.model
         boxes = sorted(m.boxes)
         full = [b for b in boxes if m.boxes[b].msgs]
-        ops = ["append"] * 6 + ["store"] * 6 + ["status"] * 2 + ["create", "delete", "rename",
-                                                                  "subscribe", "unsubscribe"]
+        ops = (["append"] * 6 + ["store"] * 6 + ["status"] * 2 + ["create", "delete"] * 2
+               + ["rename"] * 3 + ["subscribe", "unsubscribe"])
         if full:
             ops += ["copy"] * 2 + ["move"] * 2 + ["expunge", "uid_expunge", "condstore"]
         op = rng.choice(ops)
