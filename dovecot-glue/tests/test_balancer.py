@@ -144,6 +144,45 @@ class BalancerTest(Ops, DovecotTestCase):
         self.step(lambda s: self.create(s, "Old"))
         self.step(lambda s: self.rename(s, "Old", "Third"))
 
+    def listing(self, via, pattern="*"):
+        s = self.open(via)
+        try:
+            out = {}
+            for line in ok(s.c.list('""', pattern)):
+                attrs, _, name = parse(line)
+                out[name_of(name)] = {a.lower() for a in attrs} - {"\\marked", "\\unmarked"}
+            return out
+        finally:
+            s.close()
+
+    def test_hierarchy_parent_listed_on_both(self):
+        """CREATE Work/Sub makes Work a \\Noselect parent with \\HasChildren (RFC 3501
+        6.3.3: the server SHOULD create the superior names), listed by LIST "*" as by
+        LIST "%" through both backends; RENAME of the parent moves the child."""
+        s = self.open("a")
+        try:
+            ok(s.c.create("Work/Sub"))
+        finally:
+            s.close()
+        for via in ("a", "b"):
+            for pattern in ("*", "%"):
+                got = self.listing(via, pattern)
+                self.assertIn("Work", got, f"LIST \"\" \"{pattern}\" through {via}: {got}")
+                self.assertTrue({"\\noselect", "\\haschildren"} <= got["Work"],
+                                f"LIST \"{pattern}\" through {via}: Work is {got['Work']}")
+            self.assertEqual(self.listing(via)["Work/Sub"], {"\\hasnochildren"})
+        s = self.open("b")
+        try:
+            ok(s.c.rename("Work", "Job"))
+        finally:
+            s.close()
+        for via in ("a", "b"):
+            got = self.listing(via)
+            self.assertNotIn("Work/Sub", got, f"through {via}")
+            self.assertEqual(got.get("Job/Sub"), {"\\hasnochildren"}, f"through {via}: {got}")
+            self.assertTrue({"\\noselect", "\\haschildren"} <= got.get("Job", set()),
+                            f"LIST \"*\" through {via}: {got}")
+
     def test_append_copy_move_expunge(self):
         self.step(lambda s: self.create(s, "Archive"))
         uids = self.step(lambda s: [self.append(s, "INBOX", make_mail(f"m{i}"), f)
