@@ -27,7 +27,6 @@ static void rados_push_fire(struct rados_push *push)
 	push->callback(push->context);
 }
 
-#ifdef RADOS_WITH_WATCH
 static void rados_push_readable(struct rados_push *push)
 {
 	/* RM_WATCH_LOST too: the watch was set up again, changes made
@@ -36,7 +35,6 @@ static void rados_push_readable(struct rados_push *push)
 		rados_push_fire(push);
 }
 
-#endif
 
 #undef rados_push_init
 struct rados_push *
@@ -56,22 +54,6 @@ rados_push_init(struct rm_user *user, unsigned int interval_secs,
 	return push;
 }
 
-#ifndef RADOS_WITH_WATCH
-int rados_push_add_mailbox(struct rados_push *push ATTR_UNUSED,
-			   const struct rm_mailbox *mailbox ATTR_UNUSED)
-{
-	return -1;
-}
-int rados_push_add_mailbox_name(struct rados_push *push ATTR_UNUSED,
-				const char *name ATTR_UNUSED)
-{
-	return -1;
-}
-int rados_push_add_list(struct rados_push *push ATTR_UNUSED)
-{
-	return -1;
-}
-#else
 /* The watch, made on first use. */
 static int rados_push_watch(struct rados_push *push)
 {
@@ -137,7 +119,6 @@ int rados_push_add_list(struct rados_push *push)
 	return 0;
 }
 
-#endif
 
 void rados_push_deinit(struct rados_push **_push)
 {
@@ -148,8 +129,6 @@ void rados_push_deinit(struct rados_push **_push)
 	*_push = NULL;
 	io_remove(&push->io);
 	timeout_remove(&push->to);
-#ifdef RADOS_WITH_WATCH
 	rm_watch_free(push->watch);
-#endif
 	i_free(push);
 }

@@ -448,7 +448,7 @@ static void rados_notify_changes(struct mailbox *box)
 	rados_push_deinit(&mbox->push);
 	if (box->notify_callback == NULL)
 		return;
-	user = rados_storage_user(box->storage);
+	user = rados_mailbox_user(box);
 	if (user == NULL)
 		return;
 	mbox->push = rados_push_init(user,

@@ -2,8 +2,9 @@
 
 Dovecot instances are started with ci/dovecot-start.sh in one temporary directory
 per run and stopped at the end. `instance("a")` starts an instance on first use;
-each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50, limits: P+60, fetch: P+70, opcounts: P+80, acl_a: P+90, acl_b: P+100; P from
-DOVECOT_TEST_PORT_BASE). Environment:
+each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50, limits: P+60, fetch: P+70, opcounts: P+80, acl_a: P+90, acl_b: P+100,
+idle_a: P+120, idle_b: P+130; P from DOVECOT_TEST_PORT_BASE); `balancer()` listens on P+110 in
+front of a and b: a run uses P..P+139. Environment:
   DOVECOT_TEST_DRIVER      rados (default) or sdbox
   DOVECOT_TEST_PORT_BASE   first port (default 24100)
   DOVECOT_TEST_PLUGIN_DIR  passed to ci/dovecot-start.sh --plugin-dir
@@ -30,6 +31,8 @@ PASSWORD = "pass"
 BAD_LOG = re.compile(r"Panic:|Fatal:|Error:")
 PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50, "limits": 60, "fetch": 70, "opcounts": 80,
                 "acl_a": 90, "acl_b": 100, "idle_a": 120, "idle_b": 130}
+# The round-robin balancer of `balancer()` (test_balancer.py) listens on P+110.
+BALANCER_PORT_OFFSET = 110
 # Socket timeout for clients: generous, the 50 MiB test moves a lot of data.
 TIMEOUT = 300
 
@@ -200,9 +203,29 @@ def shared_pair():
     return a, instance("b", home_root=home)
 
 
+_balancer = None
+
+
+def balancer():
+    """The round-robin balancer (balancer.py) in front of shared_pair()'s a and b, on
+    port P+110: each new connection goes to a, b, a, ... unless pinned (`pin("b")`)."""
+    global _balancer
+    if _balancer is None:
+        from balancer import Balancer
+
+        a, b = shared_pair()
+        _balancer = Balancer({"a": ("127.0.0.1", a.imap_port), "b": ("127.0.0.1", b.imap_port)},
+                             PORT_BASE + BALANCER_PORT_OFFSET)
+    return _balancer
+
+
 def shutdown(success):
     """Stops every instance; returns the log error lines written since the last check."""
+    global _balancer
     bad = []
+    if _balancer is not None:
+        _balancer.close()
+        _balancer = None
     for inst in _instances.values():
         try:
             inst.stop()

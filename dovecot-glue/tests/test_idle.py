@@ -27,24 +27,24 @@ class IdleAcrossBackends(DovecotTestCase):
     def test_idle_latency(self):
         # the mailbox exists before B selects it
         self.a.deliver(self.user, make_mail("first"))
-        rb = RawImap(self.b.imap_port, self.user)
+        rb = RawImap("127.0.0.1", self.b.imap_port, self.user)
         try:
             untagged = rb.ok("SELECT INBOX")
             exists = next(int(line.split()[1]) for line in untagged
                           if re.match(r"\* \d+ EXISTS", line))
-            rb.idle()
+            idle_tag = rb.idle()
             latencies = []
             for i in range(ROUNDS):
                 start = time.monotonic()
                 self.a.deliver(self.user, make_mail(f"idle {i}"))
                 want = exists + 1
-                got, found = rb.wait_for(lambda line, n=want: line == f"* {n} EXISTS", POLL / 2)
+                got, found = rb.wait_until(lambda line, n=want: line == f"* {n} EXISTS", POLL / 2)
                 # Within half the polling interval: not found by polling.
                 self.assertTrue(found, f"delivery {i} not reported by IDLE within "
                                        f"{POLL / 2} s (polling: {POLL} s); got {got}")
                 latencies.append((time.monotonic() - start) * 1000)
                 exists = want
-            rb.done()
+            rb.done(idle_tag)
         finally:
             rb.close()
         latencies.sort()
@@ -57,20 +57,20 @@ class IdleAcrossBackends(DovecotTestCase):
     def test_idle_reports_expunge_and_flags_from_other_backend(self):
         self.a.deliver(self.user, make_mail("one"))
         self.a.deliver(self.user, make_mail("two"))
-        rb = RawImap(self.b.imap_port, self.user)
+        rb = RawImap("127.0.0.1", self.b.imap_port, self.user)
         ca = self.a.imap(self.user)
         try:
             rb.ok("SELECT INBOX")
-            rb.idle()
+            idle_tag = rb.idle()
             ca.select("INBOX")
             ca.uid("STORE", "1", "+FLAGS", r"(\Flagged)")
-            got, found = rb.wait_for(lambda line: re.match(r"\* 1 FETCH .*\\Flagged", line), POLL / 2)
+            got, found = rb.wait_until(lambda line: re.match(r"\* 1 FETCH .*\\Flagged", line), POLL / 2)
             self.assertTrue(found, f"flag change not reported: {got}")
             ca.uid("STORE", "2", "+FLAGS", r"(\Deleted)")
             ca.expunge()
-            got, found = rb.wait_for(lambda line: line == "* 2 EXPUNGE", POLL / 2)
+            got, found = rb.wait_until(lambda line: line == "* 2 EXPUNGE", POLL / 2)
             self.assertTrue(found, f"expunge not reported: {got}")
-            rb.done()
+            rb.done(idle_tag)
         finally:
             ca.logout()
             rb.close()

@@ -36,7 +36,7 @@ class NotifyTest(DovecotTestCase):
         super().setUp()
         self.cb = self.b.imap(self.user)
         ok(self.cb.create("Other"))
-        self.ra = RawImap(self.a.imap_port, self.user)
+        self.ra = RawImap("127.0.0.1", self.a.imap_port, self.user)
         self.ra.ok("ENABLE CONDSTORE")
         self.ra.ok("SELECT INBOX")
         untagged = self.ra.ok(NOTIFY_ALL)
@@ -49,7 +49,7 @@ class NotifyTest(DovecotTestCase):
 
     def wait_status(self, mailbox, check):
         """Waits for a STATUS of `mailbox` satisfying check(items); returns the items."""
-        got, found = self.ra.wait_for(
+        got, found = self.ra.wait_until(
             lambda line: (st := status_of(line, mailbox)) is not None and check(st), WAIT)
         self.assertTrue(found, f"no matching STATUS {mailbox} within {WAIT} s; got {got}")
         return status_of(got[-1], mailbox)
@@ -79,31 +79,31 @@ class NotifyTest(DovecotTestCase):
         # (IMAP_NOTIFY_WATCH_ADD_DELAY_MSECS); sdbox misses what came before.
         time.sleep(1.5)
         append(self.cb, "INBOX", make_mail("for the selected one"))
-        got, found = self.ra.wait_for(lambda line: re.match(r"\* 1 EXISTS", line), WAIT)
+        got, found = self.ra.wait_until(lambda line: re.match(r"\* 1 EXISTS", line), WAIT)
         self.assertTrue(found, got)
         # MessageNew (UID FLAGS): the new mail is sent with those items.
-        got, found = self.ra.wait_for(lambda line: re.match(r"\* 1 FETCH .*UID 1", line), WAIT)
+        got, found = self.ra.wait_until(lambda line: re.match(r"\* 1 FETCH .*UID 1", line), WAIT)
         self.assertTrue(found, got)
 
     def test_notify_mailbox_name_changes(self):
         ok(self.cb.create("Fresh"))
-        got, found = self.ra.wait_for(lambda line: re.match(r'\* LIST \([^)]*\) "." "?Fresh"?$', line), WAIT)
+        got, found = self.ra.wait_until(lambda line: re.match(r'\* LIST \([^)]*\) "." "?Fresh"?$', line), WAIT)
         self.assertTrue(found, f"CREATE not notified: {got}")
         ok(self.cb.rename("Fresh", "Renamed"))
-        got, found = self.ra.wait_for(lambda line: "Renamed" in line and "OLDNAME" in line, WAIT)
+        got, found = self.ra.wait_until(lambda line: "Renamed" in line and "OLDNAME" in line, WAIT)
         self.assertTrue(found, f"RENAME not notified: {got}")
         self.assertIn("Fresh", got[-1])
         ok(self.cb.delete("Renamed"))
-        got, found = self.ra.wait_for(
+        got, found = self.ra.wait_until(
             lambda line: re.match(r'\* LIST \(\\NonExistent\) "." "?Renamed"?$', line), WAIT)
         self.assertTrue(found, f"DELETE not notified: {got}")
 
     def test_notify_subscription_change(self):
         ok(self.cb.subscribe("Other"))
-        got, found = self.ra.wait_for(
+        got, found = self.ra.wait_until(
             lambda line: line.startswith("* LIST") and "\\Subscribed" in line and "Other" in line, WAIT)
         self.assertTrue(found, f"SUBSCRIBE not notified: {got}")
         ok(self.cb.unsubscribe("Other"))
-        got, found = self.ra.wait_for(
+        got, found = self.ra.wait_until(
             lambda line: line.startswith("* LIST") and "\\Subscribed" not in line and "Other" in line, WAIT)
         self.assertTrue(found, f"UNSUBSCRIBE not notified: {got}")

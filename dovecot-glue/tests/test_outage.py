@@ -106,12 +106,12 @@ class ClusterDown(DovecotTestCase):
         interval, so not found by polling)."""
         code, _ = self.lmtp_code(make_mail("before the restart"))
         self.assertEqual(code, 250)
-        rb = RawImap(self.inst.imap_port, self.user)
+        rb = RawImap("127.0.0.1", self.inst.imap_port, self.user)
         try:
             untagged = rb.ok("SELECT INBOX")
             exists = next(int(line.split()[1]) for line in untagged
                           if re.match(r"\* \d+ EXISTS", line))
-            rb.idle()
+            idle_tag = rb.idle()
             with open(os.path.join(self.ceph_dir, "run", "osd.0.pid")) as f:
                 pid = int(f.read().strip())
             os.kill(pid, signal.SIGKILL)
@@ -123,10 +123,10 @@ class ClusterDown(DovecotTestCase):
                 code, _ = self.lmtp_code(make_mail(f"after the restart {i}"))
                 self.assertEqual(code, 250)
                 exists += 1
-                got, found = rb.wait_for(lambda line, n=exists: line == f"* {n} EXISTS", POLL / 2)
+                got, found = rb.wait_until(lambda line, n=exists: line == f"* {n} EXISTS", POLL / 2)
                 self.assertTrue(found, f"delivery {i} after the OSD restart not pushed within "
                                        f"{POLL / 2} s; got {got}")
-            rb.done()
+            rb.done(idle_tag)
         finally:
             rb.close()
 
