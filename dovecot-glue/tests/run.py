@@ -48,6 +48,8 @@ def main(argv):
         for line in bad:
             print("  " + line)
         failed += 1
+    for test, _ in result.expectedFailures:
+        print(f"known defect (expected failure): {test.id()}")
     for test, reason in result.skipped:
         print(f"skipped: {test.id()}: {reason}")
     print(f"{passed} passed, {failed} failed")

@@ -110,7 +110,11 @@ pub unsafe extern "C" fn rm_store_new_in_memory(out: *mut *mut rm_store) -> rm_r
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rm_store_free(store: *mut rm_store) {
     // SAFETY: forwarded contract.
-    ffi_void(|| drop(unsafe { take_handle(store) }));
+    ffi_void(|| {
+        drop(unsafe { take_handle(store) });
+        // Notifies and unwatches still in flight must end before the process does.
+        librados::quiesce(librados::NOTIFY_TIMEOUT + std::time::Duration::from_secs(1));
+    });
 }
 
 /// Counters of a store since it was opened ([`rm_store_stats`]).

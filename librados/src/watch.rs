@@ -32,6 +32,25 @@ use crate::errno::{GuardKinds, cstring, op_result, slice};
 /// `Unavailable` (the caller does not wait either way; this bounds the notify's memory).
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Notifies and unwatches of the process still in flight (librados works on them in its
+/// own threads, which must not be running when the process exits).
+static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits until no notify or unwatch of this process is in flight, for at most `timeout`;
+/// returns whether none is left. Call it before the process exits: a process leaving
+/// while librados still works on one may crash in librados' own exit handlers (seen:
+/// `boost::bad_get` from an imap process that exited right after a commit).
+pub fn quiesce(timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
 /// Notifies in flight per connection beyond which a new one fails at once.
 const MAX_NOTIFIES_IN_FLIGHT: usize = 4096;
 
@@ -154,6 +173,7 @@ impl Drop for RadosWatch {
     fn drop(&mut self) {
         // Waits for a callback in progress; none reaches the user afterwards.
         *self.ctx.live.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         unwatcher(Unwatch { ctx: self.ctx.clone(), cookie: self.cookie });
     }
 }
@@ -178,6 +198,7 @@ impl Unwatch {
         unsafe { sys::rados_watch_flush(io.cluster().handle) };
         // SAFETY: unwatched and flushed: librados holds the leaked reference no more.
         drop(unsafe { Arc::from_raw(Arc::as_ptr(&self.ctx)) });
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -195,6 +216,7 @@ fn unwatcher(job: Unwatch) {
     if let Err(mpsc::SendError(job)) = tx.lock().unwrap_or_else(|e| e.into_inner()).send(job) {
         // Process exiting: leaking the watch is the safe choice.
         std::mem::forget(job);
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -225,6 +247,7 @@ impl Drop for NotifyPending {
             }
         }
         self.io.cluster().notifies.fetch_sub(1, Ordering::SeqCst);
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -271,6 +294,7 @@ pub(crate) fn notify(io: &Arc<IoCtx>, oid: &str, payload: &[u8], done: Option<No
         io.cluster().notifies.fetch_sub(1, Ordering::SeqCst);
         return fail(done, Error::Unavailable(format!("notify on {oid:?}: too many notifies in flight")));
     }
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     let pending = Box::new(NotifyPending {
         completion: AtomicPtr::new(ptr::null_mut()),
         reply: Box::new((ptr::null_mut(), 0)),
