@@ -8,7 +8,7 @@ struct rm_store;
    settings rados_<key> (every key of rm_config_set: rados_conf, rados_pool,
    rados_client_name, rados_keyring, rados_namespace_prefix, rados_timeout,
    rados_max_mail_size, rados_cache_memory, rados_cache_max_item,
-   rados_cache_disk_dir, rados_cache_disk, rados_read_in_flight). One store serves every user of the
+   rados_cache_disk_dir, rados_cache_disk, rados_read_in_flight, rados_notify). One store serves every user of the
    process, so these settings must not vary per user. Returns 0, or -1 with
    *error_r (the cluster unreachable within rados_timeout, a bad setting). */
 int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
