@@ -35,4 +35,4 @@ mod watch;
 pub use cluster::{Cluster, IoCtx};
 pub use config::ClusterConfig;
 pub use store::RadosStore;
-pub use watch::{quiesce, NOTIFY_TIMEOUT};
+pub use watch::{NOTIFY_TIMEOUT, quiesce};
