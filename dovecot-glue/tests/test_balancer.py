@@ -144,7 +144,6 @@ class BalancerTest(Ops, DovecotTestCase):
         self.step(lambda s: self.create(s, "Sent"))
         self.step(lambda s: self.unsubscribe(s, "Sent"))
 
-    @KNOWN_RADOS_DEFECT  # the library moves subscriptions along on RENAME
     def test_rename_leaves_the_subscription(self):
         """RENAME neither unsubscribes the old name nor subscribes the new one: RFC 3501
         6.3.6, "The server MUST NOT unilaterally remove an existing mailbox name from the

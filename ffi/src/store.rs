@@ -109,8 +109,8 @@ pub unsafe extern "C" fn rm_store_new_in_memory(out: *mut *mut rm_store) -> rm_r
 /// afterwards (nor concurrently with this call).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rm_store_free(store: *mut rm_store) {
-    // SAFETY: forwarded contract.
     ffi_void(|| {
+        // SAFETY: forwarded contract.
         drop(unsafe { take_handle(store) });
         // Notifies and unwatches still in flight must end before the process does.
         librados::quiesce(librados::NOTIFY_TIMEOUT + std::time::Duration::from_secs(1));

@@ -187,7 +187,9 @@ impl User {
     }
 
     /// Renames a mailbox and every mailbox below it (`old/…` becomes `new/…`) in one
-    /// atomic update; subscriptions of `old` and of names below it move along. `old` may be
+    /// atomic update. Subscriptions stay as they are, to the old names (RFC 3501 6.3.6: a
+    /// server must not change the subscription list on its own; Dovecot's own storages do
+    /// the same). `old` may be
     /// a name that is no mailbox itself but has mailboxes below it (IMAP `\NoSelect`):
     /// those are renamed, in the same one update.
     ///
@@ -211,10 +213,9 @@ impl User {
             return Err(Error::InvalidInput(format!("cannot rename mailbox {old:?} to {new:?}, below itself")));
         }
         let old_key = keys::mailbox(&old);
-        let old_sub = keys::subscription(&old);
         let renamed = |from: &str| format!("{new}{}", &from[old.len()..]);
         self.retry(&format!("renaming {old:?} to {new:?}"), || {
-            let top = self.read_keys(&[&old_key, &old_sub])?.unwrap_or_default();
+            let top = self.read_keys(&[&old_key])?.unwrap_or_default();
             let mut moved: Vec<(String, Vec<u8>)> =
                 top.get(&old_key).map(|entry| (old.clone(), entry.clone())).into_iter().collect();
             for (key, value) in self.scan(&keys::mailbox(&format!("{old}{SEPARATOR}")))? {
@@ -222,10 +223,6 @@ impl User {
             }
             if moved.is_empty() {
                 return Err(not_found(&old));
-            }
-            let mut subs: Vec<String> = top.contains_key(&old_sub).then(|| old.clone()).into_iter().collect();
-            for (key, _) in self.scan(&keys::subscription(&format!("{old}{SEPARATOR}")))? {
-                subs.push(key[keys::SUBSCRIPTION.len()..].to_string());
             }
 
             let mut op = WriteOp::new();
@@ -258,16 +255,6 @@ impl User {
             if let Some(taken) = self.read_keys(&targets)?.unwrap_or_default().keys().next() {
                 return Err(already_exists(&taken[keys::MAILBOX.len()..]));
             }
-            for from in &subs {
-                let to = renamed(from);
-                // A subscription to a name that does not exist (a mailbox would have
-                // failed above) is dropped rather than refusing the rename.
-                if to.len() <= MAX_NAME_LEN {
-                    set.push((keys::subscription(&to), Vec::new()));
-                }
-                remove.push(keys::subscription(from));
-            }
-            // Removals first: a subscription may move onto a name that moves away itself.
             let op = op.omap_rm_keys(remove).omap_set(set);
             Ok(self.try_write(&op)?.then_some(()))
         })

@@ -83,7 +83,7 @@ pub fn recent_take_costs_one_write_or_nothing(store: &MailStore, user: &str) {
     let uidnext = m.changes_since(0).unwrap().uidnext;
     let before = counting.counts();
     assert_eq!(m.take_recent(uidnext).unwrap(), 1..3);
-    assert_eq!(counting.counts() - before, OpCounts { reads: 0, writes: 1, lists: 0 });
+    assert_eq!(counting.counts() - before, OpCounts { reads: 0, writes: 1, lists: 0, notifies: 0, watches: 0 });
     let before = counting.counts();
     assert_eq!(m.take_recent(uidnext).unwrap(), 3..3);
     assert_eq!(counting.counts() - before, OpCounts::default(), "nothing new: no operation");
@@ -95,7 +95,11 @@ pub fn recent_take_costs_one_write_or_nothing(store: &MailStore, user: &str) {
     assert_eq!(select(&there), 3..4);
     let before = counting.counts();
     assert_eq!(m.take_recent(u32::MAX).unwrap(), 4..4);
-    assert_eq!(counting.counts() - before, OpCounts { reads: 1, writes: 1, lists: 0 }, "lost race, re-read");
+    assert_eq!(
+        counting.counts() - before,
+        OpCounts { reads: 1, writes: 1, lists: 0, notifies: 0, watches: 0 },
+        "lost race, re-read"
+    );
     let stored = u.store().omap_get(&format!("mbox.{}", m.info().guid), &["recent"]).unwrap();
     assert_eq!(stored["recent"], b"00000004", "docs/FORMAT.md: 8 hex digits");
 }
