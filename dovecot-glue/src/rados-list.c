@@ -190,6 +190,30 @@ static int rados_list_names(struct rados_mailbox_list *list, bool subscribed,
 	return 0;
 }
 
+/* A name that is no mailbox but has mailboxes below it (made by CREATE a/b,
+   or left by DELETE a) is listed as \Noselect \HasChildren whenever it
+   matches, as Dovecot's own storages list their directories: also by
+   LIST "*", where the generic code would leave it out. */
+static void rados_list_show_parents(struct rados_list_iterate_context *ctx)
+{
+	struct mailbox_tree_iterate_context *iter;
+	struct mailbox_node *node;
+	const char *vname;
+
+	iter = mailbox_tree_iterate_init(ctx->tree, NULL, 0);
+	while ((node = mailbox_tree_iterate_next(iter, &vname)) != NULL) {
+		if ((node->flags & MAILBOX_NONEXISTENT) == 0 ||
+		    node->children == NULL ||
+		    imap_match(ctx->ctx.glob, vname) != IMAP_MATCH_YES)
+			continue;
+		node->flags &= ENUM_NEGATE(MAILBOX_NONEXISTENT |
+					   MAILBOX_NOCHILDREN);
+		node->flags |= MAILBOX_NOSELECT | MAILBOX_CHILDREN |
+			MAILBOX_MATCHED;
+	}
+	mailbox_tree_iterate_deinit(&iter);
+}
+
 static int rados_list_build_tree(struct rados_list_iterate_context *ctx)
 {
 	struct rados_mailbox_list *list = RADOS_LIST(ctx->ctx.list);
@@ -218,6 +242,7 @@ static int rados_list_build_tree(struct rados_list_iterate_context *ctx)
 		mailbox_list_iter_update(&update_ctx,
 			mailbox_list_get_vname(&list->list, name));
 	}
+	rados_list_show_parents(ctx);
 	return 0;
 }
 

@@ -12,19 +12,10 @@ import os
 import random
 import re
 import time
-import unittest
 
 from harness import (TIMEOUT, DovecotTestCase, PASSWORD, balancer, make_mail, ok, parse,
                      shared_pair, status, uid_fetch, uid_search)
 from rawimap import RawImap
-
-import harness
-
-# Known defects of the rados plugin that this file found (issue 11, still open): the two
-# tests below assert sdbox's (correct) behaviour and are expected to fail on rados until
-# they are fixed. An unexpected pass counts as a failure (run.py), so a fix is noticed.
-KNOWN_RADOS_DEFECT = (unittest.expectedFailure if harness.DRIVER == "rados"
-                      else (lambda f: f))
 from sessionmodel import (Model, Ops, Session, check_model, fetch_flags, name_of, search,
                           view)
 
@@ -164,7 +155,6 @@ class BalancerTest(Ops, DovecotTestCase):
         finally:
             s.close()
 
-    @KNOWN_RADOS_DEFECT  # LIST "*" leaves out the \\Noselect parent
     def test_hierarchy_parent_listed_on_both(self):
         """CREATE Work/Sub makes Work a \\Noselect parent with \\HasChildren (RFC 3501
         6.3.3: the server SHOULD create the superior names), listed by LIST "*" as by
