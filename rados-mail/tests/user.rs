@@ -217,7 +217,7 @@ pub fn rename_noselect_parent(store: &MailStore) {
     user.rename_mailbox("p", "q").unwrap();
     assert_eq!(listed(&user, "*"), ["q/b", "q/b/c"]);
     assert_eq!((user.mailbox_info("q/b").unwrap().guid, user.mailbox_info("q/b/c").unwrap().guid), (b.guid, c.guid));
-    assert_eq!(user.subscriptions("*").unwrap(), ["q/b"]);
+    assert_eq!(user.subscriptions("*").unwrap(), ["p/b"], "subscriptions stay (RFC 3501 6.3.6)");
     assert!(matches!(user.rename_mailbox("p", "r"), Err(Error::NotFound(_))));
     user.create_mailbox("q").unwrap();
     user.rename_mailbox("q", "r").unwrap();
