@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::executor::block_on;
 use futures::future::{BoxFuture, FutureExt};
 use objstore::{
-    NotifyDone, ObjectIter, ObjectStore, ReadOp, ReadResult, Result, WatchCallback, WatchHandle, WriteOp,
+    NotifyDone, ObjectIter, ObjectStore, PoolIter, ReadOp, ReadResult, Result, WatchCallback, WatchHandle, WriteOp,
     check_namespace,
 };
 
@@ -83,6 +83,10 @@ impl ObjectStore for RadosStore {
             set.insert(entry?.0);
         }
         Ok(set.into_iter().collect())
+    }
+
+    fn list_pool(&self) -> Result<PoolIter<'_>> {
+        Ok(Box::new(self.io.list(true)?))
     }
 
     fn watch(&self, oid: &str, callback: WatchCallback) -> Result<Box<dyn WatchHandle>> {

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use crate::error::Result;
 use crate::op::{ReadOp, ReadResult, WriteOp};
 use crate::watch::{NotifyDone, WatchCallback, WatchHandle};
-use crate::{ObjectIter, ObjectStore};
+use crate::{ObjectIter, ObjectStore, PoolIter};
 
 /// Operations counted by a [`CountingStore`] (each is one round trip to RADOS).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -123,6 +123,11 @@ impl ObjectStore for CountingStore {
     fn list_namespaces(&self) -> Result<Vec<String>> {
         Self::bump(&self.counters.lists);
         self.inner.list_namespaces()
+    }
+
+    fn list_pool(&self) -> Result<PoolIter<'_>> {
+        Self::bump(&self.counters.lists);
+        self.inner.list_pool()
     }
 
     fn watch(&self, oid: &str, callback: WatchCallback) -> Result<Box<dyn WatchHandle>> {

@@ -8,7 +8,7 @@ use futures::future::{self, BoxFuture, FutureExt};
 use crate::error::{Error, Result};
 use crate::op::{ReadOp, ReadResult, WriteOp};
 use crate::watch::{NotifyDone, WatchCallback, WatchEvent, WatchHandle, watch_broken};
-use crate::{ObjectIter, ObjectStore};
+use crate::{ObjectIter, ObjectStore, PoolIter};
 
 /// Which operations a [`FaultyStore`] fails once its countdown has run out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,6 +278,11 @@ impl ObjectStore for FaultyStore {
     fn list_namespaces(&self) -> Result<Vec<String>> {
         self.check(false)?;
         self.inner.list_namespaces()
+    }
+
+    fn list_pool(&self) -> Result<PoolIter<'_>> {
+        self.check(false)?;
+        self.inner.list_pool()
     }
 
     fn watch(&self, oid: &str, callback: WatchCallback) -> Result<Box<dyn WatchHandle>> {

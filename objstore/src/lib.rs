@@ -55,6 +55,9 @@ pub use watch::{NotifyDone, WatchCallback, WatchEvent, WatchHandle, watch_broken
 /// An iterator over object names.
 pub type ObjectIter<'a> = Box<dyn Iterator<Item = Result<String>> + Send + 'a>;
 
+/// Every object of a pool as `(namespace, name)` pairs, from [`ObjectStore::list_pool`].
+pub type PoolIter<'a> = Box<dyn Iterator<Item = Result<(String, String)>> + Send + 'a>;
+
 /// Size of the first read of [`ObjectStore::read_full`]; larger objects take a second read.
 const READ_FULL_FIRST: u64 = 1 << 20;
 
@@ -89,6 +92,21 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Lists the namespaces of the pool that hold at least one object (sorted). This walks
     /// the whole pool on RADOS: an operator tool, not a data-path call.
     fn list_namespaces(&self) -> Result<Vec<String>>;
+
+    /// Lists every object of the pool, in every namespace, as `(namespace, name)` pairs in
+    /// no particular order: one walk of the pool (RADOS: one listing with
+    /// `LIBRADOS_ALL_NSPACES`), for operator tools that visit every user. The default lists
+    /// each namespace in turn; backends override it with a single walk.
+    fn list_pool(&self) -> Result<PoolIter<'_>> {
+        let mut all = Vec::new();
+        for ns in self.list_namespaces()? {
+            let store = self.with_namespace(&ns)?;
+            for name in store.list_objects()? {
+                all.push(Ok((ns.clone(), name?)));
+            }
+        }
+        Ok(Box::new(all.into_iter()))
+    }
 
     /// Watches `oid` (which must exist: [`Error::NotFound`] otherwise): `callback` gets every
     /// notify sent on it from now on, and [`WatchEvent::Error`] once if the watch breaks.

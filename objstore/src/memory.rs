@@ -9,7 +9,7 @@ use futures::future::{self, BoxFuture, FutureExt};
 use crate::error::{Error, Result};
 use crate::op::{Guard, Mutation, OMAP_PAGE_MAX, OmapPage, ReadOp, ReadResult, Stat, WriteOp, check_namespace};
 use crate::watch::{NotifyDone, WatchCallback, WatchEvent, WatchHandle};
-use crate::{ObjectIter, ObjectStore, check_oid};
+use crate::{ObjectIter, ObjectStore, PoolIter, check_oid};
 
 #[derive(Debug, Clone)]
 struct Object {
@@ -404,6 +404,12 @@ impl ObjectStore for MemoryStore {
         let names: Vec<String> =
             pool.objects.keys().filter(|(ns, _)| *ns == self.namespace).map(|(_, name)| name.clone()).collect();
         Ok(Box::new(names.into_iter().map(Ok)))
+    }
+
+    fn list_pool(&self) -> Result<PoolIter<'_>> {
+        let pool = self.lock();
+        let all: Vec<(String, String)> = pool.objects.keys().cloned().collect();
+        Ok(Box::new(all.into_iter().map(Ok)))
     }
 
     fn list_namespaces(&self) -> Result<Vec<String>> {

@@ -19,8 +19,21 @@ use omap_index::names::{self, Guid};
 use crate::error::{Error, Result};
 use crate::user::User;
 
+/// A value or object that failed its integrity check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Damage {
+    /// The object.
+    pub object: String,
+    /// The omap key, when the damage is in one.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub detail: String,
+}
+
 /// What [`check_user`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct CheckReport {
     /// Mailboxes listed.
     pub mailboxes: usize,
@@ -40,6 +53,15 @@ pub struct CheckReport {
     pub unlisted_mailbox_objects: Vec<String>,
     /// Records whose body is missing, as (mailbox, UID). Must always be empty.
     pub missing_bodies: Vec<(String, u32)>,
+    /// Records whose body lacks the reference they hold, as (body object, omap key).
+    pub missing_references: Vec<(String, String)>,
+    /// Values that failed their integrity check: records, headers, WAL entries, trim and
+    /// applied marks, mailbox-list entries and counters.
+    pub corrupt: Vec<Damage>,
+    /// Disagreements between a mailbox's head, WAL and shards (for example a shard applied
+    /// past the header's HIGHESTMODSEQ, a record in the wrong shard, a message count that
+    /// is not the number of records).
+    pub index_problems: Vec<String>,
 }
 
 impl CheckReport {
@@ -50,21 +72,34 @@ impl CheckReport {
             && self.stale_references.is_empty()
             && self.unlisted_mailbox_objects.is_empty()
             && self.missing_bodies.is_empty()
+            && self.missing_references.is_empty()
+            && self.corrupt.is_empty()
+            && self.index_problems.is_empty()
     }
 
     /// Whether the store broke a promise (a record without its body), as opposed to
     /// leaving leftovers behind.
     pub fn has_damage(&self) -> bool {
         !self.missing_bodies.is_empty()
+            || !self.missing_references.is_empty()
+            || !self.corrupt.is_empty()
+            || !self.index_problems.is_empty()
     }
 }
 
 /// Checks every object of a user's namespace against the user's mailboxes and indexes.
 /// Reads only; costs a listing of the namespace plus a read per object.
 pub fn check_user(user: &User) -> Result<CheckReport> {
+    let objects: Vec<String> = user.store().list_objects()?.collect::<objstore::Result<_>>()?;
+    check_user_objects(user, objects)
+}
+
+/// [`check_user`] given the names of the objects of the user's namespace (from one walk of
+/// the whole pool, [`objstore::ObjectStore::list_pool`], when checking every user: listing
+/// one namespace of a RADOS pool visits every placement group).
+pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckReport> {
     let ns = user.store();
     let mut report = CheckReport::default();
-    let objects: Vec<String> = ns.list_objects()?.collect::<objstore::Result<_>>()?;
     let infos = user.list_mailboxes("*")?;
     report.mailboxes = infos.len();
     let listed: BTreeSet<String> = infos.iter().map(|i| i.guid.to_string()).collect();

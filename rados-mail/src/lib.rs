@@ -38,6 +38,7 @@ mod index;
 pub mod mailbox;
 mod names;
 mod refs;
+pub mod repair;
 mod retry;
 #[cfg(feature = "rados")]
 pub mod settings;
