@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod error;
 mod transfer;
 
 use std::path::PathBuf;
