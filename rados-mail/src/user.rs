@@ -394,7 +394,7 @@ impl User {
         self.retry(&format!("setting special use of {name:?}"), || {
             let current = self.read_keys(&[&key])?.and_then(|mut m| m.remove(&key));
             let current = current.ok_or_else(|| not_found(&name))?;
-            let mut entry = decode_entry(&key, &current)?;
+            let mut entry = entry_of(&self.info_of(&name, &key, &current)?);
             if entry.special_use == wanted {
                 return Ok(Some(()));
             }
