@@ -5,10 +5,8 @@
 //! damaged head costs one rebuild instead of a mailbox nobody can open; `repair` runs the
 //! same code.
 
-use std::collections::BTreeMap;
-
 use objstore::{CmpOp, Error as StoreError, ObjectStore, WriteOp};
-use omap_index::names::{self, Guid, MAILBOX_LIST, shard_of};
+use omap_index::names::{self, Guid, MAILBOX_LIST};
 use omap_index::records::{MailboxEntry, MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 use rand::Rng;
@@ -75,8 +73,7 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
     }
     // Which shards exist up to the last one anything names; a missing one applied nothing.
     let last_shard = scan.shards.keys().last().copied().unwrap_or(0);
-    let applied = |k: u32| scan.shards.get(&k).and_then(|s| s.applied).unwrap_or(0);
-    let min_applied = (0..=last_shard).map(applied).min().unwrap_or(0);
+    let min_applied = (0..=last_shard).map(|k| scan.applied(k)).min().unwrap_or(0);
     let mut lost = Vec::new();
     for m in &scan.corrupt_wal {
         if *m <= min_applied {
@@ -86,28 +83,21 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
             notes.push(format!("corrupt WAL entry {} dropped: its changes are lost", keys::wal(*m)));
         }
     }
-    // The records as the intact WAL leaves them.
-    let mut records = BTreeMap::new();
-    let mut damaged = 0u32;
+    // The records as the intact WAL leaves them; every UID and modseq anything names.
+    let (records, damaged) = scan.records();
+    let damaged = damaged.len() as u32;
     let (mut max_uid, mut max_modseq) = (0u32, 0u64);
     for (k, s) in &scan.shards {
-        records.extend(s.records.iter().map(|(u, r)| (*u, r.clone())));
-        damaged += s.damaged.len() as u32;
         max_uid = max_uid.max(s.records.keys().chain(s.damaged.keys()).copied().max().unwrap_or(0));
         for (m, u) in s.modseq_keys.iter().chain(&s.tombstones) {
             max_uid = max_uid.max(*u);
             max_modseq = max_modseq.max(*m);
         }
-        max_modseq = max_modseq.max(applied(*k));
+        max_modseq = max_modseq.max(scan.applied(*k));
     }
     for e in scan.wal.values() {
         max_modseq = max_modseq.max(e.modseq);
-        for c in &e.changes {
-            max_uid = max_uid.max(c.uid);
-            if e.modseq > applied(shard_of(c.uid, bits)) {
-                crate::index::apply_change(&mut records, c);
-            }
-        }
+        max_uid = max_uid.max(e.changes.iter().map(|c| c.uid).max().unwrap_or(0));
     }
     max_modseq = max_modseq.max(scan.corrupt_wal.iter().copied().max().unwrap_or(0)).max(scan.trim.unwrap_or(0));
     let old = scan.hdr.clone().unwrap_or_default();

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use objstore::{Error as StoreError, ObjectStore};
-use omap_index::names::{self, Guid, shard_of};
-use omap_index::records::{MailRecord, MailboxHeader, WalEntry};
+use omap_index::names::{self, Guid, MAILBOX_LIST, shard_of};
+use omap_index::records::{ListCounters, MailRecord, MailboxEntry, MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 
 use crate::check::Damage;
@@ -218,8 +218,164 @@ impl MailboxScan {
         (1..=31).find(|b| fits(*b)).unwrap_or(default)
     }
 
+    /// The applied mark of shard `k` (0 when missing or damaged: it applied nothing known).
+    pub(crate) fn applied(&self, k: u32) -> u64 {
+        self.shards.get(&k).and_then(|s| s.applied).unwrap_or(0)
+    }
+
+    /// The mails as head and shards say now: the shards' records with the intact WAL
+    /// entries above each shard's applied mark laid over them, and the damaged records
+    /// no later entry replaced.
+    pub(crate) fn records(&self) -> (BTreeMap<u32, MailRecord>, BTreeMap<u32, DamagedRecord>) {
+        let bits = self.shard_bits();
+        let mut records = BTreeMap::new();
+        let mut damaged = BTreeMap::new();
+        for s in self.shards.values() {
+            records.extend(s.records.iter().map(|(u, r)| (*u, r.clone())));
+            damaged.extend(s.damaged.iter().map(|(u, d)| (*u, d.clone())));
+        }
+        for e in self.wal.values() {
+            for c in &e.changes {
+                if e.modseq > self.applied(shard_of(c.uid, bits)) {
+                    damaged.remove(&c.uid);
+                    crate::index::apply_change(&mut records, c);
+                }
+            }
+        }
+        (records, damaged)
+    }
+
+    /// Disagreements between the header, the WAL and the shards (with the header intact).
+    pub(crate) fn problems(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(hdr) = &self.hdr else { return out };
+        let bits = hdr.shard_bits;
+        for (k, s) in &self.shards {
+            let oid = names::mailbox_shard(&self.guid, *k);
+            if let Some(a) = s.applied.filter(|a| *a > hdr.highestmodseq) {
+                out.push(format!("{name}: shard {oid} applied up to modseq {a}, above HIGHESTMODSEQ {}", hdr.highestmodseq));
+            }
+            for uid in s.records.keys().chain(s.damaged.keys()) {
+                if shard_of(*uid, bits) != *k {
+                    out.push(format!("{name}: UID {uid} stored in shard {oid}, not its own"));
+                }
+                if *uid >= hdr.uidnext {
+                    out.push(format!("{name}: UID {uid} in shard {oid} is not below UIDNEXT {}", hdr.uidnext));
+                }
+            }
+        }
+        if let Some(last) = self.wal.keys().chain(&self.corrupt_wal).max().filter(|m| **m > hdr.highestmodseq) {
+            out.push(format!("{name}: WAL entry of modseq {last} above HIGHESTMODSEQ {}", hdr.highestmodseq));
+        }
+        if let (Some(trim), Some(first)) = (self.trim, self.wal.keys().next()) {
+            if *first <= trim {
+                out.push(format!("{name}: WAL entry of modseq {first} not above the trim mark {trim}"));
+            }
+        }
+        let (records, damaged) = self.records();
+        let count = (records.len() + damaged.len()) as u32;
+        if count != hdr.messages {
+            out.push(format!("{name}: the header counts {} messages, the index holds {count}", hdr.messages));
+        }
+        out
+    }
+
     /// Whether anything in the head needs a rebuild.
     pub(crate) fn head_damaged(&self) -> bool {
         self.head_exists && (self.hdr.is_none() || self.trim_corrupt || self.recent_corrupt || !self.corrupt_wal.is_empty())
+    }
+}
+
+/// One `mbox/<name>` entry of a mailbox list as found.
+#[derive(Debug)]
+pub(crate) struct ListEntryScan {
+    /// The mailbox name.
+    pub(crate) name: String,
+    /// The bytes stored (the guard of a rewrite).
+    pub(crate) bytes: Vec<u8>,
+    /// The entry, when intact.
+    pub(crate) entry: Option<MailboxEntry>,
+    /// The mailbox's GUID: the entry's, or, when the entry is damaged, the one GUID the
+    /// `guid/` map names it for.
+    pub(crate) guid: Option<Guid>,
+}
+
+/// A user's mailbox list as found.
+#[derive(Debug, Default)]
+pub(crate) struct ListScan {
+    pub(crate) entries: Vec<ListEntryScan>,
+    /// The `counters` value as stored, and whether it is damaged.
+    pub(crate) counters: Option<(Vec<u8>, bool)>,
+    /// Every value that failed its check.
+    pub(crate) damage: Vec<Damage>,
+    /// Disagreements between the entries and the GUID map.
+    pub(crate) problems: Vec<String>,
+}
+
+impl ListScan {
+    /// Reads the `mailboxes` object of the user's namespace (absent: an empty list).
+    pub(crate) fn read(store: &dyn ObjectStore) -> Result<ListScan> {
+        let values = match store.omap_all(MAILBOX_LIST, "") {
+            Ok(v) => v,
+            Err(StoreError::NotFound { .. }) => return Ok(ListScan::default()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut scan = ListScan::default();
+        let mut by_name: BTreeMap<String, Vec<Guid>> = BTreeMap::new();
+        let mut map: Vec<(Guid, String)> = Vec::new();
+        for (key, value) in &values {
+            if let Some(hex) = key.strip_prefix(keys::MAILBOX_GUID) {
+                match (Guid::parse(hex), std::str::from_utf8(value)) {
+                    (Ok(g), Ok(name)) => {
+                        by_name.entry(name.to_string()).or_default().push(g);
+                        map.push((g, name.to_string()));
+                    }
+                    _ => scan.damage.push(damage(MAILBOX_LIST, key, "not a GUID mapped to a UTF-8 name")),
+                }
+            } else if key == keys::COUNTERS {
+                let bad = frame::decode::<ListCounters>(value).is_err();
+                if bad {
+                    scan.damage.push(damage(MAILBOX_LIST, key, "fails its integrity check"));
+                }
+                scan.counters = Some((value.clone(), bad));
+            }
+        }
+        for (key, value) in &values {
+            let Some(name) = key.strip_prefix(keys::MAILBOX) else { continue };
+            let decoded = frame::decode::<MailboxEntry>(value).map_err(|e| e.to_string()).and_then(|e| {
+                match Guid::from_slice(&e.guid) {
+                    Ok(g) if e.uidvalidity != 0 => Ok((e, g)),
+                    Ok(_) => Err("UIDVALIDITY 0".to_string()),
+                    Err(err) => Err(err.to_string()),
+                }
+            });
+            let (entry, guid) = match decoded {
+                Ok((e, g)) => (Some(e), Some(g)),
+                Err(detail) => {
+                    scan.damage.push(damage(MAILBOX_LIST, key, detail));
+                    let claims = by_name.get(name).map(Vec::as_slice).unwrap_or_default();
+                    (None, if claims.len() == 1 { Some(claims[0]) } else { None })
+                }
+            };
+            scan.entries.push(ListEntryScan { name: name.to_string(), bytes: value.clone(), entry, guid });
+        }
+        for e in &scan.entries {
+            match (&e.entry, e.guid) {
+                (Some(_), Some(g)) if !map.contains(&(g, e.name.clone())) => {
+                    scan.problems.push(format!("mailbox {:?} (GUID {g}) is missing from the GUID map", e.name));
+                }
+                (None, None) => scan.problems.push(format!(
+                    "mailbox {:?}: damaged entry, and the GUID map does not tell its GUID: it cannot be recovered",
+                    e.name
+                )),
+                _ => {}
+            }
+        }
+        for (g, name) in &map {
+            if !scan.entries.iter().any(|e| e.name == *name) {
+                scan.problems.push(format!("GUID map entry {g} names {name:?}, which is not in the list"));
+            }
+        }
+        Ok(scan)
     }
 }
