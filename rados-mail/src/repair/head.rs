@@ -138,6 +138,11 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
     if !scan.corrupt_wal.is_empty() {
         op = op.omap_rm_keys(scan.corrupt_wal.iter().map(|m| keys::wal(*m)).collect::<Vec<_>>());
     }
+    // What was lost is kept, so that `repair` knows to look for the bodies of its mails.
+    for m in &lost {
+        let bytes = scan.corrupt_wal_bytes.get(m).cloned().unwrap_or_default();
+        set.push((format!("{}{}", keys::DAMAGED, keys::wal(*m)), bytes));
+    }
     let detail = format!(
         "{}; UIDNEXT {}, HIGHESTMODSEQ {}, {} messages",
         notes.join("; "),
@@ -148,6 +153,19 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
     Ok(Some(Rebuild { op: op.omap_set(set), detail }))
 }
 
+/// Writes a planned rebuild. A concurrent rebuild (the guard on the header read fails)
+/// counts as done.
+pub(crate) fn write(store: &dyn ObjectStore, oid: &str, plan: Rebuild) -> Result<()> {
+    match store.write_op(oid, &plan.op) {
+        Ok(_) => {
+            store.notify(oid, &[], None);
+            Ok(())
+        }
+        Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Rebuilds the head of mailbox `guid` if it is damaged (reading it raw first); returns
 /// what was done, None when nothing was damaged. A concurrent rebuild (the guard on the
 /// header read fails) counts as done.
@@ -155,14 +173,11 @@ pub(crate) fn rebuild(store: &dyn ObjectStore, guid: &Guid, dry_run: bool) -> Re
     let scan = MailboxScan::read(store, guid, None)?;
     let uidvalidity = if scan.hdr.is_none() { listed_uidvalidity(store, guid)? } else { None };
     let Some(plan) = plan(&scan, uidvalidity)? else { return Ok(None) };
+    let detail = plan.detail.clone();
     if !dry_run {
-        match store.write_op(&scan.head_oid, &plan.op) {
-            Ok(_) => store.notify(&scan.head_oid, &[], None),
-            Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        write(store, &scan.head_oid, plan)?;
     }
-    Ok(Some(plan.detail))
+    Ok(Some(detail))
 }
 
 /// Whether `e` is damage of head object `oid` that [`rebuild`] can repair.

@@ -52,7 +52,9 @@ pub fn damaged_record_is_confined_to_its_mail(store: &MailStore, user: &str) {
     let there = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
     assert_eq!(there.uids().unwrap(), vec![1, 2, 3, 4, 5], "the damaged mail is still a mail");
     match there.record(3) {
-        Err(Error::Corrupted { object, key: Some(k), .. }) => assert_eq!((object.as_str(), k.as_str()), (shard.as_str(), "r/00000003")),
+        Err(Error::Corrupted { object, key: Some(k), .. }) => {
+            assert_eq!((object.as_str(), k.as_str()), (shard.as_str(), "r/00000003"))
+        }
         other => panic!("expected Corrupted naming the shard and key, got {other:?}"),
     }
     assert!(matches!(there.open_body(3), Err(Error::Corrupted { .. })));
