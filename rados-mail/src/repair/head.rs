@@ -56,6 +56,13 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
         return Ok(None);
     }
     let oid = &scan.head_oid;
+    if scan.newer_format {
+        return Err(Error::InvalidInput(format!(
+            "mailbox head {oid} holds values written by a newer rados-mail (frame version above {}): \
+             not rebuilt; upgrade this program",
+            frame::VERSION
+        )));
+    }
     let uidvalidity = match scan.hdr.as_ref().map(|h| h.uidvalidity).or(uidvalidity) {
         Some(v) => v,
         None => {

@@ -133,6 +133,12 @@ pub(super) fn repair_mailbox_objects(
         report.unrepaired.push(format!("mailbox {name:?}: its head object {} is missing", scan.head_oid));
         return Ok(());
     }
+    if scan.newer_format {
+        report.unrepaired.push(format!(
+            "mailbox {name:?}: holds values written by a newer rados-mail; left alone (upgrade this program)"
+        ));
+        return Ok(());
+    }
     if scan.head_damaged() {
         let uidvalidity = head::listed_uidvalidity(ns.as_ref(), &guid)?;
         match head::plan(&scan, uidvalidity) {

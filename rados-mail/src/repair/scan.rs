@@ -26,6 +26,8 @@ pub(crate) struct ShardScan {
     pub(crate) modseq_keys: Vec<(u64, u32)>,
     /// `x/<modseq>/<uid>` keys.
     pub(crate) tombstones: Vec<(u64, u32)>,
+    /// Whether a record carries a frame version above the one this code knows.
+    pub(crate) newer_format: bool,
 }
 
 /// A mailbox head and its shards as found.
@@ -57,6 +59,9 @@ pub(crate) struct MailboxScan {
     pub(crate) shards: BTreeMap<u32, ShardScan>,
     /// Every value that failed its check, head and shards.
     pub(crate) damage: Vec<Damage>,
+    /// Whether a value carries a frame version above the one this code knows: written by a
+    /// newer rados-mail, so not damage this code may repair.
+    pub(crate) newer_format: bool,
 }
 
 fn damage(object: &str, key: &str, detail: impl ToString) -> Damage {
@@ -84,6 +89,7 @@ impl MailboxScan {
             lost_changes: Vec::new(),
             shards: BTreeMap::new(),
             damage: Vec::new(),
+            newer_format: false,
         };
         let values = match store.omap_all(&head_oid, "") {
             Ok(v) => v,
@@ -162,6 +168,10 @@ impl MailboxScan {
                 k += 1;
             }
         }
+        let newer = |v: &[u8]| v.first().is_some_and(|b| *b > frame::VERSION);
+        scan.newer_format = scan.hdr_bytes.as_deref().is_some_and(newer)
+            || scan.corrupt_wal_bytes.values().any(|v| newer(v))
+            || scan.shards.values().any(|s| s.newer_format);
         // A damaged record that a WAL entry not yet applied replaces (or expunges) is
         // damage no more.
         let (_, still) = scan.records();
@@ -204,6 +214,7 @@ impl MailboxScan {
                 match checked {
                     Ok(r) => drop(shard.records.insert(uid, r)),
                     Err(detail) => {
+                        shard.newer_format |= value.first().is_some_and(|b| *b > frame::VERSION);
                         self.damage.push(damage(&oid, &key, &detail));
                         let d = DamagedRecord { object: oid.clone(), key: key.clone(), detail, modseq: applied };
                         shard.damaged.insert(uid, d);
