@@ -42,14 +42,16 @@ pub struct CheckReport {
     pub records: usize,
     /// Body objects (first chunks) found.
     pub bodies: usize,
-    /// Body objects without any reference, with their age in seconds (leftovers of failed
-    /// or in-progress saves; safe to remove once old). A body whose references no record
-    /// holds is listed under `stale_references` instead.
+    /// Body objects no record refers to, with their age in seconds: leftovers of failed or
+    /// in-progress saves (a save writes its body with its reference before it commits)
+    /// and of interrupted expunges; safe to remove once old. Their references are not
+    /// listed again under `stale_references`.
     pub orphan_bodies: Vec<(String, u64)>,
     /// Chunk objects whose body object does not exist (leftovers of failed saves or
     /// interrupted deletes).
     pub orphan_chunks: Vec<String>,
-    /// References on bodies that no record matches, as (object, omap key).
+    /// References that no record holds on bodies that some record refers to, as (object,
+    /// omap key).
     pub stale_references: Vec<(String, String)>,
     /// Mailbox head or shard objects of no listed mailbox.
     pub unlisted_mailbox_objects: Vec<String>,
@@ -194,7 +196,7 @@ pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
         };
         all_refs.insert(*guid, refs.clone());
         let wanted_here = wanted.get(guid);
-        for r in &refs {
+        for r in refs.iter().filter(|_| wanted_here.is_some()) {
             if !wanted_here.is_some_and(|w| w.contains(r)) {
                 report.stale_references.push((oid.clone(), r.clone()));
             }
@@ -204,7 +206,7 @@ pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
                 report.missing_references.push((oid.clone(), w.clone()));
             }
         }
-        if wanted_here.is_none() && refs.is_empty() {
+        if wanted_here.is_none() {
             report.orphan_bodies.push((oid.clone(), age(ns.as_ref(), &oid, now)));
         }
     }

@@ -259,18 +259,12 @@ pub(super) fn repair_leftovers(
         for key in keys_here {
             report.actions.push(RepairAction::RemovedReference { object: oid.clone(), key: key.clone() });
         }
-        // A body none of whose references a record held is an orphan now.
-        if !held_bodies.contains(oid.as_str()) && (options.dry_run || remove_orphan_body(user, oid)?) {
-            report
-                .actions
-                .push(RepairAction::RemovedOrphan { object: oid.clone(), age_secs: age(ns.as_ref(), oid, now) });
-        }
     }
     for (oid, age_secs) in check.orphan_bodies {
         if age_secs < grace {
             continue;
         }
-        if !options.dry_run && !remove_orphan_body(user, &oid)? {
+        if !options.dry_run && !remove_orphan_body(user, &oid, &held_bodies)? {
             continue;
         }
         report.actions.push(RepairAction::RemovedOrphan { object: oid, age_secs });
@@ -348,18 +342,19 @@ fn destroy_unlisted(user: &User, guid: &Guid, objects: &[&String]) -> Result<()>
     Ok(())
 }
 
-/// Removes an orphan body (and its chunks) if it still has no reference: the removal is
-/// guarded by the version at which no reference was seen. Returns whether it was removed.
-fn remove_orphan_body(user: &User, oid: &str) -> Result<bool> {
+/// Removes an orphan body (and its chunks) unless a record holds it after all: the removal
+/// is guarded by the version at which its references were read, so a reference added
+/// meanwhile (a copy) keeps it. Returns whether it was removed.
+fn remove_orphan_body(user: &User, oid: &str, held: &BTreeSet<String>) -> Result<bool> {
     let ns = user.store();
-    let read = match ns.read_op(oid, &ReadOp::new().xattrs().omap_range("", keys::REFERENCE, 1)) {
+    if held.contains(oid) {
+        return Ok(false);
+    }
+    let read = match ns.read_op(oid, &ReadOp::new().xattrs()) {
         Ok(r) => r,
         Err(StoreError::NotFound { .. }) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    if !read.omap_page.unwrap_or_default().entries.is_empty() {
-        return Ok(false);
-    }
     let chunks: u64 = read
         .xattrs
         .as_ref()
@@ -372,6 +367,8 @@ fn remove_orphan_body(user: &User, oid: &str) -> Result<bool> {
         Err(e) => return Err(e.into()),
     }
     let guid = Guid::parse(&oid["mail.".len()..]).map_err(|e| Error::corrupted(oid, "", e))?;
+    // Chunks past the xattrs' count (a save that died before it set them) are orphan
+    // chunks for the next check.
     for n in 1..chunks.max(1) {
         match ns.remove(&names::mail_chunk(&guid, n)) {
             Ok(()) | Err(StoreError::NotFound { .. }) => {}
