@@ -47,8 +47,8 @@ pub(crate) fn listed_uidvalidity(store: &dyn ObjectStore, guid: &Guid) -> Result
 
 /// Plans the rebuild of the head `scan` found damaged (None when it is not). The header
 /// keeps what is known and never goes back: UIDNEXT above every UID any key or entry
-/// names, HIGHESTMODSEQ one above every modseq found (so that every process reloads: the
-/// incarnation changes too), counts and sizes from the records. A corrupt WAL entry whose
+/// names, HIGHESTMODSEQ one above every modseq found, counts and sizes from the records;
+/// a new incarnation when the header or a change was lost (every process then reloads). A corrupt WAL entry whose
 /// modseq every shard has applied is dropped; one that some shard had not applied is lost
 /// (its new mails' bodies keep their references: `repair` moves them to `lost+found`).
 pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Option<Rebuild>> {
@@ -109,10 +109,19 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
     max_modseq = max_modseq.max(scan.corrupt_wal.iter().copied().max().unwrap_or(0)).max(scan.trim.unwrap_or(0));
     let old = scan.hdr.clone().unwrap_or_default();
     let highestmodseq = old.highestmodseq.max(max_modseq) + 1;
-    let mut incarnation = rand::rng().random_range(1..=u32::MAX);
-    if incarnation == old.incarnation {
-        incarnation = incarnation.wrapping_add(1).max(1);
-    }
+    // A view that may hold what is lost must be dropped everywhere (a mail server drops
+    // its local index for another incarnation); with the header intact and nothing lost,
+    // every view is still right and the incarnation stays.
+    let incarnation = match &scan.hdr {
+        Some(h) if lost.is_empty() => h.incarnation,
+        _ => {
+            let mut fresh = rand::rng().random_range(1..=u32::MAX);
+            if fresh == old.incarnation {
+                fresh = fresh.wrapping_add(1).max(1);
+            }
+            fresh
+        }
+    };
     let hdr = MailboxHeader {
         guid: scan.guid.0.to_vec(),
         uidvalidity,
