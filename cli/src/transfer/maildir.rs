@@ -270,6 +270,14 @@ fn scan_folder(dir: &Path, mailbox: String, problems: &mut Vec<String>) -> Resul
             }
         }
     }
+    // UIDs below the list's next UID that it does not list were given to mails gone
+    // since: mails it does not list get UIDs from its next UID on, as Dovecot gives them.
+    if let Some(next) = uidlist.next_uid {
+        let first = next.max(last.saturating_add(1));
+        for (uid, m) in (first..u32::MAX).zip(mails.iter_mut().filter(|m| m.uid.is_none())) {
+            m.uid = Some(uid);
+        }
+    }
     Ok(Folder {
         mailbox,
         origin: dir.to_path_buf(),
