@@ -291,3 +291,41 @@ fn export_refuses_a_full_directory_and_force_brings_it_up_to_date() {
         "{summary}"
     );
 }
+
+#[test]
+fn export_of_a_mail_whose_body_is_lost_reports_it_and_exports_the_rest() {
+    let ns = prefix("lost");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for d in ["cur", "new", "tmp"] {
+        fs::create_dir_all(src.join(d)).unwrap();
+    }
+    put(&src.join("cur/1.a:2,S"), b"Subject: kept\n\nstill here\n", 1_000);
+    put(&src.join("cur/2.b:2,S"), b"Subject: lost\n\nits body object goes\n", 2_000);
+    run_json(&ns, &["import", "erin", "--maildir", src.to_str().unwrap()]);
+
+    // Delete the body object of UID 2, as a disk or an operator might.
+    let mut settings = rados_mail::settings::Settings::default();
+    settings.set("conf", &std::env::var("CEPH_CONF").unwrap()).unwrap();
+    settings.set("pool", &std::env::var("RADOS_MAIL_POOL").unwrap_or_else(|_| "mail".into())).unwrap();
+    settings.set("namespace_prefix", &ns).unwrap();
+    let user = settings.open().unwrap().user("erin").unwrap();
+    let rec = user.open_mailbox("INBOX").unwrap().record(2).unwrap().unwrap();
+    let guid = rados_mail::Guid::from_slice(&rec.mail_guid).unwrap();
+    user.store().remove(&omap_index::names::mail(&guid)).unwrap();
+
+    let out = tmp.path().join("out");
+    let (code, stdout) = run(&ns, &["--json", "export", "erin", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "a lost body is a finding:\n{stdout}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    let r = &summary["mailboxes"][0];
+    assert_eq!((r["written"].as_u64(), r["failed"].as_u64()), (Some(1), Some(1)), "{summary}");
+    let problems = summary["problems"].as_array().unwrap();
+    assert!(problems.len() == 1 && problems[0].as_str().unwrap().contains("UID 2"), "{summary}");
+    let files: Vec<_> = fs::read_dir(out.join("cur")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(fs::read(&files[0]).unwrap(), b"Subject: kept\n\nstill here\n");
+    assert_eq!(fs::read_dir(out.join("tmp")).unwrap().count(), 0, "no half-written file is left");
+    let list = uidlist(&out);
+    assert_eq!(list.lines().skip(1).map(|l| l.split(' ').next().unwrap()).collect::<Vec<_>>(), ["1"], "{list}");
+}

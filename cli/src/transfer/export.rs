@@ -183,6 +183,7 @@ fn export_mailbox(
         }
         Some(r)
     });
+    let mut failed = HashSet::new();
     for ((rec, _), r) in todo.iter().zip(results) {
         match r {
             Some(Ok(n)) => {
@@ -192,6 +193,7 @@ fn export_mailbox(
             Some(Err(Failure::Fatal(e))) => return Err(e),
             Some(Err(Failure::Mail(why))) => {
                 problems.push(format!("{name}: UID {}: {why}", rec.uid));
+                failed.insert(rec.uid);
                 report.failed += 1;
             }
             None => {}
@@ -204,8 +206,13 @@ fn export_mailbox(
         fs::remove_file(&path).map_err(io(&path))?;
         report.removed += 1;
     }
-    let lines: Vec<(u32, String, String)> =
-        records.iter().zip(&files).map(|(r, (base, _))| (r.uid, hex(r.guid()), base.clone())).collect();
+    // Mails not written are not listed either.
+    let lines: Vec<(u32, String, String)> = records
+        .iter()
+        .zip(&files)
+        .filter(|(r, _)| !failed.contains(&r.uid))
+        .map(|(r, (base, _))| (r.uid, hex(r.guid()), base.clone()))
+        .collect();
     let uidlist = maildir::render_uidlist(status.uidvalidity, status.uidnext, &mailbox.info().guid, &lines);
     write_atomic(&folder.join(UIDLIST_FILE), &uidlist)?;
     let kw_path = folder.join(KEYWORDS_FILE);
