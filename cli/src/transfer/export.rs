@@ -255,7 +255,7 @@ fn write_mail(
         Err(e) => return Err(Failure::Mail(format!("opening the body: {e}"))),
     };
     let mut file = File::create(tmp).map_err(io(tmp))?;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; rec.psize.clamp(4096, 1 << 20) as usize];
     let mut written = 0u64;
     loop {
         let n = match body.read(&mut buf) {

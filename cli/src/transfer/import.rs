@@ -75,7 +75,9 @@ impl Source {
         let mut file = File::open(self.path()).map_err(io)?;
         match self {
             Source::File(_) => {
-                let mut buf = vec![0u8; 1 << 20];
+                // Small mails are the many: a buffer of their size, 1 MiB at most.
+                let size = file.metadata().map_or(0, |m| m.len());
+                let mut buf = vec![0u8; size.clamp(4096, 1 << 20) as usize];
                 loop {
                     let n = file.read(&mut buf).map_err(io)?;
                     if n == 0 {
