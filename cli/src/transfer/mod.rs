@@ -47,13 +47,17 @@ Re-running an import adds nothing twice: a mail is skipped when the target mailb
 mail with its GUID. That GUID is the one the source gives (the G field of a
 dovecot-uidlist, as `rados-mail export` writes it), else one made from the SHA-256 of the
 mail's bytes and its number among identical mails of the same folder or mbox: the same
-source gives the same GUIDs, and identical mails in one folder stay distinct mails.
+source gives the same GUIDs, and identical mails in one folder stay distinct mails. A mail
+already there is left as it is (flags changed in the source since are not carried over).
+An interrupted import is finished by running it again; two imports of the same source
+into the same mailbox at the same time may both add a mail.
 
 Maildir: flags from the file names' `:2,` part (D F R S T), keywords from their letters
 through the folder's dovecot-keywords, INTERNALDATE = the file's mtime. With a
 dovecot-uidlist, mails keep their UIDs (a UID below the mailbox's UIDNEXT is taken already
-and a new one is given), a new mailbox gets the list's UIDVALIDITY and GUID, and UIDNEXT
-becomes at least the list's. Folder names are Dovecot's modified UTF-7.
+and a new one is given), mails it does not list get UIDs from its next UID on, a new
+mailbox gets the list's UIDVALIDITY and GUID, and UIDNEXT becomes at least the list's.
+Folder names are Dovecot's modified UTF-7.
 
 mbox: a line `From ` at the start or after an empty line starts a mail; `>From `,
 `>>From `, ... lose one `>` (mboxrd); the empty line before the next `From ` is not part
