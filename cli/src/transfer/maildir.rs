@@ -334,6 +334,42 @@ mod tests {
     }
 
     #[test]
+    fn scan_orders_by_uid_and_reports_what_it_leaves_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["cur", "new", ".Sub/cur", ".bad..name/cur", ".NotAFolder"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for name in ["cur/a:2,Sa", "cur/b:2,Fz", "cur/c:2,", "new/d", "cur/e:2,T", ".Sub/cur/x:2,"] {
+            fs::write(root.join(name), name).unwrap();
+        }
+        fs::write(root.join(KEYWORDS_FILE), "0 Junk\n1 bad(kw\n").unwrap();
+        // b and e claim one UID (e, second, loses it); c and d are not listed.
+        fs::write(root.join(UIDLIST_FILE), "3 V7 N50\n9 :b\n5 :a\n9 :e\n").unwrap();
+        let mut problems = Vec::new();
+        let folders = scan(root, "INBOX", &mut problems).unwrap();
+        let names: Vec<&str> = folders.iter().map(|f| f.mailbox.as_str()).collect();
+        assert_eq!(names, ["INBOX", "Sub"]);
+        let inbox = &folders[0];
+        assert_eq!((inbox.uidvalidity, inbox.uidnext), (Some(7), Some(50)));
+        let got: Vec<(&str, Option<u32>)> = inbox.mails.iter().map(|m| (m.name.as_str(), m.uid)).collect();
+        assert_eq!(
+            got,
+            [("a:2,Sa", Some(5)), ("b:2,Fz", Some(9)), ("e:2,T", Some(50)), ("c:2,", Some(51)), ("d", Some(52))]
+        );
+        assert_eq!(inbox.mails[0].keywords, ["Junk"]);
+        assert_eq!((inbox.mails[0].flags, inbox.mails[1].flags), (Flags::SEEN, Flags::FLAGGED));
+        assert!(inbox.mails[1].keywords.is_empty());
+        assert_eq!(folders[1].mails.len(), 1);
+        assert_eq!((folders[1].uidvalidity, folders[1].mails[0].uid), (None, None));
+        // The unknown letter z, and the folder name with an empty level.
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("letter z")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains(".bad..name")), "{problems:?}");
+        assert!(matches!(scan(&root.join(".NotAFolder"), "INBOX", &mut problems), Err(Error::Usage(_))));
+    }
+
+    #[test]
     fn uidlists() {
         let g = Guid([7; 16]);
         let text = render_uidlist(

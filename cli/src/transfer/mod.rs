@@ -230,3 +230,21 @@ pub fn run_export(store: &MailStore, args: &ExportArgs, json: bool) -> Result<bo
     print_problems(&problems);
     Ok(failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_keeps_the_order_and_runs_every_item_once() {
+        let items: Vec<u32> = (0..1000).collect();
+        let calls = AtomicUsize::new(0);
+        let out = parallel(3, &items, |i| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            i * 2
+        });
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(calls.load(Ordering::Relaxed), 1000);
+        assert!(parallel(4, &Vec::<u32>::new(), |i| *i).is_empty());
+    }
+}
