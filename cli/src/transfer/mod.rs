@@ -27,3 +27,17 @@ pub struct ExportArgs {
     /// The directory to write Maildirs into.
     pub dir: PathBuf,
 }
+
+/// Runs `import` (stub until the import/export work lands): returns whether there were
+/// findings (exit code 1).
+pub fn run_import(store: &rados_mail::MailStore, args: &ImportArgs, json: bool) -> crate::error::Result<bool> {
+    let _ = (store, args, json);
+    Err(crate::error::Error::Usage("import: not implemented yet".into()))
+}
+
+/// Runs `export` (stub until the import/export work lands): returns whether there were
+/// findings (exit code 1).
+pub fn run_export(store: &rados_mail::MailStore, args: &ExportArgs, json: bool) -> crate::error::Result<bool> {
+    let _ = (store, args, json);
+    Err(crate::error::Error::Usage("export: not implemented yet".into()))
+}
