@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::index;
 use crate::mailbox::Mailbox;
+pub(crate) mod admin;
 mod migrate;
 
 use crate::names::{INBOX, MAX_NAME_LEN, SEPARATOR, SPECIAL_USE, is_below, literal_prefix, normalize, pattern_matches};
