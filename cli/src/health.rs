@@ -1,0 +1,225 @@
+//! `check` and `repair`, for one user or every user of the pool (one walk of the pool).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+use rados_mail::MailStore;
+use rados_mail::check::{self, CheckReport};
+use rados_mail::repair::{self, RepairAction, RepairOptions, RepairReport};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::list::walk_pool;
+use crate::output::{parse_duration, print_json, progress};
+
+/// Arguments of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The user to check
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub user: Option<String>,
+    /// Check every user of the pool (one walk of the pool, then each user's objects)
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Arguments of `repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The user to repair
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub user: Option<String>,
+    /// Repair every user of the pool
+    #[arg(long)]
+    pub all: bool,
+    /// Only say what would be done; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Leave orphans younger than this alone: a save may be in flight (90s, 30m, 1h, 2d)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Repair only this mailbox of USER (what `doveadm force-resync` runs); orphan bodies
+    /// are left to a repair of the whole user
+    #[arg(long, value_name = "NAME", requires = "user")]
+    pub mailbox: Option<String>,
+}
+
+/// The users to work on: one, or every user found by one walk of the pool (with the names
+/// of their objects, for `check`).
+fn targets(store: &MailStore, user: Option<&str>) -> Result<Vec<(String, Option<Vec<String>>)>> {
+    match user {
+        Some(u) => Ok(vec![(u.to_string(), None)]),
+        None => Ok(walk_pool(store, true)?
+            .into_iter()
+            .filter(|(_, o)| o.has_list || o.has_mail)
+            .map(|(name, o)| (name, Some(o.names)))
+            .collect()),
+    }
+}
+
+/// Human lines for the findings of one check.
+fn describe_check(r: &CheckReport) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut kind = |name: &str, items: Vec<String>| {
+        if !items.is_empty() {
+            out.push(format!("  {name}: {}", items.len()));
+            out.extend(items.into_iter().map(|i| format!("    {i}")));
+        }
+    };
+    kind("missing bodies", r.missing_bodies.iter().map(|(m, u)| format!("mailbox {m:?} UID {u}")).collect());
+    kind("corrupt values", r.corrupt.iter().map(|d| format!("{}{}: {}", d.object, d.key.as_ref().map(|k| format!(" key {k}")).unwrap_or_default(), d.detail)).collect());
+    kind("index problems", r.index_problems.clone());
+    kind("missing references", r.missing_references.iter().map(|(o, k)| format!("{o} {k}")).collect());
+    kind("stale references", r.stale_references.iter().map(|(o, k)| format!("{o} {k}")).collect());
+    kind("orphan bodies", r.orphan_bodies.iter().map(|(o, age)| format!("{o} (age {age} s)")).collect());
+    kind("orphan chunks", r.orphan_chunks.clone());
+    kind("unlisted mailbox objects", r.unlisted_mailbox_objects.clone());
+    out
+}
+
+/// What `check --all` prints as JSON.
+#[derive(Serialize)]
+struct AllChecks<'a> {
+    users: &'a BTreeMap<String, CheckReport>,
+    errors: &'a BTreeMap<String, String>,
+}
+
+/// `check [USER | --all]`: findings = anything not clean.
+pub fn run_check(store: &MailStore, args: &CheckArgs, json: bool) -> Result<bool> {
+    let targets = targets(store, args.user.as_deref())?;
+    let bar = progress(Some(targets.len() as u64), "check");
+    let mut reports = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    for (name, objects) in targets {
+        bar.set_message(name.clone());
+        let result = store.user(&name).map_err(Error::Store).and_then(|u| {
+            match objects {
+                Some(objects) => check::check_user_objects(&u, objects),
+                None => check::check_user(&u),
+            }
+            .map_err(Error::Store)
+        });
+        bar.inc(1);
+        match result {
+            Ok(r) => drop(reports.insert(name, r)),
+            Err(e) if args.user.is_some() => return Err(e),
+            Err(e) => drop(errors.insert(name, e.to_string())),
+        }
+    }
+    bar.finish_and_clear();
+    let findings = reports.values().any(|r| !r.is_clean());
+    if json {
+        match &args.user {
+            Some(u) => print_json(&reports[u])?,
+            None => print_json(&AllChecks { users: &reports, errors: &errors })?,
+        }
+    } else {
+        let mut out = std::io::stdout().lock();
+        for (name, r) in &reports {
+            let what = format!("{} mailboxes, {} records, {} bodies", r.mailboxes, r.records, r.bodies);
+            if r.is_clean() {
+                writeln!(out, "{name}: clean ({what})")?;
+            } else {
+                let sort = if r.has_damage() { "DAMAGE" } else { "leftovers" };
+                writeln!(out, "{name}: {sort} ({what})")?;
+                for line in describe_check(r) {
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+        for (name, e) in &errors {
+            writeln!(out, "{name}: ERROR {e}")?;
+        }
+        if args.all {
+            let bad = reports.values().filter(|r| !r.is_clean()).count();
+            writeln!(out, "{} users checked: {} clean, {bad} with findings, {} failed", reports.len() + errors.len(), reports.len() - bad, errors.len())?;
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Partial(format!("{} users could not be checked", errors.len())));
+    }
+    Ok(findings)
+}
+
+/// A repair action for humans.
+fn describe_action(a: &RepairAction) -> String {
+    match a {
+        RepairAction::RemovedOrphan { object, age_secs } => format!("removed orphan {object} (age {age_secs} s)"),
+        RepairAction::RemovedReference { object, key } => format!("removed stale reference {object} {key}"),
+        RepairAction::AddedReference { object, key } => format!("added missing reference {object} {key}"),
+        RepairAction::RebuiltHead { mailbox, object, detail } => format!("rebuilt head of {mailbox:?} ({object}): {detail}"),
+        RepairAction::RebuiltListEntry { mailbox, key } => format!("rebuilt list entry of {mailbox:?} ({key})"),
+        RepairAction::RemovedUnlistedMailboxObject { object } => format!("removed unlisted mailbox object {object}"),
+        RepairAction::MovedToLostFound { mailbox, uid, reason, body, lost_found_uid } => format!(
+            "moved {mailbox:?} UID {uid} to {} ({reason}{}){}",
+            repair::LOST_FOUND,
+            body.as_ref().map(|b| format!(", body {b}")).unwrap_or_default(),
+            lost_found_uid.map(|u| format!(" as UID {u}")).unwrap_or_default()
+        ),
+        RepairAction::WroteReport { uid } => format!("wrote the report mail to {} as UID {uid}", repair::LOST_FOUND),
+        other => format!("{other:?}"),
+    }
+}
+
+/// What `repair --all` prints as JSON.
+#[derive(Serialize)]
+struct AllRepairs<'a> {
+    users: &'a BTreeMap<String, RepairReport>,
+    errors: &'a BTreeMap<String, String>,
+}
+
+/// `repair [USER | --all] [--dry-run] [--grace D] [--mailbox NAME]`: findings = something
+/// left unrepaired.
+pub fn run_repair(store: &MailStore, args: &RepairArgs, json: bool) -> Result<bool> {
+    let options = RepairOptions { dry_run: args.dry_run, orphan_grace: args.grace };
+    let targets = targets(store, args.user.as_deref())?;
+    let bar = progress(Some(targets.len() as u64), "repair");
+    let mut reports = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    for (name, _) in targets {
+        bar.set_message(name.clone());
+        let result = store.user(&name).and_then(|u| match &args.mailbox {
+            Some(m) => repair::repair_mailbox(&u, m, &options),
+            None => repair::repair_user(&u, &options),
+        });
+        bar.inc(1);
+        match result {
+            Ok(r) => drop(reports.insert(name, r)),
+            Err(e) if args.user.is_some() => return Err(Error::Store(e)),
+            Err(e) => drop(errors.insert(name, e.to_string())),
+        }
+    }
+    bar.finish_and_clear();
+    let unrepaired = reports.values().any(|r| !r.unrepaired.is_empty());
+    if json {
+        match &args.user {
+            Some(u) => print_json(&reports[u])?,
+            None => print_json(&AllRepairs { users: &reports, errors: &errors })?,
+        }
+    } else {
+        let mut out = std::io::stdout().lock();
+        let would = if args.dry_run { "would be done (dry run)" } else { "done" };
+        for (name, r) in &reports {
+            if r.is_empty() {
+                writeln!(out, "{name}: nothing to repair")?;
+                continue;
+            }
+            writeln!(out, "{name}: {} actions {would}", r.actions.len())?;
+            for a in &r.actions {
+                writeln!(out, "  {}", describe_action(a))?;
+            }
+            for u in &r.unrepaired {
+                writeln!(out, "  UNREPAIRED: {u}")?;
+            }
+        }
+        for (name, e) in &errors {
+            writeln!(out, "{name}: ERROR {e}")?;
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Partial(format!("{} users could not be repaired", errors.len())));
+    }
+    Ok(unrepaired)
+}
