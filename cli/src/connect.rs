@@ -90,7 +90,11 @@ impl ConnectArgs {
                 "pool {:?} as {} ({}): {e}",
                 settings.cluster.pool,
                 settings.cluster.client_name,
-                settings.cluster.conf_path.as_ref().map_or("Ceph's default ceph.conf".into(), |p| p.display().to_string())
+                settings
+                    .cluster
+                    .conf_path
+                    .as_ref()
+                    .map_or("Ceph's default ceph.conf".into(), |p| p.display().to_string())
             ))
         })
     }

@@ -60,7 +60,13 @@ fn read_raw(ns: &dyn ObjectStore, oid: &str, with_data: bool) -> Result<Raw> {
         }
     }
     let mtime = stat.mtime.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    Ok(Raw { size: stat.size, mtime, data: first.data.unwrap_or_default(), xattrs: first.xattrs.unwrap_or_default(), omap })
+    Ok(Raw {
+        size: stat.size,
+        mtime,
+        data: first.data.unwrap_or_default(),
+        xattrs: first.xattrs.unwrap_or_default(),
+        omap,
+    })
 }
 
 /// Bytes as text when they are printable UTF-8, else as hex.
@@ -80,7 +86,8 @@ fn corrupt(e: impl std::fmt::Display, raw: &[u8]) -> Value {
 }
 
 fn guid(bytes: &[u8]) -> Value {
-    Guid::from_slice(bytes).map_or_else(|e| json!({ "corrupt": e.to_string(), "raw_hex": hex(bytes) }), |g| json!(g.to_string()))
+    Guid::from_slice(bytes)
+        .map_or_else(|e| json!({ "corrupt": e.to_string(), "raw_hex": hex(bytes) }), |g| json!(g.to_string()))
 }
 
 fn record(r: &MailRecord) -> Value {
@@ -153,7 +160,11 @@ fn head(omap: &[(String, Vec<u8>)]) -> Map<String, Value> {
             keys::TRIM => drop(out.insert("trim".into(), hex_number(v, keys::parse_hex64))),
             keys::RECENT => drop(out.insert("recent".into(), hex_number(v, hex32))),
             _ if k.starts_with(keys::WAL) => {
-                let entry = decoded!(v, WalEntry, |w: &WalEntry| json!({ "modseq": w.modseq, "changes": w.changes.iter().map(change).collect::<Vec<_>>() }));
+                let entry = decoded!(
+                    v,
+                    WalEntry,
+                    |w: &WalEntry| json!({ "modseq": w.modseq, "changes": w.changes.iter().map(change).collect::<Vec<_>>() })
+                );
                 wal.insert(k.clone(), entry);
             }
             _ => drop(other.insert(k.clone(), text_or_hex(v))),
@@ -209,12 +220,16 @@ fn mailbox_list(omap: &[(String, Vec<u8>)]) -> Map<String, Value> {
             });
             entries.insert(name.to_string(), e);
         } else if let Some(g) = k.strip_prefix(keys::MAILBOX_GUID) {
-            let name = String::from_utf8(v.clone()).map_or_else(|_| corrupt("mailbox name is not UTF-8", v), Value::from);
+            let name =
+                String::from_utf8(v.clone()).map_or_else(|_| corrupt("mailbox name is not UTF-8", v), Value::from);
             guids.insert(g.to_string(), name);
         } else if let Some(name) = k.strip_prefix(keys::SUBSCRIPTION) {
             subs.push(json!(name));
         } else if k == keys::COUNTERS {
-            out.insert("counters".into(), decoded!(v, ListCounters, |c: &ListCounters| json!({ "last_uidvalidity": c.last_uidvalidity })));
+            out.insert(
+                "counters".into(),
+                decoded!(v, ListCounters, |c: &ListCounters| json!({ "last_uidvalidity": c.last_uidvalidity })),
+            );
         } else {
             other.insert(k.clone(), text_or_hex(v));
         }

@@ -69,7 +69,15 @@ fn describe_check(r: &CheckReport) -> Vec<String> {
         }
     };
     kind("missing bodies", r.missing_bodies.iter().map(|(m, u)| format!("mailbox {m:?} UID {u}")).collect());
-    kind("corrupt values", r.corrupt.iter().map(|d| format!("{}{}: {}", d.object, d.key.as_ref().map(|k| format!(" key {k}")).unwrap_or_default(), d.detail)).collect());
+    kind(
+        "corrupt values",
+        r.corrupt
+            .iter()
+            .map(|d| {
+                format!("{}{}: {}", d.object, d.key.as_ref().map(|k| format!(" key {k}")).unwrap_or_default(), d.detail)
+            })
+            .collect(),
+    );
     kind("index problems", r.index_problems.clone());
     kind("missing references", r.missing_references.iter().map(|(o, k)| format!("{o} {k}")).collect());
     kind("stale references", r.stale_references.iter().map(|(o, k)| format!("{o} {k}")).collect());
@@ -134,7 +142,13 @@ pub fn run_check(store: &MailStore, args: &CheckArgs, json: bool) -> Result<bool
         }
         if args.all {
             let bad = reports.values().filter(|r| !r.is_clean()).count();
-            writeln!(out, "{} users checked: {} clean, {bad} with findings, {} failed", reports.len() + errors.len(), reports.len() - bad, errors.len())?;
+            writeln!(
+                out,
+                "{} users checked: {} clean, {bad} with findings, {} failed",
+                reports.len() + errors.len(),
+                reports.len() - bad,
+                errors.len()
+            )?;
         }
     }
     if !errors.is_empty() {
@@ -149,7 +163,9 @@ fn describe_action(a: &RepairAction) -> String {
         RepairAction::RemovedOrphan { object, age_secs } => format!("removed orphan {object} (age {age_secs} s)"),
         RepairAction::RemovedReference { object, key } => format!("removed stale reference {object} {key}"),
         RepairAction::AddedReference { object, key } => format!("added missing reference {object} {key}"),
-        RepairAction::RebuiltHead { mailbox, object, detail } => format!("rebuilt head of {mailbox:?} ({object}): {detail}"),
+        RepairAction::RebuiltHead { mailbox, object, detail } => {
+            format!("rebuilt head of {mailbox:?} ({object}): {detail}")
+        }
         RepairAction::RebuiltListEntry { mailbox, key } => format!("rebuilt list entry of {mailbox:?} ({key})"),
         RepairAction::RemovedUnlistedMailboxObject { object } => format!("removed unlisted mailbox object {object}"),
         RepairAction::MovedToLostFound { mailbox, uid, reason, body, lost_found_uid } => format!(

@@ -355,7 +355,8 @@ pub fn df(store: &MailStore, user: Option<&str>, json: bool) -> Result<bool> {
             all.push(u);
         }
         None => {
-            let users: Vec<(String, UserObjects)> = walk_pool(store, false)?.into_iter().filter(|(_, u)| u.has_list).collect();
+            let users: Vec<(String, UserObjects)> =
+                walk_pool(store, false)?.into_iter().filter(|(_, u)| u.has_list).collect();
             let bar = progress(Some(users.len() as u64), "df");
             for (name, objects) in users {
                 let mut u = usage_of(store, &name)?;

@@ -47,7 +47,11 @@ pub fn run(store: &MailStore, cmd: &UserCommand, json: bool) -> Result<bool> {
                 print_json(&report)?;
             } else {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "deleted user {user:?}: {} mailboxes, {} more objects", report.mailboxes, report.objects)?;
+                writeln!(
+                    out,
+                    "deleted user {user:?}: {} mailboxes, {} more objects",
+                    report.mailboxes, report.objects
+                )?;
                 if let Some(why) = &report.list_unreadable {
                     writeln!(out, "  the mailbox list was unreadable ({why}): every object was removed as it was")?;
                 }
@@ -60,7 +64,10 @@ pub fn run(store: &MailStore, cmd: &UserCommand, json: bool) -> Result<bool> {
                 print_json(&report)?;
             } else {
                 let resumed = if report.resumed { " (an interrupted rename, finished)" } else { "" };
-                println!("renamed user {old:?} to {new:?}{resumed}: {} objects, {} bytes moved", report.objects, report.bytes);
+                println!(
+                    "renamed user {old:?} to {new:?}{resumed}: {} objects, {} bytes moved",
+                    report.objects, report.bytes
+                );
             }
             Ok(false)
         }
