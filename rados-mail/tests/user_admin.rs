@@ -169,7 +169,9 @@ fn rename_again(s: &MailStore, at: u64, mode: FaultMode, first: bool) -> bool {
 
 #[test]
 fn rename_fault_sweep() {
-    let writes = writes_of(|s| drop(s.rename_user("alice", "bob").unwrap()));
+    let writes = writes_of(|s| {
+        s.rename_user("alice", "bob").unwrap();
+    });
     println!("rename: {writes} writes swept");
     assert!(writes >= 20, "{writes} writes");
     for mode in [FaultMode::WritesUnavailable, FaultMode::AppliedButUnavailable] {
@@ -195,7 +197,9 @@ fn rename_fault_sweep() {
 
 #[test]
 fn delete_fault_sweep() {
-    let writes = writes_of(|s| drop(s.delete_user("alice").unwrap()));
+    let writes = writes_of(|s| {
+        s.delete_user("alice").unwrap();
+    });
     println!("delete: {writes} writes swept");
     assert!(writes >= 8, "{writes} writes");
     for mode in [FaultMode::WritesUnavailable, FaultMode::AppliedButUnavailable] {
