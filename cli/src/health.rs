@@ -11,8 +11,8 @@ use rados_mail::repair::{self, RepairAction, RepairOptions, RepairReport};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::list::walk_pool;
 use crate::output::{parse_duration, print_json, progress};
+use crate::walk::{UserObjects, walk_pool};
 
 /// Arguments of `check`.
 #[derive(Debug, Args)]
@@ -44,19 +44,6 @@ pub struct RepairArgs {
     /// are left to a repair of the whole user
     #[arg(long, value_name = "NAME", requires = "user")]
     pub mailbox: Option<String>,
-}
-
-/// The users to work on: one, or every user found by one walk of the pool (with the names
-/// of their objects, for `check`).
-fn targets(store: &MailStore, user: Option<&str>) -> Result<Vec<(String, Option<Vec<String>>)>> {
-    match user {
-        Some(u) => Ok(vec![(u.to_string(), None)]),
-        None => Ok(walk_pool(store, true)?
-            .into_iter()
-            .filter(|(_, o)| o.has_list || o.has_mail)
-            .map(|(name, o)| (name, Some(o.names)))
-            .collect()),
-    }
 }
 
 /// Human lines for the findings of one check.
@@ -96,27 +83,26 @@ struct AllChecks<'a> {
 
 /// `check [USER | --all]`: findings = anything not clean.
 pub fn run_check(store: &MailStore, args: &CheckArgs, json: bool) -> Result<bool> {
-    let targets = targets(store, args.user.as_deref())?;
-    let bar = progress(Some(targets.len() as u64), "check");
     let mut reports = BTreeMap::new();
     let mut errors = BTreeMap::new();
-    for (name, objects) in targets {
-        bar.set_message(name.clone());
-        let result = store.user(&name).map_err(Error::Store).and_then(|u| {
-            match objects {
-                Some(objects) => check::check_user_objects(&u, objects),
-                None => check::check_user(&u),
-            }
-            .map_err(Error::Store)
-        });
-        bar.inc(1);
-        match result {
-            Ok(r) => drop(reports.insert(name, r)),
-            Err(e) if args.user.is_some() => return Err(e),
-            Err(e) => drop(errors.insert(name, e.to_string())),
+    match &args.user {
+        Some(name) => drop(reports.insert(name.clone(), check::check_user(&store.user(name)?)?)),
+        None => {
+            let walk = walk_pool(store, true)?;
+            let wanted = |o: &UserObjects| o.has_list || o.has_mail;
+            let bar = progress(Some(walk.users.values().filter(|o| wanted(o)).count() as u64), "check");
+            walk.for_each(wanted, |name, objects| {
+                bar.set_message(name.to_string());
+                match store.user(name).and_then(|u| check::check_user_objects(&u, objects)) {
+                    Ok(r) => drop(reports.insert(name.to_string(), r)),
+                    Err(e) => drop(errors.insert(name.to_string(), e.to_string())),
+                }
+                bar.inc(1);
+                Ok(())
+            })?;
+            bar.finish_and_clear();
         }
     }
-    bar.finish_and_clear();
     let findings = reports.values().any(|r| !r.is_clean());
     if json {
         match &args.user {
@@ -190,11 +176,19 @@ struct AllRepairs<'a> {
 /// left unrepaired.
 pub fn run_repair(store: &MailStore, args: &RepairArgs, json: bool) -> Result<bool> {
     let options = RepairOptions { dry_run: args.dry_run, orphan_grace: args.grace };
-    let targets = targets(store, args.user.as_deref())?;
+    let targets: Vec<String> = match &args.user {
+        Some(u) => vec![u.clone()],
+        None => walk_pool(store, false)?
+            .users
+            .into_iter()
+            .filter(|(_, o)| o.has_list || o.has_mail)
+            .map(|(u, _)| u)
+            .collect(),
+    };
     let bar = progress(Some(targets.len() as u64), "repair");
     let mut reports = BTreeMap::new();
     let mut errors = BTreeMap::new();
-    for (name, _) in targets {
+    for name in targets {
         bar.set_message(name.clone());
         let result = store.user(&name).and_then(|u| match &args.mailbox {
             Some(m) => repair::repair_mailbox(&u, m, &options),

@@ -12,46 +12,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::output::{date, parse_uid_set, print_json, print_table, progress};
-
-/// The objects of one user's namespace, from one walk of the pool.
-#[derive(Debug, Default)]
-pub struct UserObjects {
-    /// Object names (only kept when asked for).
-    pub names: Vec<String>,
-    /// Number of objects.
-    pub count: u64,
-    /// Whether the namespace holds a mailbox list (what makes it a user).
-    pub has_list: bool,
-    /// Whether it holds mailbox or mail objects.
-    pub has_mail: bool,
-}
-
-/// Walks the whole pool once (`list_pool`: about 1,000 objects per round trip on RADOS) and
-/// groups the objects of every namespace that starts with the store's namespace prefix by
-/// user. The shared namespace and names that are no valid user names are skipped.
-pub fn walk_pool(store: &MailStore, keep_names: bool) -> Result<BTreeMap<String, UserObjects>> {
-    let prefix = store.config().namespace_prefix.clone();
-    let bar = progress(None, "listing");
-    let mut users: BTreeMap<String, UserObjects> = BTreeMap::new();
-    for entry in store.pool().list_pool()? {
-        let (ns, name) = entry?;
-        bar.inc(1);
-        let Some(user) = ns.strip_prefix(prefix.as_str()) else { continue };
-        if user.is_empty() || user.starts_with('.') {
-            continue;
-        }
-        let u = users.entry(user.to_string()).or_default();
-        u.count += 1;
-        u.has_list |= name == MAILBOX_LIST;
-        u.has_mail |= name.starts_with("mail.") || name.starts_with("mbox.");
-        if keep_names {
-            u.names.push(name);
-        }
-    }
-    bar.finish_and_clear();
-    users.retain(|name, _| store.user(name).is_ok());
-    Ok(users)
-}
+use crate::walk::{UserObjects, walk_pool};
 
 /// `users`: every user (a namespace holding a mailbox list) with its object count.
 pub fn users(store: &MailStore, json: bool) -> Result<bool> {
@@ -63,6 +24,7 @@ pub fn users(store: &MailStore, json: bool) -> Result<bool> {
     }
     let prefix = &store.config().namespace_prefix;
     let rows: Vec<Row> = walk_pool(store, false)?
+        .users
         .into_iter()
         .filter(|(_, u)| u.has_list)
         .map(|(user, u)| Row { namespace: format!("{prefix}{user}"), user, objects: u.count })
@@ -356,7 +318,7 @@ pub fn df(store: &MailStore, user: Option<&str>, json: bool) -> Result<bool> {
         }
         None => {
             let users: Vec<(String, UserObjects)> =
-                walk_pool(store, false)?.into_iter().filter(|(_, u)| u.has_list).collect();
+                walk_pool(store, false)?.users.into_iter().filter(|(_, u)| u.has_list).collect();
             let bar = progress(Some(users.len() as u64), "df");
             for (name, objects) in users {
                 let mut u = usage_of(store, &name)?;

@@ -10,6 +10,7 @@ mod list;
 mod output;
 mod transfer;
 mod users;
+mod walk;
 
 use std::process::ExitCode;
 

@@ -41,16 +41,17 @@ pub fn progress(len: Option<u64>, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = match len {
-        Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{msg:>12} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        ),
-        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-            .with_style(ProgressStyle::with_template("{msg:>12} {spinner} {pos} {per_sec}").expect("a valid template")),
+    let rate = |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.0}/s", state.per_sec());
     };
-    bar.set_message(what.to_string());
+    let template = match len {
+        Some(_) => "{prefix:>8} [{bar:40}] {pos}/{len} {rate} ETA {eta} {msg}",
+        None => "{prefix:>8} {spinner} {pos} {rate}",
+    };
+    let style =
+        ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> ").with_key("rate", rate);
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr()).with_style(style);
+    bar.set_prefix(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
