@@ -96,6 +96,7 @@ fn record(r: &MailRecord) -> Value {
         "mail_guid": guid(&r.mail_guid),
         "instance": format!("{:016x}", r.instance),
         "flags": r.flags,
+        "flag_names": crate::list::flag_names(r.flags),
         "keywords": r.keywords,
         "modseq": r.modseq,
         "psize": r.psize,

@@ -187,7 +187,7 @@ struct MailRow {
     saved: String,
 }
 
-fn flag_names(bits: u32) -> Vec<&'static str> {
+pub(crate) fn flag_names(bits: u32) -> Vec<&'static str> {
     use omap_index::records::flags as f;
     let all = [(f::SEEN, "\\Seen"), (f::ANSWERED, "\\Answered"), (f::FLAGGED, "\\Flagged")];
     let more = [(f::DELETED, "\\Deleted"), (f::DRAFT, "\\Draft")];

@@ -52,8 +52,8 @@ pub fn run(store: &MailStore, cmd: &UserCommand, json: bool) -> Result<bool> {
                     "deleted user {user:?}: {} mailboxes, {} more objects",
                     report.mailboxes, report.objects
                 )?;
-                if let Some(why) = &report.list_unreadable {
-                    writeln!(out, "  the mailbox list was unreadable ({why}): every object was removed as it was")?;
+                for d in &report.damage {
+                    writeln!(out, "  damaged (removed as it was): {d}")?;
                 }
             }
             Ok(false)

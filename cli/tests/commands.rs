@@ -143,6 +143,7 @@ fn dump_every_kind() {
     assert_eq!(records.len(), 3, "{d}");
     assert_eq!(records["r/00000002"]["mail_guid"], body_guid.to_string());
     assert_eq!(records["r/00000002"]["flags"], 5);
+    assert_eq!(records["r/00000002"]["flag_names"], serde_json::json!(["\\Seen", "\\Flagged"]));
     assert_eq!(d["modseq_index"].as_array().unwrap().len(), 3);
     assert!(d["applied"].as_u64().unwrap() > 0);
     let human = expect(&p, &["dump", &shard, "--user", "alice"], 0);

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
 
+use omap_index::names::MAILBOX_LIST;
 use rados_mail::objstore::{CountingStore, FaultMode, FaultyStore, MemoryStore, ObjectStore};
 use rados_mail::{Config, Error, Flags, MailStore, RENAME_MARKER, StoreMode};
 
@@ -114,6 +115,19 @@ fn rename_refuses_what_it_must_not_do() {
     assert!(store.rename_user("alice", "carol").unwrap().resumed);
     assert!(store.user("carol").unwrap().store().stat(RENAME_MARKER).is_err(), "the marker is gone");
     assert!(snapshot(&store, "alice").is_empty());
+    // Only the new namespace's marker is left, and the old name got new mail meanwhile:
+    // copying it would overwrite carol's, so it is refused.
+    let carol = snapshot(&store, "carol");
+    populate(&store, "alice", false);
+    let marker = rados_mail::objstore::WriteOp::new()
+        .create_exclusive()
+        .set_xattr(rados_mail::MARKER_FROM, &b"alice"[..])
+        .set_xattr(rados_mail::MARKER_TO, &b"carol"[..]);
+    store.user("carol").unwrap().store().write_op(RENAME_MARKER, &marker).unwrap();
+    assert!(matches!(store.rename_user("alice", "carol"), Err(Error::Conflict(_))));
+    let mut carol_now = snapshot(&store, "carol");
+    carol_now.remove(RENAME_MARKER);
+    assert!(carol_now == carol, "carol untouched");
 }
 
 #[test]
@@ -128,6 +142,29 @@ fn delete_removes_everything_and_only_that() {
     assert!(snapshot(&store, "alice").is_empty());
     assert_eq!(snapshot(&store, "carol"), carol);
     assert_eq!(store.delete_user("alice").unwrap(), Default::default(), "deleting again is a no-op");
+}
+
+/// A damaged account can still be deleted: the damage is reported, everything goes.
+#[test]
+fn delete_of_a_damaged_user() {
+    let (_, store) = memory_store();
+    populate(&store, "alice", false);
+    let u = store.user("alice").unwrap();
+    let inbox = u.open_mailbox("INBOX").unwrap();
+    inbox.apply_wal().unwrap();
+    let shard = format!("mbox.{}.0000", inbox.info().guid);
+    u.store().omap_set(&shard, &[("r/00000002", b"\x01garbage")]).unwrap();
+    let report = store.delete_user("alice").unwrap();
+    assert_eq!(report.damage.len(), 1, "{report:?}");
+    assert!(report.damage[0].contains("r/00000002"), "{report:?}");
+    assert_eq!(report.mailboxes, 2);
+    assert!(snapshot(&store, "alice").is_empty());
+    // A corrupt mailbox-list entry.
+    populate(&store, "bob", false);
+    store.user("bob").unwrap().store().omap_set(MAILBOX_LIST, &[("mbox/Broken", b"\x01bad")]).unwrap();
+    let report = store.delete_user("bob").unwrap();
+    assert!(report.damage[0].contains("mbox/Broken"), "{report:?}");
+    assert!(snapshot(&store, "bob").is_empty());
 }
 
 /// Writes `op` makes when nothing fails.

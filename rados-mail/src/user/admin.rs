@@ -53,8 +53,9 @@ pub struct DeleteReport {
     pub mailboxes: usize,
     /// Objects removed after that (the dict, the mailbox list, leftovers).
     pub objects: usize,
-    /// The mailbox list could not be read (corrupt): every object was removed as it was.
-    pub list_unreadable: Option<String>,
+    /// Corrupt values met on the way (the mailbox list, a mailbox's index): the objects
+    /// holding them were removed as they were, with everything else.
+    pub damage: Vec<String>,
 }
 
 /// What [`MailStore::rename_user`] did.
@@ -98,11 +99,16 @@ impl MailStore {
                 for info in infos {
                     match user.delete_mailbox(&info.name) {
                         Ok(()) | Err(Error::NotFound(_)) => report.mailboxes += 1,
+                        // Out of the list already; its objects go with the leftovers.
+                        Err(e @ Error::Corrupted { .. }) => {
+                            report.mailboxes += 1;
+                            report.damage.push(e.to_string());
+                        }
                         Err(e) => return Err(e),
                     }
                 }
             }
-            Err(e @ Error::Corrupted { .. }) => report.list_unreadable = Some(e.to_string()),
+            Err(e @ Error::Corrupted { .. }) => report.damage.push(e.to_string()),
             Err(e) => return Err(e),
         }
         for oid in [DICT_OBJECT, MAILBOX_LIST] {
@@ -144,6 +150,16 @@ impl MailStore {
         }
         let resumed = src_marker.is_some() || dst_marker.is_some();
         let objects: Vec<String> = list_names(src.as_ref())?.into_iter().filter(|o| o != RENAME_MARKER).collect();
+        if src_marker.is_none() && dst_marker.is_some() && !objects.is_empty() {
+            // The old namespace's marker goes only after every object moved: these objects
+            // were written after that (a session of the old name), and copying them would
+            // overwrite the renamed user's.
+            return Err(Error::Conflict(format!(
+                "namespace {:?} has new objects since its rename to {new:?} finished copying; \
+                 move them by hand, then run the rename again to remove the marker",
+                src.namespace()
+            )));
+        }
         if objects.is_empty() && !resumed {
             return Err(Error::NotFound(format!(
                 "user {old:?} (namespace {:?} holds no object; if a rename of it failed at its very last \
