@@ -56,7 +56,8 @@ pub struct MailboxRow {
 
 /// The mailboxes of a user, each from its list entry and its head's header (one read per
 /// mailbox); a damaged entry or header is listed with its error.
-pub fn mailbox_rows(store: &MailStore, user: &str) -> Result<Vec<MailboxRow>> {
+/// With `subscriptions`, one more read tells which are subscribed.
+pub fn mailbox_rows(store: &MailStore, user: &str, subscriptions: bool) -> Result<Vec<MailboxRow>> {
     let u = store.user(user)?;
     let ns = u.store();
     let entries = match ns.omap_all(MAILBOX_LIST, keys::MAILBOX) {
@@ -66,7 +67,7 @@ pub fn mailbox_rows(store: &MailStore, user: &str) -> Result<Vec<MailboxRow>> {
         }
         Err(e) => return Err(Error::Store(e.into())),
     };
-    let subscribed: Vec<String> = u.subscriptions("*")?;
+    let subscribed: Vec<String> = if subscriptions { u.subscriptions("*")? } else { Vec::new() };
     let mut rows = Vec::new();
     for (key, value) in entries {
         let name = key[keys::MAILBOX.len()..].to_string();
@@ -121,7 +122,7 @@ pub fn mailbox_rows(store: &MailStore, user: &str) -> Result<Vec<MailboxRow>> {
 
 /// `mailboxes USER`.
 pub fn mailboxes(store: &MailStore, user: &str, json: bool) -> Result<bool> {
-    let rows = mailbox_rows(store, user)?;
+    let rows = mailbox_rows(store, user, true)?;
     let damaged = rows.iter().any(|r| r.error.is_some());
     if json {
         return print_json(&rows).map(|()| damaged);
@@ -286,7 +287,7 @@ struct Usage {
 
 fn usage_of(store: &MailStore, user: &str) -> Result<Usage> {
     let mut u = Usage { user: user.to_string(), ..Usage::default() };
-    for row in mailbox_rows(store, user)? {
+    for row in mailbox_rows(store, user, false)? {
         u.mailboxes += 1;
         u.damaged_mailboxes += u64::from(row.error.is_some());
         u.mails += u64::from(row.messages.unwrap_or(0));

@@ -39,6 +39,10 @@ struct Cli {
     /// Print one JSON document on stdout instead of text
     #[arg(long, global = true)]
     json: bool,
+    /// At the end, print the RADOS operations the command made on stderr (listings, reads,
+    /// writes)
+    #[arg(long, global = true)]
+    stats: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -94,19 +98,31 @@ enum Command {
 
 fn run(cli: &Cli) -> error::Result<bool> {
     let store = cli.connect.open()?;
-    let json = cli.json;
+    let result = dispatch(cli, &store);
+    if cli.stats {
+        let ops = store.stats().rados;
+        eprintln!(
+            "rados operations: {} listings, {} reads, {} writes, {} notifies",
+            ops.lists, ops.reads, ops.writes, ops.notifies
+        );
+    }
+    result
+}
+
+fn dispatch(cli: &Cli, store: &rados_mail::MailStore) -> error::Result<bool> {
+    let (store, json) = (store, cli.json);
     match &cli.command {
-        Command::Users => list::users(&store, json),
-        Command::Mailboxes { user } => list::mailboxes(&store, user, json),
-        Command::Mails(args) => list::mails(&store, args, json),
-        Command::Cat { user, mailbox, uid } => list::cat(&store, user, mailbox, *uid),
-        Command::Df { user } => list::df(&store, user.as_deref(), json),
-        Command::Dump(args) => dump::dump(&store, args, json),
-        Command::Check(args) => health::run_check(&store, args, json),
-        Command::Repair(args) => health::run_repair(&store, args, json),
-        Command::User(cmd) => users::run(&store, cmd, json),
-        Command::Import(args) => transfer::run_import(&store, args, json),
-        Command::Export(args) => transfer::run_export(&store, args, json),
+        Command::Users => list::users(store, json),
+        Command::Mailboxes { user } => list::mailboxes(store, user, json),
+        Command::Mails(args) => list::mails(store, args, json),
+        Command::Cat { user, mailbox, uid } => list::cat(store, user, mailbox, *uid),
+        Command::Df { user } => list::df(store, user.as_deref(), json),
+        Command::Dump(args) => dump::dump(store, args, json),
+        Command::Check(args) => health::run_check(store, args, json),
+        Command::Repair(args) => health::run_repair(store, args, json),
+        Command::User(cmd) => users::run(store, cmd, json),
+        Command::Import(args) => transfer::run_import(store, args, json),
+        Command::Export(args) => transfer::run_export(store, args, json),
     }
 }
 

@@ -48,6 +48,13 @@ fn listings_cat_and_df() {
     let alice_objects = s.user("alice").unwrap().store().list_objects().unwrap().count();
     assert_eq!(users[0]["objects"], alice_objects as u64);
 
+    // One walk of the pool, no listing per user; df reads the list and each mailbox's
+    // header once (2 + 1 mailboxes here).
+    let (_, _, err) = text(&run(&p, &["users", "--stats"]));
+    assert!(err.contains("rados operations: 1 listings, 0 reads, 0 writes"), "{err}");
+    let (_, _, err) = text(&run(&p, &["df", "--stats"]));
+    assert!(err.contains("rados operations: 1 listings, 5 reads, 0 writes"), "{err}");
+
     // mailboxes.
     let boxes = json(&p, &["mailboxes", "alice"], 0);
     let inbox_info = s.user("alice").unwrap().mailbox_info("INBOX").unwrap();
@@ -203,6 +210,9 @@ fn check_clean_then_missing_body() {
     let all = expect(&p, &["check", "--all"], 0);
     assert!(all.contains("alice: clean") && all.contains("bob: clean"), "{all}");
     assert!(all.contains("2 users checked: 2 clean, 0 with findings, 0 failed"), "{all}");
+    let (code, _, err) = text(&run(&p, &["check", "--all", "--stats"]));
+    assert_eq!(code, 0);
+    assert!(err.contains("rados operations: 1 listings,") && err.contains(" 0 writes"), "{err}");
 
     // Remove the body of INBOX UID 2 with the raw store.
     let alice = s.user("alice").unwrap();

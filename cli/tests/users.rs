@@ -57,6 +57,14 @@ fn user_rename() {
     let s = store(&p);
     let mail = populate(&s, "alice");
     populate(&s, "bob");
+    // More dict keys than one omap page (1,024): the copy pages.
+    let mut txn = s.user("alice").unwrap().dict().transaction();
+    for i in 0..1500 {
+        txn.set(&format!("priv/many/{i:05}"), format!("value {i}").as_bytes()).unwrap();
+    }
+    txn.commit().unwrap();
+    let dict_before = s.user("alice").unwrap().store().omap_all("dict", "").unwrap();
+    assert_eq!(dict_before.len(), 1501);
     let before = json(&p, &["mailboxes", "alice"], 0);
     let count = objects(&s, "alice");
     // A target that exists is refused.
@@ -74,6 +82,7 @@ fn user_rename() {
     carol.open_mailbox("INBOX").unwrap().open_body(1).unwrap().read_to_end(&mut got).unwrap();
     assert_eq!(got, mail);
     assert_eq!(carol.dict().lookup("priv/k").unwrap().unwrap(), b"v");
+    assert!(carol.store().omap_all("dict", "").unwrap() == dict_before, "every dict key, exactly");
     expect(&p, &["check", "carol"], 0);
     let users = expect(&p, &["users"], 0);
     assert!(!users.contains("alice") && users.contains("carol"), "{users}");
