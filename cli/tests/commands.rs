@@ -168,6 +168,8 @@ fn dump_every_kind() {
     // The dict.
     let d = json(&p, &["dump", "dict", "--user", "alice"], 0);
     assert_eq!(d["entries"]["priv/quota/messages"], "4");
+    let human = expect(&p, &["dump", "dict", "--user", "alice"], 0);
+    assert!(human.contains("kind: dict") && human.contains("priv/quota/messages: 4"), "{human}");
 
     // A body: xattrs, references, size; --data.
     let d = json(&p, &["dump", &body, "--user", "alice"], 0);
@@ -177,6 +179,9 @@ fn dump_every_kind() {
     assert_eq!(d["xattrs"]["rm.psize"], MAIL2.len().to_string());
     assert_eq!(d["references"][0]["mailbox"], guid.to_string());
     assert_eq!(d["references"][0]["instance"], format!("{:016x}", rec.instance));
+    let human = expect(&p, &["dump", &body, "--user", "alice"], 0);
+    assert!(human.contains(&format!("rm.guid: {body_guid}")), "{human}");
+    assert!(human.contains(&format!("mailbox: {guid}")) && human.contains("references:"), "{human}");
     let with_data = run(&p, &["dump", &body, "--user", "alice", "--data"]).stdout;
     assert!(with_data.ends_with(MAIL2), "--data ends with the bytes");
     let ns = format!("{p}alice");
