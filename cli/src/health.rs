@@ -86,7 +86,14 @@ pub fn run_check(store: &MailStore, args: &CheckArgs, json: bool) -> Result<bool
     let mut reports = BTreeMap::new();
     let mut errors = BTreeMap::new();
     match &args.user {
-        Some(name) => drop(reports.insert(name.clone(), check::check_user(&store.user(name)?)?)),
+        Some(name) => {
+            let user = store.user(name)?;
+            let report = check::check_user(&user)?;
+            if report.is_clean() && report.mailboxes == 0 && user.store().list_objects()?.next().is_none() {
+                return Err(Error::Store(rados_mail::Error::NotFound(format!("user {name:?} (no object)"))));
+            }
+            reports.insert(name.clone(), report);
+        }
         None => {
             let walk = walk_pool(store, true)?;
             let wanted = |o: &UserObjects| o.has_list || o.has_mail;

@@ -209,6 +209,7 @@ fn check_clean_then_missing_body() {
     populate(&s);
     let out = expect(&p, &["check", "alice"], 0);
     assert!(out.starts_with("alice: clean (2 mailboxes, 4 records, 3 bodies)"), "{out}");
+    assert_eq!(text(&run(&p, &["check", "nobody"])).0, 2, "a user without objects is an error, not clean");
     let report = json(&p, &["check", "alice"], 0);
     assert_eq!(report["records"], 4);
     assert_eq!(report["missing_bodies"], serde_json::json!([]));
