@@ -95,19 +95,7 @@ pub fn run_check(store: &MailStore, args: &CheckArgs, json: bool) -> Result<bool
             reports.insert(name.clone(), report);
         }
         None => {
-            let walk = walk_pool(store, true)?;
-            let wanted = |o: &UserObjects| o.has_list || o.has_mail;
-            let bar = progress(Some(walk.users.values().filter(|o| wanted(o)).count() as u64), "check");
-            walk.for_each(wanted, |name, objects| {
-                bar.set_message(name.to_string());
-                match store.user(name).and_then(|u| check::check_user_objects(&u, objects)) {
-                    Ok(r) => drop(reports.insert(name.to_string(), r)),
-                    Err(e) => drop(errors.insert(name.to_string(), e.to_string())),
-                }
-                bar.inc(1);
-                Ok(())
-            })?;
-            bar.finish_and_clear();
+            (reports, errors) = each_user(store, "check", check::check_user_objects)?;
         }
     }
     let findings = reports.values().any(|r| !r.is_clean());
@@ -150,6 +138,31 @@ pub fn run_check(store: &MailStore, args: &CheckArgs, json: bool) -> Result<bool
     Ok(findings)
 }
 
+/// Runs `f` on every user of the pool with the names of its objects, from one walk of the
+/// pool, with a progress bar: the reports of the users it worked for, and the errors of
+/// the others.
+fn each_user<R>(
+    store: &MailStore,
+    what: &str,
+    f: impl Fn(&rados_mail::User, Vec<String>) -> rados_mail::Result<R>,
+) -> Result<(BTreeMap<String, R>, BTreeMap<String, String>)> {
+    let (mut reports, mut errors) = (BTreeMap::new(), BTreeMap::new());
+    let walk = walk_pool(store, true)?;
+    let wanted = |o: &UserObjects| o.has_list || o.has_mail;
+    let bar = progress(Some(walk.users.values().filter(|o| wanted(o)).count() as u64), what);
+    walk.for_each(wanted, |name, objects| {
+        bar.set_message(name.to_string());
+        match store.user(name).and_then(|u| f(&u, objects)) {
+            Ok(r) => drop(reports.insert(name.to_string(), r)),
+            Err(e) => drop(errors.insert(name.to_string(), e.to_string())),
+        }
+        bar.inc(1);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok((reports, errors))
+}
+
 /// What `repair --all` prints as JSON.
 #[derive(Serialize)]
 struct AllRepairs<'a> {
@@ -173,20 +186,8 @@ pub fn run_repair(store: &MailStore, args: &RepairArgs, json: bool) -> Result<bo
             reports.insert(name.clone(), report);
         }
         None => {
-            // One walk of the pool; each user is repaired from its own objects' names.
-            let walk = walk_pool(store, true)?;
-            let wanted = |o: &UserObjects| o.has_list || o.has_mail;
-            let bar = progress(Some(walk.users.values().filter(|o| wanted(o)).count() as u64), "repair");
-            walk.for_each(wanted, |name, objects| {
-                bar.set_message(name.to_string());
-                match store.user(name).and_then(|u| repair::repair_user_objects(&u, objects, &options)) {
-                    Ok(r) => drop(reports.insert(name.to_string(), r)),
-                    Err(e) => drop(errors.insert(name.to_string(), e.to_string())),
-                }
-                bar.inc(1);
-                Ok(())
-            })?;
-            bar.finish_and_clear();
+            (reports, errors) =
+                each_user(store, "repair", |u, objects| repair::repair_user_objects(u, objects, &options))?;
         }
     }
     let unrepaired = reports.values().any(|r| !r.unrepaired.is_empty());
