@@ -40,6 +40,16 @@ pub fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, FormatError> {
     M::decode(&bytes[HEADER_LEN..]).map_err(|e| FormatError::Decode(e.to_string()))
 }
 
+/// Whether `bytes` is a frame of a version above [`VERSION`] whose crc32 holds: a record
+/// written by a newer program, which this one must refuse but never take for damage. (A
+/// value whose first byte is above the version by a bit flip or garbage fails the crc32.)
+pub fn is_newer(bytes: &[u8]) -> bool {
+    bytes.len() >= HEADER_LEN
+        && bytes[0] > VERSION
+        && u32::from_le_bytes(bytes[1..HEADER_LEN].try_into().expect("4 bytes"))
+            == crc32fast::hash(&bytes[HEADER_LEN..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,6 +110,16 @@ pub enum RepairAction {
         /// Why: `body missing` or `corrupt record`.
         reason: String,
     },
+    /// Left something for a later repair (a body younger than the grace that may be a
+    /// damaged mail's, or a save in flight).
+    Deferred {
+        /// The mailbox concerned.
+        mailbox: String,
+        /// The object left.
+        object: String,
+        /// Why, and what a later repair does.
+        reason: String,
+    },
     /// Appended the report mail that describes what was moved to [`LOST_FOUND`].
     WroteReport {
         /// Its UID in [`LOST_FOUND`].
@@ -157,6 +167,9 @@ impl std::fmt::Display for RepairAction {
                 write!(f, "removed UID {uid} from mailbox {mailbox:?} ({reason}; see the report in {LOST_FOUND})")
             }
             RepairAction::WroteReport { uid } => write!(f, "wrote the report mail, UID {uid} in {LOST_FOUND}"),
+            RepairAction::Deferred { mailbox, object, reason } => {
+                write!(f, "left {object} (mailbox {mailbox:?}): {reason}")
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ use omap_index::{frame, keys};
 use super::head;
 use super::lost::{LostMail, move_to_lost_found};
 use super::scan::{ListScan, MailboxScan};
-use super::{RepairAction, RepairOptions, RepairReport};
+use super::{LOST_FOUND, RepairAction, RepairOptions, RepairReport};
 use crate::check::{Inventory, age};
 use crate::error::{Error, Result};
 use crate::user::User;
@@ -192,27 +192,49 @@ pub(super) fn repair_mailbox_objects(
         lost.push(LostMail::Corrupt { uid: *uid, detail: format!("{} key {}: {}", d.object, d.key, d.detail) });
     }
     // The bodies a damaged record or a lost change may have held: bodies with a reference
-    // of this mailbox but none any record holds (they would become orphans), older than
-    // the grace (a save or copy in flight holds its reference before its record commits).
-    let mut adopt = Vec::new();
+    // of this mailbox but none any record holds (they would become orphans). Those younger
+    // than the grace may be a save or copy in flight (it holds its reference before its
+    // record commits): they wait for a later repair, and so do the `damaged/` markers that
+    // make it look for them.
+    let (mut adopt, mut young) = (Vec::new(), Vec::new());
     if !damaged.is_empty() || !scan.lost_changes.is_empty() {
         let prefix = format!("{}{guid}/", keys::REFERENCE);
         let now = SystemTime::now();
         for (body, refs) in &bodies.refs {
-            if refs.iter().any(|r| r.starts_with(&prefix))
-                && bodies.held.get(body).is_none_or(BTreeSet::is_empty)
-                && age(ns.as_ref(), &names::mail(body), now) >= options.orphan_grace.as_secs()
-            {
-                adopt.push(*body);
+            if refs.iter().any(|r| r.starts_with(&prefix)) && bodies.held.get(body).is_none_or(BTreeSet::is_empty) {
+                let old = age(ns.as_ref(), &names::mail(body), now) >= options.orphan_grace.as_secs();
+                if old { adopt.push(*body) } else { young.push(*body) }
             }
         }
+    }
+    // A damaged record is expunged below: a marker keeps what it was until the body it
+    // may have held is found (written first, so that a crash in between loses nothing).
+    let markers: Vec<(String, Vec<u8>)> = damaged
+        .iter()
+        .map(|(uid, d)| (format!("{}{}", keys::DAMAGED, keys::record(*uid)), d.detail.clone().into_bytes()))
+        .collect();
+    if !markers.is_empty() && !options.dry_run {
+        ns.write_op(&scan.head_oid, &WriteOp::new().assert_exists().omap_set(markers.clone()))?;
     }
     if !lost.is_empty() || !adopt.is_empty() {
         move_to_lost_found(user, name, &guid, &lost, &adopt, options, report)?;
     }
-    if !scan.lost_changes.is_empty() && !options.dry_run {
-        let op = WriteOp::new().omap_rm_keys(scan.lost_changes.clone());
-        ns.write_op(&scan.head_oid, &op)?;
+    for body in &young {
+        report.actions.push(RepairAction::Deferred {
+            mailbox: name.into(),
+            object: names::mail(body),
+            reason: format!(
+                "may be the body of a damaged record or lost change, or a save in flight: younger than the grace \
+                 ({} s); a later repair moves it to {LOST_FOUND}",
+                options.orphan_grace.as_secs()
+            ),
+        });
+    }
+    if young.is_empty() && !options.dry_run {
+        let done: Vec<String> = scan.lost_changes.iter().cloned().chain(markers.into_iter().map(|(k, _)| k)).collect();
+        if !done.is_empty() {
+            ns.write_op(&scan.head_oid, &WriteOp::new().omap_rm_keys(done))?;
+        }
     }
     // References the records hold but their bodies lack.
     for rec in records.values() {

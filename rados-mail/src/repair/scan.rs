@@ -168,9 +168,8 @@ impl MailboxScan {
                 k += 1;
             }
         }
-        let newer = |v: &[u8]| v.first().is_some_and(|b| *b > frame::VERSION);
-        scan.newer_format = scan.hdr_bytes.as_deref().is_some_and(newer)
-            || scan.corrupt_wal_bytes.values().any(|v| newer(v))
+        scan.newer_format = scan.hdr_bytes.as_deref().is_some_and(frame::is_newer)
+            || scan.corrupt_wal_bytes.values().any(|v| frame::is_newer(v))
             || scan.shards.values().any(|s| s.newer_format);
         // A damaged record that a WAL entry not yet applied replaces (or expunges) is
         // damage no more.
@@ -214,7 +213,7 @@ impl MailboxScan {
                 match checked {
                     Ok(r) => drop(shard.records.insert(uid, r)),
                     Err(detail) => {
-                        shard.newer_format |= value.first().is_some_and(|b| *b > frame::VERSION);
+                        shard.newer_format |= frame::is_newer(&value);
                         self.damage.push(damage(&oid, &key, &detail));
                         let d = DamagedRecord { object: oid.clone(), key: key.clone(), detail, modseq: applied };
                         shard.damaged.insert(uid, d);
@@ -304,6 +303,12 @@ impl MailboxScan {
             if *first <= trim {
                 out.push(format!("{name}: WAL entry of modseq {first} not above the trim mark {trim}"));
             }
+        }
+        for key in &self.lost_changes {
+            out.push(format!(
+                "{name}: {} holds {key}: what it lost may still be in a body for repair to move to lost+found",
+                self.head_oid
+            ));
         }
         let (records, damaged) = self.records();
         let count = (records.len() + damaged.len()) as u32;

@@ -21,7 +21,7 @@ macro_rules! repair_cases {
     ($make:expr) => {
         $crate::mail_cases!(@cases_in repair $make;
             repair_planted_damage_check_dry_run_repair_check, repair_leaves_young_leftovers_alone,
-            repair_mailbox_alone_moves_its_damage,
+            repair_mailbox_alone_moves_its_damage, repair_defers_young_bodies_then_moves_them,
         );
     };
 }
@@ -244,4 +244,43 @@ pub fn repair_fault_sweep_unavailable(store: &MailStore, user: &str) {
 /// Each write of a repair is applied but reported failed; a second run finishes the work.
 pub fn repair_fault_sweep_applied_but_unavailable(store: &MailStore, user: &str) {
     sweep(store, user, FaultMode::AppliedButUnavailable);
+}
+
+/// Found by the Dovecot damage tests: a mail lost with a corrupt WAL entry, and the body of
+/// a corrupt record, are younger than the grace right after the damage. A repair then
+/// leaves them (they could be saves in flight) *and* keeps the head's `damaged/` markers,
+/// so that a later repair still knows to look for them; it moves them to `lost+found`.
+pub fn repair_defers_young_bodies_then_moves_them(store: &MailStore, user: &str) {
+    let (u, m) = mailbox(store, user, "INBOX");
+    for i in 1..=3 {
+        m.append(format!("Subject: {i}\n\nmail {i}\n").as_bytes(), Default::default()).unwrap();
+    }
+    m.apply_wal().unwrap();
+    m.append(&b"Subject: 4\n\nmail 4\n"[..], Default::default()).unwrap(); // in the WAL only
+    let ns = u.store().clone();
+    let head = format!("mbox.{}", m.info().guid);
+    corrupt(&ns, &format!("{head}.0000"), "r/00000002");
+    let last_wal = ns.omap_all(&head, "w/").unwrap().pop().unwrap().0;
+    corrupt(&ns, &head, &last_wal);
+    let u = other_process(store).user(user).unwrap();
+    assert_eq!(u.open_mailbox("INBOX").unwrap().uids().unwrap(), vec![1, 2, 3], "UID 4's entry was lost");
+
+    let first = repair_mailbox(&u, "INBOX", &RepairOptions::default()).unwrap();
+    let deferred = first.actions.iter().filter(|a| matches!(a, RepairAction::Deferred { .. })).count();
+    assert_eq!(deferred, 2, "{first:#?}");
+    assert!(first.unrepaired.is_empty(), "{first:#?}");
+    let pending = check_user(&u).unwrap();
+    assert_eq!(pending.orphan_bodies.len(), 2, "{pending:#?}");
+    assert!(pending.index_problems.iter().any(|p| p.contains("damaged/")), "{pending:#?}");
+
+    let later = repair_user(&u, &now_options()).unwrap();
+    let moved = later.actions.iter().filter(|a| matches!(a, RepairAction::MovedToLostFound { .. })).count();
+    assert_eq!(moved, 2, "{later:#?}");
+    assert!(check_user(&u).unwrap().is_clean());
+    let lf = u.open_mailbox(LOST_FOUND).unwrap();
+    let mut bodies: Vec<Vec<u8>> = lf.uids().unwrap().into_iter().map(|uid| body(&lf, uid)).collect();
+    bodies.retain(|b| b.starts_with(b"Subject: ") && b.len() < 20);
+    bodies.sort();
+    assert_eq!(bodies, vec![b"Subject: 2\n\nmail 2\n".to_vec(), b"Subject: 4\n\nmail 4\n".to_vec()]);
+    assert_eq!(u.open_mailbox("INBOX").unwrap().uids().unwrap(), vec![1, 3]);
 }
