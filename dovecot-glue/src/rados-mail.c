@@ -244,10 +244,10 @@ static int rados_mail_body_failed(struct mail *_mail, enum rm_result ret,
 		}
 		if (ret == RM_RESULT_OK) {
 			rados_mail_set_damaged(_mail, "opening the mail body",
-				t_strdup_printf("corrupted: body object missing "
-						"(%s); the record of UID %u "
-						"points to it", detail,
-						_mail->uid));
+				t_strdup_printf("corrupted data: body object "
+						"missing; the record of UID "
+						"%u points to it (%s)",
+						_mail->uid, detail));
 			return -1;
 		}
 		detail = rados_last_error(ret);
