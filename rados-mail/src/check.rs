@@ -12,11 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use objstore::Error as StoreError;
+use objstore::{Error as StoreError, ObjectStore};
 use omap_index::keys;
 use omap_index::names::{self, Guid};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::repair::scan::{ListScan, MailboxScan};
 use crate::user::User;
 
 /// A value or object that failed its integrity check.
@@ -97,24 +98,50 @@ pub fn check_user(user: &User) -> Result<CheckReport> {
 /// [`check_user`] given the names of the objects of the user's namespace (from one walk of
 /// the whole pool, [`objstore::ObjectStore::list_pool`], when checking every user: listing
 /// one namespace of a RADOS pool visits every placement group).
+///
+/// Reads only: damaged values are reported, not rebuilt (the data path would rebuild a
+/// damaged head when it reads it; this reads everything raw). Costs one read of the
+/// mailbox list, one of each head and shard object, and one of each body's references.
 pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckReport> {
     let ns = user.store();
     let mut report = CheckReport::default();
-    let infos = user.list_mailboxes("*")?;
-    report.mailboxes = infos.len();
-    let listed: BTreeSet<String> = infos.iter().map(|i| i.guid.to_string()).collect();
+    let list = ListScan::read(ns.as_ref())?;
+    report.corrupt.extend(list.damage);
+    report.index_problems.extend(list.problems);
+    report.mailboxes = list.entries.len();
+    let listed: BTreeSet<Guid> = list.entries.iter().filter_map(|e| e.guid).collect();
+    let shards = shards_by_mailbox(&objects);
 
     // Every reference a record holds: body guid -> {ref key}.
     let mut wanted: BTreeMap<Guid, BTreeSet<String>> = BTreeMap::new();
     let mut records_by_body: BTreeMap<Guid, Vec<(String, u32)>> = BTreeMap::new();
-    for info in &infos {
-        let mailbox = user.open_mailbox_info(info)?;
-        for rec in mailbox.records(1..=u32::MAX)? {
-            report.records += 1;
-            let guid = Guid::from_slice(&rec.mail_guid)
-                .map_err(|e| Error::corrupted(&names::mailbox_head(&info.guid), &keys::record(rec.uid), e))?;
-            wanted.entry(guid).or_default().insert(keys::reference(&info.guid, rec.instance));
-            records_by_body.entry(guid).or_default().push((info.name.clone(), rec.uid));
+    for entry in &list.entries {
+        let Some(guid) = entry.guid else { continue };
+        let listed_shards = shards.get(&guid).map(Vec::as_slice).unwrap_or_default();
+        let mut scan = MailboxScan::read(ns.as_ref(), &guid, Some(listed_shards))?;
+        if !scan.problems(&entry.name).is_empty() || !scan.damage.is_empty() {
+            // A live mailbox changes between the reads of its head and its shards: what
+            // is real is still there when read again.
+            scan = MailboxScan::read(ns.as_ref(), &guid, Some(listed_shards))?;
+        }
+        if !scan.head_exists {
+            report.index_problems.push(format!("mailbox {:?}: its head object {} is missing", entry.name, scan.head_oid));
+        }
+        report.corrupt.extend(scan.damage.iter().cloned());
+        report.index_problems.extend(scan.problems(&entry.name));
+        let (records, damaged) = scan.records();
+        report.records += records.len() + damaged.len();
+        for rec in records.values() {
+            let Ok(body) = Guid::from_slice(&rec.mail_guid) else {
+                report.corrupt.push(Damage {
+                    object: scan.head_oid.clone(),
+                    key: Some(keys::record(rec.uid)),
+                    detail: "the record's mail GUID is not 16 bytes".into(),
+                });
+                continue;
+            };
+            wanted.entry(body).or_default().insert(keys::reference(&guid, rec.instance));
+            records_by_body.entry(body).or_default().push((entry.name.clone(), rec.uid));
         }
     }
 
@@ -130,8 +157,8 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
                 bodies.insert(guid);
             }
         } else if let Some(rest) = oid.strip_prefix("mbox.") {
-            let guid_hex = rest.split('.').next().unwrap_or_default();
-            if !listed.contains(guid_hex) {
+            let listed_here = Guid::parse(rest.split('.').next().unwrap_or_default()).is_ok_and(|g| listed.contains(&g));
+            if !listed_here {
                 report.unlisted_mailbox_objects.push(oid.clone());
             }
         }
@@ -151,12 +178,13 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
                 report.stale_references.push((oid.clone(), r.clone()));
             }
         }
+        for w in wanted_here.into_iter().flatten() {
+            if !refs.contains(w) {
+                report.missing_references.push((oid.clone(), w.clone()));
+            }
+        }
         if wanted_here.is_none() {
-            let age = match ns.stat(&oid) {
-                Ok((st, _)) => now.duration_since(st.mtime).map(|d| d.as_secs()).unwrap_or(0),
-                Err(_) => 0,
-            };
-            report.orphan_bodies.push((oid, age));
+            report.orphan_bodies.push((oid.clone(), age(ns.as_ref(), &oid, now)));
         }
     }
     for (guid, oid) in chunks {
@@ -170,4 +198,27 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
         }
     }
     Ok(report)
+}
+
+/// Seconds since `oid` was last changed (0 when unknown or in the future).
+pub(crate) fn age(store: &dyn ObjectStore, oid: &str, now: SystemTime) -> u64 {
+    match store.stat(oid) {
+        Ok((st, _)) => now.duration_since(st.mtime).map(|d| d.as_secs()).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// The shard numbers of each mailbox among `objects` (`mbox.<guid>.<shard>`).
+pub(crate) fn shards_by_mailbox(objects: &[String]) -> BTreeMap<Guid, Vec<u32>> {
+    let mut out: BTreeMap<Guid, Vec<u32>> = BTreeMap::new();
+    for oid in objects {
+        let Some((guid, shard)) = oid.strip_prefix("mbox.").and_then(|r| r.split_once('.')) else { continue };
+        if let (Ok(g), Ok(k)) = (Guid::parse(guid), u32::from_str_radix(shard, 16)) {
+            out.entry(g).or_default().push(k);
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_unstable();
+    }
+    out
 }

@@ -12,6 +12,7 @@ use omap_index::records::{Change, MailRecord, MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 use rand::Rng;
 
+use crate::damage::{self, DamagedRecord};
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 use crate::types::Changes;
@@ -35,6 +36,9 @@ pub(crate) struct View {
     pub(crate) hdr_bytes: Vec<u8>,
     /// Every record, when `loaded`; else empty.
     pub(crate) records: BTreeMap<u32, MailRecord>,
+    /// The mails whose record in a shard failed its integrity check (when `loaded`): still
+    /// mails of the mailbox, unreadable. Never in `records` too.
+    pub(crate) damaged: BTreeMap<u32, DamagedRecord>,
     pub(crate) loaded: bool,
     /// WAL entries believed to be in the head object (to decide when to apply them).
     pub(crate) wal_len: usize,
@@ -70,6 +74,7 @@ impl View {
             hdr: head.hdr.clone(),
             hdr_bytes: head.hdr_bytes.clone(),
             records: BTreeMap::new(),
+            damaged: BTreeMap::new(),
             loaded: false,
             wal_len: head.wal.len(),
             first_recent: head.first_recent,
@@ -85,6 +90,7 @@ impl View {
             hdr_bytes: Vec::new(),
             hdr,
             records: BTreeMap::new(),
+            damaged: BTreeMap::new(),
             loaded: false,
             wal_len: 0,
             head: None,
@@ -92,6 +98,13 @@ impl View {
             contended: None,
             first_recent: 1,
         }
+    }
+
+    /// Applies one committed change to the records: a change replaces whatever was there,
+    /// damaged or not.
+    pub(crate) fn apply(&mut self, c: &Change) {
+        self.damaged.remove(&c.uid);
+        apply_change(&mut self.records, c);
     }
 
     /// The head just read, for a sync, if it is fresh and unused (see `fresh`).
@@ -219,7 +232,30 @@ pub(crate) fn first_recent_value(object: &str, bytes: Option<&Vec<u8>>) -> Resul
 }
 
 /// Reads the head object: header, trim mark, first recent UID and the whole WAL tail.
+///
+/// A head whose header, marks or WAL entries are damaged is rebuilt from what is intact
+/// (`repair::head`, reported loudly) and read again: damage there must not lock everyone
+/// out of the mailbox.
 pub(crate) fn read_head(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
+    match read_head_once(store, oid) {
+        Err(e) if crate::repair::head::is_head_damage(&e, oid) => {
+            let Some(guid) = crate::repair::head::head_guid(oid) else { return Err(e) };
+            damage::report(&e, "a mailbox head; rebuilding it");
+            match crate::repair::head::rebuild(store, &guid, false) {
+                Ok(Some(done)) => tracing::error!("rebuilt mailbox head {oid}: {done}"),
+                Ok(None) => {}
+                Err(e2) => {
+                    tracing::error!("rebuilding mailbox head {oid} failed: {e2}");
+                    return Err(e);
+                }
+            }
+            read_head_once(store, oid)
+        }
+        other => other,
+    }
+}
+
+fn read_head_once(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
     let first = store.read_op(
         oid,
         &ReadOp::new().omap_get([keys::HDR, keys::TRIM, keys::RECENT]).omap_range("", keys::WAL, OMAP_PAGE_MAX),
@@ -244,7 +280,7 @@ pub(crate) fn read_head(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
                 raw.append(&mut page.entries);
             }
             // Changed between pages: read it all again.
-            Err(StoreError::Conflict { .. }) => return read_head(store, oid),
+            Err(StoreError::Conflict { .. }) => return read_head_once(store, oid),
             Err(e) => return Err(e.into()),
         }
     }
@@ -252,26 +288,56 @@ pub(crate) fn read_head(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
     Ok(Head { hdr, hdr_bytes, trim, wal, first_recent })
 }
 
+/// A shard as read: its applied mark, its records, and the records that failed their
+/// integrity check (each reported once per process).
+pub(crate) struct Shard {
+    pub(crate) applied: u64,
+    pub(crate) records: BTreeMap<u32, MailRecord>,
+    pub(crate) damaged: BTreeMap<u32, DamagedRecord>,
+}
+
+/// Decodes the record stored under `key` of shard `oid`: a value that fails its frame
+/// check, or whose UID is not its key's, is damage confined to that one mail.
+fn decode_record(oid: &str, key: &str, value: &[u8]) -> std::result::Result<MailRecord, String> {
+    let rec: MailRecord = frame::decode(value).map_err(|e| e.to_string())?;
+    match keys::parse_record(key) {
+        Ok(uid) if uid == rec.uid => Ok(rec),
+        Ok(uid) => Err(format!("record of UID {} stored under UID {uid}", rec.uid)),
+        Err(e) => Err(format!("{e} (object {oid})")),
+    }
+}
+
 /// Reads a shard: its applied mark and every record, at one object version.
-pub(crate) fn read_shard(store: &dyn ObjectStore, oid: &str) -> Result<(u64, BTreeMap<u32, MailRecord>)> {
+pub(crate) fn read_shard(store: &dyn ObjectStore, oid: &str) -> Result<Shard> {
     'again: loop {
         let first = match store
             .read_op(oid, &ReadOp::new().omap_get([keys::APPLIED]).omap_range("", keys::RECORD, OMAP_PAGE_MAX))
         {
             Ok(r) => r,
-            Err(StoreError::NotFound { .. }) => return Ok((0, BTreeMap::new())),
+            Err(StoreError::NotFound { .. }) => {
+                return Ok(Shard { applied: 0, records: BTreeMap::new(), damaged: BTreeMap::new() });
+            }
             Err(e) => return Err(e.into()),
         };
         let applied = hex_value(oid, keys::APPLIED, first.omap.as_ref().and_then(|m| m.get(keys::APPLIED)))?;
-        let mut records = BTreeMap::new();
+        let mut shard = Shard { applied, records: BTreeMap::new(), damaged: BTreeMap::new() };
         let mut page = first.omap_page.unwrap_or_default();
         loop {
             for (k, v) in &page.entries {
-                let rec: MailRecord = decode(oid, k, v)?;
-                records.insert(rec.uid, rec);
+                match decode_record(oid, k, v) {
+                    Ok(rec) => drop(shard.records.insert(rec.uid, rec)),
+                    Err(detail) => {
+                        let Ok(uid) = keys::parse_record(k) else {
+                            return Err(Error::Corrupted { object: oid.into(), key: Some(k.clone()), detail });
+                        };
+                        let d = DamagedRecord { object: oid.into(), key: k.clone(), detail, modseq: applied };
+                        damage::report(&d.error(), "a mail record");
+                        shard.damaged.insert(uid, d);
+                    }
+                }
             }
             if !page.more {
-                return Ok((applied, records));
+                return Ok(shard);
             }
             let after = page.entries.last().map(|(k, _)| k.clone()).unwrap_or_default();
             let op = ReadOp::new().assert_version(first.version).omap_range(after, keys::RECORD, OMAP_PAGE_MAX);
@@ -301,47 +367,37 @@ pub(crate) fn load_view(
     mut head: Head,
     retry: &RetryPolicy,
 ) -> Result<View> {
-    let mut shards: BTreeMap<u32, (u64, BTreeMap<u32, MailRecord>)> = BTreeMap::new();
+    let mut shards: BTreeMap<u32, Shard> = BTreeMap::new();
     let mut attempts = retry.start();
     loop {
         let bits = head.hdr.shard_bits;
         let count = if head.hdr.uidnext <= 1 { 0 } else { shard_of(head.hdr.uidnext - 1, bits) + 1 };
         let mut consistent = true;
         for k in 0..count {
-            let stale = shards.get(&k).is_none_or(|(applied, _)| *applied < head.trim);
+            let stale = shards.get(&k).is_none_or(|s| s.applied < head.trim);
             if stale {
                 shards.insert(k, read_shard(store, &names::mailbox_shard(guid, k))?);
             }
-            if shards[&k].0 > head.hdr.highestmodseq {
+            if shards[&k].applied > head.hdr.highestmodseq {
                 consistent = false;
             }
         }
         if consistent {
-            let mut records = BTreeMap::new();
-            for (_, recs) in shards.values() {
-                records.extend(recs.iter().map(|(u, r)| (*u, r.clone())));
+            let mut view = View::unloaded(head.clone());
+            for s in shards.values() {
+                view.records.extend(s.records.iter().map(|(u, r)| (*u, r.clone())));
+                view.damaged.extend(s.damaged.iter().map(|(u, d)| (*u, d.clone())));
             }
             for e in &head.wal {
                 for c in &e.changes {
-                    let applied = shards.get(&shard_of(c.uid, bits)).map_or(0, |(a, _)| *a);
+                    let applied = shards.get(&shard_of(c.uid, bits)).map_or(0, |s| s.applied);
                     if e.modseq > applied {
-                        apply_change(&mut records, c);
+                        view.apply(c);
                     }
                 }
             }
-            let wal_len = head.wal.len();
-            let first_recent = head.first_recent;
-            return Ok(View {
-                hdr: head.hdr.clone(),
-                hdr_bytes: head.hdr_bytes.clone(),
-                records,
-                loaded: true,
-                wal_len,
-                head: Some(head),
-                fresh: None,
-                contended: None,
-                first_recent,
-            });
+            view.loaded = true;
+            return Ok(view);
         }
         // A shard was applied past the head just read: read the head again.
         attempts.lost(|| format!("loading mailbox {guid}"))?;

@@ -32,6 +32,7 @@ pub mod cache;
 mod caches;
 pub mod check;
 mod config;
+mod damage;
 pub mod dict;
 mod error;
 mod index;

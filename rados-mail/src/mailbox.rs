@@ -32,7 +32,7 @@ use crate::cache::BodyCache;
 use crate::caches::{Caches, MailboxShared, SharedView};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::index::{Head, View, apply_change, apply_wal, load_view, read_head};
+use crate::index::{Head, View, apply_wal, load_view, read_head};
 use crate::retry::RetryPolicy;
 use crate::types::{AppendOptions, Flags, MailboxInfo, MailboxUpdate, StoreMode, StoreResult};
 use crate::watch::PushCounters;
@@ -223,7 +223,7 @@ impl Mailbox {
         if head.trim <= known || !view.loaded {
             if view.loaded {
                 for e in head.wal.iter().filter(|e| e.modseq > known) {
-                    e.changes.iter().for_each(|c| apply_change(&mut view.records, c));
+                    e.changes.iter().for_each(|c| view.apply(c));
                 }
             }
             view.hdr = head.hdr.clone();
@@ -273,7 +273,7 @@ impl Mailbox {
         }
         if view.loaded {
             for e in &entries {
-                e.changes.iter().for_each(|c| apply_change(&mut view.records, c));
+                e.changes.iter().for_each(|c| view.apply(c));
             }
         }
         // The view moved past the head read last.

@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::index;
 use crate::mailbox::Mailbox;
 mod migrate;
+mod recover;
 
 use crate::names::{INBOX, MAX_NAME_LEN, SEPARATOR, SPECIAL_USE, is_below, literal_prefix, normalize, pattern_matches};
 use crate::types::MailboxInfo;
@@ -115,7 +116,7 @@ impl User {
             let mut counters = if prev_counters.is_empty() {
                 ListCounters::default()
             } else {
-                frame::decode::<ListCounters>(&prev_counters).map_err(|e| corrupted(keys::COUNTERS, e))?
+                self.counters_of(&prev_counters)?
             };
             let uidvalidity = match options.uidvalidity {
                 Some(given) => given,
@@ -177,7 +178,7 @@ impl User {
         let guid = self.retry(&format!("deleting {name:?}"), || {
             let current = self.read_keys(&[&key])?.and_then(|mut m| m.remove(&key));
             let current = current.ok_or_else(|| not_found(&name))?;
-            let info = decode_info(&name, &key, &current)?;
+            let info = self.info_of(&name, &key, &current)?;
             let op = WriteOp::new()
                 .omap_cmp(key.clone(), CmpOp::Eq, current)
                 .omap_rm_keys([key.clone(), keys::mailbox_guid(&info.guid)]);
@@ -242,7 +243,7 @@ impl User {
                     )));
                 }
                 let from_key = keys::mailbox(from);
-                let info = decode_info(from, &from_key, value)?;
+                let info = self.info_of(from, &from_key, value)?;
                 let to_key = keys::mailbox(&to);
                 op = op.omap_cmp(from_key.clone(), CmpOp::Eq, value.clone());
                 op = op.omap_cmp(to_key.clone(), CmpOp::Eq, Vec::new());
@@ -273,7 +274,12 @@ impl User {
         for (key, value) in self.scan(&keys::mailbox(literal_prefix(pattern)))? {
             let name = &key[keys::MAILBOX.len()..];
             if pattern_matches(pattern, name) {
-                out.push(decode_info(name, &key, &value)?);
+                match self.info_of(name, &key, &value) {
+                    Ok(info) => out.push(info),
+                    // Unrecoverable damage of one entry hides that mailbox alone (reported).
+                    Err(e @ Error::Corrupted { .. }) => crate::damage::report(&e, "a mailbox-list entry"),
+                    Err(e) => return Err(e),
+                }
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -290,7 +296,7 @@ impl User {
         let name = normalize(name)?;
         let key = keys::mailbox(&name);
         let value = self.read_keys(&[&key])?.and_then(|mut m| m.remove(&key)).ok_or_else(|| not_found(&name))?;
-        decode_info(&name, &key, &value)
+        self.info_of(&name, &key, &value)
     }
 
     /// The mailbox with this GUID, under its current name; [`Error::NotFound`] if none.
@@ -306,7 +312,7 @@ impl User {
             match (both.remove(&guid_key), both.remove(&key)) {
                 (None, _) => Err(not_found()),
                 (Some(again), Some(value)) if again == name.as_bytes() => {
-                    let info = decode_info(&name, &key, &value)?;
+                    let info = self.info_of(&name, &key, &value)?;
                     if info.guid != *guid {
                         let detail = format!("maps to {name:?}, whose GUID is {}", info.guid);
                         return Err(corrupted(&guid_key, FormatError::Decode(detail)));
@@ -388,7 +394,7 @@ impl User {
         self.retry(&format!("setting special use of {name:?}"), || {
             let current = self.read_keys(&[&key])?.and_then(|mut m| m.remove(&key));
             let current = current.ok_or_else(|| not_found(&name))?;
-            let mut entry = decode_entry(&key, &current)?;
+            let mut entry = entry_of(&self.info_of(&name, &key, &current)?);
             if entry.special_use == wanted {
                 return Ok(Some(()));
             }

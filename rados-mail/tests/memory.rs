@@ -11,4 +11,5 @@ mail_cases!(store);
 txn_cases!(store);
 watch_cases!(store);
 recent_cases!(store);
+damage_cases!(store);
 fetch_cases!(store);

@@ -19,6 +19,7 @@ mail_cases!(store);
 txn_cases!(store);
 watch_cases!(store);
 recent_cases!(store);
+damage_cases!(store);
 fetch_cases!(store);
 
 /// The async API on a multi-threaded tokio runtime: 8 tasks append and flag at once.

@@ -506,34 +506,44 @@ fn memory_concurrent_renames_and_creates() {
     concurrent_renames_and_creates(&memory());
 }
 
-/// A damaged list entry is reported as `Corrupted` naming the object and key, never a
-/// panic; the other entries stay usable. (In memory only: it writes the raw object.)
+/// A damaged list entry (issue 12) is recovered from the GUID map and the head, so the
+/// mailbox stays usable; when that is impossible too, it is reported as `Corrupted` naming
+/// the object and key, never a panic, and the other entries stay usable. (In memory only:
+/// it writes the raw object.)
 #[test]
-fn memory_corrupted_entries_are_errors() {
+fn memory_corrupted_entries_are_recovered_or_confined() {
     let pool: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new(""));
     let store = MailStore::new(pool.clone(), Config::default());
     let user = store.user("damaged").unwrap();
     let good = user.create_mailbox("Good").unwrap();
-    user.create_mailbox("Bad").unwrap();
+    let bad = user.create_mailbox("Bad").unwrap();
+    let lost = user.create_mailbox("Lost").unwrap();
     let raw = pool.with_namespace("damaged").unwrap();
     let bad_key = keys::mailbox("Bad");
     raw.omap_set(MAILBOX_LIST, &[(&bad_key, b"\x01garbage")]).unwrap();
+    assert_eq!(user.mailbox_info("Bad").unwrap().guid, bad.guid);
+    user.set_special_use("Bad", &["\\Junk"]).unwrap();
+    assert_eq!(user.mailbox_info("Bad").unwrap().special_use, ["\\Junk"], "the write replaced the damaged entry");
 
-    let err = user.mailbox_info("Bad").unwrap_err();
-    match &err {
+    // Entry and GUID map both damaged: only that mailbox is affected.
+    let lost_key = keys::mailbox("Lost");
+    raw.omap_set(MAILBOX_LIST, &[(&lost_key, b"\x01garbage")]).unwrap();
+    raw.omap_set(MAILBOX_LIST, &[(&keys::mailbox_guid(&lost.guid), b"elsewhere")]).unwrap();
+    match user.mailbox_info("Lost").unwrap_err() {
         Error::Corrupted { object, key, .. } => {
-            assert_eq!((object.as_str(), key.as_deref()), (MAILBOX_LIST, Some(bad_key.as_str())));
+            assert_eq!((object.as_str(), key.as_deref()), (MAILBOX_LIST, Some(lost_key.as_str())));
         }
         other => panic!("expected Corrupted, got {other:?}"),
     }
-    assert!(matches!(user.list_mailboxes("*"), Err(Error::Corrupted { .. })));
-    assert!(matches!(user.delete_mailbox("Bad"), Err(Error::Corrupted { .. })));
-    assert!(matches!(user.rename_mailbox("Bad", "Worse"), Err(Error::Corrupted { .. })));
-    assert!(matches!(user.set_special_use("Bad", &["\\Junk"]), Err(Error::Corrupted { .. })));
+    let names: Vec<String> = user.list_mailboxes("*").unwrap().into_iter().map(|i| i.name).collect();
+    assert_eq!(names, ["Bad", "Good"]);
+    assert!(matches!(user.delete_mailbox("Lost"), Err(Error::Corrupted { .. })));
+    assert!(matches!(user.rename_mailbox("Lost", "Worse"), Err(Error::Corrupted { .. })));
     assert_eq!(user.list_mailboxes("Good").unwrap(), vec![good.clone()]);
 
     raw.omap_set(MAILBOX_LIST, &[(keys::COUNTERS, b"\x01\0\0\0\0\x08")]).unwrap();
-    assert!(matches!(user.create_mailbox("New"), Err(Error::Corrupted { .. })));
+    let new = user.create_mailbox("New").unwrap();
+    assert!(new.uidvalidity > bad.uidvalidity, "damaged counters are recovered from the entries");
     raw.omap_set(MAILBOX_LIST, &[(&keys::mailbox_guid(&good.guid), &[0xff, 0xfe][..])]).unwrap();
     assert!(matches!(user.mailbox_by_guid(&good.guid), Err(Error::Corrupted { .. })));
 }

@@ -18,24 +18,41 @@ use crate::types::{Changes, Status};
 
 impl Mailbox {
     /// The record of a UID in the view (the first read of a record reads the shards).
+    ///
+    /// A mail whose record is damaged (it failed its integrity check) answers
+    /// [`Error::Corrupted`] naming the shard object and key: the mail is there, unreadable.
     pub fn record(&self, uid: u32) -> Result<Option<MailRecord>> {
         let mut view = self.lock();
         self.ensure_records(&mut view)?;
+        if let Some(d) = view.damaged.get(&uid) {
+            return Err(d.error());
+        }
         Ok(view.records.get(&uid).cloned())
     }
 
-    /// Records of the UIDs in `range` (inclusive) in the view, in UID order.
+    /// The UIDs of the mails whose record is damaged (see [`Mailbox::record`]), with the
+    /// error each answers.
+    pub fn damaged(&self) -> Result<Vec<(u32, Error)>> {
+        let mut view = self.lock();
+        self.ensure_records(&mut view)?;
+        Ok(view.damaged.iter().map(|(u, d)| (*u, d.error())).collect())
+    }
+
+    /// Records of the UIDs in `range` (inclusive) in the view, in UID order; damaged
+    /// records are left out (see [`Mailbox::damaged`]).
     pub fn records(&self, range: std::ops::RangeInclusive<u32>) -> Result<Vec<MailRecord>> {
         let mut view = self.lock();
         self.ensure_records(&mut view)?;
         Ok(view.records.range(range).map(|(_, r)| r.clone()).collect())
     }
 
-    /// Every UID in the view, ascending.
+    /// Every UID in the view, ascending, those of damaged records included.
     pub fn uids(&self) -> Result<Vec<u32>> {
         let mut view = self.lock();
         self.ensure_records(&mut view)?;
-        Ok(view.records.keys().copied().collect())
+        let mut uids: Vec<u32> = view.records.keys().chain(view.damaged.keys()).copied().collect();
+        uids.sort_unstable();
+        Ok(uids)
     }
 
     /// Status after bringing the view up to date.
@@ -187,8 +204,12 @@ impl Mailbox {
         }
         // Expunges still in the WAL (not yet tombstones).
         expunged.extend(wal_expunged);
-        let changed: Vec<MailRecord> = view.records.values().filter(|r| r.modseq > modseq).cloned().collect();
-        expunged.retain(|u| !view.records.contains_key(u));
+        let mut changed: Vec<MailRecord> = view.records.values().filter(|r| r.modseq > modseq).cloned().collect();
+        // Damaged mails are still mails: a placeholder (no flags, no GUID) keeps their UID
+        // in the mail server's index; reading them answers the damage.
+        changed.extend(view.damaged.iter().filter(|(_, d)| d.modseq > modseq).map(|(u, d)| d.placeholder(*u)));
+        changed.sort_by_key(|r| r.uid);
+        expunged.retain(|u| !view.records.contains_key(u) && !view.damaged.contains_key(u));
         let first_recent = view.first_recent.min(view.hdr.uidnext);
         Ok(Changes { changed, expunged: expunged.into_iter().collect(), first_recent, ..changes_of(&view.hdr) })
     }

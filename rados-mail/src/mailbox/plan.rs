@@ -163,6 +163,11 @@ pub(super) fn plan(
             gone.push(rec.clone());
             out.expunged.push(*uid);
             expunge_step.insert(*uid, None);
+        } else if view.damaged.contains_key(uid) {
+            // A damaged mail can be expunged too (its body, unknown, keeps a reference
+            // for `repair` to find).
+            out.expunged.push(*uid);
+            expunge_step.insert(*uid, None);
         }
     }
     steps.push(expunge_step);
@@ -215,6 +220,8 @@ fn number(steps: Vec<Step>, view: &View, uidnext: u32, mut out: Committed, gone:
                 hdr.messages -= 1;
                 hdr.psize_total -= old.psize;
                 hdr.vsize_total -= old.vsize;
+            } else if view.damaged.contains_key(uid) {
+                hdr.messages = hdr.messages.saturating_sub(1);
             }
             if let Some(new) = rec {
                 hdr.messages += 1;

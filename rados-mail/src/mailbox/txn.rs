@@ -201,6 +201,14 @@ impl Transaction {
         Ok(true)
     }
 
+    /// Adds a mail whose body is already stored (`record` describes it: its GUID, sizes,
+    /// dates, crc32, chunk size, flags and keywords; its UID and instance are ignored): the
+    /// new record refers to that body, as a copy does. How `repair` moves mails to
+    /// `lost+found`.
+    pub(crate) fn adopt(&mut self, record: MailRecord, namespace: &str) {
+        self.copies.push(PendingCopy { source: record, namespace: namespace.to_string(), wanted: None, flags: None });
+    }
+
     /// Changes the system flags of `uids` (mails not in the mailbox are ignored).
     pub fn update_flags(&mut self, uids: &[u32], mode: StoreMode, flags: Flags) {
         self.updates.push((uids.to_vec(), Update::Flags(mode, flags.bits())));

@@ -8,7 +8,7 @@ use omap_index::names::{Guid, MAILBOX_LIST};
 
 use omap_index::records::ListCounters;
 
-use super::{User, corrupted, decode_entry, decode_info, entry_of, lost_race, name_of, normalize, not_found};
+use super::{User, decode_info, entry_of, lost_race, name_of, normalize, not_found};
 use crate::error::{Error, Result};
 use crate::index;
 use crate::mailbox::Mailbox;
@@ -37,7 +37,7 @@ impl User {
             if again != name.as_bytes() {
                 return Ok(None);
             }
-            let mut entry = decode_entry(&key, &current)?;
+            let mut entry = entry_of(&self.info_of(&name, &key, &current)?);
             if entry.guid != guid.0 {
                 return Ok(None);
             }
@@ -45,7 +45,7 @@ impl User {
             let mut counters = if prev_counters.is_empty() {
                 ListCounters::default()
             } else {
-                frame::decode::<ListCounters>(&prev_counters).map_err(|e| corrupted(keys::COUNTERS, e))?
+                self.counters_of(&prev_counters)?
             };
             if entry.uidvalidity == uidvalidity && counters.last_uidvalidity >= uidvalidity {
                 return Ok(Some(()));

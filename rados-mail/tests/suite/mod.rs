@@ -20,7 +20,7 @@ macro_rules! mail_cases {
             unchanged_since_reports_modified, expunge_and_changes_since, changes_since_after_trim,
             changes_since_brings_the_view_along,
             copy_shares_the_body, move_leaves_source_empty, reopen_sees_the_same_state,
-            sharded_mailbox_stays_consistent, corrupted_record_is_reported, bad_input_is_refused,
+            sharded_mailbox_stays_consistent, bad_input_is_refused,
             concurrent_writers_in_one_process, reopening_costs_one_read, chunk_boundaries_round_trip,
             multi_object_bodies, interrupted_save_is_invisible_and_found, check_is_clean_after_normal_use,
             cache_hits_cost_no_rados_ops, dicts_private_and_shared, append_keeps_wanted_uids_and_guids,
@@ -49,6 +49,7 @@ macro_rules! mail_cases {
     };
 }
 
+pub mod damage;
 pub mod recent;
 pub mod txn;
 pub mod watch;
@@ -294,31 +295,6 @@ pub fn sharded_mailbox_stays_consistent(store: &MailStore, user: &str) {
 /// The pool under a store, to build another store with other settings.
 fn store_pool(store: &MailStore) -> std::sync::Arc<dyn rados_mail::objstore::ObjectStore> {
     store.pool().clone()
-}
-
-/// A damaged record is reported with its object and key, never a panic.
-pub fn corrupted_record_is_reported(store: &MailStore, user: &str) {
-    let (u, m) = mailbox(store, user, "INBOX");
-    m.append(&b"x"[..], Default::default()).unwrap();
-    m.apply_wal().unwrap();
-    let guid = m.info().guid;
-    let ns = store.user(user).unwrap().store().clone();
-    let shard = format!("mbox.{guid}.0000");
-    let key = "r/00000001";
-    let mut value = ns.omap_get(&shard, &[key]).unwrap()[key].clone();
-    let last = value.len() - 1;
-    value[last] ^= 0xff;
-    ns.omap_set(&shard, &[(key, &value)]).unwrap();
-    drop(u);
-    // Opening reads the head only; the records are read, and the damage found, on first use.
-    let there = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
-    match there.uids() {
-        Err(Error::Corrupted { object, key: Some(k), .. }) => {
-            assert_eq!(object, shard);
-            assert_eq!(k, key);
-        }
-        other => panic!("expected Corrupted, got {other:?}"),
-    }
 }
 
 /// Oversize mails and bad keywords are refused, and leave nothing behind.

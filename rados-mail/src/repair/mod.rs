@@ -16,6 +16,9 @@
 //!
 //! With [`RepairOptions::dry_run`] nothing is written: the report says what would be done.
 
+pub(crate) mod head;
+pub(crate) mod scan;
+
 use std::time::Duration;
 
 use crate::error::{Error, Result};

@@ -1,0 +1,181 @@
+//! Rebuilding a mailbox head whose header, trim mark, first-recent mark or WAL entries are
+//! corrupt (or whose header is missing), from what is intact: the shards' records, modseq
+//! keys, tombstones and applied marks, the intact WAL entries, and the mailbox list's
+//! UIDVALIDITY. The data path runs it when it meets such a head (`index::read_head`), so a
+//! damaged head costs one rebuild instead of a mailbox nobody can open; `repair` runs the
+//! same code.
+
+use objstore::{CmpOp, Error as StoreError, ObjectStore, WriteOp};
+use omap_index::names::{self, Guid, MAILBOX_LIST};
+use omap_index::records::{MailboxEntry, MailboxHeader, WalEntry};
+use omap_index::{frame, keys};
+use rand::Rng;
+
+use super::scan::MailboxScan;
+use crate::error::{Error, Result};
+
+/// A planned rebuild: the write, and what it does in words.
+pub(crate) struct Rebuild {
+    op: WriteOp,
+    /// What was wrong and what the rebuild does.
+    pub(crate) detail: String,
+}
+
+/// The UIDVALIDITY the mailbox list holds for mailbox `guid` (through the `guid/` map),
+/// if the list entry is intact.
+pub(crate) fn listed_uidvalidity(store: &dyn ObjectStore, guid: &Guid) -> Result<Option<u32>> {
+    let guid_key = keys::mailbox_guid(guid);
+    let name = match store.omap_get(MAILBOX_LIST, &[&guid_key]) {
+        Ok(mut m) => match m.remove(&guid_key).map(String::from_utf8) {
+            Some(Ok(n)) => n,
+            _ => return Ok(None),
+        },
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let key = keys::mailbox(&name);
+    let value = match store.omap_get(MAILBOX_LIST, &[&key]) {
+        Ok(mut m) => m.remove(&key),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(value
+        .and_then(|v| frame::decode::<MailboxEntry>(&v).ok())
+        .filter(|e| e.guid == guid.0 && e.uidvalidity != 0)
+        .map(|e| e.uidvalidity))
+}
+
+/// Plans the rebuild of the head `scan` found damaged (None when it is not). The header
+/// keeps what is known and never goes back: UIDNEXT above every UID any key or entry
+/// names, HIGHESTMODSEQ one above every modseq found (so that every process reloads: the
+/// incarnation changes too), counts and sizes from the records. A corrupt WAL entry whose
+/// modseq every shard has applied is dropped; one that some shard had not applied is lost
+/// (its new mails' bodies keep their references: `repair` moves them to `lost+found`).
+pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Option<Rebuild>> {
+    if !scan.head_damaged() {
+        return Ok(None);
+    }
+    let oid = &scan.head_oid;
+    let uidvalidity = match scan.hdr.as_ref().map(|h| h.uidvalidity).or(uidvalidity) {
+        Some(v) => v,
+        None => {
+            return Err(Error::Corrupted {
+                object: oid.clone(),
+                key: Some(keys::HDR.into()),
+                detail: "the header cannot be rebuilt: no intact mailbox-list entry gives its UIDVALIDITY".into(),
+            });
+        }
+    };
+    let bits = scan.shard_bits();
+    let mut notes = Vec::new();
+    if scan.hdr.is_none() {
+        notes.push("header rebuilt".to_string());
+    }
+    // Which shards exist up to the last one anything names; a missing one applied nothing.
+    let last_shard = scan.shards.keys().last().copied().unwrap_or(0);
+    let min_applied = (0..=last_shard).map(|k| scan.applied(k)).min().unwrap_or(0);
+    let mut lost = Vec::new();
+    for m in &scan.corrupt_wal {
+        if *m <= min_applied {
+            notes.push(format!("corrupt WAL entry {} dropped (applied to every shard)", keys::wal(*m)));
+        } else {
+            lost.push(*m);
+            notes.push(format!("corrupt WAL entry {} dropped: its changes are lost", keys::wal(*m)));
+        }
+    }
+    // The records as the intact WAL leaves them; every UID and modseq anything names.
+    let (records, damaged) = scan.records();
+    let damaged = damaged.len() as u32;
+    let (mut max_uid, mut max_modseq) = (0u32, 0u64);
+    for (k, s) in &scan.shards {
+        max_uid = max_uid.max(s.records.keys().chain(s.damaged.keys()).copied().max().unwrap_or(0));
+        for (m, u) in s.modseq_keys.iter().chain(&s.tombstones) {
+            max_uid = max_uid.max(*u);
+            max_modseq = max_modseq.max(*m);
+        }
+        max_modseq = max_modseq.max(scan.applied(*k));
+    }
+    for e in scan.wal.values() {
+        max_modseq = max_modseq.max(e.modseq);
+        max_uid = max_uid.max(e.changes.iter().map(|c| c.uid).max().unwrap_or(0));
+    }
+    max_modseq = max_modseq.max(scan.corrupt_wal.iter().copied().max().unwrap_or(0)).max(scan.trim.unwrap_or(0));
+    let old = scan.hdr.clone().unwrap_or_default();
+    let highestmodseq = old.highestmodseq.max(max_modseq) + 1;
+    let mut incarnation = rand::rng().random_range(1..=u32::MAX);
+    if incarnation == old.incarnation {
+        incarnation = incarnation.wrapping_add(1).max(1);
+    }
+    let hdr = MailboxHeader {
+        guid: scan.guid.0.to_vec(),
+        uidvalidity,
+        uidnext: old.uidnext.max(max_uid.saturating_add(1)).max(1),
+        highestmodseq,
+        messages: records.len() as u32 + damaged,
+        psize_total: records.values().map(|r| r.psize).sum(),
+        vsize_total: records.values().map(|r| r.vsize).sum(),
+        shard_bits: bits,
+        incarnation,
+    };
+    let mut set = vec![
+        (keys::HDR.to_string(), frame::encode(&hdr)),
+        (keys::wal(highestmodseq), frame::encode(&WalEntry { modseq: highestmodseq, changes: Vec::new() })),
+    ];
+    if scan.trim_corrupt || scan.trim.is_none() {
+        let first_left = scan.wal.keys().next().copied().unwrap_or(highestmodseq);
+        set.push((keys::TRIM.to_string(), keys::hex64(first_left - 1).into_bytes()));
+        notes.push("trim mark rebuilt".into());
+    }
+    if scan.recent_corrupt {
+        set.push((keys::RECENT.to_string(), keys::hex32(hdr.uidnext).into_bytes()));
+        notes.push("first-recent mark rebuilt (no mail is recent)".into());
+    }
+    let mut op = if scan.head_exists {
+        WriteOp::new().omap_cmp(keys::HDR, CmpOp::Eq, scan.hdr_bytes.clone().unwrap_or_default())
+    } else {
+        WriteOp::new().create_exclusive()
+    };
+    if !scan.corrupt_wal.is_empty() {
+        op = op.omap_rm_keys(scan.corrupt_wal.iter().map(|m| keys::wal(*m)).collect::<Vec<_>>());
+    }
+    let detail = format!(
+        "{}; UIDNEXT {}, HIGHESTMODSEQ {}, {} messages",
+        notes.join("; "),
+        hdr.uidnext,
+        hdr.highestmodseq,
+        hdr.messages
+    );
+    Ok(Some(Rebuild { op: op.omap_set(set), detail }))
+}
+
+/// Rebuilds the head of mailbox `guid` if it is damaged (reading it raw first); returns
+/// what was done, None when nothing was damaged. A concurrent rebuild (the guard on the
+/// header read fails) counts as done.
+pub(crate) fn rebuild(store: &dyn ObjectStore, guid: &Guid, dry_run: bool) -> Result<Option<String>> {
+    let scan = MailboxScan::read(store, guid, None)?;
+    let uidvalidity = if scan.hdr.is_none() { listed_uidvalidity(store, guid)? } else { None };
+    let Some(plan) = plan(&scan, uidvalidity)? else { return Ok(None) };
+    if !dry_run {
+        match store.write_op(&scan.head_oid, &plan.op) {
+            Ok(_) => store.notify(&scan.head_oid, &[], None),
+            Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Some(plan.detail))
+}
+
+/// Whether `e` is damage of head object `oid` that [`rebuild`] can repair.
+pub(crate) fn is_head_damage(e: &Error, oid: &str) -> bool {
+    match e {
+        Error::Corrupted { object, key: Some(key), .. } if object == oid => {
+            key == keys::HDR || key == keys::TRIM || key == keys::RECENT || key.starts_with(keys::WAL)
+        }
+        _ => false,
+    }
+}
+
+/// The GUID of a head object name (`mbox.<guid>`).
+pub(crate) fn head_guid(oid: &str) -> Option<Guid> {
+    oid.strip_prefix("mbox.").and_then(|g| Guid::parse(g).ok()).filter(|g| names::mailbox_head(g) == oid)
+}
