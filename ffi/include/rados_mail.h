@@ -1523,8 +1523,9 @@ enum rm_result rm_mailbox_keywords(const struct rm_mailbox *mailbox,
  * the whole user (`rados-mail repair`). With `dry_run` nothing is written: the report says
  * what would be done.
  *
- * `callback` (may be NULL) gets each item of the report; `*out` their counts. A mailbox
- * `rm_mailbox` handles opened before see the repaired state after their next sync.
+ * `callback` (may be NULL) gets each item of the report; `*out` their counts. Sync
+ * (`rm_mailbox_sync`) or open again the `rm_mailbox` handles opened before, to see the
+ * repaired state.
  *
  * Returns `RM_RESULT_OK` (also when some damage could not be repaired: see
  * `out->unrepaired`), `RM_RESULT_NOT_FOUND` (no such mailbox), `RM_RESULT_INVALID_INPUT`,
