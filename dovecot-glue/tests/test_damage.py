@@ -212,9 +212,9 @@ def rados_mail_check(user):
     for exe in sorted(glob.glob(os.path.join(harness.REPO_ROOT, "target", "*", "rados-mail"))):
         if subprocess.run([exe, "check", "--help"], capture_output=True).returncode != 0:
             continue
-        env = dict(os.environ, RADOS_MAIL_NS_PREFIX=NS_PREFIX)
-        proc = subprocess.run([exe, "-p", POOL, "--namespace-prefix", NS_PREFIX, "check", user],
-                              capture_output=True, text=True, env=env, timeout=300)
+        conf = ["-c", os.environ["CEPH_CONF"]] if os.environ.get("CEPH_CONF") else []
+        proc = subprocess.run([exe, *conf, "-p", POOL, "--namespace-prefix", NS_PREFIX, "check",
+                               user], capture_output=True, text=True, timeout=300)
         return proc.returncode, proc.stdout + proc.stderr
     return None
 
