@@ -12,6 +12,9 @@ pub const WAL: &str = "w/";
 /// Head object: the mailbox's first recent UID (8 hex): the UIDs from it on are still
 /// IMAP `\Recent` for the next session that takes them. Absent: 1 (every mail is).
 pub const RECENT: &str = "recent";
+/// Head: prefix of what a head rebuild found damaged and could not apply (`damaged/w/<modseq>`:
+/// the bytes of a lost WAL entry), kept until `repair` has moved what it can to `lost+found`.
+pub const DAMAGED: &str = "damaged/";
 /// Shard object: WAL entries up to this modseq (16 hex) are applied to this shard.
 pub const APPLIED: &str = "applied";
 /// Shard object: prefix of mail records.

@@ -42,13 +42,16 @@ pub struct CheckReport {
     pub records: usize,
     /// Body objects (first chunks) found.
     pub bodies: usize,
-    /// Body objects no record refers to, with their age in seconds (leftovers of failed or
-    /// in-progress saves; safe to remove once old).
+    /// Body objects no record refers to, with their age in seconds: leftovers of failed or
+    /// in-progress saves (a save writes its body with its reference before it commits)
+    /// and of interrupted expunges; safe to remove once old. Their references are not
+    /// listed again under `stale_references`.
     pub orphan_bodies: Vec<(String, u64)>,
     /// Chunk objects whose body object does not exist (leftovers of failed saves or
     /// interrupted deletes).
     pub orphan_chunks: Vec<String>,
-    /// References on bodies that no record matches, as (object, omap key).
+    /// References that no record holds on bodies that some record refers to, as (object,
+    /// omap key).
     pub stale_references: Vec<(String, String)>,
     /// Mailbox head or shard objects of no listed mailbox.
     pub unlisted_mailbox_objects: Vec<String>,
@@ -103,6 +106,21 @@ pub fn check_user(user: &User) -> Result<CheckReport> {
 /// damaged head when it reads it; this reads everything raw). Costs one read of the
 /// mailbox list, one of each head and shard object, and one of each body's references.
 pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckReport> {
+    Ok(inventory(user, &objects)?.report)
+}
+
+/// What a check learns on the way: the report, every body's references, and the
+/// references the records hold.
+pub(crate) struct Inventory {
+    pub(crate) report: CheckReport,
+    /// Body GUID → its `ref/` keys, for every body object found.
+    pub(crate) refs: BTreeMap<Guid, BTreeSet<String>>,
+    /// Body GUID → the `ref/` keys the records of the listed mailboxes hold.
+    pub(crate) held: BTreeMap<Guid, BTreeSet<String>>,
+}
+
+/// The check, with what it learnt (see [`Inventory`]).
+pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
     let ns = user.store();
     let mut report = CheckReport::default();
     let list = ListScan::read(ns.as_ref())?;
@@ -110,7 +128,7 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
     report.index_problems.extend(list.problems);
     report.mailboxes = list.entries.len();
     let listed: BTreeSet<Guid> = list.entries.iter().filter_map(|e| e.guid).collect();
-    let shards = shards_by_mailbox(&objects);
+    let shards = shards_by_mailbox(objects);
 
     // Every reference a record holds: body guid -> {ref key}.
     let mut wanted: BTreeMap<Guid, BTreeSet<String>> = BTreeMap::new();
@@ -125,7 +143,9 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
             scan = MailboxScan::read(ns.as_ref(), &guid, Some(listed_shards))?;
         }
         if !scan.head_exists {
-            report.index_problems.push(format!("mailbox {:?}: its head object {} is missing", entry.name, scan.head_oid));
+            report
+                .index_problems
+                .push(format!("mailbox {:?}: its head object {} is missing", entry.name, scan.head_oid));
         }
         report.corrupt.extend(scan.damage.iter().cloned());
         report.index_problems.extend(scan.problems(&entry.name));
@@ -147,7 +167,7 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
 
     let mut bodies: BTreeSet<Guid> = BTreeSet::new();
     let mut chunks: Vec<(Guid, String)> = Vec::new();
-    for oid in &objects {
+    for oid in objects {
         if let Some(rest) = oid.strip_prefix("mail.") {
             let (guid_hex, chunk) = rest.split_once('.').map_or((rest, false), |(g, _)| (g, true));
             let Ok(guid) = Guid::parse(guid_hex) else { continue };
@@ -157,7 +177,8 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
                 bodies.insert(guid);
             }
         } else if let Some(rest) = oid.strip_prefix("mbox.") {
-            let listed_here = Guid::parse(rest.split('.').next().unwrap_or_default()).is_ok_and(|g| listed.contains(&g));
+            let listed_here =
+                Guid::parse(rest.split('.').next().unwrap_or_default()).is_ok_and(|g| listed.contains(&g));
             if !listed_here {
                 report.unlisted_mailbox_objects.push(oid.clone());
             }
@@ -165,6 +186,7 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
     }
     report.bodies = bodies.len();
     let now = SystemTime::now();
+    let mut all_refs = BTreeMap::new();
     for guid in &bodies {
         let oid = names::mail(guid);
         let refs: BTreeSet<String> = match ns.omap_all(&oid, keys::REFERENCE) {
@@ -172,8 +194,9 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
             Err(StoreError::NotFound { .. }) => continue, // removed meanwhile
             Err(e) => return Err(e.into()),
         };
+        all_refs.insert(*guid, refs.clone());
         let wanted_here = wanted.get(guid);
-        for r in &refs {
+        for r in refs.iter().filter(|_| wanted_here.is_some()) {
             if !wanted_here.is_some_and(|w| w.contains(r)) {
                 report.stale_references.push((oid.clone(), r.clone()));
             }
@@ -197,7 +220,7 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
             report.missing_bodies.extend(users);
         }
     }
-    Ok(report)
+    Ok(Inventory { report, refs: all_refs, held: wanted })
 }
 
 /// Seconds since `oid` was last changed (0 when unknown or in the future).

@@ -113,11 +113,8 @@ impl User {
                 )));
             }
             let prev_counters = current.get(keys::COUNTERS).cloned().unwrap_or_default();
-            let mut counters = if prev_counters.is_empty() {
-                ListCounters::default()
-            } else {
-                self.counters_of(&prev_counters)?
-            };
+            let mut counters =
+                if prev_counters.is_empty() { ListCounters::default() } else { self.counters_of(&prev_counters)? };
             let uidvalidity = match options.uidvalidity {
                 Some(given) => given,
                 None => next_uidvalidity(counters.last_uidvalidity)?,
@@ -515,7 +512,7 @@ fn now_secs() -> i64 {
 }
 
 /// The UIDVALIDITY after `last`: the current time if that is larger, else `last + 1`.
-fn next_uidvalidity(last: u32) -> Result<u32> {
+pub(crate) fn next_uidvalidity(last: u32) -> Result<u32> {
     let next = last.checked_add(1).ok_or_else(|| Error::TooLarge("UIDVALIDITY space exhausted".into()))?;
     let now = u32::try_from(now_secs()).unwrap_or(u32::MAX);
     Ok(next.max(now))

@@ -12,4 +12,6 @@ txn_cases!(store);
 watch_cases!(store);
 recent_cases!(store);
 damage_cases!(store);
+repair_cases!(store);
+repair_sweep_cases!(store);
 fetch_cases!(store);

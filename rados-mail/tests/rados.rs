@@ -20,6 +20,7 @@ txn_cases!(store);
 watch_cases!(store);
 recent_cases!(store);
 damage_cases!(store);
+repair_cases!(store);
 fetch_cases!(store);
 
 /// The async API on a multi-threaded tokio runtime: 8 tasks append and flag at once.

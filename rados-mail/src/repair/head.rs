@@ -47,8 +47,8 @@ pub(crate) fn listed_uidvalidity(store: &dyn ObjectStore, guid: &Guid) -> Result
 
 /// Plans the rebuild of the head `scan` found damaged (None when it is not). The header
 /// keeps what is known and never goes back: UIDNEXT above every UID any key or entry
-/// names, HIGHESTMODSEQ one above every modseq found (so that every process reloads: the
-/// incarnation changes too), counts and sizes from the records. A corrupt WAL entry whose
+/// names, HIGHESTMODSEQ one above every modseq found, counts and sizes from the records;
+/// a new incarnation when the header or a change was lost (every process then reloads). A corrupt WAL entry whose
 /// modseq every shard has applied is dropped; one that some shard had not applied is lost
 /// (its new mails' bodies keep their references: `repair` moves them to `lost+found`).
 pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Option<Rebuild>> {
@@ -56,6 +56,13 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
         return Ok(None);
     }
     let oid = &scan.head_oid;
+    if scan.newer_format {
+        return Err(Error::InvalidInput(format!(
+            "mailbox head {oid} holds values written by a newer rados-mail (frame version above {}): \
+             not rebuilt; upgrade this program",
+            frame::VERSION
+        )));
+    }
     let uidvalidity = match scan.hdr.as_ref().map(|h| h.uidvalidity).or(uidvalidity) {
         Some(v) => v,
         None => {
@@ -102,10 +109,19 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
     max_modseq = max_modseq.max(scan.corrupt_wal.iter().copied().max().unwrap_or(0)).max(scan.trim.unwrap_or(0));
     let old = scan.hdr.clone().unwrap_or_default();
     let highestmodseq = old.highestmodseq.max(max_modseq) + 1;
-    let mut incarnation = rand::rng().random_range(1..=u32::MAX);
-    if incarnation == old.incarnation {
-        incarnation = incarnation.wrapping_add(1).max(1);
-    }
+    // A view that may hold what is lost must be dropped everywhere (a mail server drops
+    // its local index for another incarnation); with the header intact and nothing lost,
+    // every view is still right and the incarnation stays.
+    let incarnation = match &scan.hdr {
+        Some(h) if lost.is_empty() => h.incarnation,
+        _ => {
+            let mut fresh = rand::rng().random_range(1..=u32::MAX);
+            if fresh == old.incarnation {
+                fresh = fresh.wrapping_add(1).max(1);
+            }
+            fresh
+        }
+    };
     let hdr = MailboxHeader {
         guid: scan.guid.0.to_vec(),
         uidvalidity,
@@ -138,6 +154,11 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
     if !scan.corrupt_wal.is_empty() {
         op = op.omap_rm_keys(scan.corrupt_wal.iter().map(|m| keys::wal(*m)).collect::<Vec<_>>());
     }
+    // What was lost is kept, so that `repair` knows to look for the bodies of its mails.
+    for m in &lost {
+        let bytes = scan.corrupt_wal_bytes.get(m).cloned().unwrap_or_default();
+        set.push((format!("{}{}", keys::DAMAGED, keys::wal(*m)), bytes));
+    }
     let detail = format!(
         "{}; UIDNEXT {}, HIGHESTMODSEQ {}, {} messages",
         notes.join("; "),
@@ -148,6 +169,19 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
     Ok(Some(Rebuild { op: op.omap_set(set), detail }))
 }
 
+/// Writes a planned rebuild. A concurrent rebuild (the guard on the header read fails)
+/// counts as done.
+pub(crate) fn write(store: &dyn ObjectStore, oid: &str, plan: Rebuild) -> Result<()> {
+    match store.write_op(oid, &plan.op) {
+        Ok(_) => {
+            store.notify(oid, &[], None);
+            Ok(())
+        }
+        Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Rebuilds the head of mailbox `guid` if it is damaged (reading it raw first); returns
 /// what was done, None when nothing was damaged. A concurrent rebuild (the guard on the
 /// header read fails) counts as done.
@@ -155,14 +189,11 @@ pub(crate) fn rebuild(store: &dyn ObjectStore, guid: &Guid, dry_run: bool) -> Re
     let scan = MailboxScan::read(store, guid, None)?;
     let uidvalidity = if scan.hdr.is_none() { listed_uidvalidity(store, guid)? } else { None };
     let Some(plan) = plan(&scan, uidvalidity)? else { return Ok(None) };
+    let detail = plan.detail.clone();
     if !dry_run {
-        match store.write_op(&scan.head_oid, &plan.op) {
-            Ok(_) => store.notify(&scan.head_oid, &[], None),
-            Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        write(store, &scan.head_oid, plan)?;
     }
-    Ok(Some(plan.detail))
+    Ok(Some(detail))
 }
 
 /// Whether `e` is damage of head object `oid` that [`rebuild`] can repair.

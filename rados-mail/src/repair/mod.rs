@@ -17,6 +17,8 @@
 //! With [`RepairOptions::dry_run`] nothing is written: the report says what would be done.
 
 pub(crate) mod head;
+mod lost;
+mod run;
 pub(crate) mod scan;
 
 use std::time::Duration;
@@ -89,19 +91,24 @@ pub enum RepairAction {
         /// The object.
         object: String,
     },
-    /// Moved a mail out of its mailbox into [`LOST_FOUND`].
+    /// Gave a body that a damaged record or a lost change held a record in [`LOST_FOUND`]
+    /// (by reference: its bytes are not copied).
     MovedToLostFound {
-        /// The mailbox it was in.
+        /// The mailbox whose record it was.
+        mailbox: String,
+        /// The body object.
+        body: String,
+        /// Its UID in [`LOST_FOUND`] (None in a dry run).
+        lost_found_uid: Option<u32>,
+    },
+    /// Expunged a mail its mailbox can no longer serve (described in the report mail).
+    RemovedFromMailbox {
+        /// The mailbox.
         mailbox: String,
         /// Its UID there.
         uid: u32,
         /// Why: `body missing` or `corrupt record`.
         reason: String,
-        /// The body object, when known.
-        body: Option<String>,
-        /// Its UID in [`LOST_FOUND`] (None for a record whose body is gone: only the report
-        /// mail describes it). None in a dry run.
-        lost_found_uid: Option<u32>,
     },
     /// Appended the report mail that describes what was moved to [`LOST_FOUND`].
     WroteReport {
@@ -129,15 +136,87 @@ impl RepairReport {
     }
 }
 
-/// Repairs every mailbox, the mailbox list and the bodies of `user` (see the module doc).
-pub fn repair_user(user: &User, options: &RepairOptions) -> Result<RepairReport> {
-    let _ = (user, options);
-    Err(Error::InvalidInput("repair_user: not implemented yet".into()))
+impl std::fmt::Display for RepairAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RepairAction::RemovedOrphan { object, age_secs } => write!(f, "removed orphan {object} (age {age_secs} s)"),
+            RepairAction::RemovedReference { object, key } => write!(f, "removed stale reference {key} of {object}"),
+            RepairAction::AddedReference { object, key } => write!(f, "added missing reference {key} to {object}"),
+            RepairAction::RebuiltHead { mailbox, object, detail } => {
+                write!(f, "rebuilt the head {object} of mailbox {mailbox:?}: {detail}")
+            }
+            RepairAction::RebuiltListEntry { mailbox, key } => {
+                write!(f, "rebuilt list value {key} (mailbox {mailbox:?})")
+            }
+            RepairAction::RemovedUnlistedMailboxObject { object } => write!(f, "removed {object} of no listed mailbox"),
+            RepairAction::MovedToLostFound { mailbox, body, lost_found_uid } => match lost_found_uid {
+                Some(uid) => write!(f, "moved {body} (of mailbox {mailbox:?}) to {LOST_FOUND} as UID {uid}"),
+                None => write!(f, "move {body} (of mailbox {mailbox:?}) to {LOST_FOUND}"),
+            },
+            RepairAction::RemovedFromMailbox { mailbox, uid, reason } => {
+                write!(f, "removed UID {uid} from mailbox {mailbox:?} ({reason}; see the report in {LOST_FOUND})")
+            }
+            RepairAction::WroteReport { uid } => write!(f, "wrote the report mail, UID {uid} in {LOST_FOUND}"),
+        }
+    }
 }
 
-/// Repairs one mailbox of `user` (its list entry, head, shards and the references of its
-/// records): what `doveadm force-resync` runs. Orphan bodies are left to [`repair_user`].
+/// Repairs every mailbox, the mailbox list and the bodies of `user` (see the module doc).
+/// Costs a listing of the user's namespace, a check, and the writes the repairs need.
+pub fn repair_user(user: &User, options: &RepairOptions) -> Result<RepairReport> {
+    let objects: Vec<String> = user.store().list_objects()?.collect::<objstore::Result<_>>()?;
+    repair_user_objects(user, objects, options)
+}
+
+/// [`repair_user`] given the names of the objects of the user's namespace (from one walk
+/// of the whole pool when repairing every user).
+pub fn repair_user_objects(user: &User, objects: Vec<String>, options: &RepairOptions) -> Result<RepairReport> {
+    let mut report = RepairReport { dry_run: options.dry_run, ..Default::default() };
+    let list = scan::ListScan::read(user.store().as_ref())?;
+    run::repair_list(user, &list, None, options, &mut report)?;
+    let bodies = crate::check::inventory(user, &objects)?;
+    let mut unrecoverable = false;
+    for e in &list.entries {
+        match e.guid {
+            Some(guid) if e.name != LOST_FOUND => {
+                run::repair_mailbox_objects(user, &e.name, guid, &objects, &bodies, options, &mut report)?
+            }
+            Some(_) => {}
+            None => unrecoverable = true,
+        }
+    }
+    // lost+found last: what the others moved there is in order already.
+    if let Some(guid) = list.entries.iter().find(|e| e.name == LOST_FOUND).and_then(|e| e.guid) {
+        // Seen as it is now: the repairs above may have added to it.
+        let (objects, bodies) = if options.dry_run {
+            (objects, bodies)
+        } else {
+            let objects: Vec<String> = user.store().list_objects()?.collect::<objstore::Result<_>>()?;
+            let bodies = crate::check::inventory(user, &objects)?;
+            (objects, bodies)
+        };
+        run::repair_mailbox_objects(user, LOST_FOUND, guid, &objects, &bodies, options, &mut report)?;
+    }
+    let objects: Vec<String> = user.store().list_objects()?.collect::<objstore::Result<_>>()?;
+    run::repair_leftovers(user, objects, unrecoverable, options, &mut report)?;
+    Ok(report)
+}
+
+/// Repairs one mailbox of `user`: its list entry, its head, the mails it can no longer
+/// serve (moved to [`LOST_FOUND`]) and the references its records lack. What `doveadm
+/// force-resync` runs. Orphans and stale references are left to [`repair_user`]. Costs a
+/// listing of the user's namespace (to find the bodies a damaged record may have held).
 pub fn repair_mailbox(user: &User, name: &str, options: &RepairOptions) -> Result<RepairReport> {
-    let _ = (user, name, options);
-    Err(Error::InvalidInput("repair_mailbox: not implemented yet".into()))
+    let name = crate::names::normalize(name)?;
+    let mut report = RepairReport { dry_run: options.dry_run, ..Default::default() };
+    let list = scan::ListScan::read(user.store().as_ref())?;
+    let Some(entry) = list.entries.iter().find(|e| e.name == name) else {
+        return Err(Error::NotFound(format!("mailbox {name:?}")));
+    };
+    run::repair_list(user, &list, Some(&name), options, &mut report)?;
+    let Some(guid) = entry.guid else { return Ok(report) };
+    let objects: Vec<String> = user.store().list_objects()?.collect::<objstore::Result<_>>()?;
+    let bodies = crate::check::inventory(user, &objects)?;
+    run::repair_mailbox_objects(user, &name, guid, &objects, &bodies, options, &mut report)?;
+    Ok(report)
 }

@@ -26,6 +26,8 @@ pub(crate) struct ShardScan {
     pub(crate) modseq_keys: Vec<(u64, u32)>,
     /// `x/<modseq>/<uid>` keys.
     pub(crate) tombstones: Vec<(u64, u32)>,
+    /// Whether a record carries a frame version above the one this code knows.
+    pub(crate) newer_format: bool,
 }
 
 /// A mailbox head and its shards as found.
@@ -49,10 +51,17 @@ pub(crate) struct MailboxScan {
     pub(crate) wal: BTreeMap<u64, WalEntry>,
     /// Modseqs of WAL entries that failed their check (the modseq is the key's).
     pub(crate) corrupt_wal: Vec<u64>,
+    /// The bytes of each of those entries.
+    pub(crate) corrupt_wal_bytes: BTreeMap<u64, Vec<u8>>,
+    /// `damaged/` keys: changes a head rebuild found lost (see `head::plan`).
+    pub(crate) lost_changes: Vec<String>,
     /// Shards by number.
     pub(crate) shards: BTreeMap<u32, ShardScan>,
     /// Every value that failed its check, head and shards.
     pub(crate) damage: Vec<Damage>,
+    /// Whether a value carries a frame version above the one this code knows: written by a
+    /// newer rados-mail, so not damage this code may repair.
+    pub(crate) newer_format: bool,
 }
 
 fn damage(object: &str, key: &str, detail: impl ToString) -> Damage {
@@ -76,8 +85,11 @@ impl MailboxScan {
             recent_corrupt: false,
             wal: BTreeMap::new(),
             corrupt_wal: Vec::new(),
+            corrupt_wal_bytes: BTreeMap::new(),
+            lost_changes: Vec::new(),
             shards: BTreeMap::new(),
             damage: Vec::new(),
+            newer_format: false,
         };
         let values = match store.omap_all(&head_oid, "") {
             Ok(v) => v,
@@ -108,6 +120,8 @@ impl MailboxScan {
                     scan.recent_corrupt = true;
                     scan.damage.push(damage(&head_oid, &key, e));
                 }
+            } else if key.starts_with(keys::DAMAGED) {
+                scan.lost_changes.push(key);
             } else if let Some(hex) = key.strip_prefix(keys::WAL) {
                 let Ok(modseq) = keys::parse_hex64(hex.as_bytes()) else {
                     scan.damage.push(damage(&head_oid, &key, "not a WAL key"));
@@ -117,10 +131,12 @@ impl MailboxScan {
                     Ok(e) if e.modseq == modseq => drop(scan.wal.insert(modseq, e)),
                     Ok(e) => {
                         scan.corrupt_wal.push(modseq);
+                        scan.corrupt_wal_bytes.insert(modseq, value);
                         scan.damage.push(damage(&head_oid, &key, format!("WAL entry of modseq {}", e.modseq)));
                     }
                     Err(e) => {
                         scan.corrupt_wal.push(modseq);
+                        scan.corrupt_wal_bytes.insert(modseq, value);
                         scan.damage.push(damage(&head_oid, &key, e));
                     }
                 }
@@ -152,6 +168,21 @@ impl MailboxScan {
                 k += 1;
             }
         }
+        let newer = |v: &[u8]| v.first().is_some_and(|b| *b > frame::VERSION);
+        scan.newer_format = scan.hdr_bytes.as_deref().is_some_and(newer)
+            || scan.corrupt_wal_bytes.values().any(|v| newer(v))
+            || scan.shards.values().any(|s| s.newer_format);
+        // A damaged record that a WAL entry not yet applied replaces (or expunges) is
+        // damage no more.
+        let (_, still) = scan.records();
+        let shard_prefix = format!("{head_oid}.");
+        scan.damage.retain(|d| {
+            let record_uid = d.key.as_deref().and_then(|k| keys::parse_record(k).ok());
+            match record_uid {
+                Some(uid) if d.object.starts_with(&shard_prefix) => still.contains_key(&uid),
+                _ => true,
+            }
+        });
         Ok(scan)
     }
 
@@ -183,6 +214,7 @@ impl MailboxScan {
                 match checked {
                     Ok(r) => drop(shard.records.insert(uid, r)),
                     Err(detail) => {
+                        shard.newer_format |= value.first().is_some_and(|b| *b > frame::VERSION);
                         self.damage.push(damage(&oid, &key, &detail));
                         let d = DamagedRecord { object: oid.clone(), key: key.clone(), detail, modseq: applied };
                         shard.damaged.insert(uid, d);
@@ -207,9 +239,7 @@ impl MailboxScan {
             return h.shard_bits;
         }
         let fits = |bits: u32| {
-            self.shards.iter().all(|(k, s)| {
-                s.records.keys().chain(s.damaged.keys()).all(|u| shard_of(*u, bits) == *k)
-            })
+            self.shards.iter().all(|(k, s)| s.records.keys().chain(s.damaged.keys()).all(|u| shard_of(*u, bits) == *k))
         };
         let default = names::DEFAULT_SHARD_BITS;
         if fits(default) {
@@ -253,7 +283,10 @@ impl MailboxScan {
         for (k, s) in &self.shards {
             let oid = names::mailbox_shard(&self.guid, *k);
             if let Some(a) = s.applied.filter(|a| *a > hdr.highestmodseq) {
-                out.push(format!("{name}: shard {oid} applied up to modseq {a}, above HIGHESTMODSEQ {}", hdr.highestmodseq));
+                out.push(format!(
+                    "{name}: shard {oid} applied up to modseq {a}, above HIGHESTMODSEQ {}",
+                    hdr.highestmodseq
+                ));
             }
             for uid in s.records.keys().chain(s.damaged.keys()) {
                 if shard_of(*uid, bits) != *k {
@@ -282,7 +315,8 @@ impl MailboxScan {
 
     /// Whether anything in the head needs a rebuild.
     pub(crate) fn head_damaged(&self) -> bool {
-        self.head_exists && (self.hdr.is_none() || self.trim_corrupt || self.recent_corrupt || !self.corrupt_wal.is_empty())
+        self.head_exists
+            && (self.hdr.is_none() || self.trim_corrupt || self.recent_corrupt || !self.corrupt_wal.is_empty())
     }
 }
 

@@ -42,11 +42,8 @@ impl User {
                 return Ok(None);
             }
             let prev_counters = now.remove(keys::COUNTERS).unwrap_or_default();
-            let mut counters = if prev_counters.is_empty() {
-                ListCounters::default()
-            } else {
-                self.counters_of(&prev_counters)?
-            };
+            let mut counters =
+                if prev_counters.is_empty() { ListCounters::default() } else { self.counters_of(&prev_counters)? };
             if entry.uidvalidity == uidvalidity && counters.last_uidvalidity >= uidvalidity {
                 return Ok(Some(()));
             }

@@ -14,6 +14,16 @@ use crate::error::{Error, Result};
 use crate::types::MailboxInfo;
 
 impl User {
+    /// The store's retry policy (for `repair`).
+    pub(crate) fn retry_policy(&self) -> &crate::retry::RetryPolicy {
+        &self.caches.retry
+    }
+
+    /// The store's settings (for `repair`).
+    pub(crate) fn settings(&self) -> &crate::config::Config {
+        &self.config
+    }
+
     /// The info of mailbox `name` from its list entry `value` (stored under `key`), or,
     /// when that entry is damaged, recovered from the GUID map and the head.
     pub(super) fn info_of(&self, name: &str, key: &str, value: &[u8]) -> Result<MailboxInfo> {

@@ -51,6 +51,7 @@ macro_rules! mail_cases {
 
 pub mod damage;
 pub mod recent;
+pub mod repair;
 pub mod txn;
 pub mod watch;
 

@@ -1,0 +1,407 @@
+//! The repair itself (see the module doc of `repair`): first each mailbox (its list entry,
+//! its head, the mails to move to `lost+found`, the references its records lack), then,
+//! from a fresh check, what no record holds (stale references, orphans, leftovers of
+//! mailboxes that are gone).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+use objstore::{CmpOp, Error as StoreError, ReadOp, WriteOp};
+use omap_index::names::{self, Guid, MAILBOX_LIST};
+use omap_index::records::{ListCounters, MailRecord, MailboxEntry};
+use omap_index::{frame, keys};
+
+use super::head;
+use super::lost::{LostMail, move_to_lost_found};
+use super::scan::{ListScan, MailboxScan};
+use super::{RepairAction, RepairOptions, RepairReport};
+use crate::check::{Inventory, age};
+use crate::error::{Error, Result};
+use crate::user::User;
+
+/// Repairs the list entries of `list` (damaged entries recovered, counters, GUID map).
+pub(super) fn repair_list(
+    user: &User,
+    list: &ListScan,
+    only: Option<&str>,
+    options: &RepairOptions,
+    report: &mut RepairReport,
+) -> Result<()> {
+    let ns = user.store();
+    for e in list.entries.iter().filter(|e| only.is_none_or(|n| n == e.name)) {
+        let key = keys::mailbox(&e.name);
+        let Some(guid) = e.guid else {
+            if e.entry.is_none() {
+                report.unrepaired.push(format!(
+                    "mailbox {:?}: its list entry is damaged and the GUID map does not tell its GUID",
+                    e.name
+                ));
+            }
+            continue;
+        };
+        if e.entry.is_none() {
+            let scan = MailboxScan::read(ns.as_ref(), &guid, None)?;
+            let (uidvalidity, counters) = match scan.hdr.as_ref() {
+                Some(hdr) => (hdr.uidvalidity, None),
+                None => {
+                    // Nothing intact tells the UIDVALIDITY: give the mailbox a new one, as
+                    // IMAP allows (clients then drop what they cached of it).
+                    let last = list.entries.iter().filter_map(|e| e.entry.as_ref()).map(|e| e.uidvalidity).max();
+                    let counted = list
+                        .counters
+                        .as_ref()
+                        .filter(|(_, bad)| !bad)
+                        .and_then(|(b, _)| frame::decode::<ListCounters>(b).ok());
+                    let last = last.unwrap_or(0).max(counted.map_or(0, |c| c.last_uidvalidity));
+                    let v = crate::user::next_uidvalidity(last)?;
+                    (v, Some(ListCounters { last_uidvalidity: v }))
+                }
+            };
+            let entry = MailboxEntry { guid: guid.0.to_vec(), uidvalidity, special_use: vec![], created: 0 };
+            if !options.dry_run {
+                let mut op = WriteOp::new().omap_cmp(key.clone(), CmpOp::Eq, e.bytes.clone());
+                let mut set = vec![(key.clone(), frame::encode(&entry))];
+                if let Some(c) = &counters {
+                    let old = list.counters.as_ref().map(|(b, _)| b.clone()).unwrap_or_default();
+                    op = op.omap_cmp(keys::COUNTERS, CmpOp::Eq, old);
+                    set.push((keys::COUNTERS.to_string(), frame::encode(c)));
+                }
+                write_ignoring_races(ns.as_ref(), MAILBOX_LIST, &op.omap_set(set))?;
+            }
+            report.actions.push(RepairAction::RebuiltListEntry { mailbox: e.name.clone(), key: key.clone() });
+            if counters.is_some() {
+                report.actions.push(RepairAction::RebuiltHead {
+                    mailbox: e.name.clone(),
+                    object: scan.head_oid.clone(),
+                    detail: format!("no intact UIDVALIDITY left: the mailbox gets the new UIDVALIDITY {uidvalidity}"),
+                });
+            }
+        }
+        let map_key = keys::mailbox_guid(&guid);
+        let mapped = match ns.omap_get(MAILBOX_LIST, &[&map_key]) {
+            Ok(mut m) => m.remove(&map_key),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if mapped.is_none() {
+            if !options.dry_run {
+                let op = WriteOp::new()
+                    .omap_cmp(map_key.clone(), CmpOp::Eq, Vec::new())
+                    .omap_set([(map_key.clone(), e.name.as_bytes().to_vec())]);
+                write_ignoring_races(ns.as_ref(), MAILBOX_LIST, &op)?;
+            }
+            report.actions.push(RepairAction::RebuiltListEntry { mailbox: e.name.clone(), key: map_key });
+        }
+    }
+    if let Some((bytes, true)) = &list.counters {
+        let last = list.entries.iter().filter_map(|e| e.entry.as_ref()).map(|e| e.uidvalidity).max().unwrap_or(0);
+        if !options.dry_run {
+            let value = frame::encode(&ListCounters { last_uidvalidity: last });
+            let op =
+                WriteOp::new().omap_cmp(keys::COUNTERS, CmpOp::Eq, bytes.clone()).omap_set([(keys::COUNTERS, value)]);
+            write_ignoring_races(ns.as_ref(), MAILBOX_LIST, &op)?;
+        }
+        report.actions.push(RepairAction::RebuiltListEntry { mailbox: String::new(), key: keys::COUNTERS.into() });
+    }
+    Ok(())
+}
+
+/// A guarded write whose guard failing means someone else changed (or repaired) the value
+/// first: fine for a repair, which looks again next time.
+fn write_ignoring_races(store: &dyn objstore::ObjectStore, oid: &str, op: &WriteOp) -> Result<()> {
+    match store.write_op(oid, op) {
+        Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Repairs one listed mailbox: its head, then moves to `lost+found` what is damaged or has
+/// lost its body, then restores the references its records lack.
+pub(super) fn repair_mailbox_objects(
+    user: &User,
+    name: &str,
+    guid: Guid,
+    objects: &[String],
+    bodies: &Inventory,
+    options: &RepairOptions,
+    report: &mut RepairReport,
+) -> Result<()> {
+    let ns = user.store();
+    let shards = crate::check::shards_by_mailbox(objects).remove(&guid).unwrap_or_default();
+    let mut scan = MailboxScan::read(ns.as_ref(), &guid, Some(&shards))?;
+    if !scan.head_exists {
+        report.unrepaired.push(format!("mailbox {name:?}: its head object {} is missing", scan.head_oid));
+        return Ok(());
+    }
+    if scan.newer_format {
+        report.unrepaired.push(format!(
+            "mailbox {name:?}: holds values written by a newer rados-mail; left alone (upgrade this program)"
+        ));
+        return Ok(());
+    }
+    if scan.head_damaged() {
+        let uidvalidity = head::listed_uidvalidity(ns.as_ref(), &guid)?;
+        match head::plan(&scan, uidvalidity) {
+            Ok(Some(plan)) => {
+                let detail = plan.detail.clone();
+                if !options.dry_run {
+                    head::write(ns.as_ref(), &scan.head_oid, plan)?;
+                    scan = MailboxScan::read(ns.as_ref(), &guid, Some(&shards))?;
+                }
+                report.actions.push(RepairAction::RebuiltHead {
+                    mailbox: name.into(),
+                    object: scan.head_oid.clone(),
+                    detail,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                report.unrepaired.push(format!("mailbox {name:?}: {e}"));
+                return Ok(());
+            }
+        }
+    }
+    let (records, damaged) = scan.records();
+    let present: BTreeSet<&Guid> = bodies.refs.keys().collect();
+    let mut lost: Vec<LostMail> = Vec::new();
+    for rec in records.values() {
+        let body = Guid::from_slice(&rec.mail_guid).ok();
+        // Not in the listing: look again, the mail may have been delivered since.
+        let missing = match body {
+            None => true,
+            Some(g) if present.contains(&g) => false,
+            Some(g) => match ns.stat(&names::mail(&g)) {
+                Ok(_) => false,
+                Err(StoreError::NotFound { .. }) => true,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        if missing {
+            lost.push(LostMail::BodyMissing { uid: rec.uid, record: rec.clone() });
+        }
+    }
+    for (uid, d) in &damaged {
+        lost.push(LostMail::Corrupt { uid: *uid, detail: format!("{} key {}: {}", d.object, d.key, d.detail) });
+    }
+    // The bodies a damaged record or a lost change may have held: bodies with a reference
+    // of this mailbox but none any record holds (they would become orphans), older than
+    // the grace (a save or copy in flight holds its reference before its record commits).
+    let mut adopt = Vec::new();
+    if !damaged.is_empty() || !scan.lost_changes.is_empty() {
+        let prefix = format!("{}{guid}/", keys::REFERENCE);
+        let now = SystemTime::now();
+        for (body, refs) in &bodies.refs {
+            if refs.iter().any(|r| r.starts_with(&prefix))
+                && bodies.held.get(body).is_none_or(BTreeSet::is_empty)
+                && age(ns.as_ref(), &names::mail(body), now) >= options.orphan_grace.as_secs()
+            {
+                adopt.push(*body);
+            }
+        }
+    }
+    if !lost.is_empty() || !adopt.is_empty() {
+        move_to_lost_found(user, name, &guid, &lost, &adopt, options, report)?;
+    }
+    if !scan.lost_changes.is_empty() && !options.dry_run {
+        let op = WriteOp::new().omap_rm_keys(scan.lost_changes.clone());
+        ns.write_op(&scan.head_oid, &op)?;
+    }
+    // References the records hold but their bodies lack.
+    for rec in records.values() {
+        let Ok(body) = Guid::from_slice(&rec.mail_guid) else { continue };
+        let Some(refs) = bodies.refs.get(&body) else { continue };
+        let key = keys::reference(&guid, rec.instance);
+        if !refs.contains(&key) {
+            let oid = names::mail(&body);
+            if !options.dry_run {
+                match ns.write_op(&oid, &WriteOp::new().assert_exists().omap_set([(key.clone(), Vec::new())])) {
+                    Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            report.actions.push(RepairAction::AddedReference { object: oid, key });
+        }
+    }
+    Ok(())
+}
+
+/// What no record holds: stale references, orphan bodies and chunks, objects of mailboxes
+/// that are not listed. Everything changed within the grace is left alone.
+pub(super) fn repair_leftovers(
+    user: &User,
+    objects: Vec<String>,
+    unrecoverable_list: bool,
+    options: &RepairOptions,
+    report: &mut RepairReport,
+) -> Result<()> {
+    let ns = user.store();
+    let grace = options.orphan_grace.as_secs();
+    let now = SystemTime::now();
+    let inventory = crate::check::inventory(user, &objects)?;
+    let held_bodies: BTreeSet<String> =
+        inventory.held.iter().filter(|(_, h)| !h.is_empty()).map(|(g, _)| names::mail(g)).collect();
+    let check = inventory.report;
+    let mut stale: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (oid, key) in check.stale_references {
+        stale.entry(oid).or_default().push(key);
+    }
+    for (oid, keys_here) in &stale {
+        if age(ns.as_ref(), oid, now) < grace {
+            continue; // a young reference may be a copy in flight
+        }
+        if !options.dry_run {
+            let op = WriteOp::new().assert_exists().omap_rm_keys(keys_here.clone());
+            match ns.write_op(oid, &op) {
+                Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for key in keys_here {
+            report.actions.push(RepairAction::RemovedReference { object: oid.clone(), key: key.clone() });
+        }
+    }
+    for (oid, age_secs) in check.orphan_bodies {
+        if age_secs < grace {
+            continue;
+        }
+        if !options.dry_run && !remove_orphan_body(user, &oid, &held_bodies)? {
+            continue;
+        }
+        report.actions.push(RepairAction::RemovedOrphan { object: oid, age_secs });
+    }
+    for oid in check.orphan_chunks {
+        let age_secs = age(ns.as_ref(), &oid, now);
+        if age_secs < grace {
+            continue;
+        }
+        if !options.dry_run {
+            match ns.remove(&oid) {
+                Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        report.actions.push(RepairAction::RemovedOrphan { object: oid, age_secs });
+    }
+    if unrecoverable_list && !check.unlisted_mailbox_objects.is_empty() {
+        report.unrepaired.push(format!(
+            "{} mailbox objects are of no listed mailbox, but a damaged list entry may be theirs: left alone",
+            check.unlisted_mailbox_objects.len()
+        ));
+        return Ok(());
+    }
+    let mut heads: BTreeSet<Guid> = BTreeSet::new();
+    for oid in &check.unlisted_mailbox_objects {
+        if age(ns.as_ref(), oid, now) < grace {
+            continue; // a mailbox being created writes its head before its list entry
+        }
+        if let Some(g) =
+            oid.strip_prefix("mbox.").and_then(|r| Guid::parse(r.split('.').next().unwrap_or_default()).ok())
+        {
+            heads.insert(g);
+        }
+    }
+    for g in heads {
+        let objects_of: Vec<&String> =
+            check.unlisted_mailbox_objects.iter().filter(|o| o.starts_with(&names::mailbox_head(&g))).collect();
+        if !options.dry_run {
+            destroy_unlisted(user, &g, &objects_of)?;
+        }
+        for oid in objects_of {
+            report.actions.push(RepairAction::RemovedUnlistedMailboxObject { object: oid.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Removes what is left of a mailbox that is not listed (a delete or a create that was
+/// interrupted): its records' references first (bodies nobody else holds go with them),
+/// then its shards, then its head. Works from a raw read, so a damaged head is no obstacle.
+fn destroy_unlisted(user: &User, guid: &Guid, objects: &[&String]) -> Result<()> {
+    let ns = user.store();
+    let shards: Vec<u32> = objects
+        .iter()
+        .filter_map(|o| {
+            o.rsplit_once('.').filter(|(h, _)| *h != "mbox").and_then(|(_, k)| u32::from_str_radix(k, 16).ok())
+        })
+        .collect();
+    let scan = MailboxScan::read(ns.as_ref(), guid, Some(&shards))?;
+    let (records, _) = scan.records();
+    let records: Vec<MailRecord> = records.into_values().collect();
+    let in_flight = user.settings().ref_in_flight;
+    for r in crate::refs::drop_references(ns, guid, &records, in_flight, user.retry_policy()) {
+        r?;
+    }
+    let mut order: Vec<&String> = objects.to_vec();
+    order.sort_by_key(|o| std::cmp::Reverse(o.len())); // shards before the head
+    for oid in order {
+        match ns.remove(oid) {
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Removes an orphan body (and its chunks) unless a record holds it after all: the removal
+/// is guarded by the version at which its references were read, so a reference added
+/// meanwhile (a copy) keeps it. Returns whether it was removed.
+fn remove_orphan_body(user: &User, oid: &str, held: &BTreeSet<String>) -> Result<bool> {
+    let ns = user.store();
+    if held.contains(oid) {
+        return Ok(false);
+    }
+    let read = match ns.read_op(oid, &ReadOp::new().xattrs()) {
+        Ok(r) => r,
+        Err(StoreError::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let chunks: u64 = read
+        .xattrs
+        .as_ref()
+        .and_then(|x| x.get(names::xattr::CHUNKS))
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        .unwrap_or(1);
+    match ns.write_op(oid, &WriteOp::new().assert_version(read.version).remove()) {
+        Ok(_) => {}
+        Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    let guid = Guid::parse(&oid["mail.".len()..]).map_err(|e| Error::corrupted(oid, "", e))?;
+    // Chunks past the xattrs' count (a save that died before it set them) are orphan
+    // chunks for the next check.
+    for n in 1..chunks.max(1) {
+        match ns.remove(&names::mail_chunk(&guid, n)) {
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
+/// Records as [`MailRecord`]s rebuilt from a body's xattrs (for `lost+found`).
+pub(super) fn record_from_xattrs(user: &User, body: &Guid) -> Result<Option<MailRecord>> {
+    let xattrs = match user.store().xattrs(&names::mail(body)) {
+        Ok(x) => x,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let num = |name: &str| -> Option<u64> { std::str::from_utf8(xattrs.get(name)?).ok()?.parse().ok() };
+    let signed =
+        |name: &str| -> i64 { xattrs.get(name).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()).unwrap_or(0) };
+    let crc32 = xattrs
+        .get(names::xattr::CRC32)
+        .and_then(|v| u32::from_str_radix(std::str::from_utf8(v).ok()?, 16).ok())
+        .unwrap_or(0);
+    let Some(psize) = num(names::xattr::PSIZE) else { return Ok(None) };
+    Ok(Some(MailRecord {
+        mail_guid: body.0.to_vec(),
+        psize,
+        vsize: num(names::xattr::VSIZE).unwrap_or(psize),
+        hdr_len: num(names::xattr::HDR_LEN).unwrap_or(0),
+        received: signed(names::xattr::RECEIVED),
+        saved: signed(names::xattr::SAVED),
+        crc32,
+        chunk_size: num(names::xattr::CHUNK_SIZE).unwrap_or(0),
+        ..Default::default()
+    }))
+}

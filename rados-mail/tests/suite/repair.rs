@@ -1,0 +1,247 @@
+//! Repair cases (issue 12): a user with planted damage of every kind goes through check,
+//! a dry run (which changes nothing), the repair, and a check again (clean); nothing is
+//! dropped silently (what a mailbox cannot serve any more goes to `lost+found` with a
+//! report), and a repair interrupted at any write finishes when run again.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rados_mail::check::{CheckReport, check_user};
+use rados_mail::objstore::{CountingStore, FaultMode, FaultyStore};
+use rados_mail::repair::{LOST_FOUND, RepairAction, RepairOptions, repair_mailbox, repair_user};
+use rados_mail::{Guid, MailStore, User};
+
+use super::damage::corrupt;
+use super::{body, mailbox, other_process, store_pool};
+
+/// Generates one `#[test]` per repair case; `$make` is `fn(&str) -> (MailStore, String)`.
+#[macro_export]
+macro_rules! repair_cases {
+    ($make:expr) => {
+        $crate::mail_cases!(@cases_in repair $make;
+            repair_planted_damage_check_dry_run_repair_check, repair_leaves_young_leftovers_alone,
+            repair_mailbox_alone_moves_its_damage,
+        );
+    };
+}
+
+/// The fault sweeps of a repair (in memory: a few hundred writes per sweep).
+#[macro_export]
+macro_rules! repair_sweep_cases {
+    ($make:expr) => {
+        $crate::mail_cases!(@cases_in repair $make;
+            repair_fault_sweep_unavailable, repair_fault_sweep_applied_but_unavailable,
+        );
+    };
+}
+
+fn now_options() -> RepairOptions {
+    RepairOptions { dry_run: false, orphan_grace: Duration::ZERO }
+}
+
+fn guid_of(u: &User, mailbox: &str, uid: u32) -> Guid {
+    Guid::from_slice(&u.open_mailbox(mailbox).unwrap().record(uid).unwrap().unwrap().mail_guid).unwrap()
+}
+
+/// Plants one damage of each kind in `user`'s INBOX and elsewhere; returns the GUIDs of the
+/// body of the corrupt record (UID 2) and of the mail whose body is removed (UID 3).
+fn plant(store: &MailStore, user: &str) -> (Guid, Guid) {
+    let (u, m) = mailbox(store, user, "INBOX");
+    for i in 1..=6 {
+        m.append(format!("Subject: {i}\n\nmail {i}\n").as_bytes(), Default::default()).unwrap();
+    }
+    m.apply_wal().unwrap();
+    let ns = u.store().clone();
+    let inbox = m.info().guid;
+    let (corrupt_body, gone_body) = (guid_of(&u, "INBOX", 2), guid_of(&u, "INBOX", 3));
+    // A corrupt record whose body is still there.
+    corrupt(&ns, &format!("mbox.{inbox}.0000"), "r/00000002");
+    // A record whose body is gone.
+    ns.remove(&format!("mail.{gone_body}")).unwrap();
+    // A reference missing from the body of UID 4; a stale one on the body of UID 5.
+    let rec4 = m.record(4).unwrap().unwrap();
+    let body4 = format!("mail.{}", guid_of(&u, "INBOX", 4));
+    ns.omap_rm_keys(&body4, &[&format!("ref/{inbox}/{:016x}", rec4.instance)]).unwrap();
+    ns.omap_set(&format!("mail.{}", guid_of(&u, "INBOX", 5)), &[(&format!("ref/{inbox}/00000000deadbeef"), &b""[..])])
+        .unwrap();
+    // An orphan body (a save that never committed) and an orphan chunk.
+    ns.write_full("mail.0123456789abcdef0123456789abcdef", b"orphan").unwrap();
+    ns.write_full("mail.fedcba9876543210fedcba9876543210.0001", b"chunk").unwrap();
+    // A second mailbox with a corrupt header and a corrupt list entry.
+    u.create_mailbox("Work").unwrap();
+    let work = u.open_mailbox("Work").unwrap();
+    work.append(&b"Subject: w\n\nwork\n"[..], Default::default()).unwrap();
+    corrupt(&ns, &format!("mbox.{}", work.info().guid), "hdr");
+    corrupt(&ns, "mailboxes", "mbox/Work");
+    // The head of a mailbox that was never listed (a create that crashed).
+    ns.write_full(&format!("mbox.{}", Guid([7; 16])), b"").unwrap();
+    (corrupt_body, gone_body)
+}
+
+fn findings(r: &CheckReport) -> usize {
+    r.orphan_bodies.len()
+        + r.orphan_chunks.len()
+        + r.stale_references.len()
+        + r.unlisted_mailbox_objects.len()
+        + r.missing_bodies.len()
+        + r.missing_references.len()
+        + r.corrupt.len()
+        + r.index_problems.len()
+}
+
+/// The planted-damage run: check finds every kind, a dry run reports and changes nothing,
+/// the repair fixes it all, the next check is clean and a second repair does nothing; the
+/// rest of the mailbox is served throughout; what was damaged is in `lost+found`.
+pub fn repair_planted_damage_check_dry_run_repair_check(store: &MailStore, user: &str) {
+    let (corrupt_body, gone_body) = plant(store, user);
+    let u = other_process(store).user(user).unwrap();
+    let before = check_user(&u).unwrap();
+    assert_eq!(before.orphan_bodies.len(), 2, "the planted one and UID 2's (corrupt record): {before:#?}");
+    assert_eq!(before.orphan_chunks.len(), 1, "{before:#?}");
+    assert_eq!(before.missing_bodies, vec![("INBOX".to_string(), 3)], "{before:#?}");
+    assert_eq!(before.missing_references.len(), 1, "{before:#?}");
+    assert_eq!(before.stale_references.len(), 1, "{before:#?}");
+    assert_eq!(before.unlisted_mailbox_objects.len(), 1, "{before:#?}");
+    let corrupt_keys: BTreeSet<String> = before.corrupt.iter().filter_map(|d| d.key.clone()).collect();
+    assert_eq!(corrupt_keys, ["hdr", "mbox/Work", "r/00000002"].map(String::from).into(), "{before:#?}");
+
+    // The rest of the mailbox is served while damaged.
+    let inbox = u.open_mailbox("INBOX").unwrap();
+    assert_eq!(body(&inbox, 1), b"Subject: 1\n\nmail 1\n");
+    assert_eq!(body(&inbox, 6), b"Subject: 6\n\nmail 6\n");
+
+    let dry = repair_user(&u, &RepairOptions { dry_run: true, ..now_options() }).unwrap();
+    assert!(dry.dry_run && !dry.actions.is_empty(), "{dry:#?}");
+    let ageless = |mut r: CheckReport| {
+        r.orphan_bodies.iter_mut().for_each(|(_, age)| *age = 0);
+        r
+    };
+    assert_eq!(ageless(check_user(&u).unwrap()), ageless(before), "a dry run writes nothing");
+
+    let done = repair_user(&u, &now_options()).unwrap();
+    assert!(done.unrepaired.is_empty(), "{done:#?}");
+    let kinds: BTreeSet<&str> = done
+        .actions
+        .iter()
+        .map(|a| match a {
+            RepairAction::RemovedOrphan { .. } => "orphan",
+            RepairAction::RemovedReference { .. } => "stale ref",
+            RepairAction::AddedReference { .. } => "missing ref",
+            RepairAction::RebuiltHead { .. } => "head",
+            RepairAction::RebuiltListEntry { .. } => "list entry",
+            RepairAction::RemovedUnlistedMailboxObject { .. } => "unlisted",
+            RepairAction::MovedToLostFound { .. } => "lost+found",
+            RepairAction::RemovedFromMailbox { .. } => "removed",
+            RepairAction::WroteReport { .. } => "report",
+            _ => "other",
+        })
+        .collect();
+    let expected: BTreeSet<&str> =
+        ["orphan", "stale ref", "missing ref", "head", "list entry", "unlisted", "lost+found", "removed", "report"]
+            .into();
+    assert_eq!(kinds, expected, "{done:#?}");
+    for a in &done.actions {
+        assert!(!a.to_string().is_empty());
+    }
+    let after = check_user(&u).unwrap();
+    assert!(after.is_clean(), "{after:#?}");
+    assert!(repair_user(&u, &now_options()).unwrap().is_empty(), "a second repair finds nothing");
+
+    // INBOX keeps what it could serve; lost+found has the body of the corrupt record
+    // (readable) and the report naming both damaged mails.
+    let inbox = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    assert_eq!(inbox.uids().unwrap(), vec![1, 4, 5, 6]);
+    for uid in [1, 4, 5, 6] {
+        assert_eq!(body(&inbox, uid), format!("Subject: {uid}\n\nmail {uid}\n").as_bytes());
+    }
+    let lf = u.open_mailbox(LOST_FOUND).unwrap();
+    let recs = lf.records(1..=u32::MAX).unwrap();
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert_eq!(recs[0].mail_guid, corrupt_body.0.to_vec());
+    assert_eq!(body(&lf, recs[0].uid), b"Subject: 2\n\nmail 2\n");
+    let report = String::from_utf8(body(&lf, recs[1].uid)).unwrap();
+    assert!(report.contains("UID 2: corrupt record") && report.contains("UID 3: body missing"), "{report}");
+    assert!(report.contains(&format!("mail.{gone_body}")), "{report}");
+    // Work is usable again, its list entry rewritten.
+    let work = u.open_mailbox("Work").unwrap();
+    assert_eq!(body(&work, 1), b"Subject: w\n\nwork\n");
+}
+
+/// Leftovers younger than the grace may belong to a save in flight: left alone.
+pub fn repair_leaves_young_leftovers_alone(store: &MailStore, user: &str) {
+    let (u, m) = mailbox(store, user, "INBOX");
+    m.append(&b"Subject: 1\n\n1\n"[..], Default::default()).unwrap();
+    u.store().write_full("mail.0123456789abcdef0123456789abcdef", b"in flight").unwrap();
+    let done = repair_user(&u, &RepairOptions::default()).unwrap();
+    assert!(done.is_empty(), "{done:#?}");
+    assert_eq!(check_user(&u).unwrap().orphan_bodies.len(), 1);
+}
+
+/// `repair_mailbox` (what `doveadm force-resync` runs) fixes that mailbox's damage.
+pub fn repair_mailbox_alone_moves_its_damage(store: &MailStore, user: &str) {
+    plant(store, user);
+    let u = other_process(store).user(user).unwrap();
+    let done = repair_mailbox(&u, "INBOX", &RepairOptions::default()).unwrap();
+    assert!(done.unrepaired.is_empty(), "{done:#?}");
+    let inbox = u.open_mailbox("INBOX").unwrap();
+    assert_eq!(inbox.uids().unwrap(), vec![1, 4, 5, 6]);
+    assert!(inbox.damaged().unwrap().is_empty());
+    let work = repair_mailbox(&u, "Work", &RepairOptions::default()).unwrap();
+    assert!(work.actions.iter().any(|a| matches!(a, RepairAction::RebuiltListEntry { .. })), "{work:#?}");
+}
+
+fn sweep(store: &MailStore, user: &str, mode: FaultMode) {
+    // How many writes a repair does.
+    let probe = format!("{user}-probe");
+    plant(store, &probe);
+    let counting = CountingStore::new(store_pool(store));
+    let through = MailStore::new(Arc::new(counting.clone()), store.config().clone());
+    let before = counting.counts();
+    repair_user(&through.user(&probe).unwrap(), &now_options()).unwrap();
+    let writes = (counting.counts() - before).writes;
+    assert!(writes >= 10, "{writes} writes");
+    for at in 0..writes {
+        let case = format!("{user}-{at}");
+        plant(store, &case);
+        let faulty = FaultyStore::new(store_pool(store));
+        let through = MailStore::new(Arc::new(faulty.clone()), store.config().clone());
+        faulty.fail_after(at, mode);
+        let first = repair_user(&through.user(&case).unwrap(), &now_options());
+        faulty.heal();
+        let what = format!("fault at write {at} of {writes} ({mode:?}): {first:?}");
+        // Run again (another process): it finishes the work.
+        let u = other_process(store).user(&case).unwrap();
+        let again = repair_user(&u, &now_options()).unwrap();
+        assert!(again.unrepaired.is_empty(), "{what}: {again:#?}");
+        let after = check_user(&u).unwrap();
+        assert_eq!(findings(&after), 0, "{what}: {after:#?}");
+        let inbox = u.open_mailbox("INBOX").unwrap();
+        assert_eq!(inbox.uids().unwrap(), vec![1, 4, 5, 6], "{what}");
+        for uid in [1, 4, 5, 6] {
+            assert_eq!(body(&inbox, uid), format!("Subject: {uid}\n\nmail {uid}\n").as_bytes(), "{what}");
+        }
+        let lf = u.open_mailbox(LOST_FOUND).unwrap();
+        let recs = lf.records(1..=u32::MAX).unwrap();
+        let bodies: Vec<Vec<u8>> = recs.iter().map(|r| body(&lf, r.uid)).collect();
+        let saved = bodies.iter().filter(|b| b.as_slice() == b"Subject: 2\n\nmail 2\n").count();
+        assert_eq!(saved, 1, "{what}: the corrupt record's mail is in lost+found exactly once: {recs:?}");
+        assert!(
+            bodies.iter().any(|b| String::from_utf8_lossy(b).contains("UID 3: body missing")),
+            "{what}: a report names the lost mail: {:?} first run actions: {:#?}",
+            bodies.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>(),
+            again
+        );
+        assert_eq!(body(&u.open_mailbox("Work").unwrap(), 1), b"Subject: w\n\nwork\n", "{what}");
+    }
+}
+
+/// Each write of a repair fails (not applied); a second run finishes the work.
+pub fn repair_fault_sweep_unavailable(store: &MailStore, user: &str) {
+    sweep(store, user, FaultMode::WritesUnavailable);
+}
+
+/// Each write of a repair is applied but reported failed; a second run finishes the work.
+pub fn repair_fault_sweep_applied_but_unavailable(store: &MailStore, user: &str) {
+    sweep(store, user, FaultMode::AppliedButUnavailable);
+}
