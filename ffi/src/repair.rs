@@ -102,35 +102,10 @@ fn report_lines(report: &RepairReport) -> Result<Vec<(rm_repair_item, CString)>,
         .collect()
 }
 
-/// One line for a log: what was done (marked as not done in a dry run).
+/// One line for a log: what was done (as `rados-mail repair` shows it), marked as not done
+/// in a dry run.
 pub(crate) fn describe(action: &RepairAction, dry_run: bool) -> String {
-    let text = match action {
-        RepairAction::RemovedOrphan { object, age_secs } => {
-            format!("removed the orphan object {object} ({age_secs} s old)")
-        }
-        RepairAction::RemovedReference { object, key } => {
-            format!("removed the reference {key} that no record holds from {object}")
-        }
-        RepairAction::AddedReference { object, key } => format!("added the missing reference {key} to {object}"),
-        RepairAction::RebuiltHead { mailbox, object, detail } => {
-            format!("rebuilt the head {object} of mailbox {mailbox}: {detail}")
-        }
-        RepairAction::RebuiltListEntry { mailbox, key } => {
-            format!("rebuilt the mailbox-list entry {key} of mailbox {mailbox}")
-        }
-        RepairAction::RemovedUnlistedMailboxObject { object } => {
-            format!("removed {object}, an object of no listed mailbox")
-        }
-        RepairAction::MovedToLostFound { mailbox, uid, reason, body, lost_found_uid } => {
-            let body = body.as_deref().map(|b| format!(", body {b}")).unwrap_or_default();
-            let dest = lost_found_uid.map(|u| format!(" (UID {u} there)")).unwrap_or_default();
-            format!("moved UID {uid} of mailbox {mailbox} to {}{dest}: {reason}{body}", repair::LOST_FOUND)
-        }
-        RepairAction::WroteReport { uid } => format!("wrote the report mail UID {uid} in {}", repair::LOST_FOUND),
-        // `RepairAction` is non-exhaustive: an action added later is shown as it debugs.
-        other => format!("{other:?}"),
-    };
-    if dry_run { format!("(dry run, not done) {text}") } else { text }
+    if dry_run { format!("(dry run, not done) {action}") } else { action.to_string() }
 }
 
 #[cfg(test)]
@@ -142,13 +117,7 @@ mod tests {
         let report = RepairReport {
             dry_run: false,
             actions: vec![
-                RepairAction::MovedToLostFound {
-                    mailbox: "INBOX".into(),
-                    uid: 7,
-                    reason: "body missing".into(),
-                    body: Some("mail.00ff".into()),
-                    lost_found_uid: None,
-                },
+                RepairAction::RemovedFromMailbox { mailbox: "INBOX".into(), uid: 7, reason: "body missing".into() },
                 RepairAction::WroteReport { uid: 3 },
             ],
             unrepaired: vec!["mbox.x: unreadable".into()],
@@ -158,16 +127,14 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                (
-                    rm_repair_item::Action,
-                    "moved UID 7 of mailbox INBOX to lost+found: body missing, body mail.00ff".to_string()
-                ),
-                (rm_repair_item::Action, "wrote the report mail UID 3 in lost+found".to_string()),
+                (rm_repair_item::Action, report.actions[0].to_string()),
+                (rm_repair_item::Action, report.actions[1].to_string()),
                 (rm_repair_item::Unrepaired, "not repaired: mbox.x: unreadable".to_string()),
             ]
         );
-        let dry = describe(&RepairAction::AddedReference { object: "mail.1".into(), key: "ref/a/0".into() }, true);
-        assert_eq!(dry, "(dry run, not done) added the missing reference ref/a/0 to mail.1");
+        assert!(lines[0].1.contains("UID 7") && lines[0].1.contains("INBOX"), "{}", lines[0].1);
+        let action = RepairAction::AddedReference { object: "mail.1".into(), key: "ref/a/0".into() };
+        assert_eq!(describe(&action, true), format!("(dry run, not done) {action}"));
     }
 
     #[test]
@@ -178,6 +145,6 @@ mod tests {
             unrepaired: vec![],
         };
         let lines = report_lines(&report).unwrap();
-        assert_eq!(lines[0].1.to_str().unwrap(), "rebuilt the mailbox-list entry mbox/a\\0b of mailbox a\\0b");
+        assert!(lines[0].1.to_str().unwrap().contains("mbox/a\\0b"), "{:?}", lines[0].1);
     }
 }

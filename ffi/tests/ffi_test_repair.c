@@ -107,7 +107,7 @@ static void test_repair(rm_user *user, const char *username, bool on_rados)
 	CHECK(counts.actions >= 1 && counts.unrepaired == 0);
 	CHECK(items.actions == (int)counts.actions && items.unrepaired == 0);
 	CHECK(strncmp(items.text, "(dry run, not done) ", 20) == 0);
-	CHECK(strstr(items.text, "moved UID 2 of mailbox Repair to lost+found") != NULL);
+	CHECK(strstr(items.text, "UID 2 from mailbox \"Repair\" (body missing") != NULL);
 	rm_record again;
 	RC(RM_RESULT_OK, rm_mailbox_sync(mb, &(bool){false}));
 	RC(RM_RESULT_OK, rm_mailbox_record(mb, lost, &again));
@@ -117,7 +117,7 @@ static void test_repair(rm_user *user, const char *username, bool on_rados)
 	memset(&items, 0, sizeof items);
 	RC(RM_RESULT_OK, rm_user_repair_mailbox(user, "Repair", false, collect_repair_item, &items, &counts));
 	CHECK(counts.actions >= 1 && counts.unrepaired == 0 && items.actions == (int)counts.actions);
-	CHECK(strstr(items.text, "moved UID 2 of mailbox Repair to lost+found") != NULL);
+	CHECK(strstr(items.text, "UID 2 from mailbox \"Repair\" (body missing") != NULL);
 	CHECK(strstr(items.text, "(dry run") == NULL);
 	RC(RM_RESULT_OK, rm_mailbox_sync(mb, &(bool){false}));
 	RC(RM_RESULT_NOT_FOUND, rm_mailbox_record(mb, lost, &again));
