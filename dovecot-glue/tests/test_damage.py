@@ -15,7 +15,8 @@ the object (and key) once per process; then `doveadm force-resync` repairs the m
 RADOS (the code of `rados-mail repair`) and rebuilds Dovecot's index: exit 0, the mailbox
 is clean (`rados-mail check` when the binary has it, else every framed value and every
 body a record points to is checked here), and no mail is lost without a trace (a mail the
-repair took out of the mailbox is in `lost+found`, with a report mail).
+repair took out of the mailbox is in `lost+found`, with a report mail). A value of a newer
+frame version is left alone by the repair, which says so: force-resync exits 65.
 
 Every test plants damage in its own user's namespace, with the `rados` CLI only; the
 mailbox is filled over LMTP before any IMAP session opened it (an IMAP process keeps the
