@@ -10,6 +10,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] rados_mail::Error),
     /// Reading or writing a local file failed.
+    #[allow(dead_code)] // used by import and export
     #[error("{}: {source}", path.display())]
     Io {
         /// The file or directory.
@@ -20,7 +21,22 @@ pub enum Error {
     /// The command line or a file given on it is not usable.
     #[error("{0}")]
     Usage(String),
+    /// Part of a run over many users failed (each failure was printed).
+    #[error("{0}")]
+    Partial(String),
+    /// The cluster could not be reached (or the pool opened).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// Writing the output failed (a closed pipe ends the command quietly).
+    #[error("writing the output: {0}")]
+    Output(#[from] std::io::Error),
 }
 
 /// Result alias of the command.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<rados_mail::objstore::Error> for Error {
+    fn from(e: rados_mail::objstore::Error) -> Self {
+        Error::Store(e.into())
+    }
+}

@@ -60,5 +60,6 @@ pub use store::{MailStore, SHARED_NAMESPACE, Stats};
 pub use types::{
     AppendOptions, Changes, CopyOptions, Flags, MailboxInfo, MailboxUpdate, Status, StoreMode, StoreResult,
 };
+pub use user::admin::{DeleteReport, MARKER_FROM, MARKER_TO, RENAME_MARKER, RenameReport};
 pub use user::{CreateOptions, User};
 pub use watch::{Events, PushCounts, Watch};

@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::index;
 use crate::mailbox::Mailbox;
+pub(crate) mod admin;
 mod migrate;
 mod recover;
 

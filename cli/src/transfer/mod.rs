@@ -152,26 +152,10 @@ fn print_problems(problems: &[String]) {
     }
 }
 
-fn print_json(summary: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(summary).map_err(|e| Error::Usage(format!("JSON: {e}")))?;
-    println!("{text}");
-    Ok(())
-}
-
-/// Waits until the notifies that commits sent to watchers (fire and forget) are done:
-/// a process that exits while librados works on one crashes in librados' exit handlers
-/// (seen here: `boost::bad_get` and segfaults in about one run of ten).
-fn settle<T>(result: Result<T>) -> Result<T> {
-    if !librados::quiesce(librados::NOTIFY_TIMEOUT + std::time::Duration::from_secs(1)) {
-        eprintln!("rados-mail: notifies still in flight at exit");
-    }
-    result
-}
-
 /// `rados-mail import`: reads the Maildir or mbox, imports what the user does not have
 /// yet, prints a summary. Returns true when something could not be imported.
 pub fn run_import(store: &MailStore, args: &ImportArgs, json: bool) -> Result<bool> {
-    settle(import_and_report(store, args, json))
+    import_and_report(store, args, json)
 }
 
 fn import_and_report(store: &MailStore, args: &ImportArgs, json: bool) -> Result<bool> {
@@ -186,7 +170,7 @@ fn import_and_report(store: &MailStore, args: &ImportArgs, json: bool) -> Result
     let reports = import::import(&user, folders, &opts, &mut problems)?;
     let failed = reports.iter().any(|r| r.failed > 0) || !problems.is_empty();
     if json {
-        print_json(&Summary { user: &args.user, mailboxes: reports, problems })?;
+        crate::output::print_json(&Summary { user: &args.user, mailboxes: reports, problems })?;
         return Ok(failed);
     }
     println!(
@@ -213,7 +197,7 @@ fn import_and_report(store: &MailStore, args: &ImportArgs, json: bool) -> Result
 /// `rados-mail export`: writes the user's mailboxes (or one) as a Maildir++ tree, prints
 /// a summary. Returns true when a mail could not be exported.
 pub fn run_export(store: &MailStore, args: &ExportArgs, json: bool) -> Result<bool> {
-    settle(export_and_report(store, args, json))
+    export_and_report(store, args, json)
 }
 
 fn export_and_report(store: &MailStore, args: &ExportArgs, json: bool) -> Result<bool> {
@@ -228,7 +212,7 @@ fn export_and_report(store: &MailStore, args: &ExportArgs, json: bool) -> Result
     let reports = export::export(&user, &args.dir, &mailboxes, usize::from(args.jobs), &mut problems)?;
     let failed = reports.iter().any(|r| r.failed > 0) || !problems.is_empty();
     if json {
-        print_json(&Summary { user: &args.user, mailboxes: reports, problems })?;
+        crate::output::print_json(&Summary { user: &args.user, mailboxes: reports, problems })?;
         return Ok(failed);
     }
     println!(

@@ -140,7 +140,15 @@ pub(super) fn repair_mailbox_objects(
         return Ok(());
     }
     if scan.head_damaged() {
-        let uidvalidity = head::listed_uidvalidity(ns.as_ref(), &guid)?;
+        let mut uidvalidity = head::listed_uidvalidity(ns.as_ref(), &guid)?;
+        if uidvalidity.is_none() && options.dry_run {
+            // A dry run did not write the list entry step 1 rebuilt: plan as if it had.
+            let rebuilt = report
+                .actions
+                .iter()
+                .any(|a| matches!(a, RepairAction::RebuiltListEntry { mailbox, .. } if mailbox == name));
+            uidvalidity = rebuilt.then_some(1);
+        }
         match head::plan(&scan, uidvalidity) {
             Ok(Some(plan)) => {
                 let detail = plan.detail.clone();
@@ -238,6 +246,14 @@ pub(super) fn repair_leftovers(
     let grace = options.orphan_grace.as_secs();
     let now = SystemTime::now();
     let inventory = crate::check::inventory(user, &objects)?;
+    // The chunk objects of each body, as listed (a save that died before it set the
+    // body's xattrs left chunks its xattrs do not count).
+    let mut chunks_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for oid in &objects {
+        if let Some((body, _)) = oid.strip_prefix("mail.").and_then(|r| r.split_once('.')) {
+            chunks_of.entry(format!("mail.{body}")).or_default().push(oid.clone());
+        }
+    }
     let held_bodies: BTreeSet<String> =
         inventory.held.iter().filter(|(_, h)| !h.is_empty()).map(|(g, _)| names::mail(g)).collect();
     let check = inventory.report;
@@ -264,7 +280,8 @@ pub(super) fn repair_leftovers(
         if age_secs < grace {
             continue;
         }
-        if !options.dry_run && !remove_orphan_body(user, &oid, &held_bodies)? {
+        let chunks = chunks_of.remove(&oid).unwrap_or_default();
+        if !options.dry_run && !remove_orphan_body(user, &oid, &held_bodies, &chunks)? {
             continue;
         }
         report.actions.push(RepairAction::RemovedOrphan { object: oid, age_secs });
@@ -345,7 +362,7 @@ fn destroy_unlisted(user: &User, guid: &Guid, objects: &[&String]) -> Result<()>
 /// Removes an orphan body (and its chunks) unless a record holds it after all: the removal
 /// is guarded by the version at which its references were read, so a reference added
 /// meanwhile (a copy) keeps it. Returns whether it was removed.
-fn remove_orphan_body(user: &User, oid: &str, held: &BTreeSet<String>) -> Result<bool> {
+fn remove_orphan_body(user: &User, oid: &str, held: &BTreeSet<String>, listed_chunks: &[String]) -> Result<bool> {
     let ns = user.store();
     if held.contains(oid) {
         return Ok(false);
@@ -367,10 +384,10 @@ fn remove_orphan_body(user: &User, oid: &str, held: &BTreeSet<String>) -> Result
         Err(e) => return Err(e.into()),
     }
     let guid = Guid::parse(&oid["mail.".len()..]).map_err(|e| Error::corrupted(oid, "", e))?;
-    // Chunks past the xattrs' count (a save that died before it set them) are orphan
-    // chunks for the next check.
-    for n in 1..chunks.max(1) {
-        match ns.remove(&names::mail_chunk(&guid, n)) {
+    let counted = (1..chunks.max(1)).map(|n| names::mail_chunk(&guid, n));
+    let all: BTreeSet<String> = counted.chain(listed_chunks.iter().cloned()).collect();
+    for chunk in all {
+        match ns.remove(&chunk) {
             Ok(()) | Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
