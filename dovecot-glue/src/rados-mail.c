@@ -63,6 +63,12 @@ int rados_mail_get_record(struct mail *_mail, const struct rm_record **rec_r)
 		mail_set_expunged(_mail);
 		return -1;
 	}
+	if (ret == RM_RESULT_CORRUPTED) {
+		/* this mail's record only: the others read normally */
+		rados_mail_set_damaged(_mail, "reading the mail record",
+				       rados_last_error(ret));
+		return -1;
+	}
 	if (ret != RM_RESULT_OK) {
 		rados_storage_set_error(_mail->box->storage, ret,
 					"reading the mail record");
@@ -212,28 +218,77 @@ static void rados_mail_prefetch_wait(struct rados_mailbox *mbox, uint32_t uid)
 	}
 }
 
+/* A body that could not be opened or read (ret, with the library's message
+   detail): -1 with the mail's error set. A body object missing is damage
+   while the mail's record still points to it (after a sync), an expunge
+   only when the record is gone too. */
+static int rados_mail_body_failed(struct mail *_mail, enum rm_result ret,
+				  const char *detail)
+{
+	struct rados_mail *mail = RADOS_MAIL(_mail);
+	struct rados_mailbox *mbox = RADOS_MAILBOX(_mail->box);
+	struct rm_record rec;
+	bool changed;
+
+	if (ret == RM_RESULT_NOT_FOUND) {
+		/* a body too large for the cache is streamed, and its
+		   object found missing by the first read: was the mail
+		   expunged meanwhile? */
+		mail->rec_uid = 0;
+		ret = rm_mailbox_sync(mbox->rmb, &changed);
+		if (ret == RM_RESULT_OK)
+			ret = rm_mailbox_record(mbox->rmb, _mail->uid, &rec);
+		if (ret == RM_RESULT_NOT_FOUND) {
+			mail_set_expunged(_mail);
+			return -1;
+		}
+		if (ret == RM_RESULT_OK) {
+			rados_mail_set_damaged(_mail, "opening the mail body",
+				t_strdup_printf("corrupted data: body object "
+						"missing; the record of UID "
+						"%u points to it (%s)",
+						_mail->uid, detail));
+			return -1;
+		}
+		detail = rados_last_error(ret);
+	}
+	if (ret == RM_RESULT_CORRUPTED) {
+		rados_mail_set_damaged(_mail, "opening the mail body", detail);
+		return -1;
+	}
+	rados_storage_set_error(_mail->box->storage, ret,
+				"opening the mail body");
+	return -1;
+}
+
 /* The body of the mail from RADOS, in *input_r; -1 with the mail's error set. */
 static int rados_mail_open_stream(struct mail *_mail, struct istream **input_r)
 {
 	struct rados_mailbox *mbox = RADOS_MAILBOX(_mail->box);
 	struct rm_body *body = NULL;
 	enum rm_result ret;
-	uint64_t size;
+	uint64_t size = 0;
+	uint8_t first;
+	size_t n;
 
 	rados_mail_prefetch_wait(mbox, _mail->uid);
 	ret = rm_body_open(mbox->rmb, _mail->uid, &body);
 	if (ret == RM_RESULT_OK)
 		ret = rm_body_size(body, &size);
-	if (ret == RM_RESULT_NOT_FOUND) {
-		rm_body_free(body);
-		mail_set_expunged(_mail);
-		return -1;
+	if (ret == RM_RESULT_OK && size > 0) {
+		/* The first read now, not once IMAP has started sending the
+		   mail: a body object that is gone is told here (a streamed
+		   body's first chunk is read next anyway, and seeking back
+		   into it reads nothing) */
+		ret = rm_body_read(body, &first, 1, &n);
+		if (ret == RM_RESULT_OK)
+			ret = rm_body_seek(body, 0);
 	}
 	if (ret != RM_RESULT_OK) {
+		const char *detail = rados_last_error(ret);
+
 		rm_body_free(body);
-		rados_storage_set_error(_mail->box->storage, ret,
-					"opening the mail body");
-		return -1;
+		return rados_mail_body_failed(_mail, ret, detail);
 	}
 	*input_r = rados_istream_create(body, size);
 	i_stream_set_name(*input_r, t_strdup_printf("rados:%s/%u",

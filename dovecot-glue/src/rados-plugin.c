@@ -32,4 +32,5 @@ void rados_plugin_deinit(void)
 	mail_storage_hooks_remove(&rados_mail_storage_hooks);
 	/* the users (and their rm_user handles) are gone by now */
 	rados_connect_deinit();
+	rados_damage_deinit();
 }

@@ -211,6 +211,25 @@ struct mail *rados_mail_alloc(struct mailbox_transaction_context *t,
 /* The mail's RADOS record; -1 with the mail error set (expunged, ...). */
 int rados_mail_get_record(struct mail *mail, const struct rm_record **rec_r);
 
+/* rados-damage.c */
+/* The mail's data is damaged in RADOS (detail: the library's message, which
+   names the object and key): logs it once per process (as critical, with the
+   mailbox and UID) and sets the mail's error to MAIL_ERROR_INVALIDDATA, which
+   IMAP answers with NO [PARSE] without ending the session. */
+void rados_mail_set_damaged(struct mail *mail, const char *what,
+			    const char *detail);
+/* doveadm force-resync: repairs the mailbox in RADOS (what can be repaired,
+   each action logged, each item left unrepaired logged as an error), before
+   the local index is rebuilt. 0 with *unrepaired_r (items left), or -1 with
+   the storage error set. */
+int rados_mailbox_repair(struct rados_mailbox *mbox, size_t *unrepaired_r);
+/* Sets the storage error for damage a force-resync left (unrepaired items):
+   MAIL_ERROR_NOTPOSSIBLE (doveadm exits non-zero). */
+void rados_mailbox_set_unrepaired(struct rados_mailbox *mbox,
+				  size_t unrepaired);
+/* Frees what the damage log remembers (plugin deinit). */
+void rados_damage_deinit(void);
+
 /* rados-istream.c */
 /* A seekable istream over an opened body (takes ownership of body). */
 struct istream *rados_istream_create(struct rm_body *body, uoff_t size);

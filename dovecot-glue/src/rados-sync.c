@@ -549,20 +549,27 @@ struct mailbox_sync_context *
 rados_storage_sync_init(struct mailbox *box, enum mailbox_sync_flags flags)
 {
 	struct rados_mailbox *mbox = RADOS_MAILBOX(box);
-	bool want_sync;
+	bool force = (flags & MAILBOX_SYNC_FLAG_FORCE_RESYNC) != 0;
+	size_t unrepaired = 0;
 	int ret = 0;
 
 	if (!box->opened) {
 		if (mailbox_open(box) < 0)
 			ret = -1;
 	}
-	if (ret == 0) {
-		want_sync = index_mailbox_want_full_sync(box, flags);
-		if (want_sync || mbox->sync_pending) {
-			mbox->sync_pending = FALSE;
-			ret = rados_sync(mbox,
-				(flags & MAILBOX_SYNC_FLAG_FORCE_RESYNC) != 0);
-		}
+	/* doveadm force-resync repairs RADOS first (rados-damage.c), then
+	   rebuilds the index from it */
+	if (ret == 0 && force)
+		ret = rados_mailbox_repair(mbox, &unrepaired);
+	if (ret == 0 &&
+	    (force || mbox->sync_pending ||
+	     index_mailbox_want_full_sync(box, flags))) {
+		mbox->sync_pending = FALSE;
+		ret = rados_sync(mbox, force);
+	}
+	if (ret == 0 && unrepaired > 0) {
+		rados_mailbox_set_unrepaired(mbox, unrepaired);
+		ret = -1;
 	}
 	return index_mailbox_sync_init(box, flags, ret < 0);
 }

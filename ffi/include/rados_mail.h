@@ -109,6 +109,20 @@
 #define RM_WATCH_LOST 4
 
 /**
+ * What an item a repair reports is.
+ */
+typedef enum rm_repair_item {
+  /**
+   * Something the repair did (or, in a dry run, would do).
+   */
+  RM_REPAIR_ITEM_ACTION = 0,
+  /**
+   * Damage the repair found and could not fix: it needs a human.
+   */
+  RM_REPAIR_ITEM_UNREPAIRED = 1,
+} rm_repair_item;
+
+/**
  * The outcome of every fallible export.
  *
  * The numbers are part of the ABI: a code keeps its number forever, and a number that was
@@ -487,6 +501,31 @@ typedef struct rm_mailbox_update {
    */
   uint64_t min_highestmodseq;
 } rm_mailbox_update;
+
+/**
+ * Called by [`rm_user_repair_mailbox`] once per item of its report, actions first, in
+ * the order they were done: `text` is a one-line description for a log (NUL-terminated
+ * UTF-8 of `text_len` bytes, without the NUL), valid only during the call; `userdata` is
+ * the caller's pointer, passed through untouched.
+ */
+typedef void (*rm_repair_callback)(void *userdata,
+                                   enum rm_repair_item item,
+                                   const char *text,
+                                   size_t text_len);
+
+/**
+ * How many items of each kind a repair reported.
+ */
+typedef struct rm_repair_counts {
+  /**
+   * Things done (or, in a dry run, that would be done).
+   */
+  size_t actions;
+  /**
+   * Damage left unrepaired.
+   */
+  size_t unrepaired;
+} rm_repair_counts;
 
 /**
  * Counters of a store since it was opened ([`rm_store_stats`]).
@@ -1475,6 +1514,34 @@ enum rm_result rm_mailbox_keywords(const struct rm_mailbox *mailbox,
                                    uint32_t uid,
                                    rm_name_callback cb,
                                    void *userdata);
+
+/**
+ * Repairs the mailbox `name` of `user` in RADOS: its mailbox-list entry, its head (header,
+ * trim mark, WAL) rebuilt from what is intact, the references of its records, and its
+ * records whose body is missing or that are corrupt moved to the mailbox `lost+found`
+ * with a report mail (see `rados_mail::repair`). Orphan bodies are left to a repair of
+ * the whole user (`rados-mail repair`). With `dry_run` nothing is written: the report says
+ * what would be done.
+ *
+ * `callback` (may be NULL) gets each item of the report; `*out` their counts. Sync
+ * (`rm_mailbox_sync`) or open again the `rm_mailbox` handles opened before, to see the
+ * repaired state.
+ *
+ * Returns `RM_RESULT_OK` (also when some damage could not be repaired: see
+ * `out->unrepaired`), `RM_RESULT_NOT_FOUND` (no such mailbox), `RM_RESULT_INVALID_INPUT`,
+ * `RM_RESULT_UNAVAILABLE`, `RM_RESULT_NULL_PARAMETER`, or another code. `*out` is written
+ * and `callback` called only on success.
+ *
+ * # Safety
+ * `user` is a live handle; `name` is NUL-terminated; `out` is writable; a non-NULL
+ * `callback` is safe to call with `userdata` and does not unwind.
+ */
+enum rm_result rm_user_repair_mailbox(const struct rm_user *user,
+                                      const char *name,
+                                      bool dry_run,
+                                      rm_repair_callback callback,
+                                      void *userdata,
+                                      struct rm_repair_counts *out);
 
 /**
  * Connects to a Ceph cluster and returns a store on `pool` in `*out`.

@@ -1333,8 +1333,9 @@ static void test_dict(rm_store *store, const char *username)
 /* The watch exports, likewise. */
 #include "ffi_test_watch.c"
 #include "ffi_test_recent.c"
+#include "ffi_test_repair.c"
 
-static void run_suite(rm_store *store, const char *label)
+static void run_suite(rm_store *store, const char *label, bool on_rados)
 {
 	int before_failed = failed, before_passed = passed;
 	char username[128];
@@ -1373,6 +1374,7 @@ static void run_suite(rm_store *store, const char *label)
 	test_txn(user);
 	test_watch(store, username);
 	test_recent(user);
+	test_repair(user, username, on_rados);
 	test_migration(user);
 	test_lifetimes(store, username);
 	test_prefetch_seek(store, username);
@@ -1398,7 +1400,7 @@ int main(void)
 	rm_store *mem = NULL;
 	RC(RM_RESULT_OK, rm_store_new_in_memory(&mem));
 	if (mem != NULL) {
-		run_suite(mem, "in-memory store");
+		run_suite(mem, "in-memory store", false);
 		rm_store_free(mem);
 	}
 
@@ -1420,7 +1422,7 @@ int main(void)
 		RC(RM_RESULT_OK, rm_store_open(cfg, &rados));
 		rm_config_free(cfg);
 		if (rados != NULL) {
-			run_suite(rados, "RADOS store");
+			run_suite(rados, "RADOS store", true);
 			rm_store_free(rados);
 		}
 	} else if (getenv("CI") != NULL) {
