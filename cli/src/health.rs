@@ -37,7 +37,8 @@ pub struct RepairArgs {
     /// Only say what would be done; write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Leave orphans younger than this alone: a save may be in flight (90s, 30m, 1h, 2d)
+    /// Leave leftovers younger than this alone (orphan bodies, stale references, bodies a
+    /// damaged mail may have held): a save or copy may be in flight (90s, 30m, 1h, 2d)
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub grace: Duration,
     /// Repair only this mailbox of USER (what `doveadm force-resync` runs); orphan bodies

@@ -83,9 +83,11 @@ enum Command {
     /// Check users for orphans, missing bodies, reference mismatches, corrupt values and
     /// WAL/shard inconsistencies (reads only). Exit 1 when anything is found
     Check(health::CheckArgs),
-    /// Repair what check finds: remove old orphans, rebuild references and headers, move
-    /// mails whose body is missing or whose record is corrupt into lost+found (with a
-    /// report mail). Exit 1 when something could not be repaired
+    /// Repair what check finds: rebuild damaged mailbox-list entries and headers, move what
+    /// a mailbox can no longer serve into lost+found (the mails of corrupt records and lost
+    /// changes, and a report mail naming those and the mails whose body is gone), restore
+    /// missing references, remove leftovers older than the grace. Safe while the user is
+    /// served. Exit 1 when something could not be repaired
     Repair(health::RepairArgs),
     /// Delete or rename a whole user (stop the user's sessions first)
     #[command(subcommand)]
