@@ -21,15 +21,12 @@ fn mail(n: u32) -> Vec<u8> {
     m
 }
 
-/// The delivering process (run as a child by the test below, never on its own): commits a
-/// mail, then writes most of the next one and stalls, as an LMTP client that stops sending
-/// mid-DATA; it prints `committed <uid>` and `stalled` lines for the parent.
-#[test]
-#[ignore = "the child process of repair_after_kill_during_delivery"]
-fn deliver_until_killed() {
-    let (Ok(prefix), Ok(first)) = (std::env::var("RM_KILL_PREFIX"), std::env::var("RM_KILL_FIRST")) else { return };
-    let first: u32 = first.parse().unwrap();
-    let store = common::store(&prefix);
+/// The delivering process: this test's own binary, run again by the test with the prefix
+/// in the environment. Commits a mail, then writes most of the next one and stalls, as an
+/// LMTP client that stops sending mid-DATA; prints `committed <uid>` and `stalled` for
+/// the parent, which kills it.
+fn deliver_until_killed(prefix: &str, first: u32) -> ! {
+    let store = common::store(prefix);
     let user = store.user("victim").unwrap();
     let inbox = user.open_mailbox("INBOX").unwrap();
     let uid = inbox.append(&mail(first)[..], Default::default()).unwrap();
@@ -44,6 +41,9 @@ fn deliver_until_killed() {
 
 #[test]
 fn repair_after_kill_during_delivery() {
+    if let (Ok(prefix), Ok(first)) = (std::env::var("RM_KILL_PREFIX"), std::env::var("RM_KILL_FIRST")) {
+        deliver_until_killed(&prefix, first.parse().unwrap());
+    }
     let prefix = common::prefix("kill");
     let store = common::store(&prefix);
     let user = store.user("victim").unwrap();
@@ -51,7 +51,7 @@ fn repair_after_kill_during_delivery() {
     let mut committed = Vec::new();
     for round in 0..4u32 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "deliver_until_killed", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "repair_after_kill_during_delivery", "--nocapture", "--test-threads=1"])
             .env("RM_KILL_PREFIX", &prefix)
             .env("RM_KILL_FIRST", (round * 2).to_string())
             .stdout(Stdio::piped())
