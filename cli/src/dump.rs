@@ -150,10 +150,12 @@ fn hex32(raw: &[u8]) -> std::result::Result<u64, FormatError> {
     keys::parse_hex32(raw).map(u64::from)
 }
 
-/// The omap of a head: `hdr`, `trim`, `recent`, every `w/` entry.
+/// The omap of a head: `hdr`, `trim`, `recent`, every `w/` entry, and the `damaged/`
+/// markers a head rebuild or a repair left for a later repair.
 fn head(omap: &[(String, Vec<u8>)]) -> Map<String, Value> {
     let mut out = Map::new();
     let mut wal = Map::new();
+    let mut damaged = Map::new();
     let mut other = Map::new();
     for (k, v) in omap {
         match k.as_str() {
@@ -168,10 +170,16 @@ fn head(omap: &[(String, Vec<u8>)]) -> Map<String, Value> {
                 );
                 wal.insert(k.clone(), entry);
             }
+            _ if k.starts_with(keys::DAMAGED) => drop(damaged.insert(k.clone(), text_or_hex(v))),
             _ => drop(other.insert(k.clone(), text_or_hex(v))),
         }
     }
     out.insert("wal".into(), Value::Object(wal));
+    if !damaged.is_empty() {
+        // Lost WAL entries (their bytes) and expunged damaged records (what was wrong):
+        // `repair` still looks for the bodies they held.
+        out.insert("damaged_awaiting_repair".into(), Value::Object(damaged));
+    }
     if !other.is_empty() {
         out.insert("unknown_keys".into(), Value::Object(other));
     }

@@ -120,6 +120,14 @@ pub enum RepairAction {
         /// Why, and what a later repair does.
         reason: String,
     },
+    /// Removed `damaged/` markers of a head: every body they may have held is moved (or
+    /// none is left).
+    ClearedMarkers {
+        /// The mailbox.
+        mailbox: String,
+        /// The keys removed.
+        keys: Vec<String>,
+    },
     /// Appended the report mail that describes what was moved to [`LOST_FOUND`].
     WroteReport {
         /// Its UID in [`LOST_FOUND`].
@@ -167,6 +175,9 @@ impl std::fmt::Display for RepairAction {
                 write!(f, "removed UID {uid} from mailbox {mailbox:?} ({reason}; see the report in {LOST_FOUND})")
             }
             RepairAction::WroteReport { uid } => write!(f, "wrote the report mail, UID {uid} in {LOST_FOUND}"),
+            RepairAction::ClearedMarkers { mailbox, keys } => {
+                write!(f, "removed the markers {} of mailbox {mailbox:?}: nothing left to look for", keys.join(", "))
+            }
             RepairAction::Deferred { mailbox, object, reason } => {
                 write!(f, "left {object} (mailbox {mailbox:?}): {reason}")
             }

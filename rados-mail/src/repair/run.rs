@@ -233,7 +233,12 @@ pub(super) fn repair_mailbox_objects(
     if young.is_empty() && !options.dry_run {
         let done: Vec<String> = scan.lost_changes.iter().cloned().chain(markers.into_iter().map(|(k, _)| k)).collect();
         if !done.is_empty() {
-            ns.write_op(&scan.head_oid, &WriteOp::new().omap_rm_keys(done))?;
+            ns.write_op(&scan.head_oid, &WriteOp::new().omap_rm_keys(done.clone()))?;
+            if !scan.lost_changes.is_empty() {
+                report
+                    .actions
+                    .push(RepairAction::ClearedMarkers { mailbox: name.into(), keys: scan.lost_changes.clone() });
+            }
         }
     }
     // References the records hold but their bodies lack.
@@ -333,10 +338,9 @@ pub(super) fn repair_leftovers(
         if age(ns.as_ref(), oid, now) < grace {
             continue; // a mailbox being created writes its head before its list entry
         }
-        if let Some(g) =
-            oid.strip_prefix("mbox.").and_then(|r| Guid::parse(r.split('.').next().unwrap_or_default()).ok())
-        {
-            heads.insert(g);
+        match oid.strip_prefix("mbox.").and_then(|r| Guid::parse(r.split('.').next().unwrap_or_default()).ok()) {
+            Some(g) => drop(heads.insert(g)),
+            None => report.unrepaired.push(format!("object {oid} is named like a mailbox's but is none: left alone")),
         }
     }
     for g in heads {
