@@ -52,7 +52,7 @@ pub(crate) fn listed_uidvalidity(store: &dyn ObjectStore, guid: &Guid) -> Result
 /// modseq every shard has applied is dropped; one that some shard had not applied is lost
 /// (its new mails' bodies keep their references: `repair` moves them to `lost+found`).
 pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Option<Rebuild>> {
-    if !scan.head_damaged() {
+    if !scan.head_damaged() && !scan.header_disagrees() {
         return Ok(None);
     }
     let oid = &scan.head_oid;
@@ -77,6 +77,8 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
     let mut notes = Vec::new();
     if scan.hdr.is_none() {
         notes.push("header rebuilt".to_string());
+    } else if scan.header_disagrees() {
+        notes.push("header recounted from the shards and the WAL".to_string());
     }
     // Which shards exist up to the last one anything names; a missing one applied nothing.
     let last_shard = scan.shards.keys().last().copied().unwrap_or(0);
@@ -137,7 +139,8 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
         (keys::HDR.to_string(), frame::encode(&hdr)),
         (keys::wal(highestmodseq), frame::encode(&WalEntry { modseq: highestmodseq, changes: Vec::new() })),
     ];
-    if scan.trim_corrupt || scan.trim.is_none() {
+    let untrimmed = matches!((scan.trim, scan.wal.keys().next()), (Some(t), Some(first)) if *first <= t);
+    if scan.trim_corrupt || scan.trim.is_none() || untrimmed {
         let first_left = scan.wal.keys().next().copied().unwrap_or(highestmodseq);
         set.push((keys::TRIM.to_string(), keys::hex64(first_left - 1).into_bytes()));
         notes.push("trim mark rebuilt".into());

@@ -93,6 +93,9 @@ pub(super) fn repair_list(
             report.actions.push(RepairAction::RebuiltListEntry { mailbox: e.name.clone(), key: map_key });
         }
     }
+    if only.is_none() {
+        repair_guid_map(user, list, options, report)?;
+    }
     if let Some((bytes, true)) = &list.counters {
         let last = list.entries.iter().filter_map(|e| e.entry.as_ref()).map(|e| e.uidvalidity).max().unwrap_or(0);
         if !options.dry_run {
@@ -102,6 +105,61 @@ pub(super) fn repair_list(
             write_ignoring_races(ns.as_ref(), MAILBOX_LIST, &op)?;
         }
         report.actions.push(RepairAction::RebuiltListEntry { mailbox: String::new(), key: keys::COUNTERS.into() });
+    }
+    Ok(())
+}
+
+/// Mends the `guid/` map: a damaged value whose GUID an intact entry holds is rewritten
+/// with that entry's name, other damaged ones are removed; an entry naming a mailbox that
+/// is not in the list puts the mailbox back in the list when its head is intact (its list
+/// entry was lost, its mail is not), else it is removed.
+fn repair_guid_map(user: &User, list: &ListScan, options: &RepairOptions, report: &mut RepairReport) -> Result<()> {
+    let ns = user.store();
+    for (key, bytes) in &list.bad_map {
+        let owner = key
+            .strip_prefix(keys::MAILBOX_GUID)
+            .and_then(|hex| Guid::parse(hex).ok())
+            .and_then(|g| list.entries.iter().find(|e| e.entry.is_some() && e.guid == Some(g)));
+        let guard = WriteOp::new().omap_cmp(key.clone(), CmpOp::Eq, bytes.clone());
+        let op = match owner {
+            Some(e) => guard.omap_set([(key.clone(), e.name.as_bytes().to_vec())]),
+            None => guard.omap_rm_keys([key.clone()]),
+        };
+        if !options.dry_run {
+            write_ignoring_races(ns.as_ref(), MAILBOX_LIST, &op)?;
+        }
+        let mailbox = owner.map(|e| e.name.clone()).unwrap_or_default();
+        report.actions.push(RepairAction::RebuiltListEntry { mailbox, key: key.clone() });
+    }
+    for (guid, name) in &list.unlisted_map {
+        let map_key = keys::mailbox_guid(guid);
+        let scan = MailboxScan::read(ns.as_ref(), guid, None)?;
+        let (key, op) = match &scan.hdr {
+            Some(hdr) => {
+                let entry = MailboxEntry {
+                    guid: guid.0.to_vec(),
+                    uidvalidity: hdr.uidvalidity,
+                    special_use: vec![],
+                    created: 0,
+                };
+                let key = keys::mailbox(name);
+                let op = WriteOp::new()
+                    .omap_cmp(key.clone(), CmpOp::Eq, Vec::new())
+                    .omap_cmp(map_key.clone(), CmpOp::Eq, name.as_bytes().to_vec())
+                    .omap_set([(key.clone(), frame::encode(&entry))]);
+                (key, op)
+            }
+            None => {
+                let op = WriteOp::new()
+                    .omap_cmp(map_key.clone(), CmpOp::Eq, name.as_bytes().to_vec())
+                    .omap_rm_keys([map_key.clone()]);
+                (map_key, op)
+            }
+        };
+        if !options.dry_run {
+            write_ignoring_races(ns.as_ref(), MAILBOX_LIST, &op)?;
+        }
+        report.actions.push(RepairAction::RebuiltListEntry { mailbox: name.clone(), key });
     }
     Ok(())
 }
@@ -139,7 +197,8 @@ pub(super) fn repair_mailbox_objects(
         ));
         return Ok(());
     }
-    if scan.head_damaged() {
+    repair_shards(ns.as_ref(), name, &guid, &scan, options, report)?;
+    if scan.head_damaged() || scan.header_disagrees() {
         let mut uidvalidity = head::listed_uidvalidity(ns.as_ref(), &guid)?;
         if uidvalidity.is_none() && options.dry_run {
             // A dry run did not write the list entry step 1 rebuilt: plan as if it had.
@@ -255,6 +314,52 @@ pub(super) fn repair_mailbox_objects(
                 }
             }
             report.actions.push(RepairAction::AddedReference { object: oid, key });
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites each damaged `applied` mark of the mailbox's shards as the last modseq the
+/// shard's own keys name (a WAL entry that touched the shard left a key at its modseq, so
+/// entries above it did not touch it: applying them again, as readers and the next apply
+/// then do, changes nothing); reports records stored in a shard not theirs, which no
+/// repair moves.
+fn repair_shards(
+    ns: &dyn objstore::ObjectStore,
+    name: &str,
+    guid: &Guid,
+    scan: &MailboxScan,
+    options: &RepairOptions,
+    report: &mut RepairReport,
+) -> Result<()> {
+    let bits = scan.shard_bits();
+    for (k, shard) in &scan.shards {
+        let oid = names::mailbox_shard(guid, *k);
+        if let Some(bytes) = &shard.applied_corrupt {
+            let last = shard.modseq_keys.iter().chain(&shard.tombstones).map(|(m, _)| *m).max().unwrap_or(0);
+            if !options.dry_run {
+                let op = WriteOp::new()
+                    .omap_cmp(keys::APPLIED, CmpOp::Eq, bytes.clone())
+                    .omap_set([(keys::APPLIED, keys::hex64(last).into_bytes())]);
+                write_ignoring_races(ns, &oid, &op)?;
+            }
+            report.actions.push(RepairAction::RebuiltHead {
+                mailbox: name.into(),
+                object: oid.clone(),
+                detail: format!("the shard's applied mark rebuilt as {last} (its last key's modseq)"),
+            });
+        }
+        let strays: Vec<u32> = shard
+            .records
+            .keys()
+            .chain(shard.damaged.keys())
+            .copied()
+            .filter(|u| omap_index::names::shard_of(*u, bits) != *k)
+            .collect();
+        if !strays.is_empty() {
+            report
+                .unrepaired
+                .push(format!("mailbox {name:?}: shard {oid} holds records of UIDs {strays:?}, not its own"));
         }
     }
     Ok(())

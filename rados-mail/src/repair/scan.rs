@@ -28,6 +28,8 @@ pub(crate) struct ShardScan {
     pub(crate) tombstones: Vec<(u64, u32)>,
     /// Whether a record carries a frame version above the one this code knows.
     pub(crate) newer_format: bool,
+    /// The `applied` value as stored, when it is damaged.
+    pub(crate) applied_corrupt: Option<Vec<u8>>,
 }
 
 /// A mailbox head and its shards as found.
@@ -197,7 +199,10 @@ impl MailboxScan {
         let applied_value = values.iter().find(|(key, _)| key == keys::APPLIED).map(|(_, v)| v.clone());
         match applied_value.as_deref().map(keys::parse_hex64) {
             Some(Ok(a)) => shard.applied = Some(a),
-            Some(Err(e)) => self.damage.push(damage(&oid, keys::APPLIED, e)),
+            Some(Err(e)) => {
+                self.damage.push(damage(&oid, keys::APPLIED, e));
+                shard.applied_corrupt = applied_value.clone();
+            }
             None => {}
         }
         let applied = shard.applied.unwrap_or(0);
@@ -318,6 +323,21 @@ impl MailboxScan {
         out
     }
 
+    /// Whether the intact header disagrees with the shards and the WAL in a way a rebuild
+    /// of the head mends: a shard or a WAL entry past HIGHESTMODSEQ, a UID not below
+    /// UIDNEXT, a WAL entry not above the trim mark, a message count that is not the
+    /// number of mails.
+    pub(crate) fn header_disagrees(&self) -> bool {
+        let Some(hdr) = &self.hdr else { return false };
+        let past = self.shards.values().any(|s| s.applied.is_some_and(|a| a > hdr.highestmodseq))
+            || self.wal.keys().chain(&self.corrupt_wal).any(|m| *m > hdr.highestmodseq);
+        let uid_above =
+            self.shards.values().any(|s| s.records.keys().chain(s.damaged.keys()).any(|u| *u >= hdr.uidnext));
+        let untrimmed = matches!((self.trim, self.wal.keys().next()), (Some(t), Some(first)) if *first <= t);
+        let (records, damaged) = self.records();
+        past || uid_above || untrimmed || (records.len() + damaged.len()) as u32 != hdr.messages
+    }
+
     /// Whether anything in the head needs a rebuild.
     pub(crate) fn head_damaged(&self) -> bool {
         self.head_exists
@@ -349,6 +369,10 @@ pub(crate) struct ListScan {
     pub(crate) damage: Vec<Damage>,
     /// Disagreements between the entries and the GUID map.
     pub(crate) problems: Vec<String>,
+    /// `guid/` values that are damaged (key, bytes stored).
+    pub(crate) bad_map: Vec<(String, Vec<u8>)>,
+    /// `guid/` entries naming a mailbox that is not in the list (GUID, name).
+    pub(crate) unlisted_map: Vec<(Guid, String)>,
 }
 
 impl ListScan {
@@ -369,7 +393,10 @@ impl ListScan {
                         by_name.entry(name.to_string()).or_default().push(g);
                         map.push((g, name.to_string()));
                     }
-                    _ => scan.damage.push(damage(MAILBOX_LIST, key, "not a GUID mapped to a UTF-8 name")),
+                    _ => {
+                        scan.damage.push(damage(MAILBOX_LIST, key, "not a GUID mapped to a UTF-8 name"));
+                        scan.bad_map.push((key.clone(), value.clone()));
+                    }
                 }
             } else if key == keys::COUNTERS {
                 let bad = frame::decode::<ListCounters>(value).is_err();
@@ -413,6 +440,7 @@ impl ListScan {
         for (g, name) in &map {
             if !scan.entries.iter().any(|e| e.name == *name) {
                 scan.problems.push(format!("GUID map entry {g} names {name:?}, which is not in the list"));
+                scan.unlisted_map.push((*g, name.clone()));
             }
         }
         Ok(scan)

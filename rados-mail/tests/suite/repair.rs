@@ -22,6 +22,7 @@ macro_rules! repair_cases {
         $crate::mail_cases!(@cases_in repair $make;
             repair_planted_damage_check_dry_run_repair_check, repair_leaves_young_leftovers_alone,
             repair_mailbox_alone_moves_its_damage, repair_defers_young_bodies_then_moves_them,
+            repair_mends_index_and_map_problems,
         );
     };
 }
@@ -283,4 +284,46 @@ pub fn repair_defers_young_bodies_then_moves_them(store: &MailStore, user: &str)
     bodies.sort();
     assert_eq!(bodies, vec![b"Subject: 2\n\nmail 2\n".to_vec(), b"Subject: 4\n\nmail 4\n".to_vec()]);
     assert_eq!(u.open_mailbox("INBOX").unwrap().uids().unwrap(), vec![1, 3]);
+}
+
+/// What check reports repair mends too (else `check` would exit 1 forever after a repair):
+/// a damaged shard `applied` mark, a header whose counts disagree with the index, a damaged
+/// `guid/` value, a `guid/` entry of a mailbox whose list entry was lost (it is listed
+/// again, its mails kept) and one of a mailbox that is gone.
+pub fn repair_mends_index_and_map_problems(store: &MailStore, user: &str) {
+    use omap_index::frame;
+    use omap_index::records::MailboxHeader;
+    let (u, m) = mailbox(store, user, "INBOX");
+    for i in 1..=3 {
+        m.append(format!("Subject: {i}\n\nmail {i}\n").as_bytes(), Default::default()).unwrap();
+    }
+    m.apply_wal().unwrap();
+    u.create_mailbox("Lost").unwrap();
+    u.open_mailbox("Lost").unwrap().append(&b"Subject: kept\n\nkept\n"[..], Default::default()).unwrap();
+    let ns = u.store().clone();
+    let head = format!("mbox.{}", m.info().guid);
+    ns.omap_set(&format!("{head}.0000"), &[("applied", b"zz")]).unwrap();
+    let mut hdr: MailboxHeader = frame::decode(&ns.omap_get(&head, &["hdr"]).unwrap()["hdr"]).unwrap();
+    hdr.messages = 99;
+    ns.omap_set(&head, &[("hdr", &frame::encode(&hdr))]).unwrap();
+    ns.omap_set("mailboxes", &[(&format!("guid/{}", Guid([1; 16])), &[0xff, 0xfe][..])]).unwrap();
+    ns.omap_set("mailboxes", &[(&format!("guid/{}", Guid([2; 16])), &b"Ghost"[..])]).unwrap();
+    ns.omap_rm_keys("mailboxes", &["mbox/Lost"]).unwrap();
+
+    let u = other_process(store).user(user).unwrap();
+    let before = check_user(&u).unwrap();
+    assert_eq!(before.corrupt.len(), 2, "{before:#?}");
+    assert_eq!(before.index_problems.len(), 3, "{before:#?}");
+    let done = repair_user(&u, &now_options()).unwrap();
+    assert!(done.unrepaired.is_empty(), "{done:#?}");
+    let after = check_user(&u).unwrap();
+    assert!(after.is_clean(), "{after:#?}");
+    let names: Vec<String> = u.list_mailboxes("*").unwrap().into_iter().map(|i| i.name).collect();
+    assert_eq!(names, ["INBOX", "Lost"]);
+    assert_eq!(body(&u.open_mailbox("Lost").unwrap(), 1), b"Subject: kept\n\nkept\n");
+    let inbox = u.open_mailbox("INBOX").unwrap();
+    assert_eq!(inbox.status().unwrap().messages, 3);
+    inbox.append(&b"Subject: 4\n\nmail 4\n"[..], Default::default()).unwrap();
+    inbox.apply_wal().unwrap();
+    assert_eq!(inbox.uids().unwrap(), vec![1, 2, 3, 4]);
 }
