@@ -24,6 +24,16 @@ pub enum FaultMode {
     /// committed); the store heals at once, later operations pass. The case a commit must
     /// tell apart from a write that did not happen.
     AppliedButUnavailable,
+    /// As [`FaultMode::AppliedButUnavailable`] (counts writes; the write at the end of the
+    /// countdown is applied and its caller gets [`Error::Unavailable`]), and then the cluster
+    /// stays away for this many more operations, reads and writes alike, which fail with
+    /// [`Error::Unavailable`]; after them every operation passes. The case of a commit whose
+    /// reply was lost and whose outcome can only be read once the cluster is back.
+    AppliedThenDown(u32),
+    /// Counts every operation; the one at the end of the countdown and the next ones, this
+    /// many in all, fail with [`Error::Unavailable`] and are not applied (a short outage);
+    /// after them every operation passes.
+    DownFor(u32),
 }
 
 /// What happens to one operation.
@@ -39,6 +49,8 @@ struct Shared {
     /// Operations still allowed to pass; negative means "never fail".
     remaining: AtomicI64,
     mode: Mutex<FaultMode>,
+    /// Operations still to fail after an [`FaultMode::AppliedThenDown`] write.
+    down: AtomicU64,
     /// Notifies fail (and reach nobody) while set.
     fail_notifies: AtomicBool,
     /// Watch registrations still to fail.
@@ -129,6 +141,7 @@ impl FaultyStore {
         let shared = Shared {
             remaining: AtomicI64::new(-1),
             mode: Mutex::new(FaultMode::Unavailable),
+            down: AtomicU64::new(0),
             fail_notifies: AtomicBool::new(false),
             failing_watches: AtomicU64::new(0),
             watches: Mutex::new(Vec::new()),
@@ -145,6 +158,12 @@ impl FaultyStore {
     /// Stops injecting faults (the countdown ones; see also [`FaultyStore::fail_notifies`]).
     pub fn heal(&self) {
         self.shared.remaining.store(-1, Ordering::SeqCst);
+    }
+
+    /// Stops every injected fault, an [`FaultMode::AppliedThenDown`] outage included.
+    pub fn heal_all(&self) {
+        self.heal();
+        self.shared.down.store(0, Ordering::SeqCst);
     }
 
     /// While `fail` is set, every notify fails with [`Error::Unavailable`] and reaches
@@ -181,7 +200,10 @@ impl FaultyStore {
         match mode {
             FaultMode::Unavailable => Some(Error::Unavailable("injected fault: cluster unavailable".into())),
             FaultMode::Io => Some(Error::Rados { errno: 5, context: "injected fault".into() }),
-            FaultMode::WritesUnavailable | FaultMode::AppliedButUnavailable => None,
+            FaultMode::WritesUnavailable
+            | FaultMode::AppliedButUnavailable
+            | FaultMode::AppliedThenDown(_)
+            | FaultMode::DownFor(_) => None,
         }
     }
 
@@ -195,8 +217,15 @@ impl FaultyStore {
 
     /// Decides the fate of one operation.
     fn fate(&self, is_write: bool) -> Fate {
+        let down = |n: u64| if n > 0 { Some(n - 1) } else { None };
+        if self.shared.down.fetch_update(Ordering::SeqCst, Ordering::SeqCst, down).is_ok() {
+            return Fate::Fail(Error::Unavailable("injected fault: cluster still unavailable".into()));
+        }
         let mode = *self.shared.mode.lock().unwrap_or_else(|e| e.into_inner());
-        let writes_only = matches!(mode, FaultMode::WritesUnavailable | FaultMode::AppliedButUnavailable);
+        let writes_only = matches!(
+            mode,
+            FaultMode::WritesUnavailable | FaultMode::AppliedButUnavailable | FaultMode::AppliedThenDown(_)
+        );
         if writes_only && !is_write {
             return Fate::Pass;
         }
@@ -216,6 +245,16 @@ impl FaultyStore {
             FaultMode::Io => Fate::Fail(Error::Rados { errno: 5, context: "injected fault".into() }),
             FaultMode::AppliedButUnavailable => {
                 self.heal();
+                Fate::ApplyThenFail(Error::Unavailable("injected fault: the reply of an applied write was lost".into()))
+            }
+            FaultMode::DownFor(n) => {
+                self.heal();
+                self.shared.down.store(u64::from(n.saturating_sub(1)), Ordering::SeqCst);
+                Fate::Fail(Error::Unavailable("injected fault: cluster unavailable".into()))
+            }
+            FaultMode::AppliedThenDown(n) => {
+                self.heal();
+                self.shared.down.store(u64::from(n), Ordering::SeqCst);
                 Fate::ApplyThenFail(Error::Unavailable("injected fault: the reply of an applied write was lost".into()))
             }
         }

@@ -39,6 +39,11 @@ pub struct Config {
     /// Notify watchers (other processes' [`crate::Watch`]) of every commit and mailbox
     /// list change: one more RADOS operation per change, not waited for (default on).
     pub notify: bool,
+    /// After a commit whose reply was lost (a timeout, a connection reset), how long the
+    /// commit keeps asking the cluster whether it landed before it gives up and reports the
+    /// failure with the outcome unknown (default 10 s). A commit found to have landed
+    /// succeeds, so a mail server does not answer "try again" for a mail it stored.
+    pub resolve_window: std::time::Duration,
 }
 
 impl Default for Config {
@@ -57,6 +62,7 @@ impl Default for Config {
             view_cache_mailboxes: 256,
             cache: crate::cache::CacheConfig::default(),
             notify: true,
+            resolve_window: std::time::Duration::from_secs(10),
         }
     }
 }

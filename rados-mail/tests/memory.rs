@@ -12,6 +12,8 @@ txn_cases!(store);
 watch_cases!(store);
 recent_cases!(store);
 damage_cases!(store);
+ack_lost_cases!(store);
+ack_lost_sweep_cases!(store);
 repair_cases!(store);
 repair_sweep_cases!(store);
 fetch_cases!(store);

@@ -20,6 +20,7 @@ txn_cases!(store);
 watch_cases!(store);
 recent_cases!(store);
 damage_cases!(store);
+ack_lost_cases!(store);
 repair_cases!(store);
 fetch_cases!(store);
 

@@ -75,7 +75,7 @@ impl Mailbox {
             match self.write_head(&mut view, plan.hdr.clone(), plan.entries.clone()) {
                 Ok(true) => break Ok(plan),
                 Ok(false) => {}
-                Err(e) if e.is_temporary() => match self.landed(&guard, &plan.entries[0]) {
+                Err(e) if e.is_temporary() => match self.landed(&guard, &plan.entries[0], view.hdr.shard_bits) {
                     Some(true) => {
                         // It did: bring the view along (best effort; the next sync will).
                         self.notify_head(plan.hdr.highestmodseq);
@@ -175,20 +175,53 @@ impl Mailbox {
         }
     }
 
-    /// After a temporary failure of a commit: did it land? Reads the WAL entry it wrote
-    /// and the header. `Some(true)`: our entry is there, byte for byte; `Some(false)`: the
-    /// header is still the one the commit was guarded by, so it did not land; `None`: the
-    /// read failed too, or the WAL moved on (unknown).
-    pub(super) fn landed(&self, guard: &[u8], first: &WalEntry) -> Option<bool> {
+    /// After a write of the head whose reply was lost (`guard`: the header it was guarded
+    /// by; `first`: its first WAL entry): whether it landed. Asks the cluster again, with
+    /// growing pauses, until it answers or [`crate::Config::resolve_window`] has passed.
+    /// `Some(true)`: it landed (the WAL entry is there, or, trimmed since, the shard holds
+    /// its first new record, known by the record's instance); `Some(false)`: it did not (the
+    /// header is still the guard's, or another commit took its modseq or UID); `None`:
+    /// unknown.
+    pub(super) fn landed(&self, guard: &[u8], first: &WalEntry, shard_bits: u32) -> Option<bool> {
+        let deadline = Instant::now() + self.config.resolve_window;
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            match self.landed_once(guard, first, shard_bits) {
+                Ok(answer) => return answer,
+                Err(e) if e.is_temporary() && Instant::now() + pause < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn landed_once(&self, guard: &[u8], first: &WalEntry, shard_bits: u32) -> Result<Option<bool>> {
         let key = keys::wal(first.modseq);
-        let read = self.store.read_op(&self.head, &ReadOp::new().omap_get([keys::HDR.to_string(), key.clone()]));
-        let vals = read.ok()?.omap.unwrap_or_default();
-        if vals.get(&key).is_some_and(|v| *v == frame::encode(first)) {
-            return Some(true);
+        let read = self.store.read_op(&self.head, &ReadOp::new().omap_get([keys::HDR.to_string(), key.clone()]))?;
+        let vals = read.omap.unwrap_or_default();
+        match vals.get(&key) {
+            Some(v) => return Ok(Some(*v == frame::encode(first))),
+            None if vals.get(keys::HDR).is_some_and(|v| v == guard) => return Ok(Some(false)),
+            None => {}
         }
-        if vals.get(keys::HDR).is_some_and(|v| v == guard) {
-            return Some(false);
-        }
-        None
+        // The WAL moved on (applied and trimmed): a new mail of the commit is in its
+        // shard if the commit landed; its instance (random, one per saved or copied body)
+        // tells it from any other mail.
+        let Some(rec) = first.changes.iter().filter(|c| c.prev_modseq == 0).find_map(|c| c.record.as_ref()) else {
+            return Ok(None);
+        };
+        let shard = omap_index::names::mailbox_shard(&self.info.guid, omap_index::names::shard_of(rec.uid, shard_bits));
+        let found = match self.store.omap_get(&shard, &[&keys::record(rec.uid)]) {
+            Ok(mut m) => m.remove(&keys::record(rec.uid)),
+            Err(objstore::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(match found.map(|v| frame::decode::<MailRecord>(&v)) {
+            Some(Ok(r)) => Some(r.instance == rec.instance && r.mail_guid == rec.mail_guid),
+            // Gone (expunged since?) or damaged: cannot tell.
+            _ => None,
+        })
     }
 }

@@ -118,7 +118,7 @@ impl Mailbox {
             match self.write_head(view, hdr, entries) {
                 Ok(true) => return plans.into_iter().map(|p| Outcome::Done(p.outcome)).collect(),
                 Ok(false) => {}
-                Err(e) if e.is_temporary() => match self.landed(&guard, &first) {
+                Err(e) if e.is_temporary() => match self.landed(&guard, &first, view.hdr.shard_bits) {
                     Some(true) => {
                         self.notify_head(modseq);
                         let _ = self.refresh(view);

@@ -49,6 +49,7 @@ macro_rules! mail_cases {
     };
 }
 
+pub mod ack_lost;
 pub mod damage;
 pub mod recent;
 pub mod repair;
