@@ -236,6 +236,15 @@ impl Mail {
 /// What a fresh process sees: the state, and per mailbox its GUID and highestmodseq.
 fn observe(pool: &Arc<dyn ObjectStore>, config: &Config) -> (State, BTreeMap<String, (Guid, u64)>) {
     let store = MailStore::new(pool.clone(), config.clone());
+    let seen = view_of(&store);
+    let report = rados_mail::check::check_user(&store.user(USER).unwrap()).unwrap();
+    assert!(!report.has_damage(), "check_user found damage: {report:?}");
+    seen
+}
+
+/// The state as `store` (a fresh process, or one of the running ones with its caches)
+/// sees it.
+fn view_of(store: &MailStore) -> (State, BTreeMap<String, (Guid, u64)>) {
     let user = store.user(USER).unwrap();
     let mut state = State::new();
     let mut ids = BTreeMap::new();
@@ -253,8 +262,6 @@ fn observe(pool: &Arc<dyn ObjectStore>, config: &Config) -> (State, BTreeMap<Str
         ids.insert(info.name.clone(), (info.guid, status.highestmodseq));
         state.insert(info.name, Mbox { uidnext: status.uidnext, mails });
     }
-    let report = rados_mail::check::check_user(&user).unwrap();
-    assert!(!report.has_damage(), "check_user found damage: {report:?}");
     (state, ids)
 }
 
@@ -351,6 +358,11 @@ fn run_sequence(ops: Vec<(Op, Option<(u64, FaultMode)>)>) -> Result<Tally, TestC
                     prop_assert!(Some(&seen) != expected.as_ref() || seen == model, "ack lost: {}", ctx);
                 }
             }
+        }
+        if let (Op::Sync { p }, Ok(_)) = (&op, &result) {
+            // A process that synced sees what a fresh one sees, through its caches.
+            let (synced, _) = view_of(&procs[*p]);
+            prop_assert_eq!(&synced, &seen, "process {} after its sync: {}", p, ctx);
         }
         check_history(&mut history, &seen, &ids, &ctx)?;
         model = seen;
