@@ -4,8 +4,9 @@
 //! the target calls the Rust functions the exports wrap.
 //!
 //! Properties: never panics; a refused setting leaves the settings unchanged (as
-//! documented); a size that parses formats back to a number that parses equal; a known key
-//! set to its default spelling is accepted.
+//! documented); only known keys are accepted; a size that parses formats back to a number
+//! that parses equal, and is a multiple of (and not below) the number written; a user name
+//! `MailStore::user` accepts is kept as given.
 //!
 //! Input: first byte picks the key (a known one, or the text up to the first 0xff byte),
 //! the rest is the value (lossy UTF-8).
