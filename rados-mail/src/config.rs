@@ -39,10 +39,13 @@ pub struct Config {
     /// Notify watchers (other processes' [`crate::Watch`]) of every commit and mailbox
     /// list change: one more RADOS operation per change, not waited for (default on).
     pub notify: bool,
-    /// After a commit whose reply was lost (a timeout, a connection reset), how long the
-    /// commit keeps asking the cluster whether it landed before it gives up and reports the
-    /// failure with the outcome unknown (default 10 s). A commit found to have landed
-    /// succeeds, so a mail server does not answer "try again" for a mail it stored.
+    /// After a commit whose reply was lost (a timeout, a connection reset), until when,
+    /// counted from the moment the commit was sent, the commit keeps asking the cluster
+    /// whether it landed before it gives up and reports the failure with the outcome
+    /// unknown (default 30 s, the cluster timeout's default; the settings' `timeout` sets
+    /// both). A commit found to have landed succeeds, so a mail server does not answer
+    /// "try again" for a mail it stored; a commit that timed out after the whole window is
+    /// refused at once, so refusals stay within one timeout.
     pub resolve_window: std::time::Duration,
 }
 
@@ -62,7 +65,7 @@ impl Default for Config {
             view_cache_mailboxes: 256,
             cache: crate::cache::CacheConfig::default(),
             notify: true,
-            resolve_window: std::time::Duration::from_secs(10),
+            resolve_window: std::time::Duration::from_secs(30),
         }
     }
 }

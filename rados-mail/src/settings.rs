@@ -104,6 +104,9 @@ impl Settings {
             "timeout" => {
                 let secs = parse_duration(value).ok_or_else(|| bad("expected seconds, like 30, 30s or 2m"))?;
                 self.cluster.op_timeout = (secs > 0).then(|| Duration::from_secs(secs));
+                // A commit whose reply was lost is resolved within the same bound (with no
+                // timeout, within ten minutes).
+                self.config.resolve_window = Duration::from_secs(if secs > 0 { secs } else { 600 });
             }
             "max_mail_size" => {
                 let size = parse_size(value).ok_or_else(|| bad("expected a size, like 50M"))?;

@@ -296,7 +296,9 @@ fn run_sequence(ops: Vec<(Op, Option<(u64, FaultMode)>)>) -> Result<Tally, TestC
     let memory: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new(""));
     let faulty = FaultyStore::new(memory.clone());
     let pool: Arc<dyn ObjectStore> = Arc::new(faulty.clone());
-    let config = Config { chunk_size: 64, wal_apply_threshold: 4, shard_bits: 3, ..Config::default() };
+    // The faults here last until healed: a commit that lost its reply asks once, briefly.
+    let resolve_window = std::time::Duration::from_millis(30);
+    let config = Config { chunk_size: 64, wal_apply_threshold: 4, shard_bits: 3, resolve_window, ..Config::default() };
     let procs = [MailStore::new(pool.clone(), config.clone()), MailStore::new(pool, config.clone())];
     procs[0].user(USER).unwrap().create_mailbox("INBOX").unwrap();
     let mut model = observe(&memory, &config).0;

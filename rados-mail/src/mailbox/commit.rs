@@ -71,11 +71,12 @@ impl Mailbox {
             if plan.entries.is_empty() {
                 break Ok(plan);
             }
-            let guard = view.hdr_bytes.clone();
+            let (guard, started) = (view.hdr_bytes.clone(), Instant::now());
             match self.write_head(&mut view, plan.hdr.clone(), plan.entries.clone()) {
                 Ok(true) => break Ok(plan),
                 Ok(false) => {}
-                Err(e) if e.is_temporary() => match self.landed(&guard, &plan.entries[0], view.hdr.shard_bits) {
+                Err(e) if e.is_temporary() => match self.landed(&guard, &plan.entries[0], view.hdr.shard_bits, started)
+                {
                     Some(true) => {
                         // It did: bring the view along (best effort; the next sync will).
                         self.notify_head(plan.hdr.highestmodseq);
@@ -176,16 +177,22 @@ impl Mailbox {
     }
 
     /// After a write of the head whose reply was lost (`guard`: the header it was guarded
-    /// by; `first`: its first WAL entry): whether it landed. Asks the cluster again, with
-    /// growing pauses, until it answers or [`crate::Config::resolve_window`] has passed.
+    /// by; `first`: its first WAL entry; `started`: when the write was sent): whether it
+    /// landed. Asks the cluster again, with growing pauses, until it answers or
+    /// [`crate::Config::resolve_window`] has passed since the write was sent (so a write
+    /// that timed out after the whole window is not followed by more waiting: the call
+    /// stays within one window).
     /// `Some(true)`: it landed (the WAL entry is there, or, trimmed since, the shard holds
     /// its first new record, known by the record's instance); `Some(false)`: it did not (the
     /// header is still the guard's, or another commit took its modseq or UID); `None`:
     /// unknown.
-    pub(super) fn landed(&self, guard: &[u8], first: &WalEntry, shard_bits: u32) -> Option<bool> {
-        let deadline = Instant::now() + self.config.resolve_window;
+    pub(super) fn landed(&self, guard: &[u8], first: &WalEntry, shard_bits: u32, started: Instant) -> Option<bool> {
+        let deadline = started.checked_add(self.config.resolve_window).unwrap_or(started);
         let mut pause = std::time::Duration::from_millis(20);
         loop {
+            if Instant::now() >= deadline {
+                return None; // no time left to ask: unknown
+            }
             match self.landed_once(guard, first, shard_bits) {
                 Ok(answer) => return answer,
                 Err(e) if e.is_temporary() && Instant::now() + pause < deadline => {

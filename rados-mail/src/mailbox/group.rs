@@ -114,11 +114,11 @@ impl Mailbox {
             };
             let (hdr, first) = (last.hdr.clone(), entries[0].clone());
             let modseq = hdr.highestmodseq;
-            let guard = view.hdr_bytes.clone();
+            let (guard, started) = (view.hdr_bytes.clone(), Instant::now());
             match self.write_head(view, hdr, entries) {
                 Ok(true) => return plans.into_iter().map(|p| Outcome::Done(p.outcome)).collect(),
                 Ok(false) => {}
-                Err(e) if e.is_temporary() => match self.landed(&guard, &first, view.hdr.shard_bits) {
+                Err(e) if e.is_temporary() => match self.landed(&guard, &first, view.hdr.shard_bits, started) {
                     Some(true) => {
                         self.notify_head(modseq);
                         let _ = self.refresh(view);
