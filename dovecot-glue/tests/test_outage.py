@@ -24,7 +24,13 @@ imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 imaplib.Commands.setdefault("GETMETADATA", ("AUTH", "SELECTED"))
 
 # rados_timeout of the outage instance, seconds.
-TIMEOUT = 5
+TIMEOUT = 3
+# How long a refusal may take with the OSD stopped: the configured timeout with a
+# generous margin (Dovecot's own work, a loaded 2-core machine). The promise is that a
+# refusal comes within rados_timeout, not within a multiple of it.
+REFUSAL_BOUND = TIMEOUT * 1.5
+# Longer than the plugin's RADOS_UNAVAILABLE_HOLD_MSECS (rados-connect.c), seconds.
+HOLD = 1.5
 # How long a refusal may take: the operation timeout, plus connecting again and
 # Dovecot's own work, with a wide margin on a loaded 2-core machine. The requirement is
 # "bounded and configurable, at most 30 s by default".
@@ -88,6 +94,76 @@ class ClusterDown(DovecotTestCase):
         except smtplib.SMTPDataError as e:
             code = e.smtp_code
         return code, time.monotonic() - start
+
+    def osd_pid(self):
+        with open(os.path.join(self.ceph_dir, "run", "osd.0.pid")) as f:
+            return int(f.read().strip())
+
+    def timed(self, what, figures, call):
+        """Runs call(), records its duration in figures[what] and returns its result."""
+        start = time.monotonic()
+        try:
+            return call()
+        finally:
+            figures[what] = time.monotonic() - start
+
+    def test_refusals_bounded_and_fetch_keeps_session_osd_stopped(self):
+        """The OSD is paused (SIGSTOP): every refusal comes within rados_timeout (with
+        a margin), and a FETCH of a body the session never read answers NO without
+        ending the session; once the OSD runs again the same FETCH works."""
+        for i in range(2):
+            self.assertEqual(self.lmtp_code(make_mail(f"paused {i}"))[0], 250)
+        imap = self.inst.imap(self.user)
+        self.assertEqual(imap.select("INBOX")[0], "OK")
+        typ, data = imap.uid("SEARCH", None, "ALL")
+        self.assertEqual(typ, "OK", data)
+        uid = data[0].split()[-1].decode()
+        pid = self.osd_pid()
+        figures = {}
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            code, figures["lmtp"] = self.lmtp_code(make_mail("during the pause"))
+            self.assertTrue(400 <= code < 500, f"LMTP answered {code} while the OSD was paused")
+            # Each command after the plugin's hold (1 s after a timeout, in which calls
+            # fail at once), so that each one meets a timeout of its own.
+            time.sleep(HOLD)
+            typ, data = self.timed("append", figures, lambda: imap.append(
+                "INBOX", None, None, make_mail("append during the pause")))
+            self.assertEqual(typ, "NO", data)
+            self.assertIn(b"[UNAVAILABLE]", data[0], data)
+            time.sleep(HOLD)
+            typ, data = self.timed("store", figures, lambda: imap.uid(
+                "STORE", uid, "+FLAGS", "(\\Flagged)"))
+            self.assertEqual(typ, "NO", data)
+            self.assertIn(b"[UNAVAILABLE]", data[0], data)
+            # A body this session never read: no cache to answer from.
+            time.sleep(HOLD)
+            typ, data = self.timed("fetch", figures, lambda: imap.uid(
+                "FETCH", uid, "(BODY.PEEK[])"))
+            self.assertEqual(typ, "NO", data)
+            self.assertIn(b"temporarily unavailable", data[0], data)
+            # The session goes on.
+            typ, data = imap.noop()
+            self.assertEqual(typ, "OK", data)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            print("\nrefusals with the OSD paused, rados_timeout %d s: %s" % (
+                TIMEOUT, " ".join(f"{k} {v:.2f} s" for k, v in figures.items())))
+        for what, took in figures.items():
+            self.assertLess(took, REFUSAL_BOUND,
+                            f"{what} took {took:.2f} s to refuse (rados_timeout {TIMEOUT} s)")
+        # Once the OSD runs again, the same session reads the mail.
+        deadline = time.monotonic() + 60
+        while True:
+            typ, data = imap.uid("FETCH", uid, "(BODY.PEEK[])")
+            if typ == "OK" or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        self.assertEqual(typ, "OK", data)
+        bodies = [part[1] for part in data if isinstance(part, tuple)]
+        self.assertEqual(len(bodies), 1, data)
+        self.assertIn(b"Subject: paused 1", bodies[0], data)
+        imap.logout()
 
     def fetch_subjects(self):
         c = self.inst.imap(self.user)
