@@ -71,7 +71,8 @@ int rados_mail_get_record(struct mail *_mail, const struct rm_record **rec_r)
 		return -1;
 	}
 	if (ret != RM_RESULT_OK) {
-		rados_mail_set_read_error(_mail, ret, "reading the mail record");
+		rados_mail_set_read_error(_mail, ret,
+					  "reading the mail record");
 		return -1;
 	}
 	mail->rec_uid = _mail->uid;

@@ -82,6 +82,23 @@ class ClusterDown(DovecotTestCase):
     def tearDownClass(cls):
         ceph("ceph-stop.sh", cls.ceph_dir)
 
+    def lmtp_codes(self, recipients, message):
+        """Delivers one mail over LMTP to several recipients; returns (the final code of
+        each recipient, seconds). smtplib reads only the first of LMTP's replies to DATA."""
+        start = time.monotonic()
+        with smtplib.LMTP("127.0.0.1", self.inst.lmtp_port, timeout=120) as lmtp:
+            lmtp.ehlo_or_helo_if_needed()
+            self.assertEqual(lmtp.mail("sender@example.org")[0], 250)
+            codes = {r: lmtp.rcpt(r)[0] for r in recipients}
+            accepted = [r for r in recipients if codes[r] == 250]
+            if accepted:
+                self.assertEqual(lmtp.docmd("DATA")[0], 354)
+                lmtp.send(smtplib.quotedata(message.decode() if isinstance(message, bytes)
+                                            else message).encode() + b"\r\n.\r\n")
+                for r in accepted:
+                    codes[r] = lmtp.getreply()[0]
+        return codes, time.monotonic() - start
+
     def lmtp_code(self, message):
         """Delivers over LMTP; returns (SMTP code of the refusal or 250, seconds)."""
         start = time.monotonic()
@@ -135,8 +152,12 @@ class ClusterDown(DovecotTestCase):
         figures = {}
         os.kill(pid, signal.SIGSTOP)
         try:
-            code, figures["lmtp"] = self.lmtp_code(make_mail("during the pause"))
-            self.assertTrue(400 <= code < 500, f"LMTP answered {code} while the OSD was paused")
+            # Three recipients in one delivery: refused within one timeout, not three.
+            recipients = [self.user, f"{self.user}-b", f"{self.user}-c"]
+            codes, figures["lmtp"] = self.lmtp_codes(recipients, make_mail("during the pause"))
+            for r, code in codes.items():
+                self.assertTrue(400 <= code < 500, f"LMTP answered {code} for {r} while the "
+                                                   f"OSD was paused")
             # Each command after the plugin's hold (1 s after a timeout, in which calls
             # fail at once), so that each one meets a timeout of its own.
             time.sleep(HOLD)
