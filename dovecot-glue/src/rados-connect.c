@@ -2,7 +2,6 @@
    URIs. The settings themselves are parsed in Rust (rm_config_set). */
 
 #include "lib.h"
-#include "time-util.h"
 #include "mail-user.h"
 
 #include <time.h>
@@ -19,12 +18,12 @@ static const char *const rados_setting_keys[] = {
 };
 
 static struct rm_store *rados_process_store = NULL;
-static enum rm_result rados_connect_last_failure = RM_RESULT_OK;
 /* When connecting last failed temporarily, the process doesn't try again
    while rados_unavailable_now() says so, so that one request waits for at
    most one connect timeout (rados_timeout), not one per storage, list and
    mailbox. (It waited 10 s: a reused process then refused sessions for up to
    10 s after the cluster was back.) */
+static enum rm_result rados_connect_last_failure = RM_RESULT_OK;
 /* When a call last found the cluster not answering (CLOCK_MONOTONIC), and
    whether one has. For RADOS_UNAVAILABLE_HOLD_MSECS after that, the calls
    that go to RADOS fail at once: the rest of the command or delivery that
