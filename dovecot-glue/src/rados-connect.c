@@ -18,12 +18,21 @@ static const char *const rados_setting_keys[] = {
 };
 
 static struct rm_store *rados_process_store = NULL;
+/* When connecting last failed temporarily, the process doesn't try again
+   while rados_unavailable_now() says so, so that one request waits for at
+   most one connect timeout (rados_timeout), not one per storage, list and
+   mailbox. (It waited 10 s: a reused process then refused sessions for up to
+   10 s after the cluster was back.) */
 static enum rm_result rados_connect_last_failure = RM_RESULT_OK;
-/* When connecting last failed temporarily: a process doesn't try again for
-   RADOS_CONNECT_RETRY_SECS, so that one request waits for at most one
-   connect timeout (rados_timeout), not one per storage, list and mailbox. */
-static time_t rados_connect_failed_at = 0;
-#define RADOS_CONNECT_RETRY_SECS 10
+/* When a call last found the cluster not answering (CLOCK_MONOTONIC), and
+   whether one has. For RADOS_UNAVAILABLE_HOLD_MSECS after that, the calls
+   that go to RADOS fail at once: the rest of the command or delivery that
+   met the timeout (a second read, the sync after a failed FETCH, the commit
+   after a failed save) does not wait another one. Not longer: the next
+   command tries the cluster again. */
+static struct timespec rados_unavailable_at;
+static bool rados_unavailable_seen = FALSE;
+#define RADOS_UNAVAILABLE_HOLD_MSECS 1000
 
 const char *rados_last_error(int result)
 {
@@ -62,7 +71,7 @@ static int rados_config_open(struct rm_config *cfg, struct rm_store **store_r,
 
 	rados_connect_last_failure = ret;
 	if (rm_result_is_temporary(ret))
-		rados_connect_failed_at = time(NULL);
+		rados_note_result(RM_RESULT_UNAVAILABLE);
 	if (ret != RM_RESULT_OK) {
 		*error_r = t_strdup_printf("rados: opening the store failed: %s",
 					   rados_connect_error(ret));
@@ -82,8 +91,7 @@ int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
 		*store_r = rados_process_store;
 		return 0;
 	}
-	if (rados_connect_failed_temporarily() &&
-	    time(NULL) - rados_connect_failed_at < RADOS_CONNECT_RETRY_SECS) {
+	if (rados_connect_failed_temporarily() && rados_unavailable_now()) {
 		*error_r = "rados: the cluster did not answer moments ago "
 			"(not trying again yet)";
 		return -1;
@@ -105,6 +113,27 @@ int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
 	if (ret == 0)
 		*store_r = rados_process_store;
 	return ret;
+}
+
+void rados_note_result(enum rm_result result)
+{
+	if (result != RM_RESULT_UNAVAILABLE)
+		return;
+	if (clock_gettime(CLOCK_MONOTONIC, &rados_unavailable_at) == 0)
+		rados_unavailable_seen = TRUE;
+}
+
+bool rados_unavailable_now(void)
+{
+	struct timespec now;
+	long long msecs;
+
+	if (!rados_unavailable_seen ||
+	    clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+		return FALSE;
+	msecs = (long long)(now.tv_sec - rados_unavailable_at.tv_sec) * 1000 +
+		(now.tv_nsec - rados_unavailable_at.tv_nsec) / 1000000;
+	return msecs >= 0 && msecs < RADOS_UNAVAILABLE_HOLD_MSECS;
 }
 
 bool rados_connect_failed_temporarily(void)

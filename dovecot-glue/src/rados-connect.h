@@ -1,6 +1,8 @@
 #ifndef RADOS_CONNECT_H
 #define RADOS_CONNECT_H
 
+#include <rados_mail.h>
+
 struct mail_user;
 struct rm_store;
 
@@ -16,6 +18,15 @@ int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
 /* Whether the last failure to open a store was temporary (the cluster did not
    answer in time): the caller should try again later, not give up. */
 bool rados_connect_failed_temporarily(void);
+/* Notes a call's result: RM_RESULT_UNAVAILABLE (the cluster did not answer
+   within rados_timeout) is remembered with its time. */
+void rados_note_result(enum rm_result result);
+/* Whether a call found the cluster not answering less than a second ago.
+   The callers that go to RADOS then fail at once with RM_RESULT_UNAVAILABLE
+   instead of waiting another timeout, so that the rest of the IMAP command or
+   LMTP delivery that met the timeout is refused within one rados_timeout,
+   not one per operation (issue 13). */
+bool rados_unavailable_now(void);
 /* The process's store if it was opened, else NULL. Not owned by the caller. */
 struct rm_store *rados_connect_process_store(void);
 /* A new store from "key=value:key=value..." (rm_config_set keys); the caller

@@ -64,6 +64,29 @@ void rados_mail_set_damaged(struct mail *mail, const char *what,
 				mail->uid));
 }
 
+void rados_mail_set_read_error(struct mail *mail, enum rm_result ret,
+			       const char *what)
+{
+	enum mail_error error;
+
+	rados_storage_set_error(mail->box->storage, ret, what);
+	(void)mail_storage_get_last_error(mail->box->storage, &error);
+	if (error != MAIL_ERROR_UNAVAILABLE ||
+	    strcmp(mail->box->storage->user->service, "imap") != 0)
+		return;
+	/* Dovecot 2.3's FETCH ends the session (BYE) on any error but
+	   invalid data and unknown CTE, or answers NO [SERVERBUG] once with
+	   imap_fetch_failure = no-after. A cluster that does not answer is
+	   not a reason to disconnect: as invalid data, IMAP answers that
+	   FETCH with a tagged NO and the session goes on; the text says it
+	   is temporary. Only in imap: LMTP, doveadm and dsync keep
+	   MAIL_ERROR_UNAVAILABLE (4xx, EX_TEMPFAIL, retried later). */
+	mail_storage_set_error(mail->box->storage, MAIL_ERROR_INVALIDDATA,
+		t_strdup_printf("Message UID %u is temporarily unavailable: "
+				"the mail storage did not answer in time, "
+				"try again later", mail->uid));
+}
+
 void rados_damage_deinit(void)
 {
 	struct hash_iterate_context *iter;

@@ -49,7 +49,8 @@ int rados_mail_get_record(struct mail *_mail, const struct rm_record **rec_r)
 		mail_set_expunged(_mail);
 		return -1;
 	}
-	ret = rm_mailbox_record(mbox->rmb, _mail->uid, &mail->rec);
+	ret = rados_unavailable_now() ? RM_RESULT_UNAVAILABLE :
+		rm_mailbox_record(mbox->rmb, _mail->uid, &mail->rec);
 	if (ret == RM_RESULT_NOT_FOUND) {
 		/* the index may have been synced to a newer state than the
 		   RADOS view of this handle */
@@ -70,8 +71,8 @@ int rados_mail_get_record(struct mail *_mail, const struct rm_record **rec_r)
 		return -1;
 	}
 	if (ret != RM_RESULT_OK) {
-		rados_storage_set_error(_mail->box->storage, ret,
-					"reading the mail record");
+		rados_mail_set_read_error(_mail, ret,
+					  "reading the mail record");
 		return -1;
 	}
 	mail->rec_uid = _mail->uid;
@@ -256,8 +257,7 @@ static int rados_mail_body_failed(struct mail *_mail, enum rm_result ret,
 		rados_mail_set_damaged(_mail, "opening the mail body", detail);
 		return -1;
 	}
-	rados_storage_set_error(_mail->box->storage, ret,
-				"opening the mail body");
+	rados_mail_set_read_error(_mail, ret, "opening the mail body");
 	return -1;
 }
 
@@ -272,7 +272,8 @@ static int rados_mail_open_stream(struct mail *_mail, struct istream **input_r)
 	size_t n;
 
 	rados_mail_prefetch_wait(mbox, _mail->uid);
-	ret = rm_body_open(mbox->rmb, _mail->uid, &body);
+	ret = rados_unavailable_now() ? RM_RESULT_UNAVAILABLE :
+		rm_body_open(mbox->rmb, _mail->uid, &body);
 	if (ret == RM_RESULT_OK)
 		ret = rm_body_size(body, &size);
 	if (ret == RM_RESULT_OK && size > 0) {

@@ -177,7 +177,9 @@ static int rados_mailbox_open_rados(struct rados_mailbox *mbox)
 	/* a delivery (LMTP, LDA) only adds mails: a view of the mailbox this
 	   process has cached is good enough, the commit's guard tells if
 	   another process changed it meanwhile (one RADOS read less) */
-	if ((box->flags & MAILBOX_FLAG_SAVEONLY) != 0)
+	if (rados_unavailable_now())
+		ret = RM_RESULT_UNAVAILABLE;
+	else if ((box->flags & MAILBOX_FLAG_SAVEONLY) != 0)
 		ret = rm_mailbox_open_to_append(user, box->name, &mbox->rmb);
 	else
 		ret = rm_mailbox_open(user, box->name, &mbox->rmb);

@@ -218,6 +218,12 @@ int rados_mail_get_record(struct mail *mail, const struct rm_record **rec_r);
    IMAP answers with NO [PARSE] without ending the session. */
 void rados_mail_set_damaged(struct mail *mail, const char *what,
 			    const char *detail);
+/* A read of a mail (its record or body) that failed with ret: its error as
+   rados_storage_set_error() sets it, except that in imap a temporary failure
+   is reported as invalid data, so that FETCH answers a tagged NO (the text
+   says "temporarily unavailable") instead of ending the session. */
+void rados_mail_set_read_error(struct mail *mail, enum rm_result ret,
+			       const char *what);
 /* doveadm force-resync: repairs the mailbox in RADOS (what can be repaired,
    each action logged, each item left unrepaired logged as an error), before
    the local index is rebuilt. 0 with *unrepaired_r (items left), or -1 with

@@ -83,7 +83,8 @@ static int rados_sync_read_changes(struct rados_sync_context *ctx)
 	bool has;
 
 	/* one read: the changes and the header values they go with */
-	ret = rm_changes_open(ctx->mbox->rmb, ctx->since_modseq, &changes);
+	ret = rados_unavailable_now() ? RM_RESULT_UNAVAILABLE :
+		rm_changes_open(ctx->mbox->rmb, ctx->since_modseq, &changes);
 	if (ret == RM_RESULT_OK)
 		(void)rm_changes_mailbox(changes, &ctx->head);
 	if (ret == RM_RESULT_NOT_FOUND) {

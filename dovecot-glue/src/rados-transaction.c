@@ -209,7 +209,8 @@ int rados_transaction_commit(struct mailbox_transaction_context *t,
 		if (t->itrans->max_modseq != 0)
 			(void)rm_txn_unchanged_since(rt->txn,
 						     t->itrans->max_modseq);
-		ret = rm_txn_commit(&rt->txn, &result);
+		ret = rados_unavailable_now() ? RM_RESULT_UNAVAILABLE :
+			rm_txn_commit(&rt->txn, &result);
 		if (ret != RM_RESULT_OK) {
 			rados_storage_set_error(t->box->storage, ret,
 						"committing");

@@ -48,6 +48,8 @@ static enum mail_error rados_failure(enum rm_result ret, const char *what,
 	enum mail_error error = rados_result_mail_error(ret);
 	const char *msg;
 
+	rados_note_result(ret);
+
 	if (error == MAIL_ERROR_NONE) {
 		*text_r = t_strdup_printf("rados: %s failed: %s", what,
 					  rados_connect_error(ret));

@@ -178,7 +178,7 @@ impl BodyWriter {
             if self.buf.len() == self.chunk {
                 // More is coming: the full chunk is not the last one.
                 if let Err(e) = self.flush(false) {
-                    self.abort();
+                    self.abort_after(&e);
                     return Err(e);
                 }
             }
@@ -244,7 +244,7 @@ impl BodyWriter {
             Ok(())
         })();
         if let Err(e) = result {
-            self.abort();
+            self.abort_after(&e);
             return Err(e);
         }
         // Complete: from now on the objects belong to whoever commits them.
@@ -261,6 +261,22 @@ impl BodyWriter {
             saved: self.saved,
             chunk_size: self.chunk as u64,
         })
+    }
+
+    /// Gives up after the write that failed with `cause`: as [`BodyWriter::abort`], but
+    /// when the cluster did not answer ([`Error::Unavailable`]) the objects written so far
+    /// are left in place instead of removed. Removing them would wait a second timeout
+    /// for a cluster that just timed out, and a refusal must come within one (issue 13);
+    /// they are unreferenced, and `repair` removes such orphans after its grace.
+    fn abort_after(&mut self, cause: &Error) {
+        if matches!(cause, Error::Unavailable(_)) {
+            while block_on(self.in_flight.next()).is_some() {}
+            self.objects = 0;
+            self.buf = Vec::new();
+            self.failed = true;
+        } else {
+            self.abort();
+        }
     }
 
     /// Removes what was written (after letting the writes in flight end).
