@@ -135,11 +135,12 @@ mon_osd_min_down_reporters = 2
 # nowhere to move its copies, so this only shortens the degraded report.
 mon_osd_down_out_interval = 60
 mon_osd_adjust_down_out_interval = false
-# Clients (and daemons) look for another mon after 1 s [3] and notice a dead
-# mon session after 6 s [30].
+# Clients and daemons try another mon after 1 s [3] and notice a silent mon
+# (cut link) after 3 s [30]: an OSD's failure reports go to its mon, so this
+# bounds how long a report sent to a cut-off mon is lost.
 mon_client_hunt_interval = 1
-mon_client_ping_interval = 2
-mon_client_ping_timeout = 6
+mon_client_ping_interval = 1
+mon_client_ping_timeout = 3
 
 [mon]
 mon_data = $DIR/\$name
@@ -162,9 +163,10 @@ bluestore_block_create = true
 bluestore_block_size = 10737418240
 bluestore_fsck_on_mkfs = false
 bdev_aio_poll_ms = 10
-# $HOSTS OSDs share 2 cores and the memory of one machine: 512 MiB each [4 GiB]
-# (bluestore's cache autotunes within it).
-osd_memory_target = 536870912
+# $HOSTS OSDs share the memory of one machine: 1 GiB each [4 GiB], as in the
+# single-node cluster (bluestore's cache autotunes within it). Ceph ignores
+# values below its minimum of 896 MiB (osd_memory_base + osd_memory_cache_min).
+osd_memory_target = 1073741824
 log_file = $DIR/log/\$name.log
 pid_file = $DIR/run/\$name.pid
 admin_socket = $DIR/run/\$name.asok
