@@ -146,9 +146,12 @@ mon_client_ping_timeout = 3
 mon_data = $DIR/\$name
 keyring = \$mon_data/keyring
 paxos_propose_interval = 0.1
-# A lost peon or leader is noticed after 2 x mon_lease = 4 s [10 s].
-mon_lease = 2
-mon_election_timeout = 2
+# The mons only change the maps (e.g. mark an OSD down) with a quorum. When a
+# mon dies with its host, the others notice after 2 x mon_lease = 2 s [10 s]
+# (lease ack / accept timeout) and elect a new quorum after the election
+# timeout, 1 s [5 s], as the dead mon never answers.
+mon_lease = 1
+mon_election_timeout = 1
 mon_cluster_log_file = $DIR/log/cluster.log
 log_file = $DIR/log/\$name.log
 pid_file = $DIR/run/\$name.pid
@@ -173,6 +176,12 @@ admin_socket = $DIR/run/\$name.asok
 
 [client]
 # Client op timeouts are deliberately unset: rados-mail sets its own.
+# A client whose op waits on a dead OSD does not hear that it was marked down
+# until it asks the mon for a newer map, which it does once the op is older
+# than objecter_timeout, checked every objecter_tick_interval: 2 s and 1 s
+# [10 s and 5 s]. With the defaults a write stalls ~10 s after the mons knew.
+objecter_timeout = 2
+objecter_tick_interval = 1
 keyring = $DIR/ceph.client.admin.keyring
 log_file = $DIR/log/\$name.log
 admin_socket =
