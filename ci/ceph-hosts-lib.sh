@@ -78,7 +78,10 @@ remove_net() {
     local dir="$1" i ns pid left
     for ((i = 1; i <= 9; i++)); do
         ns="$(host_ns "$i")"
-        ns_exists "$ns" || { link_exists "$ns" && ip link del "$ns"; continue; }
+        if ! ns_exists "$ns"; then
+            ! link_exists "$ns" || ip link del "$ns" 2>/dev/null || true
+            continue
+        fi
         for pid in $(ip netns pids "$ns"); do
             if tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$dir/ceph.conf"; then
                 log "killing leftover pid $pid in $ns"
@@ -92,7 +95,12 @@ remove_net() {
         done
         [[ -z "$left" ]] || die "namespace $ns still holds processes not of this cluster: $left"
         ip netns del "$ns"
-        ! link_exists "$ns" || ip link del "$ns"
+        # Deleting the namespace destroys the veth pair asynchronously.
+        for _ in {1..50}; do
+            link_exists "$ns" || break
+            ip link del "$ns" 2>/dev/null || sleep 0.1
+        done
+        ! link_exists "$ns" || die "cannot remove interface $ns"
     done
     ! link_exists "$(bridge_name)" || ip link del "$(bridge_name)"
 }

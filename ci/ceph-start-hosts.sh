@@ -152,7 +152,7 @@ paxos_propose_interval = 0.1
 # timeout, 1 s [5 s], as the dead mon never answers.
 mon_lease = 1
 mon_election_timeout = 1
-mon_cluster_log_file = $DIR/log/cluster.log
+mon_cluster_log_file = $DIR/log/cluster.\$name.log
 log_file = $DIR/log/\$name.log
 pid_file = $DIR/run/\$name.pid
 admin_socket = $DIR/run/\$name.asok

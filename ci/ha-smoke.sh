@@ -34,7 +34,8 @@ fail() { say "FAIL: $*"; failed=1; }
 
 cleanup() {
     local rc=$?
-    "$CI_DIR/ceph-stop.sh" "$DIR" >/dev/null 2>&1 || say "FAIL: ceph-stop.sh failed"
+    local out
+    out="$("$CI_DIR/ceph-stop.sh" "$DIR" 2>&1)" || { say "FAIL: ceph-stop.sh failed: $out"; rc=1; }
     if ip netns list | grep -q "^rmc${RADOS_MAIL_CEPH_NET}h"; then
         say "FAIL: namespaces left: $(ip netns list | grep "^rmc${RADOS_MAIL_CEPH_NET}h" | tr '\n' ' ')"
         rc=1
