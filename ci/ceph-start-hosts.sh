@@ -303,6 +303,9 @@ if [[ -e "$DIR/.initialised" ]]; then
     fi
     if ! hosts_any_running "$DIR"; then
         # Nothing of ours runs: whatever namespaces are left are stale.
+        if link_exists "$(bridge_name)" || ns_exists "$(host_ns 1)"; then
+            log "removing stale namespaces and links of a previous run ($(host_ns 1)..)"
+        fi
         remove_net "$DIR"
     fi
     ensure_bridge
