@@ -14,13 +14,16 @@
 # figure; exits non-zero on any failure.
 # Environment:
 #   RADOS_MAIL_CEPH_NET  subnet octet of the temporary cluster (default 78)
-#   HA_SMOKE_BOUND       bound in seconds for each stall and op (default 30)
+#   HA_SMOKE_BOUND       bound in seconds for each op (default 30)
+#   HA_SMOKE_STALL_MAX   longest stall accepted, in seconds (default 20)
 #   HA_SMOKE_KEEP=1      keep the cluster directory (not the cluster) on exit
 set -euo pipefail
 
 CI_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export RADOS_MAIL_CEPH_NET="${RADOS_MAIL_CEPH_NET:-78}"
 BOUND="${HA_SMOKE_BOUND:-30}"
+STALL_MAX="${HA_SMOKE_STALL_MAX:-20}"
+[[ "$STALL_MAX" =~ ^[1-9][0-9]{0,2}$ ]] || { echo "bad HA_SMOKE_STALL_MAX" >&2; exit 2; }
 [[ "$BOUND" =~ ^[1-9][0-9]{0,2}$ ]] || { echo "bad HA_SMOKE_BOUND" >&2; exit 2; }
 N_OBJ=100
 DIR="$(mktemp -d /tmp/rm-ha.XXXXXX)"
@@ -85,8 +88,10 @@ all_objects() {
 }
 
 num_up() { C -s -f json 2>/dev/null | grep -o '"num_up_osds":[0-9]*' | cut -d: -f2; }
+full_quorum() { C -s -f json 2>/dev/null | grep -q '"quorum_names":\["a","b","c"\]'; }
 
-# Waits until all 3 OSDs are up and every PG of the pool is active+clean.
+# Waits until all 3 mons are in quorum, all 3 OSDs are up and every PG of
+# the pool is active+clean, so that every fault starts from the same state.
 wait_clean() {
     local t deadline pool pg st ok
     t="$(now)"
@@ -94,7 +99,7 @@ wait_clean() {
     pool="$(C osd pool ls detail | awk -v p="'$RADOS_MAIL_POOL'" '$3 == p { print $2 }')"
     while :; do
         ok=1
-        [[ "$(num_up)" == 3 ]] || ok=0
+        [[ "$(num_up)" == 3 ]] && full_quorum || ok=0
         if ((ok)); then
             for pg in 0 1 2 3 4 5 6 7; do
                 st="$(C pg "$pool.$pg" query 2>/dev/null | grep -m1 '"state"' || true)"
@@ -105,7 +110,7 @@ wait_clean() {
         ((SECONDS < deadline)) || { fail "cluster not clean within 90 s (pg $pool.$pg: $st)"; return 1; }
         sleep 0.5
     done
-    say "  3 OSDs up, 8/8 PGs active+clean after $(since "$t") s"
+    say "  3 mons in quorum, 3 OSDs up, 8/8 PGs active+clean after $(since "$t") s"
 }
 
 # fault NAME HOST ACTION HEAL GEN: one fault scenario.
@@ -137,6 +142,11 @@ fault() {
     [[ "$down_s" != never && -n "$down_s" ]] || fail "$name: ceph -s never showed the OSD down within $BOUND s"
     [[ -n "$write_s" ]] || fail "$name: no new object written"
     say "  $name: osd down in ceph -s after ${down_s:-never} s; first new write after ${write_s:-never} s"
+    for i in "$down_s" "$write_s"; do
+        [[ -z "$i" || "$i" == never ]] && continue
+        awk -v s="$i" -v m="$STALL_MAX" 'BEGIN { exit !(s <= m) }' ||
+            fail "$name: stall of $i s is longer than $STALL_MAX s"
+    done
     printf '%s %s %s\n' "$name" "${down_s:-never}" "${write_s:-never}" >>"$DIR/figures"
     all_objects "$gen" rewrite
     say "  heal: ci/ceph-host.sh DIR $host $heal"
