@@ -93,8 +93,24 @@ set_link() {
 
 case "$action" in
     kill)
-        kill_daemon "$OSD" ceph-osd
-        kill_daemon "$MON" ceph-mon
+        # One kill(2) call for both, as a power cut: killed one after the
+        # other, the mons could mark the OSD down before losing the host's mon.
+        pids=() names=()
+        for entry in "$OSD:ceph-osd" "$MON:ceph-mon"; do
+            if pid="$(daemon_pid "$DIR" "${entry%%:*}" "${entry#*:}")"; then
+                pids+=("$pid")
+                names+=("${entry%%:*} (pid $pid)")
+            else
+                say "${entry%%:*} is not running"
+            fi
+        done
+        ((${#pids[@]})) || exit 0
+        kill -KILL "${pids[@]}"
+        for pid in "${pids[@]}"; do
+            for _ in {1..50}; do pid_alive "$pid" || break; sleep 0.1; done
+            ! pid_alive "$pid" || die "pid $pid survived SIGKILL"
+        done
+        say "killed ${names[*]} (SIGKILL, together)"
         ;;
     start)
         lock_dir "$DIR"
