@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Usage: ci/ceph-start.sh [--fresh] [DIR]
+#        ci/ceph-start.sh --hosts N [--fresh] [DIR]
 #
 # Starts a single-node Ceph cluster for tests: one mon, one bluestore OSD on a
 # sparse file, no mgr, cephx on, bound to 127.0.0.1, no systemd or docker.
@@ -13,6 +14,9 @@
 #
 # Options:
 #   --fresh      stop the daemons, wipe DIR and create a new cluster
+#   --hosts N    a multi-host cluster instead: N (3..9) network namespaces with
+#                one mon and one OSD each, pool size 3 min_size 2, default DIR
+#                <repo>/target/ceph-hosts (see ci/ceph-start-hosts.sh --help)
 #   -h, --help   show this help
 # Environment:
 #   RADOS_MAIL_CEPH_DIR      default DIR
@@ -26,6 +30,10 @@ set -euo pipefail
 
 fresh=0
 dir_arg=""
+# The multi-host mode is a script of its own; the single-node path is unchanged.
+for arg in "$@"; do
+    [[ "$arg" != --hosts ]] || exec "$CEPH_CI_DIR/ceph-start-hosts.sh" "$@"
+done
 while (($#)); do
     case "$1" in
         --fresh) fresh=1 ;;
