@@ -137,10 +137,12 @@ pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
         let Some(guid) = entry.guid else { continue };
         let listed_shards = shards.get(&guid).map(Vec::as_slice).unwrap_or_default();
         let mut scan = MailboxScan::read(ns.as_ref(), &guid, Some(listed_shards))?;
-        if !scan.problems(&entry.name).is_empty() || !scan.damage.is_empty() {
+        let mut problems = scan.problems(&entry.name);
+        if !problems.is_empty() || !scan.damage.is_empty() {
             // A live mailbox changes between the reads of its head and its shards: what
             // is real is still there when read again.
             scan = MailboxScan::read(ns.as_ref(), &guid, Some(listed_shards))?;
+            problems = scan.problems(&entry.name);
         }
         if !scan.head_exists {
             report
@@ -148,7 +150,7 @@ pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
                 .push(format!("mailbox {:?}: its head object {} is missing", entry.name, scan.head_oid));
         }
         report.corrupt.extend(scan.damage.iter().cloned());
-        report.index_problems.extend(scan.problems(&entry.name));
+        report.index_problems.extend(problems);
         let (records, damaged) = scan.records();
         report.records += records.len() + damaged.len();
         for rec in records.values() {

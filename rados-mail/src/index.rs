@@ -296,15 +296,12 @@ pub(crate) struct Shard {
     pub(crate) damaged: BTreeMap<u32, DamagedRecord>,
 }
 
-/// Decodes the record stored under `key` of shard `oid`: a value that fails its frame
-/// check, or whose UID is not its key's, is damage confined to that one mail.
-fn decode_record(oid: &str, key: &str, value: &[u8]) -> std::result::Result<MailRecord, String> {
+/// Decodes the record stored under the key of `uid`: a value that fails its frame check,
+/// or whose UID is not its key's, is damage confined to that one mail (the error says what
+/// is wrong). The shard read here and the raw scan of `check`/`repair` both decode so.
+pub(crate) fn decode_record(uid: u32, value: &[u8]) -> std::result::Result<MailRecord, String> {
     let rec: MailRecord = frame::decode(value).map_err(|e| e.to_string())?;
-    match keys::parse_record(key) {
-        Ok(uid) if uid == rec.uid => Ok(rec),
-        Ok(uid) => Err(format!("record of UID {} stored under UID {uid}", rec.uid)),
-        Err(e) => Err(format!("{e} (object {oid})")),
-    }
+    if rec.uid == uid { Ok(rec) } else { Err(format!("record of UID {} stored under UID {uid}", rec.uid)) }
 }
 
 /// Reads a shard: its applied mark and every record, at one object version.
@@ -324,12 +321,10 @@ pub(crate) fn read_shard(store: &dyn ObjectStore, oid: &str) -> Result<Shard> {
         let mut page = first.omap_page.unwrap_or_default();
         loop {
             for (k, v) in &page.entries {
-                match decode_record(oid, k, v) {
-                    Ok(rec) => drop(shard.records.insert(rec.uid, rec)),
+                let uid = keys::parse_record(k).map_err(|e| Error::corrupted(oid, k, e))?;
+                match decode_record(uid, v) {
+                    Ok(rec) => drop(shard.records.insert(uid, rec)),
                     Err(detail) => {
-                        let Ok(uid) = keys::parse_record(k) else {
-                            return Err(Error::Corrupted { object: oid.into(), key: Some(k.clone()), detail });
-                        };
                         let d = DamagedRecord { object: oid.into(), key: k.clone(), detail, modseq: applied };
                         damage::report(&d.error(), "a mail record");
                         shard.damaged.insert(uid, d);

@@ -212,10 +212,7 @@ impl MailboxScan {
                     self.damage.push(damage(&oid, &key, "not a record key"));
                     continue;
                 };
-                let checked = frame::decode::<MailRecord>(&value).map_err(|e| e.to_string()).and_then(|r| {
-                    if r.uid == uid { Ok(r) } else { Err(format!("record of UID {} stored under UID {uid}", r.uid)) }
-                });
-                match checked {
+                match crate::index::decode_record(uid, &value) {
                     Ok(r) => drop(shard.records.insert(uid, r)),
                     Err(detail) => {
                         shard.newer_format |= frame::is_newer(&value);
