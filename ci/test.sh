@@ -75,16 +75,24 @@ set +e
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 set -e
 
+step "multi-host failure tests: two Dovecot backends over a 3-host cluster (ci/ha-test.sh)"
+ha_log="$(mktemp)"
+set +e
+./ci/ha-test.sh 2>&1 | tee "$ha_log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+set -e
+
 step "benchmark smoke run: Dovecot with the rados plugin vs Dovecot's sdbox on local disk (--quick)"
 python3 benches/dovecot/dovecot-bench.py --quick || status=1
 
 # One closing line for the whole run: every cargo test binary and doc-test run ("test
 # result:" lines), plus the C tests' and the Dovecot suite's own totals (the last
-# "N passed, M failed" line of each; a suite that did not get that far counts 1 failure).
+# "N passed, M failed" line of each, the multi-host tests' too; a suite that did not get that
+# far counts 1 failure).
 sum() {
 	{
 		grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1"
-		for suite in "$ffi_log" "$dovecot_log"; do
+		for suite in "$ffi_log" "$dovecot_log" "$ha_log"; do
 			last="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$suite" | tail -n 1)"
 			if [ -z "$last" ] && [ "$1" = failed ]; then last="0 passed, 1 failed"; fi
 			echo "$last" | grep -oE "[0-9]+ $1"
@@ -93,5 +101,5 @@ sum() {
 }
 step "all steps done in $((SECONDS - t0)) s"
 echo "$(sum passed) passed, $(sum failed) failed, $(sum ignored) skipped"
-rm -f "$log" "$ffi_log" "$dovecot_log"
+rm -f "$log" "$ffi_log" "$dovecot_log" "$ha_log"
 exit "$status"

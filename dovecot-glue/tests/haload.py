@@ -6,8 +6,9 @@ user's mailbox, and records what a mail admin would count:
 - Senders: each mail is unique (Message-ID `<ha-SEQ.RUN@ha.example.org>`, Subject
   `ha SEQ`); the first attempt goes to a, b, a, ... by sequence number. A 250 makes
   the mail acknowledged. A 4xx, or a connection that broke (or was refused) without a
-  reply, makes the sender retry the SAME BYTES on the other backend after a short pause,
-  as an MTA does, until it gets a 250 (a 5xx is an error and ends the mail).
+  reply, makes the sender retry the SAME BYTES on the other backend (after a short pause
+  for a 4xx, at once for no reply), as an MTA does, until it gets a 250 (a 5xx is an
+  error and ends the mail).
 - IMAP sessions, each with a home backend: SELECT INBOX, then in turn NOOP, UID FETCH
   of the newest mails (FLAGS, Message-ID), UID STORE +FLAGS (\\Flagged) on a mail it
   knows, and UID FETCH BODY.PEEK[] of a mail it knows (checked against its
@@ -15,6 +16,7 @@ user's mailbox, and records what a mail admin would count:
   checks that what it knew (UIDs, Message-IDs, the flags it set) is there.
 - Every operation is timed: `max_stall` is the longest time one operation (an LMTP
   transaction from connect to its final reply, or one IMAP command) waited.
+  `longest_gap()` is the other view: the longest time without any acknowledged delivery.
 - A refusal is an LMTP 4xx or an IMAP NO (the plugin answers NO [UNAVAILABLE], and
   NO [PARSE] ... temporarily unavailable for a FETCH, see dovecot-glue/README.md).
 """
@@ -25,7 +27,7 @@ import smtplib
 import threading
 import time
 
-from harness import PASSWORD, crlf, parse_fetch
+from harness import PASSWORD, crlf, parse_fetch, sha256
 
 SENDER = "sender@example.org"
 MSGID = re.compile(rb"<ha-(\d+)\.")
@@ -56,10 +58,14 @@ class Load:
         self.stop = threading.Event()
         self.next_seq = 0
         self.acked = set()
+        self.ack_times = []  # time.monotonic() of each 250
         self.pending = set()
         self.refused_lmtp = 0
         self.refused_imap = 0
-        self.broken = {"a": 0, "b": 0}  # connections that broke without a reply
+        self.broken = {"a": 0, "b": 0}  # connections refused, or broken without a reply
+        # LMTP transactions whose connection broke after it was made, without a final
+        # reply: the ambiguous case (the mail may have been stored)
+        self.lmtp_no_reply = {"a": 0, "b": 0}
         self.may_break = set()  # backends whose IMAP sessions may break (killed)
         self.reconnects = []  # (from, to) of IMAP sessions that moved
         self.errors = []
@@ -109,13 +115,16 @@ class Load:
                     f"Mail {seq} of run {self.run}.\n" + "A line of body text.\n" * (seq % 7))
 
     def lmtp_once(self, name, mail):
-        """One delivery attempt to backend `name`: the final reply code, or None when
-        the connection was refused or broke without a reply."""
+        """One delivery attempt to backend `name`: the final reply code, 0 when the
+        connection was refused, None when it broke without a final reply."""
         inst = self.backends[name]
         lmtp = None
         code = None
         try:
-            lmtp = smtplib.LMTP("127.0.0.1", inst.lmtp_port, timeout=self.op_timeout)
+            try:
+                lmtp = smtplib.LMTP("127.0.0.1", inst.lmtp_port, timeout=self.op_timeout)
+            except ConnectionRefusedError:
+                return 0
             lmtp.sendmail(SENDER, [self.user], mail)
             code = 250
         except smtplib.SMTPRecipientsRefused as e:
@@ -141,6 +150,7 @@ class Load:
             if code == 250:
                 with self.lock:
                     self.acked.add(seq)
+                    self.ack_times.append(time.monotonic())
                     self.pending.discard(seq)
                 return
             if code is not None and code >= 500:
@@ -148,6 +158,9 @@ class Load:
                 return
             with self.lock:
                 if code is None:
+                    self.broken[name] += 1
+                    self.lmtp_no_reply[name] += 1
+                elif code == 0:
                     self.broken[name] += 1
                 else:
                     self.refused_lmtp += 1
@@ -157,7 +170,9 @@ class Load:
                     self.error(f"mail {seq} not acknowledged {DRAIN} s after the load stopped")
                     return
             name = self.other(name)
-            time.sleep(RETRY_PAUSE)
+            # No connection or no reply: the other backend at once (as an MTA tries its
+            # next host), a 4xx after a pause.
+            time.sleep(RETRY_PAUSE if code else 0.01)
 
     def sender(self, _):
         while not self.stop.is_set():
@@ -170,12 +185,20 @@ class Load:
     # --- running --------------------------------------------------------------------
 
     def start(self):
+        self.started = time.monotonic()
         for t in self.threads:
             t.start()
+
+    def longest_gap(self):
+        """The longest time between the start and the first 250, or between two 250s,
+        until the load stopped (seconds)."""
+        times = sorted([self.started] + [t for t in self.ack_times if t <= self.stopped])
+        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
     def finish(self):
         """Stops the load: senders finish their mail (retrying until acknowledged),
         sessions their command; then every session compares its view with a final sync."""
+        self.stopped = time.monotonic()
         self.stop.set()
         for t in self.threads:
             t.join(DRAIN + 2 * self.op_timeout)
@@ -255,7 +278,8 @@ class Session:
             c.untagged_responses.clear()
             newest = max(known, default=0)
             data = self.command("UID FETCH new", lambda: c.uid(
-                "FETCH", f"{max(1, newest - 3)}:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"))
+                "FETCH", f"{max(1, newest - 3)}:*",
+                "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"))
             if data:
                 self.learn(parse_fetch(data), f"session on {self.backend}")
         elif kind == 1:
@@ -268,7 +292,8 @@ class Session:
                 with self.load.lock:
                     self.load.flagged.add(pick)
         else:
-            data = self.command("UID FETCH body", lambda: c.uid("FETCH", str(pick), "(BODY.PEEK[])"))
+            data = self.command("UID FETCH body",
+                                lambda: c.uid("FETCH", str(pick), "(BODY.PEEK[])"))
             if data:
                 body = parse_fetch(data).get(pick, {}).get("BODY[]")
                 if seq_of(body) != self.view[pick]:
@@ -300,17 +325,22 @@ class Session:
             if "\\Flagged" not in got.get(uid, (None, ()))[1]:
                 self.load.error(f"session moved from {old}: UID {uid} lost \\Flagged")
 
-    def fetch_all(self, where):
-        """{UID: (sequence number, flags)} of the whole mailbox in this session."""
+    def fetch_all(self, where, bodies=False):
+        """{UID: (sequence number, flags)} of the whole mailbox in this session; with
+        `bodies`, {UID: (sequence number, flags, sha256 of BODY[])}."""
         c = self.c
-        data = self.command("UID FETCH 1:*", lambda: c.uid(
-            "FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"))
+        part = "BODY.PEEK[]" if bodies else "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
+        data = self.command("UID FETCH 1:*", lambda: c.uid("FETCH", "1:*", f"(FLAGS {part})"))
         if data is None:
             return None
-        fetched = self.learn(parse_fetch(data), where)
-        return {uid: (self.view[uid], frozenset(f for f in items["FLAGS"]
-                                                if f.lower() != "\\recent"))
-                for uid, items in fetched.items() if uid in self.view}
+        out = {}
+        for uid, items in self.learn(parse_fetch(data), where).items():
+            if uid not in self.view:
+                continue
+            flags = frozenset(f for f in items["FLAGS"] if f.lower() != "\\recent")
+            out[uid] = (self.view[uid], flags, sha256(items["BODY[]"])) if bodies else (
+                self.view[uid], flags)
+        return out
 
     def loop(self):
         try:
@@ -331,12 +361,13 @@ class Session:
 
     def final_view(self):
         """The session's view after a NOOP once the load has stopped: (backend,
-        {UID: (sequence number, flags)}), or (backend, None) when it has no session."""
+        {UID: (sequence number, flags, sha256 of BODY[])}), or (backend, None) when it
+        has no session."""
         if self.c is None:
             return self.backend, None
         try:
             self.command("NOOP", self.c.noop)
-            view = self.fetch_all(f"final view of a session on {self.backend}")
+            view = self.fetch_all(f"final view of a session on {self.backend}", bodies=True)
             self.c.logout()
         except (imaplib.IMAP4.error, OSError) as e:
             self.load.error(f"final view of a session on {self.backend}: {e!r}")
