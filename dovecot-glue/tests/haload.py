@@ -66,6 +66,7 @@ class Load:
         # LMTP transactions whose connection broke after it was made, without a final
         # reply: the ambiguous case (the mail may have been stored)
         self.lmtp_no_reply = {"a": 0, "b": 0}
+        self.no_reply_seqs = set()
         self.may_break = set()  # backends whose IMAP sessions may break (killed)
         self.reconnects = []  # (from, to) of IMAP sessions that moved
         self.errors = []
@@ -160,6 +161,7 @@ class Load:
                 if code is None:
                     self.broken[name] += 1
                     self.lmtp_no_reply[name] += 1
+                    self.no_reply_seqs.add(seq)
                 elif code == 0:
                     self.broken[name] += 1
                 else:

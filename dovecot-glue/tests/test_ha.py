@@ -260,7 +260,12 @@ class HaFaults(DovecotTestCase):
         for n, (lost_n, dup_n, unacked) in counts.items():
             self.assertEqual(lost_n, 0, f"acknowledged mails missing on {n}")
             self.assertEqual(unacked, [], f"mails on {n} that were never acknowledged")
-            self.assertEqual(dup_n, 0, f"mails stored more than once (seen on {n})")
+            dups = sorted(seq for seq, k in Counter(v[0] for v in snaps[n].values()).items()
+                          if k > 1)
+            self.assertEqual(dup_n, 0, f"mails stored more than once (seen on {n}): " + ", ".join(
+                f"mail {seq} (UIDs {sorted(u for u, v in snaps[n].items() if v[0] == seq)}"
+                f"{'; an LMTP attempt got no final reply' if seq in load.no_reply_seqs else ''})"
+                for seq in dups))
         flagged = {uid for uid, (_, flags, _) in snaps["b"].items() if "\\Flagged" in flags}
         self.assertEqual(load.flagged - flagged, set(), "acknowledged \\Flagged missing")
         for backend, view in views:
