@@ -72,6 +72,7 @@ class Load:
         self.errors = []
         self.max_stall = 0.0
         self.max_stall_op = ""
+        self.max_stall_at = 0.0  # time.monotonic() when that operation started
         self.uids = {}  # UID -> sequence number, as any session saw it
         self.flagged = set()  # UIDs whose +FLAGS (\Flagged) was answered OK
         self.threads = [threading.Thread(target=self.sender, args=(i,), daemon=True)
@@ -95,6 +96,7 @@ class Load:
             with self.lock:
                 if took > self.max_stall:
                     self.max_stall, self.max_stall_op = took, what
+                    self.max_stall_at = start
 
     def saw(self, uid, seq, where):
         """Records that `where` showed UID `uid` as mail `seq`; a UID must never change."""
@@ -259,8 +261,12 @@ class Session:
         return None
 
     def learn(self, fetched, where):
+        """Records the mails of a FETCH response; returns those with a body part. (A
+        flag change made by another session comes as an extra FETCH of FLAGS only.)"""
+        fetched = {uid: items for uid, items in fetched.items()
+                   if any(k.startswith("BODY[") for k in items)}
         for uid, items in fetched.items():
-            hdr = next((v for k, v in items.items() if k.startswith("BODY[")), None)
+            hdr = next(v for k, v in items.items() if k.startswith("BODY["))
             seq = seq_of(hdr)
             if seq is None:
                 self.load.error(f"{where}: UID {uid} has no test Message-ID: {items!r}")
