@@ -34,7 +34,7 @@ if [ $cluster = 1 ] && [ "$EUID" != 0 ]; then
 	exit 1
 fi
 
-# The --cluster mode (README.md, "The demo with a replicated cluster"). The cluster lives
+# The --cluster mode (README.md, "The two commands"). The cluster lives
 # in target/demo-hosts on the subnet 10.77.79.0/24 (RADOS_MAIL_CEPH_NET=79), the backends
 # in target/demo-backend-a and -b; both use the namespace prefix demo-, so they serve the
 # same users. Without --keep, everything is stopped on exit, also on failure: the
