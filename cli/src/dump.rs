@@ -7,7 +7,7 @@ use std::io::Write;
 
 use clap::Args;
 use omap_index::names::{Guid, MAILBOX_LIST};
-use omap_index::records::{Change, ListCounters, MailRecord, MailboxEntry, MailboxHeader, WalEntry};
+use omap_index::records::{Change, DeliveryMark, ListCounters, MailRecord, MailboxEntry, MailboxHeader, WalEntry};
 use omap_index::{FormatError, frame, keys};
 use rados_mail::MailStore;
 use rados_mail::objstore::{OMAP_PAGE_MAX, ObjectStore, ReadOp};
@@ -150,12 +150,14 @@ fn hex32(raw: &[u8]) -> std::result::Result<u64, FormatError> {
     keys::parse_hex32(raw).map(u64::from)
 }
 
-/// The omap of a head: `hdr`, `trim`, `recent`, every `w/` entry, and the `damaged/`
-/// markers a head rebuild or a repair left for a later repair.
+/// The omap of a head: `hdr`, `trim`, `recent`, every `w/` entry, the `damaged/`
+/// markers a head rebuild or a repair left for a later repair, and the `dlv/` marks of
+/// recent deliveries.
 fn head(omap: &[(String, Vec<u8>)]) -> Map<String, Value> {
     let mut out = Map::new();
     let mut wal = Map::new();
     let mut damaged = Map::new();
+    let mut deliveries = Map::new();
     let mut other = Map::new();
     for (k, v) in omap {
         match k.as_str() {
@@ -171,6 +173,10 @@ fn head(omap: &[(String, Vec<u8>)]) -> Map<String, Value> {
                 wal.insert(k.clone(), entry);
             }
             _ if k.starts_with(keys::DAMAGED) => drop(damaged.insert(k.clone(), text_or_hex(v))),
+            _ if k.starts_with(keys::DELIVERY) => {
+                let mark = decoded!(v, DeliveryMark, |m: &DeliveryMark| json!({ "uid": m.uid, "saved": m.saved }));
+                deliveries.insert(k.clone(), mark);
+            }
             _ => drop(other.insert(k.clone(), text_or_hex(v))),
         }
     }
@@ -179,6 +185,10 @@ fn head(omap: &[(String, Vec<u8>)]) -> Map<String, Value> {
         // Lost WAL entries (their bytes) and expunged damaged records (what was wrong):
         // `repair` still looks for the bodies they held.
         out.insert("damaged_awaiting_repair".into(), Value::Object(damaged));
+    }
+    if !deliveries.is_empty() {
+        // Marks of recent deliveries (docs/FORMAT.md, "Delivery keys").
+        out.insert("deliveries".into(), Value::Object(deliveries));
     }
     if !other.is_empty() {
         out.insert("unknown_keys".into(), Value::Object(other));

@@ -13,7 +13,7 @@ static const char *const rados_setting_keys[] = {
 	"backend", "conf", "keyring", "client_name", "pool",
 	"namespace_prefix", "timeout", "max_mail_size", "cache_memory",
 	"cache_max_item", "cache_disk_dir", "cache_disk", "read_in_flight",
-	"notify",
+	"notify", "delivery_window",
 	NULL
 };
 

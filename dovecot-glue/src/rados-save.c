@@ -114,6 +114,13 @@ int rados_save_begin(struct mail_save_context *_ctx, struct istream *input)
 		mail_generate_guid_128_hash(_ctx->data.guid, guid);
 		ret = rm_append_set_guid(ctx->app, guid);
 	}
+	/* a delivery (LMTP, LDA: mail_deliver opens its mailboxes with
+	   POST_SESSION): when its commit's reply is lost and LMTP answers
+	   451, the sender's retry of the same mail is stored once (the key
+	   is the mail's bytes without LMTP's own trace headers) */
+	if (ret == RM_RESULT_OK &&
+	    (_ctx->transaction->box->flags & MAILBOX_FLAG_POST_SESSION) != 0)
+		ret = rm_append_deliver(ctx->app, NULL);
 	if (ret != RM_RESULT_OK) {
 		rados_storage_set_error(storage, ret, "starting to save");
 		(void)rm_append_cancel(&ctx->app);

@@ -86,6 +86,33 @@ class TwoInstanceTest(DovecotTestCase):
             ca.logout()
             cb.logout()
 
+    def test_retry_of_a_delivery_through_b_is_stored_once(self):
+        """An MTA whose delivery through A got no answer (or a 451 although it landed)
+        retries the same bytes through B: stored once (rados: the delivery key; LMTP's own
+        Return-Path, Delivered-To and Received on top differ between the attempts). A mail
+        that differs in one byte, or a plain IMAP APPEND of the same bytes, is stored."""
+        mail = make_mail("deliver me once")
+        self.a.deliver(self.user, mail)
+        self.b.deliver(self.user, mail)
+        self.a.deliver(self.user, mail)
+        self.b.deliver(self.user, mail.replace(b"Hello.", b"Hello!"))
+        c = self.b.imap(self.user)
+        try:
+            append(c, "INBOX", mail)
+            select(c)
+            got = uid_fetch(c, "1:*", "(BODY.PEEK[])")
+        finally:
+            c.logout()
+        bodies = [v["BODY[]"] for _, v in sorted(got.items())]
+        first = 1 if DRIVER == "rados" else 3
+        self.assertEqual(len(bodies), first + 2, f"{DRIVER}: {len(bodies)} mails")
+        self.assertTrue(all(b.endswith(mail) for b in bodies[:first]))
+        self.assertTrue(bodies[first].endswith(mail.replace(b"Hello.", b"Hello!")))
+        self.assertEqual(bodies[first + 1], mail)
+        if DRIVER == "rados":
+            # Stored as the first attempt delivered it, through A.
+            self.assertIn(b"Delivered-To: ", bodies[0])
+
     def test_concurrent_appends_distinct_uids(self):
         per_thread = 25
         results = {}

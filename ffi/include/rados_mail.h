@@ -695,6 +695,23 @@ enum rm_result rm_append_set_uid(struct rm_append *app, uint32_t uid);
 enum rm_result rm_append_set_guid(struct rm_append *app, const uint8_t *guid);
 
 /**
+ * Makes the mail a delivery (LMTP, LDA) with the delivery key `key[0..16]`, or, when
+ * `key` is NULL, the key of the mail's bytes without the receiving server's trace fields
+ * (`Return-Path`, `Delivered-To`, `Received: … with LMTP …` at the top; then call this
+ * before the first [`rm_append_write`]). A delivery whose key was committed to the mailbox
+ * within the `delivery_window` setting (default 24 hours) is not stored again: the commit
+ * succeeds with the UID the first attempt got. This is how a sender's retry of a delivery
+ * whose outcome was unknown (a lost reply) is stored once.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT` (`key`
+ * NULL after bytes were written).
+ *
+ * # Safety
+ * `app` is a live handle not used concurrently; `key` is NULL or readable for 16 bytes.
+ */
+enum rm_result rm_append_deliver(struct rm_append *app, const uint8_t *key);
+
+/**
  * The sizes of the bytes written so far, in `*out_psize` (as stored) and `*out_vsize`
  * (line ends counted as CRLF, IMAP RFC822.SIZE): what the finished mail's record will say.
  *

@@ -62,7 +62,14 @@ impl Append {
     /// Completes the body in RADOS: the mail and the options to save it with.
     fn complete(self, flags: rados_mail::Flags) -> Result<(SavedMail, AppendOptions), Failure> {
         self.check_usable()?;
-        let options = AppendOptions { flags, keywords: self.keywords, received: None, uid: self.uid, guid: self.guid };
+        let options = AppendOptions {
+            flags,
+            keywords: self.keywords,
+            received: None,
+            uid: self.uid,
+            guid: self.guid,
+            delivery: None,
+        };
         Ok((self.appender.finish()?, options))
     }
 }
@@ -174,6 +181,36 @@ pub unsafe extern "C" fn rm_append_set_guid(app: *mut rm_append, guid: *const u8
         let bytes = unsafe { slice_arg(guid, 16, "guid") }?;
         app.guid = Some(Guid(bytes.try_into().expect("16 bytes")));
         Ok(())
+    })
+}
+
+/// Makes the mail a delivery (LMTP, LDA) with the delivery key `key[0..16]`, or, when
+/// `key` is NULL, the key of the mail's bytes without the receiving server's trace fields
+/// (`Return-Path`, `Delivered-To`, `Received: … with LMTP …` at the top; then call this
+/// before the first [`rm_append_write`]). A delivery whose key was committed to the mailbox
+/// within the `delivery_window` setting (default 24 hours) is not stored again: the commit
+/// succeeds with the UID the first attempt got. This is how a sender's retry of a delivery
+/// whose outcome was unknown (a lost reply) is stored once.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT` (`key`
+/// NULL after bytes were written).
+///
+/// # Safety
+/// `app` is a live handle not used concurrently; `key` is NULL or readable for 16 bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_append_deliver(app: *mut rm_append, key: *const u8) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let app = unsafe { borrow_handle_mut(app, "app") }?;
+        app.check_usable()?;
+        let key = if key.is_null() {
+            None
+        } else {
+            // SAFETY: `key` is readable for 16 bytes per the contract.
+            let bytes = unsafe { slice_arg(key, 16, "key") }?;
+            Some(rados_mail::DeliveryKey(bytes.try_into().expect("16 bytes")))
+        };
+        Ok(app.appender.deliver(key)?)
     })
 }
 

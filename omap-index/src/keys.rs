@@ -19,6 +19,13 @@ pub const RECENT: &str = "recent";
 /// Head: prefix of what a head rebuild found damaged and could not apply (`damaged/w/<modseq>`:
 /// the bytes of a lost WAL entry), kept until `repair` has moved what it can to `lost+found`.
 pub const DAMAGED: &str = "damaged/";
+/// Head: prefix of delivery marks (`dlv/<bucket 8 hex>/<delivery key 32 hex>`, value a
+/// [`DeliveryMark`](crate::records::DeliveryMark)): a delivery with this key was committed
+/// in this bucket of [`DELIVERY_BUCKET_SECS`] seconds; kept for a bounded window so that a
+/// sender's retry of the same delivery is stored once (`docs/FORMAT.md`, "Delivery keys").
+pub const DELIVERY: &str = "dlv/";
+/// Seconds per bucket of [`DELIVERY`] marks (4 hours).
+pub const DELIVERY_BUCKET_SECS: i64 = 4 * 3600;
 /// Shard object: WAL entries up to this modseq (16 hex) are applied to this shard.
 pub const APPLIED: &str = "applied";
 /// Shard object: prefix of mail records.
@@ -134,6 +141,25 @@ pub fn reference(mailbox: &crate::names::Guid, instance: u64) -> String {
     format!("{REFERENCE}{mailbox}/{instance:016x}")
 }
 
+/// The [`DELIVERY`] bucket of a time, Unix seconds (times before 1970 are bucket 0).
+pub fn delivery_bucket(unix_secs: i64) -> u32 {
+    u32::try_from(unix_secs.max(0) / DELIVERY_BUCKET_SECS).unwrap_or(u32::MAX)
+}
+
+/// `dlv/<bucket>/<key>`: the mark of a delivery with `key` committed in `bucket`.
+pub fn delivery(bucket: u32, key: &[u8; 16]) -> String {
+    let mut s = format!("{DELIVERY}{bucket:08x}/");
+    for b in key {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// `dlv/<bucket>/`: every mark of buckets below `bucket` sorts below this key.
+pub fn delivery_bucket_start(bucket: u32) -> String {
+    format!("{DELIVERY}{bucket:08x}/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +174,10 @@ mod tests {
             prop_assert_eq!(parse_indexed(&modseq_index(a, u)).unwrap(), (a, u));
             prop_assert_eq!(parse_indexed(&tombstone(a, u)).unwrap(), (a, u));
             prop_assert_eq!(parse_record(&record(u)).unwrap(), u);
+            let key = [a.to_be_bytes(), b.to_be_bytes()].concat().try_into().unwrap();
+            prop_assert_eq!(delivery(u, &key).cmp(&delivery(v, &key)), u.cmp(&v));
+            prop_assert!(delivery(u, &key) >= delivery_bucket_start(u));
+            prop_assert_eq!(delivery(u, &key) < delivery_bucket_start(v), u < v);
             prop_assert_eq!(parse_hex64(hex64(a).as_bytes()).unwrap(), a);
             prop_assert_eq!(parse_hex32(hex32(u).as_bytes()).unwrap(), u);
             prop_assert_eq!(hex32(u).cmp(&hex32(v)), u.cmp(&v));

@@ -164,3 +164,16 @@ pub struct ListCounters {
     #[prost(uint32, tag = "1")]
     pub last_uidvalidity: u32,
 }
+
+/// The mark of a committed delivery (omap `dlv/<bucket>/<key>` of a mailbox head): the
+/// UID the delivery got. A later save with the same delivery key finds it and reports this
+/// UID instead of storing the mail again (`docs/FORMAT.md`, "Delivery keys").
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct DeliveryMark {
+    /// The UID the delivered mail got.
+    #[prost(uint32, tag = "1")]
+    pub uid: u32,
+    /// When the delivery was committed, seconds since the Unix epoch.
+    #[prost(int64, tag = "2")]
+    pub saved: i64,
+}

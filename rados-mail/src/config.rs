@@ -47,6 +47,11 @@ pub struct Config {
     /// "try again" for a mail it stored; a commit that timed out after the whole window is
     /// refused at once, so refusals stay within one timeout.
     pub resolve_window: std::time::Duration,
+    /// How long a delivery's mark (its [`crate::DeliveryKey`]) is kept on the mailbox head,
+    /// so that a sender's retry of a delivery whose outcome was unknown is stored once
+    /// (default 24 hours, at most 7 days; 0 turns delivery keys off). Marks are kept in
+    /// buckets of 4 hours: one lives between the window and the window plus 8 hours.
+    pub delivery_window: std::time::Duration,
 }
 
 impl Default for Config {
@@ -66,6 +71,7 @@ impl Default for Config {
             cache: crate::cache::CacheConfig::default(),
             notify: true,
             resolve_window: std::time::Duration::from_secs(30),
+            delivery_window: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }

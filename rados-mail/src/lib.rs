@@ -33,6 +33,7 @@ mod caches;
 pub mod check;
 mod config;
 mod damage;
+pub mod delivery;
 pub mod dict;
 mod error;
 mod index;
@@ -50,6 +51,7 @@ pub mod watch;
 
 pub use body::BodyReader;
 pub use config::Config;
+pub use delivery::{DeliveryHasher, DeliveryKey};
 pub use error::{Error, Result};
 pub use mailbox::{Appender, Committed, Mailbox, ModseqSteps, SavedMail, Transaction};
 pub use objstore;

@@ -10,6 +10,7 @@ mod commit;
 mod copy;
 mod fetch;
 mod group;
+mod marks;
 mod plan;
 mod prefetch;
 mod recent;
@@ -31,6 +32,7 @@ use crate::body::{self, BodyWriter};
 use crate::cache::BodyCache;
 use crate::caches::{Caches, MailboxShared, SharedView};
 use crate::config::Config;
+use crate::delivery::{DeliveryHasher, DeliveryKey};
 use crate::error::{Error, Result};
 use crate::index::{Head, View, apply_wal, load_view, read_head};
 use crate::retry::RetryPolicy;
@@ -261,11 +263,20 @@ impl Mailbox {
     /// Writes `hdr` and the WAL `entries` (the last one's modseq is `hdr.highestmodseq`) in
     /// one operation guarded by the header `view` was read at, and brings `view` along.
     /// Returns false when the guard failed (a concurrent change won: refresh and retry).
-    fn write_head(&self, view: &mut View, hdr: MailboxHeader, entries: Vec<WalEntry>) -> Result<bool> {
+    /// `marks`: the deliveries it stores (`marks.rs`): the write is also guarded by their
+    /// absence, and fails as a lost race if one was delivered before.
+    fn write_head(
+        &self,
+        view: &mut View,
+        hdr: MailboxHeader,
+        entries: Vec<WalEntry>,
+        marks: &[marks::Mark],
+    ) -> Result<bool> {
         let hdr_bytes = frame::encode(&hdr);
         let mut set = vec![(keys::HDR.to_string(), hdr_bytes.clone())];
         set.extend(entries.iter().map(|e| (keys::wal(e.modseq), frame::encode(e))));
         let op = WriteOp::new().omap_cmp(keys::HDR, CmpOp::Eq, view.hdr_bytes.clone()).omap_set(set);
+        let op = marks::add_marks(op, marks, self.config.delivery_window, now());
         match self.store.write_op(&self.head, &op) {
             Ok(_) => self.notify_head(hdr.highestmodseq),
             Err(StoreError::Conflict { .. }) => return Ok(false),
@@ -319,7 +330,7 @@ impl Mailbox {
             }
             let modseq = (hdr.highestmodseq + 1).max(min_modseq);
             hdr.highestmodseq = modseq;
-            if self.write_head(&mut view, hdr, vec![WalEntry { modseq, changes: Vec::new() }])? {
+            if self.write_head(&mut view, hdr, vec![WalEntry { modseq, changes: Vec::new() }], &[])? {
                 return Ok(true);
             }
             retry.lost(|| format!("updating the header of mailbox {}", self.info.name))?;
@@ -357,6 +368,7 @@ impl Mailbox {
             writer: BodyWriter::new(self.store.clone(), &self.config, &self.info.guid, received),
             store: self.store.clone(),
             mailbox: self.info.guid,
+            delivery: None,
         }
     }
 
@@ -390,6 +402,13 @@ pub struct Appender {
     writer: BodyWriter,
     store: Arc<dyn ObjectStore>,
     mailbox: Guid,
+    delivery: Option<Delivery>,
+}
+
+/// The delivery an [`Appender`]'s mail is: a key given, or one computed from its bytes.
+enum Delivery {
+    Given(DeliveryKey),
+    Hashing(Box<DeliveryHasher>),
 }
 
 impl std::fmt::Debug for Appender {
@@ -403,7 +422,29 @@ impl Appender {
     /// [`Error::TooLarge`] as soon as the mail passes the largest size allowed (what was
     /// written is then removed, and the appender refuses further calls).
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.writer.write(data)
+        self.writer.write(data)?;
+        if let Some(Delivery::Hashing(h)) = &mut self.delivery {
+            h.update(data);
+        }
+        Ok(())
+    }
+
+    /// Makes the mail a delivery (what LMTP or LDA store) with the delivery key `key`, or,
+    /// with `None`, the key of its bytes ([`DeliveryKey::of_message`], computed as they
+    /// pass; then call this before the first [`Appender::write`]). A delivery whose key
+    /// was committed to the mailbox within [`crate::Config::delivery_window`] is not stored
+    /// again ([`crate::Committed::delivered_before`]).
+    pub fn deliver(&mut self, key: Option<DeliveryKey>) -> Result<()> {
+        self.delivery = Some(match key {
+            Some(k) => Delivery::Given(k),
+            None if self.writer.len() > 0 => {
+                return Err(Error::InvalidInput(
+                    "a delivery key computed from the mail: before the first write".into(),
+                ));
+            }
+            None => Delivery::Hashing(Box::default()),
+        });
+        Ok(())
     }
 
     /// Bytes taken so far.
@@ -437,6 +478,11 @@ impl Appender {
     /// Writes the rest: the mail is complete in RADOS, ready for [`Transaction::save`].
     pub fn finish(self) -> Result<SavedMail> {
         let body = self.writer.finish()?;
-        Ok(SavedMail::new(body, self.store, self.mailbox))
+        let mut mail = SavedMail::new(body, self.store, self.mailbox);
+        mail.delivery = self.delivery.map(|d| match d {
+            Delivery::Given(k) => k,
+            Delivery::Hashing(h) => h.finish(),
+        });
+        Ok(mail)
     }
 }

@@ -19,6 +19,7 @@
 //! | `cache_disk`       | size: bound of the disk tier                       | 1G                 |
 //! | `read_in_flight`   | body reads a prefetch keeps in flight (1 or more)  | 16                 |
 //! | `notify`           | `yes`/`no`: notify watchers of every commit and mailbox list change ([`Config::notify`]) | `yes` |
+//! | `delivery_window`  | how long a delivery's key is kept so a sender's retry is stored once (`24h`, `90m`; `0`: off; at most `168h`, [`Config::delivery_window`]) | `24h` |
 //!
 //! Sizes are bytes, optionally with a suffix `k`, `M`, `G` or `T` (powers of 1024, any case,
 //! optionally followed by `B` or `iB`), like Dovecot's size settings.
@@ -71,6 +72,7 @@ pub const KEYS: &[&str] = &[
     "cache_disk",
     "read_in_flight",
     "notify",
+    "delivery_window",
 ];
 
 impl Settings {
@@ -133,6 +135,12 @@ impl Settings {
                     "no" | "false" | "0" | "off" => false,
                     _ => return Err(bad("expected yes or no")),
                 }
+            }
+            "delivery_window" => {
+                let secs = parse_duration(value)
+                    .filter(|s| *s <= 7 * 24 * 3600)
+                    .ok_or_else(|| bad("expected a duration up to 168h, like 24h, 90m or 0"))?;
+                self.config.delivery_window = Duration::from_secs(secs);
             }
             _ => {
                 return Err(Error::InvalidInput(format!("unknown setting {key:?}; known: {}", KEYS.join(", "))));

@@ -70,6 +70,12 @@ pub struct AppendOptions {
     /// The mail's GUID as mail servers show it, when not the new body's own (a migration
     /// keeps the GUIDs it had); kept in [`MailRecord::given_guid`].
     pub guid: Option<Guid>,
+    /// The delivery this mail is (LMTP, LDA; [`crate::DeliveryKey`]): when a mail with the
+    /// same key was committed to the mailbox within [`crate::Config::delivery_window`], it
+    /// is not stored again and the commit reports the UID that one got
+    /// ([`crate::Committed::delivered_before`]). `None`: not a delivery (or the key given
+    /// to [`crate::Appender::deliver`]).
+    pub delivery: Option<crate::DeliveryKey>,
 }
 
 /// How [`Mailbox::copy_to_with`] and [`Mailbox::move_to_with`] make their copies.

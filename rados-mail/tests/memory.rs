@@ -14,6 +14,8 @@ recent_cases!(store);
 damage_cases!(store);
 ack_lost_cases!(store);
 ack_lost_sweep_cases!(store);
+ack_lost_delivery_cases!(store);
+ack_lost_delivery_sweep_cases!(store);
 repair_cases!(store);
 repair_sweep_cases!(store);
 fetch_cases!(store);

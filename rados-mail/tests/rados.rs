@@ -21,6 +21,7 @@ watch_cases!(store);
 recent_cases!(store);
 damage_cases!(store);
 ack_lost_cases!(store);
+ack_lost_delivery_cases!(store);
 repair_cases!(store);
 fetch_cases!(store);
 

@@ -349,6 +349,7 @@ fn import_mails(
                         received: Some(m.received),
                         uid: m.uid.filter(|u| *u != 0 && *u != u32::MAX),
                         guid: m.guid,
+                        delivery: None,
                     };
                     wanted.push((options.uid, mail.len()));
                     txn.save(mail, options)?;

@@ -3,6 +3,7 @@
 //! expunged mails' references dropped (many in flight). See `txn.rs` for the transaction
 //! itself and `plan.rs` for what a commit writes.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use objstore::ReadOp;
@@ -60,11 +61,15 @@ impl Mailbox {
                 return Err(self.abandon(&txn, &instances, &bodies, e));
             }
         }
+        let marks_on = !self.config.delivery_window.is_zero();
+        let mut known = BTreeMap::new();
         let result = loop {
             if needs_records && let Err(e) = self.ensure_records(&mut view) {
                 break Err(e);
             }
-            let plan = match plan(&txn, &bodies, &order, &instances, &view, saved_at) {
+            let mut in_write = BTreeMap::new();
+            let marks = marks_on.then_some(&mut in_write);
+            let plan = match plan(&txn, &bodies, &order, &instances, &view, saved_at, &known, marks) {
                 Ok(p) => p,
                 Err(e) => break Err(e),
             };
@@ -72,8 +77,13 @@ impl Mailbox {
                 break Ok(plan);
             }
             let (guard, started) = (view.hdr_bytes.clone(), Instant::now());
-            match self.write_head(&mut view, plan.hdr.clone(), plan.entries.clone()) {
+            match self.write_head(&mut view, plan.hdr.clone(), plan.entries.clone(), &plan.marks) {
                 Ok(true) => break Ok(plan),
+                // A lost race, or a delivery stored before: then it is not stored again.
+                Ok(false) if !plan.marks.is_empty() => match self.known_deliveries(&txn.saves, &plan.marks) {
+                    Ok(found) => known.extend(found),
+                    Err(e) => break Err(e),
+                },
                 Ok(false) => {}
                 Err(e) if e.is_temporary() => match self.landed(&guard, &plan.entries[0], view.hdr.shard_bits, started)
                 {
@@ -102,6 +112,7 @@ impl Mailbox {
         match result {
             Ok(plan) => {
                 self.drop_references_of(&plan.gone);
+                self.remove_redelivered(&bodies, &plan.outcome.delivered_before);
                 Ok(plan.outcome)
             }
             Err(e) => Err(self.abandon(&txn, &instances, &bodies, e)),

@@ -10,6 +10,7 @@
 //! each thread then taking back what it wrote. Adding mails needs the header only, never
 //! the records, which is what makes planning several at once safe.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -87,7 +88,10 @@ impl Mailbox {
         };
         drop(view);
         match outcome {
-            Outcome::Done(c) => Ok(c),
+            Outcome::Done(c) => {
+                self.remove_redelivered(&me.bodies, &c.delivered_before);
+                Ok(c)
+            }
             Outcome::Failed(e, true) => Err(self.abandon(&me.txn, &me.instances, &me.bodies, e)),
             Outcome::Failed(e, false) => Err(e),
         }
@@ -103,8 +107,10 @@ impl Mailbox {
             return failed(&e, true);
         }
         let mut retry = self.retry.start();
+        let marks_on = !self.config.delivery_window.is_zero();
+        let mut known: Vec<BTreeMap<usize, u32>> = vec![BTreeMap::new(); group.len()];
         loop {
-            let plans = match plan_group(view, group) {
+            let plans = match plan_group(view, group, &known, marks_on) {
                 Ok(p) => p,
                 Err(e) => return failed(&e, true),
             };
@@ -115,8 +121,18 @@ impl Mailbox {
             let (hdr, first) = (last.hdr.clone(), entries[0].clone());
             let modseq = hdr.highestmodseq;
             let (guard, started) = (view.hdr_bytes.clone(), Instant::now());
-            match self.write_head(view, hdr, entries) {
+            let marks: Vec<_> = plans.iter().flat_map(|p| p.marks.iter().copied()).collect();
+            match self.write_head(view, hdr, entries, &marks) {
                 Ok(true) => return plans.into_iter().map(|p| Outcome::Done(p.outcome)).collect(),
+                // A lost race, or deliveries stored before: then they are not stored again.
+                Ok(false) if !marks.is_empty() => {
+                    for ((p, planned), k) in group.iter().zip(&plans).zip(known.iter_mut()) {
+                        match self.known_deliveries(&p.txn.saves, &planned.marks) {
+                            Ok(found) => k.extend(found),
+                            Err(e) => return failed(&e, true),
+                        }
+                    }
+                }
                 Ok(false) => {}
                 Err(e) if e.is_temporary() => match self.landed(&guard, &first, view.hdr.shard_bits, started) {
                     Some(true) => {
@@ -142,11 +158,18 @@ impl Mailbox {
 
 /// Plans each transaction of the group on the header the one before leaves: the same UIDs
 /// and modseqs as committing them one after the other.
-fn plan_group(view: &View, group: &[Arc<Pending>]) -> Result<Vec<Plan>> {
+fn plan_group(
+    view: &View,
+    group: &[Arc<Pending>],
+    known: &[BTreeMap<usize, u32>],
+    marks_on: bool,
+) -> Result<Vec<Plan>> {
     let mut plans = Vec::with_capacity(group.len());
     let mut at = View::header_only(view.hdr.clone());
-    for p in group {
-        let planned = plan(&p.txn, &p.bodies, &p.order, &p.instances, &at, p.saved_at)?;
+    let mut in_write = BTreeMap::new();
+    for (p, known) in group.iter().zip(known) {
+        let marks = marks_on.then_some(&mut in_write);
+        let planned = plan(&p.txn, &p.bodies, &p.order, &p.instances, &at, p.saved_at, known, marks)?;
         debug_assert!(planned.gone.is_empty(), "new mails expunge nothing");
         if !planned.entries.is_empty() {
             at = View::header_only(planned.hdr.clone());

@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use omap_index::records::{Change, MailRecord, MailboxHeader, WalEntry};
 
 use super::assign_uid;
+use super::marks::Mark;
 use super::txn::{ModseqSteps, Transaction, Update};
 use crate::body::SavedBody;
+use crate::delivery::DeliveryKey;
 use crate::error::Result;
 use crate::index::View;
 use crate::mailbox::Committed;
@@ -19,13 +21,20 @@ pub(super) type Step = BTreeMap<u32, Option<MailRecord>>;
 /// What a commit writes, decided from one view.
 pub(super) struct Plan {
     pub(super) entries: Vec<WalEntry>,
+    /// The deliveries it stores (their marks go into the same write).
+    pub(super) marks: Vec<Mark>,
     pub(super) hdr: MailboxHeader,
     pub(super) outcome: Committed,
     pub(super) gone: Vec<MailRecord>,
 }
 
 /// Decides the WAL entries of `txn` against `view` (whose HIGHESTMODSEQ + 1 is the first
-/// modseq), and the header after them.
+/// modseq), and the header after them. `known`: saves (by index) that are deliveries
+/// committed before, with the UIDs they got: not stored again. `marks`: `None` without
+/// delivery keys, else the deliveries the same write stores already (a group commit's
+/// earlier transactions), which this plan's add to: a delivery among them is not stored
+/// twice either.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn plan(
     txn: &Transaction,
     bodies: &[SavedBody],
@@ -33,6 +42,8 @@ pub(super) fn plan(
     instances: &[Option<u64>],
     view: &View,
     saved_at: i64,
+    known: &BTreeMap<usize, u32>,
+    mut marks_in_write: Option<&mut BTreeMap<DeliveryKey, u32>>,
 ) -> Result<Plan> {
     let dovecot = txn.steps == ModseqSteps::Dovecot;
     let mut out = Committed { copied: vec![None; txn.copies.len()], ..Default::default() };
@@ -40,8 +51,22 @@ pub(super) fn plan(
     let mut appends = Step::new();
     let mut new_keywords: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
     let mut next = view.hdr.uidnext;
-    for (s, b) in txn.saves.iter().zip(bodies) {
+    let mut marks = Vec::new();
+    for (i, (s, b)) in txn.saves.iter().zip(bodies).enumerate() {
+        let in_write = match (&marks_in_write, s.delivery) {
+            (Some(m), Some(key)) => m.get(&key).copied(),
+            _ => None,
+        };
+        if let Some(uid) = known.get(&i).copied().or(in_write) {
+            out.saved.push(uid);
+            out.delivered_before.push(i);
+            continue;
+        }
         let uid = assign_uid(&mut next, s.uid)?;
+        if let (Some(m), Some(key)) = (marks_in_write.as_deref_mut(), s.delivery) {
+            m.insert(key, uid);
+            marks.push((key, uid));
+        }
         let rec = MailRecord {
             uid,
             mail_guid: b.guid.0.to_vec(),
@@ -188,7 +213,9 @@ pub(super) fn plan(
         }
         steps.push(one);
     }
-    number(steps, view, next, out, gone)
+    let mut planned = number(steps, view, next, out, gone)?;
+    planned.marks = marks;
+    Ok(planned)
 }
 
 /// Gives each non-empty step the next modseq, and computes the header after them.
@@ -230,7 +257,7 @@ fn number(steps: Vec<Step>, view: &View, uidnext: u32, mut out: Committed, gone:
             }
         }
     }
-    Ok(Plan { entries, hdr, outcome: out, gone })
+    Ok(Plan { entries, marks: Vec::new(), hdr, outcome: out, gone })
 }
 
 /// Flags after applying `mode` with `flags` to `had`.

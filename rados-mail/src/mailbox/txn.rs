@@ -17,6 +17,7 @@ use omap_index::records::MailRecord;
 
 use super::{Mailbox, check_wanted_uid, normalize_keywords};
 use crate::body::{self, SavedBody};
+use crate::delivery::DeliveryKey;
 use crate::error::{Error, Result};
 use crate::types::{AppendOptions, Flags, StoreMode};
 
@@ -38,6 +39,8 @@ pub enum ModseqSteps {
 /// to [`Transaction::save`]; dropped without a commit, its objects are removed.
 pub struct SavedMail {
     body: Option<SavedBody>,
+    /// The delivery it is ([`super::Appender::deliver`]).
+    pub(super) delivery: Option<DeliveryKey>,
     pub(super) store: Arc<dyn ObjectStore>,
     pub(super) mailbox: Guid,
 }
@@ -50,7 +53,7 @@ impl std::fmt::Debug for SavedMail {
 
 impl SavedMail {
     pub(crate) fn new(body: SavedBody, store: Arc<dyn ObjectStore>, mailbox: Guid) -> SavedMail {
-        SavedMail { body: Some(body), store, mailbox }
+        SavedMail { body: Some(body), delivery: None, store, mailbox }
     }
 
     /// The mail's size in bytes, as stored.
@@ -83,6 +86,7 @@ pub(super) struct PendingSave {
     pub(super) keywords: Vec<String>,
     pub(super) uid: Option<u32>,
     pub(super) given_guid: Vec<u8>,
+    pub(super) delivery: Option<DeliveryKey>,
 }
 
 pub(super) struct PendingCopy {
@@ -125,6 +129,11 @@ impl std::fmt::Debug for Transaction {
 pub struct Committed {
     /// The UID of each saved mail, in the order of [`Transaction::save`].
     pub saved: Vec<u32>,
+    /// The saved mails (their indices in `saved`) that were deliveries already committed
+    /// to the mailbox before, by an earlier attempt of the same delivery whose outcome its
+    /// sender did not learn ([`crate::DeliveryKey`]): not stored again; their UIDs in
+    /// `saved` are the ones the earlier attempt got.
+    pub delivered_before: Vec<usize>,
     /// For each copy, in the order of [`Transaction::copy`]: `(source UID, new UID)`, or
     /// `None` when the source mail had been expunged and its body deleted meanwhile.
     pub copied: Vec<Option<(u32, u32)>>,
@@ -158,8 +167,16 @@ impl Transaction {
         let keywords = normalize_keywords(&options.keywords)?;
         let Some(body) = mail.body.as_ref() else { return Err(Error::InvalidInput("mail saved twice".into())) };
         let given_guid = options.guid.filter(|g| *g != body.guid).map(|g| g.0.to_vec()).unwrap_or_default();
-        let mail = SavedMail { body: mail.take(), store: mail.store.clone(), mailbox: mail.mailbox };
-        self.saves.push(PendingSave { mail, flags: options.flags.bits(), keywords, uid: options.uid, given_guid });
+        let delivery = options.delivery.or(mail.delivery);
+        let mail = SavedMail { body: mail.take(), delivery, store: mail.store.clone(), mailbox: mail.mailbox };
+        self.saves.push(PendingSave {
+            mail,
+            flags: options.flags.bits(),
+            keywords,
+            uid: options.uid,
+            given_guid,
+            delivery,
+        });
         Ok(())
     }
 
