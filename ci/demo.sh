@@ -119,6 +119,7 @@ through = {}     # id -> backend name that acknowledged it
 took = {}        # id -> (start, seconds)
 stats = {"4xx": 0, "lost_reply": 0, "broken_before_data": 0}
 retried = []     # ids of mails resent after a lost reply
+landed = {}      # id of a mail resent after a lost reply -> copies seen before the resend
 armed = []       # a callback run once, right after a mail's data went to backend A
 
 
@@ -164,6 +165,18 @@ def lmtp_once(backend, user, data):
         conn.close()
 
 
+def stored_copies(backend, user, i):
+    """How many copies of mail i the user's INBOX holds, seen through `backend`."""
+    imap = imaplib.IMAP4("127.0.0.1", backend.imap)
+    try:
+        imap.login(user, "pass")
+        imap.select("INBOX", readonly=True)
+        typ, data = imap.uid("SEARCH", "HEADER", "Message-ID", f'"<demo-{RUN}-{i}@example.org>"')
+        return len([u for u in data[0].split() if u]) if typ == "OK" else -1
+    finally:
+        imap.logout()
+
+
 def deliver(i, first):
     """Delivers mail i, first through backend `first`, as a sending MTA would: a
     backend that refuses connections is marked down; a connection that breaks is
@@ -195,6 +208,9 @@ def deliver(i, first):
                 say(f"mail {i}: connection to backend {target.name} broke after the mail was "
                     f"sent, without a reply (it may be stored): sending the same bytes "
                     f"through {alt.name}")
+                landed[i] = stored_copies(alt, user, i)
+                say(f"mail {i}: (a look through {alt.name} first, for this demo only: "
+                    f"{landed[i]} cop{'y' if landed[i] == 1 else 'ies'} stored before the resend)")
             else:
                 say(f"mail {i}: connection to backend {target.name} broke before the mail was "
                     f"sent: sending it through {alt.name}")
@@ -349,7 +365,8 @@ found_b = read_all(B)
 views["B"] = check(found_b, "B")
 for i in retried:
     copies = len(found_b.get((sent[i][0], i), []))
-    say(f"mail {i}, resent through B after its reply from A was lost: stored {copies} time(s)")
+    say(f"mail {i}, resent through B after its reply from A was lost: stored {copies} time(s) "
+        f"({landed[i]} before the resend)")
 say(f"readable through backend B: {views['B'][0]}/{n}")
 
 step("7. backend A started again (ci/dovecot-start.sh): every mail read back through it too")
