@@ -80,6 +80,9 @@ set -e
 step "benchmark smoke run: Dovecot with the rados plugin vs Dovecot's sdbox on local disk (--quick)"
 python3 benches/dovecot/dovecot-bench.py --quick || status=1
 
+step "the HA demo: ./ci/demo.sh --cluster (3 OSD hosts, 2 Dovecot backends; a host and a backend killed)"
+./ci/demo.sh --cluster || status=1
+
 step "fuzz: every cargo-fuzz target of fuzz/ for 60 s from its committed corpus (nightly, cargo-fuzz)"
 fuzz_log="$(mktemp)"
 set +e
