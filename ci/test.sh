@@ -81,7 +81,8 @@ step "benchmark smoke run: Dovecot with the rados plugin vs Dovecot's sdbox on l
 python3 benches/dovecot/dovecot-bench.py --quick || status=1
 
 step "the HA demo: ./ci/demo.sh --cluster (3 OSD hosts, 2 Dovecot backends; a host and a backend killed)"
-./ci/demo.sh --cluster || status=1
+demo_passed=1 demo_failed=0
+./ci/demo.sh --cluster || { status=1; demo_passed=0 demo_failed=1; }
 
 step "fuzz: every cargo-fuzz target of fuzz/ for 60 s from its committed corpus (nightly, cargo-fuzz)"
 fuzz_log="$(mktemp)"
@@ -103,8 +104,8 @@ fi
 sum() {
 	{
 		grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1"
-		[ "$1" = passed ] && echo "$fuzz_passed passed"
-		[ "$1" = failed ] && echo "$fuzz_failed failed"
+		[ "$1" = passed ] && echo "$fuzz_passed passed" && echo "$demo_passed passed"
+		[ "$1" = failed ] && echo "$fuzz_failed failed" && echo "$demo_failed failed"
 		for suite in "$ffi_log" "$dovecot_log"; do
 			last="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$suite" | tail -n 1)"
 			if [ -z "$last" ] && [ "$1" = failed ]; then last="0 passed, 1 failed"; fi
