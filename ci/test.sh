@@ -5,7 +5,9 @@
 #
 # Installs what is missing (Debian packages, rustup components), checks formatting and
 # lints, starts a single-node Ceph cluster on 127.0.0.1 in target/ceph, runs every test of
-# the workspace (the in-memory ones and those against the real cluster), and stops the
+# the workspace (the in-memory ones and those against the real cluster), the C ABI's C
+# tests, the Dovecot plugin's tests and benchmark smoke runs, runs every fuzz target for
+# 60 s (ci/fuzz.sh: nightly toolchain and cargo-fuzz, installed if missing), and stops the
 # cluster again. Set RADOS_MAIL_KEEP_CEPH=1 to leave the cluster running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +87,24 @@ set -e
 step "benchmark smoke run: Dovecot with the rados plugin vs Dovecot's sdbox on local disk (--quick)"
 python3 benches/dovecot/dovecot-bench.py --quick || status=1
 
+step "the HA demo: ./ci/demo.sh --cluster (3 OSD hosts, 2 Dovecot backends; a host and a backend killed)"
+demo_passed=1 demo_failed=0
+./ci/demo.sh --cluster || { status=1; demo_passed=0 demo_failed=1; }
+
+step "fuzz: every cargo-fuzz target of fuzz/ for 60 s from its committed corpus (nightly, cargo-fuzz)"
+fuzz_log="$(mktemp)"
+set +e
+./ci/fuzz.sh 60 2>&1 | tee "$fuzz_log"
+fuzz_status=${PIPESTATUS[0]}
+set -e
+# One line per target counts as one test (a build that failed counts one failure).
+fuzz_passed=$(grep -c '^fuzz .* ok ' "$fuzz_log" || true)
+fuzz_failed=$(grep -c '^fuzz .* CRASHED' "$fuzz_log" || true)
+if [ "$fuzz_status" != 0 ]; then
+	status=1
+	[ "$fuzz_failed" -gt 0 ] || fuzz_failed=1
+fi
+
 # One closing line for the whole run: every cargo test binary and doc-test run ("test
 # result:" lines), plus the C tests' and the Dovecot suite's own totals (the last
 # "N passed, M failed" line of each, the multi-host tests' too; a suite that did not get that
@@ -92,6 +112,8 @@ python3 benches/dovecot/dovecot-bench.py --quick || status=1
 sum() {
 	{
 		grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1"
+		[ "$1" = passed ] && echo "$fuzz_passed passed" && echo "$demo_passed passed"
+		[ "$1" = failed ] && echo "$fuzz_failed failed" && echo "$demo_failed failed"
 		for suite in "$ffi_log" "$dovecot_log" "$ha_log"; do
 			last="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$suite" | tail -n 1)"
 			if [ -z "$last" ] && [ "$1" = failed ]; then last="0 passed, 1 failed"; fi
@@ -101,5 +123,5 @@ sum() {
 }
 step "all steps done in $((SECONDS - t0)) s"
 echo "$(sum passed) passed, $(sum failed) failed, $(sum ignored) skipped"
-rm -f "$log" "$ffi_log" "$dovecot_log" "$ha_log"
+rm -f "$log" "$ffi_log" "$dovecot_log" "$ha_log" "$fuzz_log"
 exit "$status"

@@ -247,4 +247,5 @@ static void test_deliver(rm_user *user)
 	RC(RM_RESULT_OK, rm_append_deliver(app, key));
 	RC(RM_RESULT_OK, rm_append_cancel(&app));
 	rm_mailbox_free(mb);
+	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "Deliver"));
 }

@@ -1,5 +1,9 @@
 //! Omap keys. Numbers in keys are fixed-width lower-case hex, so that key order is numeric
 //! order and RADOS' bytewise comparisons (`omap_cmp` Lt/Gt) order them correctly.
+//!
+//! The parsers accept exactly what the writers here produce (the canonical spelling): no
+//! upper-case digit, no sign, no other width. `parse(s) == Ok(x)` implies `format(x) == s`,
+//! so a key never has two spellings that name the same number but sort apart.
 
 use crate::FormatError;
 
@@ -41,18 +45,30 @@ pub const COUNTERS: &str = "counters";
 /// Mail object: prefix of references (`ref/<mailbox guid>/<instance 16 hex>`).
 pub const REFERENCE: &str = "ref/";
 
+/// The number written as exactly `width` lower-case hex digits in `text`; `None` for
+/// anything else (`from_str_radix` alone also takes upper case and a leading `+`).
+pub(crate) fn canonical_hex(text: &str, width: usize) -> Option<u64> {
+    let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if width > 16 || text.len() != width || !text.bytes().all(lower_hex) {
+        return None;
+    }
+    u64::from_str_radix(text, 16).ok()
+}
+
+/// `text` as exactly 8 lower-case hex digits.
+fn canonical_hex32(text: &str) -> Option<u32> {
+    canonical_hex(text, 8).and_then(|n| u32::try_from(n).ok())
+}
+
 /// A modseq as 16 hex digits (the value of [`TRIM`] and [`APPLIED`]).
 pub fn hex64(n: u64) -> String {
     format!("{n:016x}")
 }
 
-/// Parses [`hex64`].
+/// Parses [`hex64`]: exactly 16 lower-case hex digits.
 pub fn parse_hex64(s: &[u8]) -> Result<u64, FormatError> {
     let text = std::str::from_utf8(s).map_err(|_| FormatError::Key(String::from_utf8_lossy(s).into_owned()))?;
-    if text.len() != 16 {
-        return Err(FormatError::Key(text.into()));
-    }
-    u64::from_str_radix(text, 16).map_err(|_| FormatError::Key(text.into()))
+    canonical_hex(text, 16).ok_or_else(|| FormatError::Key(text.into()))
 }
 
 /// A UID as 8 hex digits (the value of [`RECENT`]).
@@ -60,13 +76,10 @@ pub fn hex32(n: u32) -> String {
     format!("{n:08x}")
 }
 
-/// Parses [`hex32`].
+/// Parses [`hex32`]: exactly 8 lower-case hex digits.
 pub fn parse_hex32(s: &[u8]) -> Result<u32, FormatError> {
     let text = std::str::from_utf8(s).map_err(|_| FormatError::Key(String::from_utf8_lossy(s).into_owned()))?;
-    if text.len() != 8 {
-        return Err(FormatError::Key(text.into()));
-    }
-    u32::from_str_radix(text, 16).map_err(|_| FormatError::Key(text.into()))
+    canonical_hex32(text).ok_or_else(|| FormatError::Key(text.into()))
 }
 
 /// `w/<modseq>`.
@@ -94,21 +107,18 @@ pub fn after_modseq(prefix: &str, modseq: u64) -> String {
     format!("{prefix}{modseq:016x}/ffffffff")
 }
 
-/// Parses `m/<modseq>/<uid>` or `x/<modseq>/<uid>` into `(modseq, uid)`.
+/// Parses `m/<modseq>/<uid>` or `x/<modseq>/<uid>` (as [`modseq_index`] and
+/// [`tombstone`] write them) into `(modseq, uid)`.
 pub fn parse_indexed(key: &str) -> Result<(u64, u32), FormatError> {
     let bad = || FormatError::Key(key.to_string());
     let rest = key.strip_prefix(MODSEQ).or_else(|| key.strip_prefix(EXPUNGED)).ok_or_else(bad)?;
     let (m, u) = rest.split_once('/').ok_or_else(bad)?;
-    if m.len() != 16 || u.len() != 8 {
-        return Err(bad());
-    }
-    Ok((u64::from_str_radix(m, 16).map_err(|_| bad())?, u32::from_str_radix(u, 16).map_err(|_| bad())?))
+    Ok((canonical_hex(m, 16).ok_or_else(bad)?, canonical_hex32(u).ok_or_else(bad)?))
 }
 
-/// Parses `r/<uid>`.
+/// Parses `r/<uid>` (as [`record`] writes it).
 pub fn parse_record(key: &str) -> Result<u32, FormatError> {
-    let hex = key.strip_prefix(RECORD).filter(|h| h.len() == 8).ok_or_else(|| FormatError::Key(key.into()))?;
-    u32::from_str_radix(hex, 16).map_err(|_| FormatError::Key(key.into()))
+    key.strip_prefix(RECORD).and_then(canonical_hex32).ok_or_else(|| FormatError::Key(key.into()))
 }
 
 /// `mbox/<name>`.
@@ -185,5 +195,75 @@ mod tests {
         assert!(parse_hex64(b"12").is_err());
         assert!(parse_hex32(b"0000001").is_err());
         assert!(parse_hex32(b"0000000g").is_err());
+    }
+
+    /// Issue 13 (fuzzing): the parsers used `from_str_radix`, which also takes upper-case
+    /// digits and a leading `+`, so `r/0000000A` and `r/+0000001` parsed as UIDs 10 and 1
+    /// although no writer makes them, and they sort apart from `r/0000000a`/`r/00000001`.
+    /// Only the canonical spelling parses now.
+    #[test]
+    fn only_the_canonical_spelling_parses() {
+        assert_eq!(parse_record("r/0000000a").unwrap(), 10);
+        assert!(parse_record("r/0000000A").is_err(), "upper case");
+        assert!(parse_record("r/+0000001").is_err(), "sign");
+        assert!(parse_record("r/-0000001").is_err(), "sign");
+        assert!(parse_record("r/000000001").is_err(), "9 digits");
+        assert!(parse_record("r/0000001").is_err(), "7 digits");
+        assert!(parse_record("r/ 0000001").is_err(), "space");
+        assert!(parse_record("r/0x000001").is_err(), "0x");
+        assert!(parse_record("R/0000000a").is_err(), "prefix case");
+
+        assert_eq!(parse_indexed("m/00000000000000ff/0000000a").unwrap(), (255, 10));
+        assert_eq!(parse_indexed("x/00000000000000ff/0000000a").unwrap(), (255, 10));
+        for bad in [
+            "m/00000000000000FF/0000000a",
+            "m/00000000000000ff/0000000A",
+            "x/+0000000000000ff/0000000a",
+            "m/00000000000000ff/+000000a",
+            "m/0000000000000ff/0000000a",
+            "m/000000000000000ff/0000000a",
+            "m/00000000000000ff/00000000a",
+            "m/00000000000000ff/0000000a/",
+            "m/00000000000000ff",
+        ] {
+            assert!(parse_indexed(bad).is_err(), "{bad:?} parsed");
+        }
+
+        assert_eq!(parse_hex64(b"00000000000000ff").unwrap(), 255);
+        assert!(parse_hex64(b"00000000000000FF").is_err(), "upper case");
+        assert!(parse_hex64(b"+0000000000000ff").is_err(), "sign");
+        assert!(parse_hex64(b"0000000000000000f").is_err(), "17 digits");
+        assert!(parse_hex64(b"000000000000000").is_err(), "15 digits");
+        assert_eq!(parse_hex32(b"ffffffff").unwrap(), u32::MAX);
+        assert!(parse_hex32(b"FFFFFFFF").is_err(), "upper case");
+        assert!(parse_hex32(b"+fffffff").is_err(), "sign");
+        assert!(parse_hex32(b"0ffffffff").is_err(), "9 digits");
+        assert!(parse_hex32(b"\xff\xff\xff\xff\xff\xff\xff\xff").is_err(), "not UTF-8");
+    }
+
+    proptest! {
+        /// Whatever parses formats back to the very bytes it was parsed from. The inputs
+        /// are near misses: a key prefix, then hex-like fields of about the right widths.
+        #[test]
+        fn parse_then_format_is_identity(
+            prefix in prop::sample::select(vec!["r/", "m/", "x/", ""]),
+            first in "[0-9a-fA-F+-]{7,17}",
+            second in prop::option::of("/[0-9a-fA-F+]{7,9}"),
+        ) {
+            let s = format!("{prefix}{first}{}", second.unwrap_or_default());
+            if let Ok(uid) = parse_record(&s) {
+                prop_assert_eq!(record(uid), s.clone());
+            }
+            if let Ok((m, u)) = parse_indexed(&s) {
+                let again = if s.starts_with(MODSEQ) { modseq_index(m, u) } else { tombstone(m, u) };
+                prop_assert_eq!(again, s.clone());
+            }
+            if let Ok(n) = parse_hex64(s.as_bytes()) {
+                prop_assert_eq!(hex64(n), s.clone());
+            }
+            if let Ok(n) = parse_hex32(s.as_bytes()) {
+                prop_assert_eq!(hex32(n), s.clone());
+            }
+        }
     }
 }

@@ -27,7 +27,8 @@ impl Guid {
         Ok(Guid(arr))
     }
 
-    /// From 32 hex digits.
+    /// From 32 lower-case hex digits, as [`Display`](fmt::Display) writes them; upper
+    /// case, signs and other lengths are errors.
     pub fn parse(hex: &str) -> Result<Guid, FormatError> {
         let bad = || FormatError::Key(hex.to_string());
         if hex.len() != 32 {
@@ -35,7 +36,8 @@ impl Guid {
         }
         let mut out = [0u8; 16];
         for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+            let digits = hex.get(2 * i..2 * i + 2).ok_or_else(bad)?;
+            *b = crate::keys::canonical_hex(digits, 2).and_then(|n| u8::try_from(n).ok()).ok_or_else(bad)?;
         }
         Ok(Guid(out))
     }
@@ -126,6 +128,11 @@ mod tests {
         assert_eq!(Guid::parse(&g.to_string()).unwrap(), g);
         assert!(Guid::parse("xyz").is_err());
         assert!(Guid::parse(&"g".repeat(32)).is_err());
+        // Issue 13: only the canonical (lower-case) spelling parses.
+        assert!(Guid::parse(&"AB".repeat(16)).is_err(), "upper case");
+        assert!(Guid::parse(&format!("+b{}", "ab".repeat(15))).is_err(), "sign");
+        assert!(Guid::parse(&"ab".repeat(17)).is_err(), "34 digits");
+        assert!(Guid::parse(&format!("é{}", "a".repeat(30))).is_err(), "not ASCII");
         assert_eq!(mailbox_shard(&g, 3), format!("mbox.{}.0003", "ab".repeat(16)));
         assert_eq!(shard_of(32_767, DEFAULT_SHARD_BITS), 0);
         assert_eq!(shard_of(32_768, DEFAULT_SHARD_BITS), 1);

@@ -31,6 +31,7 @@ use crate::mailbox::Mailbox;
 pub(crate) mod admin;
 mod migrate;
 mod recover;
+mod resolve;
 
 use crate::names::{INBOX, MAX_NAME_LEN, SEPARATOR, SPECIAL_USE, is_below, literal_prefix, normalize, pattern_matches};
 use crate::types::MailboxInfo;
@@ -143,24 +144,23 @@ impl User {
             } else {
                 WriteOp::new().create_exclusive()
             };
-            let op = guards.omap_set([
-                (key.clone(), frame::encode(&entry_of(&info))),
-                (guid_key, info.name.as_bytes().to_vec()),
-                (keys::COUNTERS.to_string(), frame::encode(&counters)),
-            ]);
-            match self.store.write_op(MAILBOX_LIST, &op) {
-                Ok(_) => {
-                    self.list_changed();
-                    Ok(Some(info))
-                }
-                Err(e) if lost_race(&e) => {
+            let set =
+                [(key.clone(), frame::encode(&entry_of(&info))), (guid_key.clone(), info.name.as_bytes().to_vec())];
+            let expect = resolve::Expect {
+                after: resolve::state(&set, &[]),
+                before: resolve::state(&[], &[key.clone(), guid_key]),
+            };
+            let op = guards.omap_set(set).omap_set([(keys::COUNTERS.to_string(), frame::encode(&counters))]);
+            match self.try_write_resolved(&op, &expect) {
+                Ok(true) => Ok(Some(info)),
+                Ok(false) => {
                     // Nothing refers to the head: drop it and start over with fresh values.
                     index::destroy(&self.store, &info.guid, &self.caches.retry, self.config.ref_in_flight)?;
                     Ok(None)
                 }
-                // The write may or may not have happened (a timeout): keep the head, which
-                // is harmless if unlisted and needed if listed.
-                Err(e) => Err(e.into()),
+                // The write may or may not have happened (the cluster did not tell in
+                // time): keep the head, which is harmless if unlisted and needed if listed.
+                Err(e) => Err(e),
             }
         })
     }
@@ -177,10 +177,13 @@ impl User {
             let current = self.read_keys(&[&key])?.and_then(|mut m| m.remove(&key));
             let current = current.ok_or_else(|| not_found(&name))?;
             let info = self.info_of(&name, &key, &current)?;
-            let op = WriteOp::new()
-                .omap_cmp(key.clone(), CmpOp::Eq, current)
-                .omap_rm_keys([key.clone(), keys::mailbox_guid(&info.guid)]);
-            Ok(self.try_write(&op)?.then_some(info.guid))
+            let removed = [key.clone(), keys::mailbox_guid(&info.guid)];
+            let expect = resolve::Expect {
+                after: resolve::state(&[], &removed),
+                before: resolve::state(&[(key.clone(), current.clone())], &[]),
+            };
+            let op = WriteOp::new().omap_cmp(key.clone(), CmpOp::Eq, current).omap_rm_keys(removed);
+            Ok(self.try_write_resolved(&op, &expect)?.then_some(info.guid))
         })?;
         index::destroy(&self.store, &guid, &self.caches.retry, self.config.ref_in_flight)
     }
@@ -254,8 +257,12 @@ impl User {
             if let Some(taken) = self.read_keys(&targets)?.unwrap_or_default().keys().next() {
                 return Err(already_exists(&taken[keys::MAILBOX.len()..]));
             }
+            let before: Vec<(String, Vec<u8>)> =
+                moved.iter().map(|(from, v)| (keys::mailbox(from), v.clone())).collect();
+            let expect =
+                resolve::Expect { after: resolve::state(&set, &remove), before: resolve::state(&before, &target_keys) };
             let op = op.omap_rm_keys(remove).omap_set(set);
-            Ok(self.try_write(&op)?.then_some(()))
+            Ok(self.try_write_resolved(&op, &expect)?.then_some(()))
         })
     }
 

@@ -38,12 +38,21 @@ macro_rules! ack_lost_sweep_cases {
 
 /// A process whose store fails as `faulty` says, over the pool of `store`.
 fn faulty_process(store: &MailStore) -> (FaultyStore, MailStore) {
+    faulty_process_resolving(store, std::time::Duration::from_secs(5))
+}
+
+/// The same, resolving a lost reply within `resolve_window`.
+pub(super) fn faulty_process_resolving(
+    store: &MailStore,
+    resolve_window: std::time::Duration,
+) -> (FaultyStore, MailStore) {
     let faulty = FaultyStore::new(store_pool(store));
-    let config = Config { resolve_window: std::time::Duration::from_secs(5), ..store.config().clone() };
+    let config = Config { resolve_window, ..store.config().clone() };
     (faulty.clone(), MailStore::new(Arc::new(faulty), config))
 }
 
-fn leftovers(store: &MailStore, user: &str) -> usize {
+/// Bodies, chunks and references `check` finds left over (it must find no damage).
+pub(super) fn leftovers(store: &MailStore, user: &str) -> usize {
     let r = check_user(&other_process(store).user(user).unwrap()).unwrap();
     assert!(!r.has_damage(), "{r:#?}");
     r.orphan_bodies.len() + r.orphan_chunks.len() + r.stale_references.len()

@@ -11,6 +11,7 @@ use rados_mail::check::check_user;
 use rados_mail::objstore::{FaultMode, FaultyStore};
 use rados_mail::{AppendOptions, Committed, Config, DeliveryKey, MailStore, Mailbox, ModseqSteps, Transaction};
 
+use super::ack_lost::{faulty_process_resolving, leftovers};
 use super::{body, mailbox, other_process, store_pool};
 
 /// Generates one `#[test]` per case; `$make` is `fn(&str) -> (MailStore, String)`.
@@ -62,20 +63,12 @@ fn deliver(m: &Mailbox, mail: &[u8]) -> rados_mail::Result<Committed> {
 /// A process that cannot wait for a lost reply (resolve window 0: the outcome of a lost
 /// commit stays unknown), failing as its `FaultyStore` says.
 fn impatient_process(store: &MailStore) -> (FaultyStore, MailStore) {
-    let faulty = FaultyStore::new(store_pool(store));
-    let config = Config { resolve_window: Duration::ZERO, ..store.config().clone() };
-    (faulty.clone(), MailStore::new(Arc::new(faulty), config))
+    faulty_process_resolving(store, Duration::ZERO)
 }
 
 fn mails(store: &MailStore, user: &str) -> Vec<Vec<u8>> {
     let m = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
     m.uids().unwrap().into_iter().map(|uid| body(&m, uid)).collect()
-}
-
-fn check_clean(store: &MailStore, user: &str) -> usize {
-    let r = check_user(&other_process(store).user(user).unwrap()).unwrap();
-    assert!(!r.has_damage(), "{r:#?}");
-    r.orphan_bodies.len() + r.orphan_chunks.len() + r.stale_references.len()
 }
 
 /// The commit landed, its reply was lost and the cluster did not answer in time: a
@@ -98,7 +91,7 @@ pub fn ack_lost_delivery_retried_is_stored_once(store: &MailStore, user: &str) {
     let uid = other.uids().unwrap()[0];
     assert_eq!(retry.saved, vec![uid], "the UID the first attempt got");
     assert_eq!(mails(store, user), stored, "stored once, as first delivered");
-    assert_eq!(check_clean(store, user), 0, "the retry's body was removed");
+    assert_eq!(leftovers(store, user), 0, "the retry's body was removed");
     // A third attempt through the process that saw the failure: the same.
     assert_eq!(deliver(&inbox, &as_received("backend-c")).unwrap().saved, vec![uid]);
     assert_eq!(mails(store, user).len(), 1);
@@ -117,7 +110,7 @@ pub fn ack_lost_delivery_that_did_not_land_is_stored_by_the_retry(store: &MailSt
     let retry = deliver(&inbox, &as_received("b")).unwrap();
     assert!(retry.delivered_before.is_empty());
     assert_eq!(mails(store, user), vec![as_received("b")]);
-    assert_eq!(check_clean(store, user), 1, "the unknown attempt's body, found by check");
+    assert_eq!(leftovers(store, user), 1, "the unknown attempt's body, found by check");
 }
 
 /// A delivery costs exactly the RADOS operations of a plain save: its mark rides in the
@@ -188,7 +181,7 @@ pub fn ack_lost_delivery_twice_at_once_is_stored_once(store: &MailStore, user: &
     let again = deliver(&far, &as_received("far")).unwrap().saved[0];
     assert!(uids.iter().all(|u| *u == again), "{uids:?} vs {again}");
     assert_eq!(mails(store, user).len(), 1);
-    assert_eq!(check_clean(store, user), 0);
+    assert_eq!(leftovers(store, user), 0);
 }
 
 /// Every write of a delivery in turn fails in each mode (applied or not, the cluster away
