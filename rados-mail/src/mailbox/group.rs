@@ -50,6 +50,11 @@ impl Pending {
         Pending { txn, bodies, order, instances, saved_at, outcome: Mutex::new(None) }
     }
 
+    /// The saves of its transaction.
+    pub(super) fn saves(&self) -> &[super::txn::PendingSave] {
+        &self.txn.saves
+    }
+
     fn set(&self, outcome: Outcome) {
         *self.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
     }
@@ -125,14 +130,11 @@ impl Mailbox {
             match self.write_head(view, hdr, entries, &marks) {
                 Ok(true) => return plans.into_iter().map(|p| Outcome::Done(p.outcome)).collect(),
                 // A lost race, or deliveries stored before: then they are not stored again.
-                Ok(false) if !marks.is_empty() => {
-                    for ((p, planned), k) in group.iter().zip(&plans).zip(known.iter_mut()) {
-                        match self.known_deliveries(&p.txn.saves, &planned.marks) {
-                            Ok(found) => k.extend(found),
-                            Err(e) => return failed(&e, true),
-                        }
-                    }
-                }
+                // One read for the whole group's marks.
+                Ok(false) if !marks.is_empty() => match self.known_deliveries_of_group(group, &marks) {
+                    Ok(found) => known.iter_mut().zip(found).for_each(|(k, f)| k.extend(f)),
+                    Err(e) => return failed(&e, true),
+                },
                 Ok(false) => {}
                 Err(e) if e.is_temporary() => match self.landed(&guard, &first, view.hdr.shard_bits, started) {
                     Some(true) => {

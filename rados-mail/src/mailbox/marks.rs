@@ -9,7 +9,10 @@ use objstore::{CmpOp, WriteOp};
 use omap_index::records::DeliveryMark;
 use omap_index::{frame, keys};
 
+use std::sync::Arc;
+
 use super::Mailbox;
+use super::group::Pending;
 use super::txn::PendingSave;
 use crate::body::SavedBody;
 use crate::delivery::DeliveryKey;
@@ -56,13 +59,19 @@ impl Mailbox {
     /// After a write with `marks` failed its guard: which saves of `saves` (by index) were
     /// delivered before, with the UIDs they got.
     pub(super) fn known_deliveries(&self, saves: &[PendingSave], marks: &[Mark]) -> Result<BTreeMap<usize, u32>> {
-        let wanted: Vec<DeliveryKey> = marks.iter().map(|(k, _)| *k).collect();
-        let found = self.delivered_before(&wanted)?;
-        Ok(saves
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.delivery.and_then(|k| found.get(&k)).map(|uid| (i, *uid)))
-            .collect())
+        let found = self.delivered_before(&marks.iter().map(|(k, _)| *k).collect::<Vec<_>>())?;
+        Ok(saves_found(saves, &found))
+    }
+
+    /// The same for a group commit's transactions, in one read: per transaction, its
+    /// saves delivered before.
+    pub(super) fn known_deliveries_of_group(
+        &self,
+        group: &[Arc<Pending>],
+        marks: &[Mark],
+    ) -> Result<Vec<BTreeMap<usize, u32>>> {
+        let found = self.delivered_before(&marks.iter().map(|(k, _)| *k).collect::<Vec<_>>())?;
+        Ok(group.iter().map(|p| saves_found(p.saves(), &found)).collect())
     }
 
     /// Removes the bodies of saves that were delivered before (`delivered_before`).
@@ -99,6 +108,11 @@ impl Mailbox {
         }
         Ok(found)
     }
+}
+
+/// The saves (by index) whose delivery key is in `found`, with the UID found.
+fn saves_found(saves: &[PendingSave], found: &BTreeMap<DeliveryKey, u32>) -> BTreeMap<usize, u32> {
+    saves.iter().enumerate().filter_map(|(i, s)| s.delivery.and_then(|k| found.get(&k)).map(|uid| (i, *uid))).collect()
 }
 
 #[cfg(test)]
