@@ -116,6 +116,9 @@ pub fn ack_lost_delivery_that_did_not_land_is_stored_by_the_retry(store: &MailSt
 /// A delivery costs exactly the RADOS operations of a plain save: its mark rides in the
 /// commit's own write.
 pub fn ack_lost_delivery_costs_no_operation_more(store: &MailStore, user: &str) {
+    // A process of its own: the stats of `store` count what other tests running at the
+    // same time do too.
+    let store = &other_process(store);
     let (_, m) = mailbox(store, user, "INBOX");
     let plain = |m: &Mailbox, n: u32| {
         let mut app = m.appender(None);
