@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: ci/dovecot-stop.sh DIR
+# Usage: ci/dovecot-stop.sh [--kill] DIR
 #
 # Stops the Dovecot started by ci/dovecot-start.sh in DIR: SIGTERM to the master
 # (its pid from DIR/run/master.pid, checked to be `dovecot -c DIR/dovecot.conf`),
@@ -8,6 +8,10 @@
 # stay, so ci/dovecot-start.sh DIR starts the same instance again.
 #
 # Options:
+#   --kill       crash it instead (a backend dying): SIGSTOP to the master and every
+#                process it started, then SIGKILL to all of them, so that none sees
+#                another die first and the master restarts none; prints their pids on
+#                stdout (the master first) and returns without waiting for them
 #   -h, --help   show this help
 set -euo pipefail
 
@@ -15,8 +19,10 @@ log() { printf 'dovecot: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 dir_arg=""
+crash=0
 while (($#)); do
     case "$1" in
+        --kill) crash=1 ;;
         -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
         -*) die "unknown option '$1' (see --help)" ;;
         *) [[ -z "$dir_arg" ]] || die "only one DIR allowed"; dir_arg="$1" ;;
@@ -51,6 +57,16 @@ children_of() {
 pid="$(tr -dc '0-9' 2>/dev/null <"$DIR/run/master.pid" || true)"
 if [[ -z "$pid" ]] || ! pid_alive "$pid" ||
     ! tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$CONF"; then
+    exit 0
+fi
+
+if ((crash)); then
+    kill -STOP "$pid" 2>/dev/null || true
+    mapfile -t procs < <(children_of "$pid")
+    procs=("$pid" "${procs[@]}")
+    for p in "${procs[@]}"; do kill -STOP "$p" 2>/dev/null || true; done
+    for p in "${procs[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    printf '%s\n' "${procs[@]}"
     exit 0
 fi
 

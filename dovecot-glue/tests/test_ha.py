@@ -23,7 +23,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import time
 import unittest
@@ -312,14 +311,10 @@ class HaFaults(DovecotTestCase):
         def kill_a():
             # All stopped first, then all killed: none of them sees another one die
             # (and logs about it) before it dies itself, and the master respawns none.
-            master = dovecot_pids(self.a)[0]
-            os.kill(master, signal.SIGSTOP)
-            pids = dovecot_pids(self.a)
+            crash = subprocess.run([os.path.join(harness.REPO_ROOT, "ci", "dovecot-stop.sh"), "--kill",
+                                    self.a.dir], capture_output=True, text=True, check=True)
+            pids = [int(p) for p in crash.stdout.split()]
             self.assertGreater(len(pids), 1, "backend a has no processes to kill")
-            for pid in pids:
-                os.kill(pid, signal.SIGSTOP)
-            for pid in pids:
-                os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while any(alive(p) for p in pids) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -340,20 +335,3 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
-
-
-def dovecot_pids(inst):
-    """The master of `inst` followed by every process whose parent it is."""
-    with open(os.path.join(inst.dir, "run", "master.pid")) as f:
-        master = int(f.read().strip())
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master:
-                children.append(int(entry))
-    return [master] + children
