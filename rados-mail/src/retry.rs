@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -100,6 +100,33 @@ pub(crate) fn backoff(lost_before: u32) {
 pub(crate) fn rewatch_pause(attempt: u32) -> Duration {
     let base = (50u64 << attempt.min(7)).min(5_000);
     Duration::from_millis(base + rand::rng().random_range(0..=base / 4))
+}
+
+/// After a write whose reply was lost (sent at `started`): asks `ask` whether it landed
+/// until it answers, with pauses of 20 ms doubling to 1 s while the cluster does not,
+/// until `window` has passed since the write was sent (so a write that timed out after
+/// the whole window is not followed by more waiting). `None`: unknown — no time left, a
+/// permanent error, or `ask` itself could not tell.
+pub(crate) fn resolve_lost_reply(
+    started: Instant,
+    window: Duration,
+    mut ask: impl FnMut() -> Result<Option<bool>>,
+) -> Option<bool> {
+    let deadline = started.checked_add(window).unwrap_or(started);
+    let mut pause = Duration::from_millis(20);
+    loop {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        match ask() {
+            Ok(answer) => return answer,
+            Err(e) if e.is_temporary() && Instant::now() + pause < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(_) => return None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -198,21 +198,9 @@ impl Mailbox {
     /// header is still the guard's, or another commit took its modseq or UID); `None`:
     /// unknown.
     pub(super) fn landed(&self, guard: &[u8], first: &WalEntry, shard_bits: u32, started: Instant) -> Option<bool> {
-        let deadline = started.checked_add(self.config.resolve_window).unwrap_or(started);
-        let mut pause = std::time::Duration::from_millis(20);
-        loop {
-            if Instant::now() >= deadline {
-                return None; // no time left to ask: unknown
-            }
-            match self.landed_once(guard, first, shard_bits) {
-                Ok(answer) => return answer,
-                Err(e) if e.is_temporary() && Instant::now() + pause < deadline => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
-                }
-                Err(_) => return None,
-            }
-        }
+        crate::retry::resolve_lost_reply(started, self.config.resolve_window, || {
+            self.landed_once(guard, first, shard_bits)
+        })
     }
 
     fn landed_once(&self, guard: &[u8], first: &WalEntry, shard_bits: u32) -> Result<Option<bool>> {

@@ -6,7 +6,7 @@
 //! made (and a retried create does not answer "already exists" for its own mailbox).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use objstore::WriteOp;
 use omap_index::names::MAILBOX_LIST;
@@ -49,33 +49,18 @@ impl User {
     /// it did not, `None` unknown (the cluster did not answer within the window, or the
     /// list is in neither state: another change came in between).
     fn list_landed(&self, expect: &Expect, started: Instant) -> Option<bool> {
-        let deadline = started.checked_add(self.config.resolve_window).unwrap_or(started);
         let keys: Vec<&str> = expect.after.iter().chain(&expect.before).map(|(k, _)| k.as_str()).collect();
-        let mut pause = Duration::from_millis(20);
-        loop {
-            if Instant::now() >= deadline {
-                return None;
-            }
-            match self.read_keys(&keys) {
-                Ok(found) => {
-                    let found = found.unwrap_or_default();
-                    let holds =
-                        |want: &[(String, Option<Vec<u8>>)]| want.iter().all(|(k, v)| found.get(k) == v.as_ref());
-                    return if holds(&expect.after) {
-                        Some(true)
-                    } else if holds(&expect.before) {
-                        Some(false)
-                    } else {
-                        None
-                    };
-                }
-                Err(e) if e.is_temporary() && Instant::now() + pause < deadline => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                }
-                Err(_) => return None,
-            }
-        }
+        crate::retry::resolve_lost_reply(started, self.config.resolve_window, || {
+            let found = self.read_keys(&keys)?.unwrap_or_default();
+            let holds = |want: &[(String, Option<Vec<u8>>)]| want.iter().all(|(k, v)| found.get(k) == v.as_ref());
+            Ok(if holds(&expect.after) {
+                Some(true)
+            } else if holds(&expect.before) {
+                Some(false)
+            } else {
+                None
+            })
+        })
     }
 }
 
