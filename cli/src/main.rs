@@ -104,7 +104,7 @@ fn run(cli: &Cli) -> error::Result<bool> {
     // The notifies that commits sent to watchers (fire and forget) must end before the
     // process does: exiting while librados works on one crashes in librados' exit
     // handlers (`boost::bad_get`, segfaults; seen in about one import run of ten).
-    if !librados::quiesce(librados::NOTIFY_TIMEOUT + std::time::Duration::from_secs(1)) {
+    if !librados::quiesce(librados::QUIESCE_TIMEOUT) {
         eprintln!("rados-mail: notifies still in flight at exit");
     }
     if cli.stats {

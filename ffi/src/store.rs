@@ -112,8 +112,9 @@ pub unsafe extern "C" fn rm_store_free(store: *mut rm_store) {
     ffi_void(|| {
         // SAFETY: forwarded contract.
         drop(unsafe { take_handle(store) });
-        // Notifies and unwatches still in flight must end before the process does.
-        librados::quiesce(librados::NOTIFY_TIMEOUT + std::time::Duration::from_secs(1));
+        // Operations, notifies and unwatches still in flight must end before the process
+        // does (a run-out wait is logged and counted by librados).
+        librados::quiesce(librados::QUIESCE_TIMEOUT);
     });
 }
 

@@ -22,6 +22,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::cluster::IoCtx;
 use crate::errno::{GuardKinds, cstring, op_result, slice};
+use crate::quiesce::Busy;
 
 /// The C handle of the compound operation.
 enum OpHandle {
@@ -50,6 +51,8 @@ struct Pending {
     done: Mutex<Option<oneshot::Sender<Arc<Pending>>>>,
     _slot: OwnedSemaphorePermit,
     _io: Arc<IoCtx>,
+    /// Last field: released after `_io`, which may hold the cluster's last reference.
+    _busy: Busy,
 }
 
 // SAFETY: the C handles are used by one thread at a time: built and submitted by the
@@ -184,6 +187,7 @@ impl Pending {
             done: Mutex::new(Some(tx)),
             _slot: slot,
             _io: io.clone(),
+            _busy: Busy::new(),
         };
         (Arc::new(p), rx)
     }

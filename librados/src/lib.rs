@@ -29,10 +29,12 @@ mod aio;
 mod cluster;
 mod config;
 mod errno;
+mod quiesce;
 mod store;
 mod watch;
 
 pub use cluster::{Cluster, IoCtx};
 pub use config::ClusterConfig;
+pub use quiesce::{QUIESCE_TIMEOUT, busy, quiesce, quiesce_ran_out};
 pub use store::RadosStore;
-pub use watch::{NOTIFY_TIMEOUT, quiesce};
+pub use watch::NOTIFY_TIMEOUT;

@@ -27,29 +27,11 @@ use objstore::{Error, NotifyDone, Result, WatchCallback, WatchEvent, WatchHandle
 use crate::aio::reap;
 use crate::cluster::IoCtx;
 use crate::errno::{GuardKinds, cstring, op_result, slice};
+use crate::quiesce::Busy;
 
 /// How long a notify waits for the watchers' acknowledgements before it completes with
 /// `Unavailable` (the caller does not wait either way; this bounds the notify's memory).
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Notifies and unwatches of the process still in flight (librados works on them in its
-/// own threads, which must not be running when the process exits).
-static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Waits until no notify or unwatch of this process is in flight, for at most `timeout`;
-/// returns whether none is left. Call it before the process exits: a process leaving
-/// while librados still works on one may crash in librados' own exit handlers (seen:
-/// `boost::bad_get` from an imap process that exited right after a commit).
-pub fn quiesce(timeout: Duration) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    true
-}
 
 /// Notifies in flight per connection beyond which a new one fails at once.
 const MAX_NOTIFIES_IN_FLIGHT: usize = 4096;
@@ -173,8 +155,7 @@ impl Drop for RadosWatch {
     fn drop(&mut self) {
         // Waits for a callback in progress; none reaches the user afterwards.
         *self.ctx.live.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-        unwatcher(Unwatch { ctx: self.ctx.clone(), cookie: self.cookie });
+        unwatcher(Unwatch { ctx: self.ctx.clone(), cookie: self.cookie, _busy: Busy::new() });
     }
 }
 
@@ -182,6 +163,8 @@ impl Drop for RadosWatch {
 struct Unwatch {
     ctx: Arc<WatchCtx>,
     cookie: u64,
+    /// Last field: released after `ctx`, which may hold the cluster's last reference.
+    _busy: Busy,
 }
 
 impl Unwatch {
@@ -198,7 +181,6 @@ impl Unwatch {
         unsafe { sys::rados_watch_flush(io.cluster().handle) };
         // SAFETY: unwatched and flushed: librados holds the leaked reference no more.
         drop(unsafe { Arc::from_raw(Arc::as_ptr(&self.ctx)) });
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -215,8 +197,8 @@ fn unwatcher(job: Unwatch) {
     });
     if let Err(mpsc::SendError(job)) = tx.lock().unwrap_or_else(|e| e.into_inner()).send(job) {
         // Process exiting: leaking the watch is the safe choice.
-        std::mem::forget(job);
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        let Unwatch { ctx, _busy, .. } = job;
+        std::mem::forget(ctx);
     }
 }
 
@@ -227,6 +209,8 @@ struct NotifyPending {
     done: Option<NotifyDone>,
     io: Arc<IoCtx>,
     oid: String,
+    /// Last field: released after `io`, which may hold the cluster's last reference.
+    _busy: Busy,
 }
 
 // SAFETY: the reply pointers are written by librados before the completion fires and read
@@ -247,7 +231,6 @@ impl Drop for NotifyPending {
             }
         }
         self.io.cluster().notifies.fetch_sub(1, Ordering::SeqCst);
-        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -294,13 +277,13 @@ pub(crate) fn notify(io: &Arc<IoCtx>, oid: &str, payload: &[u8], done: Option<No
         io.cluster().notifies.fetch_sub(1, Ordering::SeqCst);
         return fail(done, Error::Unavailable(format!("notify on {oid:?}: too many notifies in flight")));
     }
-    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     let pending = Box::new(NotifyPending {
         completion: AtomicPtr::new(ptr::null_mut()),
         reply: Box::new((ptr::null_mut(), 0)),
         done,
         io: io.clone(),
         oid: oid.to_string(),
+        _busy: Busy::new(),
     });
     let reply: *mut (*mut c_char, usize) = &*pending.reply as *const _ as *mut _;
     let arg = Box::into_raw(pending);
