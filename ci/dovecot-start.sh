@@ -31,6 +31,8 @@
 #   --home-root DIR2      user homes are DIR2/<user> (default DIR/home); point a
 #                         second sdbox instance at the first one's to share mail
 #   --extra-conf FILE     !include FILE at the end of dovecot.conf
+#   --userdb-file FILE    a passwd-file userdb consulted before the static one
+#                         (per-user fields such as rados_pool=x, for tests)
 #   -h, --help            show this help
 # Environment (rados only):
 #   CEPH_CONF                 cluster conf (default <repo>/target/ceph/ceph.conf)
@@ -67,10 +69,11 @@ name=""
 port_base=24100
 home_root=""
 extra_conf=""
+userdb_file=""
 dir_arg=""
 while (($#)); do
     case "$1" in
-        --driver | --plugin-dir | --name | --port-base | --home-root | --extra-conf)
+        --driver | --plugin-dir | --name | --port-base | --home-root | --extra-conf | --userdb-file)
             (($# >= 2)) || die "$1 needs a value"
             case "$1" in
                 --driver) driver="$2" ;;
@@ -79,6 +82,7 @@ while (($#)); do
                 --port-base) port_base="$2" ;;
                 --home-root) home_root="$2" ;;
                 --extra-conf) extra_conf="$2" ;;
+                --userdb-file) userdb_file="$2" ;;
             esac
             shift
             ;;
@@ -107,6 +111,15 @@ HOME_ROOT="$(abs_path "$home_root")"
 if [[ -n "$extra_conf" ]]; then
     extra_conf="$(abs_path "$extra_conf")"
     [[ -r "$extra_conf" ]] || die "--extra-conf $extra_conf is not readable"
+fi
+userdb_conf=""
+if [[ -n "$userdb_file" ]]; then
+    userdb_file="$(abs_path "$userdb_file")"
+    [[ -r "$userdb_file" ]] || die "--userdb-file $userdb_file is not readable"
+    userdb_conf="userdb {
+  driver = passwd-file
+  args = $userdb_file
+}"
 fi
 
 for tool in dovecot doveconf doveadm setpriv timeout md5sum; do
@@ -264,6 +277,7 @@ passdb {
   driver = static
   args = password=pass
 }
+$userdb_conf
 userdb {
   driver = static
   args = uid=$MAIL_USER gid=$MAIL_GROUP home=$HOME_ROOT/%u allow_all_users=yes

@@ -6,16 +6,9 @@
 
 #include <time.h>
 #include "rados-connect.h"
+#include "rados-settings.h"
 
 #include <rados_mail.h>
-
-static const char *const rados_setting_keys[] = {
-	"backend", "conf", "keyring", "client_name", "pool",
-	"namespace_prefix", "timeout", "max_mail_size", "cache_memory",
-	"cache_max_item", "cache_disk_dir", "cache_disk", "read_in_flight",
-	"notify", "delivery_window",
-	NULL
-};
 
 static struct rm_store *rados_process_store = NULL;
 /* When connecting last failed temporarily, the process doesn't try again
@@ -84,8 +77,7 @@ int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
 		       const char **error_r)
 {
 	struct rm_config *cfg = NULL;
-	unsigned int i;
-	int ret = 0;
+	int ret;
 
 	if (rados_process_store != NULL) {
 		*store_r = rados_process_store;
@@ -100,13 +92,7 @@ int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
 		*error_r = "rados: rm_config_new failed";
 		return -1;
 	}
-	for (i = 0; rados_setting_keys[i] != NULL && ret == 0; i++) {
-		const char *value = mail_user_plugin_getenv(user,
-			t_strconcat("rados_", rados_setting_keys[i], NULL));
-		if (value != NULL)
-			ret = rados_config_set(cfg, rados_setting_keys[i],
-					       value, error_r);
-	}
+	ret = rados_settings_apply(user, cfg, error_r);
 	if (ret == 0)
 		ret = rados_config_open(cfg, &rados_process_store, error_r);
 	rm_config_free(cfg);

@@ -7,12 +7,11 @@ struct mail_user;
 struct rm_store;
 
 /* The process's store, opened at the first call from the user's plugin
-   settings rados_<key> (every key of rm_config_set: rados_conf, rados_pool,
-   rados_client_name, rados_keyring, rados_namespace_prefix, rados_timeout,
-   rados_max_mail_size, rados_cache_memory, rados_cache_max_item,
-   rados_cache_disk_dir, rados_cache_disk, rados_read_in_flight, rados_notify). One store serves every user of the
-   process, so these settings must not vary per user. Returns 0, or -1 with
-   *error_r (the cluster unreachable within rados_timeout, a bad setting). */
+   settings rados_<key> (rados_settings_apply: every key of rm_config_set). One
+   store serves every user of the process, so these settings must not vary per
+   user (rados_settings_check_user refuses userdb overrides). Returns 0, or -1
+   with *error_r (the cluster unreachable within rados_timeout, a bad
+   setting). */
 int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
 		       const char **error_r);
 /* Whether the last failure to open a store was temporary (the cluster did not

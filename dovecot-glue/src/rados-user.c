@@ -6,6 +6,7 @@
 #include "mail-namespace.h"
 #include "mailbox-list-private.h"
 #include "rados-connect.h"
+#include "rados-settings.h"
 #include "rados-storage.h"
 
 struct rados_user {
@@ -103,7 +104,14 @@ void rados_mail_user_created(struct mail_user *user)
 {
 	struct mail_user_vfuncs *v = user->vlast;
 	struct rados_user *ruser;
+	const char *error;
 
+	/* a bad rados_* setting fails the user's init (Dovecot logs it, IMAP
+	   and LMTP answer with a temporary failure) before anything opens */
+	if (rados_settings_check_user(user, &error) < 0) {
+		user->error = p_strdup(user->pool, error);
+		return;
+	}
 	/* the RADOS user is opened on first use (rados_user_get) */
 	ruser = p_new(user->pool, struct rados_user, 1);
 	ruser->module_ctx.super = *v;

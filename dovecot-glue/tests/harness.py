@@ -31,7 +31,8 @@ PASSWORD = "pass"
 # A log line with one of these fails the run.
 BAD_LOG = re.compile(r"Panic:|Fatal:|Error:")
 PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50, "limits": 60, "fetch": 70, "opcounts": 80,
-                "acl_a": 90, "acl_b": 100, "idle_a": 120, "idle_b": 130, "ha_a": 140, "ha_b": 150}
+                "acl_a": 90, "acl_b": 100, "idle_a": 120, "idle_b": 130, "ha_a": 140, "ha_b": 150,
+                "settings_bad": 240, "settings_value": 250, "settings_userdb": 260}
 # The round-robin balancer of `balancer()` (test_balancer.py) listens on P+110.
 BALANCER_PORT_OFFSET = 110
 # Socket timeout for clients: generous, the 50 MiB test moves a lot of data.
@@ -44,9 +45,10 @@ if DRIVER not in ("rados", "sdbox"):
 class Instance:
     """One Dovecot started by ci/dovecot-start.sh in its own directory."""
 
-    def __init__(self, name, root, home_root=None, extra_conf=None):
+    def __init__(self, name, root, home_root=None, extra_conf=None, userdb_file=None):
         self.name = name
         self.extra_conf = extra_conf
+        self.userdb_file = userdb_file
         self.dir = os.path.join(root, name)
         self.port_base = PORT_BASE + PORT_OFFSETS[name]
         self.home_root = home_root
@@ -64,6 +66,8 @@ class Instance:
             cmd += ["--home-root", self.home_root]
         if self.extra_conf:
             cmd += ["--extra-conf", self.extra_conf]
+        if self.userdb_file:
+            cmd += ["--userdb-file", self.userdb_file]
         cmd.append(self.dir)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
@@ -160,12 +164,13 @@ def root():
     return _root
 
 
-def instance(name, home_root=None, extra_conf=None):
+def instance(name, home_root=None, extra_conf=None, userdb_file=None):
     """The running instance `name`, started on first use (`extra_conf`: a file that
-    dovecot.conf includes at its end)."""
+    dovecot.conf includes at its end; `userdb_file`: a passwd-file userdb consulted
+    before the static one)."""
     inst = _instances.get(name)
     if inst is None:
-        inst = Instance(name, root(), home_root, extra_conf)
+        inst = Instance(name, root(), home_root, extra_conf, userdb_file)
         _instances[name] = inst
     if not inst.running:
         inst.start()
