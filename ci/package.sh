@@ -207,7 +207,9 @@ chmod 0644 "$stage/DEBIAN/"*
 
 mkdir -p "$out"
 deb="$out/$name.deb"
-dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+# zstd: ~1 s here for the ~65 MB of binaries, where xz took ~40 s of CPU (dpkg reads
+# zstd since 1.21.18, bookworm has 1.21.22; the package is for bookworm's Dovecot ABI).
+dpkg-deb --root-owner-group -Zzstd -z3 --build "$stage" "$deb" >/dev/null
 
 # Every file, as dpkg-deb lists it.
 listing="$(dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./|/|')"
