@@ -9,11 +9,21 @@
 # an OSD host and then a backend are killed, and read back through both (see
 # cluster_demo below and README.md).
 #
-# Usage: ./ci/demo.sh [--cluster] [--keep]
+# With --installed, the plain demo runs against what the Debian package installed
+# (ci/package.sh, then dpkg -i): the plugin in Dovecot's own module dir and
+# /usr/bin/rados-mail; nothing is built.
+#
+# Usage: ./ci/demo.sh [--cluster | --installed] [--keep]
 #   --cluster  3 OSD hosts (ci/ceph-start.sh --hosts 3, RADOS_MAIL_CEPH_NET=79, in
 #              target/demo-hosts) and 2 Dovecot backends (IMAP/LMTP on 127.0.0.1:24700/24701
 #              and 24720/24721); as root; exits non-zero if a mail is lost, duplicated
 #              or unreadable
+#   --installed  Dovecot loads <dovecot_moduledir>/lib20_rados_plugin.so (mail_plugin_dir is
+#              Dovecot's default module dir, the stock plugins beside it; mail_debug on), in
+#              target/demo-installed with IMAP/LMTP on 127.0.0.1:24310/24311; prints the
+#              plugin file its imap process mapped and the version it logged, and lists the
+#              mail with the installed `rados-mail` command; a cluster that existed before
+#              (its DIR has a ceph.conf) is left running
 #   --keep     leave the cluster and Dovecot running (stop them with
 #              ./ci/dovecot-stop.sh target/demo-dovecot and ./ci/ceph-stop.sh; with
 #              --cluster the commands are printed at the end)
@@ -21,14 +31,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=0
 cluster=0
+installed=0
 for arg in "$@"; do
 	case "$arg" in
 	--keep) keep=1 ;;
 	--cluster) cluster=1 ;;
+	--installed) installed=1 ;;
 	-h | --help) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
 	*) echo "demo: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
 	esac
 done
+if [ $cluster = 1 ] && [ $installed = 1 ]; then
+	echo "demo: --installed runs the plain demo; not with --cluster" >&2
+	exit 2
+fi
 if [ $cluster = 1 ] && [ "$EUID" != 0 ]; then
 	echo "demo: --cluster needs root (the hosts are network namespaces)" >&2
 	exit 1
@@ -421,8 +437,19 @@ cluster_cleanup() {
 }
 
 ./ci/install-deps.sh
-cargo build --release -p rados-mail-ffi
-make -C dovecot-glue RADOS_MAIL_LIB="$PWD/target/release/librados_mail.a"
+if [ $installed = 1 ]; then
+	# What the package installed; nothing of this checkout's builds is used.
+	moduledir="$(sed -n 's/^dovecot_moduledir=//p' /usr/lib/dovecot/dovecot-config)"
+	installed_plugin="$moduledir/lib20_rados_plugin.so"
+	for f in "$installed_plugin" /usr/bin/rados-mail; do
+		[ -f "$f" ] || { echo "demo: $f not installed (ci/package.sh, then dpkg -i the .deb)" >&2; exit 1; }
+	done
+	echo "demo: installed: $(dpkg-query -W -f='${Package} ${Version}' rados-mail 2>/dev/null ||
+		echo 'not from a package'); plugin $installed_plugin; command $(/usr/bin/rados-mail --version)"
+else
+	cargo build --release -p rados-mail-ffi
+	make -C dovecot-glue RADOS_MAIL_LIB="$PWD/target/release/librados_mail.a"
+fi
 
 if [ $cluster = 1 ]; then
 	cluster_demo
@@ -435,15 +462,31 @@ if [ ${#ceph_dir} -gt 80 ]; then
 	ceph_dir="/tmp/rados-mail-ceph-$(printf '%s' "$PWD" | md5sum | cut -c1-8)"
 fi
 dovecot_dir="$PWD/target/demo-dovecot"
+port_base=24300
+start_args=()
+stop_ceph=1
+if [ $installed = 1 ]; then
+	dovecot_dir="$PWD/target/demo-installed"
+	port_base=24310
+	# A cluster that existed before is left running: ci/test.sh runs this step on the
+	# cluster its other steps use.
+	[ ! -f "$ceph_dir/ceph.conf" ] || stop_ceph=0
+	# --plugin-dir only satisfies dovecot-start.sh; the !included mail_plugin_dir, which
+	# comes later and wins, is Dovecot's own module dir as the package left it.
+	mkdir -p "$dovecot_dir"
+	printf 'mail_plugin_dir = %s\nmail_debug = yes\n' "$moduledir" >"$dovecot_dir/installed.conf"
+	start_args=(--plugin-dir "$moduledir" --extra-conf "$dovecot_dir/installed.conf")
+fi
 if [ $keep = 0 ]; then
 	trap './ci/dovecot-stop.sh "$dovecot_dir" >/dev/null 2>&1 || true
-	      ./ci/ceph-stop.sh "$ceph_dir" >/dev/null 2>&1 || true' EXIT
+	      [ $stop_ceph = 0 ] || ./ci/ceph-stop.sh "$ceph_dir" >/dev/null 2>&1 || true' EXIT
 fi
 ./ci/ceph-start.sh "$ceph_dir"
 # shellcheck disable=SC1091
 source "$ceph_dir/env.sh"
 ./ci/dovecot-stop.sh "$dovecot_dir" >/dev/null 2>&1 || true
-RADOS_MAIL_NS_PREFIX=demo- ./ci/dovecot-start.sh --driver rados --port-base 24300 "$dovecot_dir"
+RADOS_MAIL_NS_PREFIX=demo- ./ci/dovecot-start.sh --driver rados --port-base $port_base \
+	${start_args[@]+"${start_args[@]}"} "$dovecot_dir"
 # shellcheck disable=SC1091
 source "$dovecot_dir/env.sh"
 
@@ -474,6 +517,29 @@ echo "The user's objects in RADOS (namespace demo-$user), with Ceph's own tool:"
 rados -p "$RADOS_MAIL_POOL" -N "demo-$user" ls | sort
 echo "omap keys of the mailbox list:"
 rados -p "$RADOS_MAIL_POOL" -N "demo-$user" listomapkeys mailboxes 2>/dev/null || true
+if [ $installed = 1 ]; then
+	# The imap process that served the session stays (service_count = 0): the plugin
+	# file it mapped is the one Dovecot loaded.
+	master="$(tr -dc '0-9' <"$dovecot_dir/run/master.pid")"
+	loaded="" pid=""
+	for pid in $(pgrep -P "$master" -f '/imap( |$)' || true); do
+		loaded="$(awk '$6 ~ /lib20_rados_plugin\.so/ { print $6 }' "/proc/$pid/maps" | sort -u)"
+		[ -z "$loaded" ] || break
+	done
+	echo
+	echo "plugin loaded by the imap process (pid $pid), from /proc/$pid/maps: ${loaded:-none}"
+	if [ "$loaded" != "$installed_plugin" ]; then
+		echo "demo: Dovecot did not load the installed plugin $installed_plugin" >&2
+		exit 1
+	fi
+	echo "its version line in the log (mail_debug):"
+	grep -F 'rados: rados-mail ' "$DOVECOT_LOG" | tail -n 1 | grep . ||
+		{ echo "demo: no version line in $DOVECOT_LOG" >&2; exit 1; }
+	echo
+	echo "the same mail through the installed command, with the plugin's settings:"
+	echo "\$ rados-mail --doveconf=$DOVECOT_CONF mails $user INBOX"
+	/usr/bin/rados-mail --doveconf="$DOVECOT_CONF" mails "$user" INBOX
+fi
 if [ $keep = 1 ]; then
 	echo "left running: source $ceph_dir/env.sh; IMAP on 127.0.0.1:$DOVECOT_IMAP_PORT (any user, password 'pass')"
 fi

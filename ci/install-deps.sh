@@ -6,6 +6,7 @@
 #   Debian packages: ceph-mon ceph-osd librados-dev libclang-dev
 #                    protobuf-compiler valgrind pkg-config gcc libasan8 libubsan1
 #                    dovecot-core dovecot-dev dovecot-imapd dovecot-lmtpd dovecot-pop3d
+#                    dpkg-dev (ci/package.sh: dpkg-shlibdeps, dpkg-architecture)
 #   cargo tools:       cbindgen 0.29.0 (the C header's drift check pins it)
 #   rustup components: rustfmt, clippy (needs a rustup-managed toolchain;
 #                      get one from https://rustup.rs)
@@ -18,7 +19,7 @@
 set -euo pipefail
 
 PACKAGES=(ceph-mon ceph-osd librados-dev libclang-dev protobuf-compiler valgrind pkg-config gcc libasan8 libubsan1
-    dovecot-core dovecot-dev dovecot-imapd dovecot-lmtpd dovecot-pop3d)
+    dovecot-core dovecot-dev dovecot-imapd dovecot-lmtpd dovecot-pop3d dpkg-dev)
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

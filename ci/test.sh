@@ -6,7 +6,8 @@
 # Installs what is missing (Debian packages, rustup components), checks formatting and
 # lints, starts a single-node Ceph cluster on 127.0.0.1 in target/ceph, runs every test of
 # the workspace (the in-memory ones and those against the real cluster), the C ABI's C
-# tests, the Dovecot plugin's tests and benchmark smoke runs, runs every fuzz target for
+# tests, the Dovecot plugin's tests, the Debian package installed into the system and the
+# demo against it (then removed), and benchmark smoke runs, runs every fuzz target for
 # 60 s (ci/fuzz.sh: nightly toolchain and cargo-fuzz, installed if missing), and stops the
 # cluster again. Set RADOS_MAIL_KEEP_CEPH=1 to leave the cluster running afterwards.
 set -euo pipefail
@@ -77,6 +78,27 @@ set +e
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 set -e
 
+step "Debian package (ci/package.sh): dpkg -i, a C program via pkg-config, the demo against the installed plugin (ci/demo.sh --installed), dpkg -r"
+# The machine ends as it was: the package is removed again (unless a rados-mail package
+# was installed before this run: then it stays, replaced by this build), and the demo
+# leaves the cluster running for the next steps. dovecot-core's trigger on its module dir
+# asks invoke-rc.d to restart a system Dovecot (policy-rc.d permitting); the tests' own
+# Dovecots are not affected.
+pkg_passed=0 pkg_failed=1
+pkg_before="$(dpkg-query -W -f='${Status}' rados-mail 2>/dev/null || true)"
+if deb="$(./ci/package.sh)" && dpkg -i "$deb" && ./ci/package.sh --check-installed &&
+	./ci/demo.sh --installed; then
+	pkg_passed=1 pkg_failed=0
+fi
+if [[ "$pkg_before" != *"ok installed"* ]]; then
+	dpkg -r rados-mail || pkg_failed=1
+	if [ -e /usr/lib/dovecot/modules/lib20_rados_plugin.so ] || [ -e /usr/bin/rados-mail ]; then
+		echo "package: files left after dpkg -r rados-mail" >&2
+		pkg_failed=1
+	fi
+fi
+[ $pkg_failed = 0 ] || { status=1; pkg_passed=0; }
+
 step "multi-host failure tests: two Dovecot backends over a 3-host cluster (ci/ha-test.sh)"
 ha_log="$(mktemp)"
 set +e
@@ -112,8 +134,10 @@ fi
 sum() {
 	{
 		grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1"
-		[ "$1" = passed ] && echo "$fuzz_passed passed" && echo "$demo_passed passed"
-		[ "$1" = failed ] && echo "$fuzz_failed failed" && echo "$demo_failed failed"
+		[ "$1" = passed ] && echo "$fuzz_passed passed" && echo "$demo_passed passed" &&
+			echo "$pkg_passed passed"
+		[ "$1" = failed ] && echo "$fuzz_failed failed" && echo "$demo_failed failed" &&
+			echo "$pkg_failed failed"
 		for suite in "$ffi_log" "$dovecot_log" "$ha_log"; do
 			last="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$suite" | tail -n 1)"
 			if [ -z "$last" ] && [ "$1" = failed ]; then last="0 passed, 1 failed"; fi

@@ -96,8 +96,12 @@ int rados_connect_user(struct mail_user *user, struct rm_store **store_r,
 	if (ret == 0)
 		ret = rados_config_open(cfg, &rados_process_store, error_r);
 	rm_config_free(cfg);
-	if (ret == 0)
+	if (ret == 0) {
+		/* once per process: which library this plugin carries */
+		e_debug(user->event, "rados: rados-mail %s, store opened",
+			rm_version());
 		*store_r = rados_process_store;
+	}
 	return ret;
 }
 

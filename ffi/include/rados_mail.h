@@ -92,6 +92,27 @@
 #define RM_TXN_EXPUNGED 3
 
 /**
+ * Major version of the header (`MAJOR.MINOR.PATCH`, semantic versioning).
+ */
+#define RM_VERSION_MAJOR 0
+
+/**
+ * Minor version of the header.
+ */
+#define RM_VERSION_MINOR 1
+
+/**
+ * Patch version of the header.
+ */
+#define RM_VERSION_PATCH 0
+
+/**
+ * `(RM_VERSION_MAJOR << 16) | (RM_VERSION_MINOR << 8) | RM_VERSION_PATCH`: the version
+ * of the header as one number, what [`rm_version_number`] returns for the library.
+ */
+#define RM_VERSION_NUMBER 256
+
+/**
  * [`rm_watch_take`]: a watched mailbox was changed (a commit through any process).
  */
 #define RM_WATCH_CHANGED 1
@@ -1997,6 +2018,21 @@ enum rm_result rm_user_mailbox_special_use(const struct rm_user *user,
                                            const char *name,
                                            rm_name_callback cb,
                                            void *userdata);
+
+/**
+ * The library's version, like `"0.1.0"` (Cargo's `CARGO_PKG_VERSION`, with a pre-release
+ * suffix if the version has one): a static, NUL-terminated string; never NULL, never to be
+ * freed.
+ */
+const char *rm_version(void);
+
+/**
+ * The library's version as `(major << 16) | (minor << 8) | patch`, comparable with the
+ * header's `RM_VERSION_NUMBER`: a program can check at run time that the library it loaded
+ * is at least as new as the header it was compiled with
+ * (`rm_version_number() >= RM_VERSION_NUMBER`).
+ */
+uint32_t rm_version_number(void);
 
 /**
  * A new watch of `user`'s mail in `*watch_out`, watching nothing yet.

@@ -1,0 +1,28 @@
+/* rm_version and rm_version_number against the header's RM_VERSION_* defines: the
+ * library a program runs with is the one whose header it was compiled with (ffi/tests/run.sh
+ * links the library built from the same checkout). Included by ffi_test.c, whose CHECK
+ * harness it uses. */
+
+static void test_version(void)
+{
+	const char *v = rm_version();
+	char want[64];
+	CHECK(v != NULL);
+	if (v == NULL)
+		return;
+	snprintf(want, sizeof want, "%u.%u.%u", (unsigned)RM_VERSION_MAJOR,
+		 (unsigned)RM_VERSION_MINOR, (unsigned)RM_VERSION_PATCH);
+	/* Exactly MAJOR.MINOR.PATCH, or that followed by a pre-release or build suffix. */
+	CHECK(strncmp(v, want, strlen(want)) == 0);
+	CHECK(v[strlen(want)] == '\0' || v[strlen(want)] == '-' || v[strlen(want)] == '+');
+	/* Static: the same pointer each call, and nothing to free (valgrind would see a
+	 * leak if it were allocated). */
+	CHECK(rm_version() == v);
+	CHECK(RM_VERSION_NUMBER == ((RM_VERSION_MAJOR << 16) | (RM_VERSION_MINOR << 8) |
+				    RM_VERSION_PATCH));
+	CHECK(rm_version_number() == RM_VERSION_NUMBER);
+	/* The number agrees with the string. */
+	unsigned major = 0, minor = 0, patch = 0;
+	CHECK(sscanf(v, "%u.%u.%u", &major, &minor, &patch) == 3);
+	CHECK(rm_version_number() == ((major << 16) | (minor << 8) | patch));
+}
