@@ -23,10 +23,10 @@ cc -std=c11 -Wall -Wextra -Wpedantic -Werror -I ffi/include "$out/example.c" -o 
 
 export PKG_CONFIG_PATH
 PKG_CONFIG_PATH="$(dirname "$(ffi/pkgconfig.sh debug)")"
-libdir="$(pkg-config --variable=libdir rados_mail)"
+libdir="$(pkg-config --variable=libdir rados-mail)"
 # shellcheck disable=SC2046 # word splitting of pkg-config's flags is wanted
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$out/example.c" -o "$out/example-shared" \
-	$(pkg-config --cflags --libs rados_mail) -Wl,-rpath,"$libdir"
+	$(pkg-config --cflags --libs rados-mail) -Wl,-rpath,"$libdir"
 ldd "$out/example-shared" | grep -q 'librados_mail.so' || {
 	echo "readme-example: the pkg-config build did not link librados_mail.so" >&2
 	exit 1
