@@ -325,7 +325,8 @@ static int rados_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 		index_mail_set_read_buffer_size(_mail, input);
 		/* mail plugins turn the stored bytes back into the mail
 		   (mail_crypt decrypts, zlib decompresses) */
-		if (mail->mail.v.istream_opened(_mail, &mail->data.stream) < 0) {
+		ret = mail->mail.v.istream_opened(_mail, &mail->data.stream);
+		if (ret < 0) {
 			i_stream_unref(&mail->data.stream);
 			return -1;
 		}
