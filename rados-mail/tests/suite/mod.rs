@@ -27,6 +27,7 @@ macro_rules! mail_cases {
             copy_and_move_with_wanted_uids_and_flags, update_raises_header_values,
             create_with_given_guid_and_uidvalidity, recreated_guid_is_another_mailbox,
             change_guid_of_a_never_used_mailbox, transformed_mail_keeps_the_plain_figures,
+            expunge_drops_a_reference_past_the_first_two,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -804,4 +805,31 @@ pub fn transformed_mail_keeps_the_plain_figures(store: &MailStore, user: &str) {
     txn.save(app.finish().unwrap(), AppendOptions::default()).unwrap();
     let plain_uid = m.commit(txn).unwrap().saved[0];
     assert_eq!(m.record(plain_uid).unwrap().unwrap().plain_psize, None);
+}
+
+/// Regression (found by the Dovecot test of mail_crypt copies, issue 14): dropping a
+/// reference read only the body's first two `ref/` keys and took "ours is not among them"
+/// for "dropped before". With three references or more, a mailbox whose key sorted after
+/// the first two (its GUID is larger) left its reference behind on every expunge or MOVE:
+/// a stale reference for `check`, and a body that could never be deleted.
+pub fn expunge_drops_a_reference_past_the_first_two(store: &MailStore, user: &str) {
+    let u = store.user(user).unwrap();
+    let boxes: Vec<Mailbox> = [("A", 0x11u8), ("B", 0x22), ("C", 0x33)]
+        .iter()
+        .map(|(name, g)| {
+            u.create_mailbox_with(name, &CreateOptions { guid: Some(Guid([*g; 16])), uidvalidity: None }).unwrap();
+            u.open_mailbox(name).unwrap()
+        })
+        .collect();
+    // Saved into the last mailbox: its key sorts after the two others.
+    let uid = boxes[2].append(&b"Subject: shared\n\nthrice\n"[..], Default::default()).unwrap();
+    boxes[2].copy_to(&[uid], &boxes[0]).unwrap();
+    boxes[2].copy_to(&[uid], &boxes[1]).unwrap();
+    boxes[2].expunge(&[uid]).unwrap();
+    let report = rados_mail::check::check_user(&u).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    boxes[0].expunge(&[1]).unwrap();
+    boxes[1].expunge(&[1]).unwrap();
+    let report = rados_mail::check::check_user(&u).unwrap();
+    assert!(report.is_clean(), "the body went with its last reference: {report:?}");
 }
