@@ -18,7 +18,9 @@ repeated delivery is stored once.
 
 import os
 import re
+import socket
 import subprocess
+import time
 import unittest
 
 import harness
@@ -279,6 +281,43 @@ class MailPluginsTest(DovecotTestCase):
         # doveadm shows KiB (rounded up)
         self.assertIn(used_kib, (vsize // 1024, -(-vsize // 1024)), out)
         self.assertGreater(used_kib, len(stored) // 1024)
+
+    def test_zlib_interrupted_append_leaves_nothing(self):
+        # The save is cancelled halfway: the plugin's stream is abandoned (not finished),
+        # nothing is stored, nothing is logged as an error.
+        dc = instance_with_conf("zlib", ZLIB_SAVE_CONF)
+        mail = compressible_mail("zlib-cut")
+        with socket.create_connection(("127.0.0.1", dc.imap_port), timeout=30) as s:
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(f'a LOGIN "{self.user}" "{harness.PASSWORD}"\r\n'.encode())
+            while not f.readline().startswith(b"a OK"):
+                pass
+            s.sendall(f"b APPEND INBOX {{{len(mail)}}}\r\n".encode())
+            self.assertTrue(f.readline().startswith(b"+"))
+            s.sendall(mail[:len(mail) // 2])
+            time.sleep(0.5)
+            f.close()
+            s.shutdown(socket.SHUT_RDWR)
+        # Until the imap process has seen the disconnection (and cancelled the save).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with open(dc.log, "rb") as log:
+                if re.search(rb"imap\(" + re.escape(self.user.encode()) + rb"\).*While APPENDing",
+                             log.read()):
+                    break
+            time.sleep(0.1)
+        else:
+            self.fail("the interrupted APPEND was not logged")
+        c = dc.imap(self.user)
+        try:
+            self.assertEqual(count(c), 0)
+            _, uid = append(c, "INBOX", mail)
+            select(c)
+            self.assertEqual(fetch_one(c, uid, "BODY.PEEK[]")["BODY[]"], mail)
+        finally:
+            c.logout()
+        self.assertEqual(len(body_objects(self.user)), 1)
 
     def test_zlib_reads_mails_saved_before_it_was_enabled(self):
         mail = compressible_mail("zlib-before")
