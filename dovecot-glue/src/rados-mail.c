@@ -323,6 +323,13 @@ static int rados_mail_get_stream(struct mail *_mail, bool get_body ATTR_UNUSED,
 			return -1;
 		mail->data.stream = input;
 		index_mail_set_read_buffer_size(_mail, input);
+		/* mail plugins turn the stored bytes back into the mail
+		   (mail_crypt decrypts, zlib decompresses) */
+		ret = mail->mail.v.istream_opened(_mail, &mail->data.stream);
+		if (ret < 0) {
+			i_stream_unref(&mail->data.stream);
+			return -1;
+		}
 	}
 	return index_mail_init_stream(mail, hdr_size, body_size, stream_r);
 }

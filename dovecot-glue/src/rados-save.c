@@ -10,13 +10,21 @@
    knows (sizes, dates, GUID; the bytes of a small mail kept while they passed,
    else the body read from RADOS; a copy's source mail). At commit the records
    go, the UIDs are reported (APPENDUID / COPYUID), and the next sync brings the
-   real records in. A rollback leaves nothing in RADOS. */
+   real records in. A rollback leaves nothing in RADOS.
+
+   Mail plugins that transform mails (mail_crypt, zlib) wrap the save's
+   data.output after rados_save_begin(), as they do sdbox's: the bytes stored
+   are what comes out of that chain (it writes into a buffer that each step
+   drains into the rm_append). The library then measures the plain mail, fed
+   beside them (rm_append_write_plain), for the sizes, the header length and
+   the delivery key: those are the plain mail's, as with sdbox. */
 
 #include "lib.h"
 #include "array.h"
 #include "buffer.h"
 #include "ioloop.h"
 #include "istream.h"
+#include "ostream.h"
 #include "seq-range-array.h"
 #include "rados-storage.h"
 
@@ -48,6 +56,13 @@ struct rados_save_context {
 	struct rm_append *app;
 	struct istream *input;
 	buffer_t *data;
+	/* the end of the data.output chain: the bytes to store collect in
+	   outbuf until rados_save_drain() hands them to app */
+	struct ostream *output;
+	buffer_t *outbuf;
+	/* a plugin wrapped data.output: the bytes stored are not the mail */
+	bool transformed;
+	bool started;
 	bool failed;
 
 	/* in the order added; their temporary index records are
@@ -130,7 +145,39 @@ int rados_save_begin(struct mail_save_context *_ctx, struct istream *input)
 	ctx->data = buffer_create_dynamic(default_pool, 4096);
 	ctx->input = input;
 	i_stream_ref(input);
+	/* plugins (mail_crypt, zlib) replace data.output by a stream that
+	   writes into this one once this returns */
+	ctx->outbuf = buffer_create_dynamic(default_pool, 8192);
+	ctx->output = o_stream_create_buffer(ctx->outbuf);
+	o_stream_set_name(ctx->output, "rados save");
+	_ctx->data.output = ctx->output;
+	o_stream_ref(_ctx->data.output);
+	ctx->started = FALSE;
+	ctx->transformed = FALSE;
 	return 0;
+}
+
+/* Ends the data.output chain: finished (a plugin writes its trailer) when
+   finish, else abandoned. */
+static void rados_save_close_output(struct rados_save_context *ctx,
+				    bool finish)
+{
+	struct mail_save_context *_ctx = &ctx->ctx;
+	struct mail_storage *storage = _ctx->transaction->box->storage;
+
+	if (ctx->output == NULL)
+		return;
+	if (finish && o_stream_finish(_ctx->data.output) < 0) {
+		mail_storage_set_critical(storage,
+			"rados: write(%s) failed while saving: %s",
+			o_stream_get_name(_ctx->data.output),
+			o_stream_get_error(_ctx->data.output));
+		ctx->failed = TRUE;
+	} else if (!finish) {
+		o_stream_abort(_ctx->data.output);
+	}
+	o_stream_unref(&_ctx->data.output);
+	o_stream_unref(&ctx->output);
 }
 
 /* Keeps a small mail's bytes while they pass. */
@@ -145,12 +192,71 @@ static void rados_save_keep(struct rados_save_context *ctx,
 		buffer_append(ctx->data, data, size);
 }
 
+/* A failed rm_append_write*(): -1 with the storage's error set. */
+static int rados_save_write_failed(struct rados_save_context *ctx,
+				   enum rm_result ret)
+{
+	struct mail_storage *storage = ctx->ctx.transaction->box->storage;
+
+	if (ret == RM_RESULT_TOO_LARGE)
+		rados_save_set_too_large(storage);
+	else
+		rados_storage_set_error(storage, ret, "saving");
+	ctx->failed = TRUE;
+	return -1;
+}
+
+/* Hands what came out of the data.output chain to the rm_append (and keeps
+   it while small: dest_mail reads it back through the plugins). */
+static int rados_save_drain(struct rados_save_context *ctx)
+{
+	enum rm_result ret;
+
+	if (ctx->outbuf->used == 0)
+		return 0;
+	ret = rm_append_write(ctx->app, ctx->outbuf->data, ctx->outbuf->used);
+	if (ret != RM_RESULT_OK)
+		return rados_save_write_failed(ctx, ret);
+	rados_save_keep(ctx, ctx->outbuf->data, ctx->outbuf->used);
+	buffer_set_used_size(ctx->outbuf, 0);
+	return 0;
+}
+
+/* Passes a piece of the mail down the data.output chain; a transformed
+   mail's plain bytes go to the library beside it. */
+static int rados_save_send(struct rados_save_context *ctx,
+			   const unsigned char *data, size_t size)
+{
+	struct mail_save_context *_ctx = &ctx->ctx;
+	enum rm_result ret;
+
+	if (!ctx->started) {
+		/* the plugins wrapped data.output (or not) by now */
+		ctx->started = TRUE;
+		ctx->transformed = _ctx->data.output != ctx->output;
+		if (ctx->transformed &&
+		    (ret = rm_append_transformed(ctx->app)) != RM_RESULT_OK)
+			return rados_save_write_failed(ctx, ret);
+	}
+	if (ctx->transformed &&
+	    (ret = rm_append_write_plain(ctx->app, data, size)) != RM_RESULT_OK)
+		return rados_save_write_failed(ctx, ret);
+	if (o_stream_send(_ctx->data.output, data, size) != (ssize_t)size) {
+		mail_storage_set_critical(_ctx->transaction->box->storage,
+			"rados: write(%s) failed while saving: %s",
+			o_stream_get_name(_ctx->data.output),
+			o_stream_get_error(_ctx->data.output));
+		ctx->failed = TRUE;
+		return -1;
+	}
+	return rados_save_drain(ctx);
+}
+
 int rados_save_continue(struct mail_save_context *_ctx)
 {
 	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
 	struct mail_storage *storage = _ctx->transaction->box->storage;
 	const unsigned char *data;
-	enum rm_result ret;
 	size_t size;
 	int rret;
 
@@ -158,16 +264,8 @@ int rados_save_continue(struct mail_save_context *_ctx)
 		return -1;
 	/* pass on whatever is there now, never the whole mail at once */
 	while ((rret = i_stream_read_more(ctx->input, &data, &size)) > 0) {
-		ret = rm_append_write(ctx->app, data, size);
-		if (ret != RM_RESULT_OK) {
-			if (ret == RM_RESULT_TOO_LARGE)
-				rados_save_set_too_large(storage);
-			else
-				rados_storage_set_error(storage, ret, "saving");
-			ctx->failed = TRUE;
+		if (rados_save_send(ctx, data, size) < 0)
 			return -1;
-		}
-		rados_save_keep(ctx, data, size);
 		i_stream_skip(ctx->input, size);
 	}
 	if (rret == -1 && ctx->input->stream_errno != 0) {
@@ -274,6 +372,15 @@ int rados_save_finish(struct mail_save_context *_ctx)
 {
 	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
 
+	/* an empty mail still goes through the plugins (a header, a trailer) */
+	if (!ctx->failed && !ctx->started && ctx->output != NULL &&
+	    rados_save_send(ctx, (const unsigned char *)"", 0) < 0)
+		ctx->failed = TRUE;
+	rados_save_close_output(ctx, !ctx->failed);
+	if (!ctx->failed && rados_save_drain(ctx) < 0)
+		ctx->failed = TRUE;
+	if (ctx->outbuf != NULL)
+		buffer_free(&ctx->outbuf);
 	if (!ctx->failed && rados_save_to_txn(ctx) < 0)
 		ctx->failed = TRUE;
 	/* a no-op unless the append wasn't consumed */
@@ -339,6 +446,7 @@ int rados_save_pending_stream(struct mail *mail, struct istream **input_r)
 	struct rm_txn *txn;
 	struct rm_body *body = NULL;
 	enum rm_result ret;
+	uint64_t size;
 
 	if (p == NULL)
 		return 0;
@@ -359,7 +467,15 @@ int rados_save_pending_stream(struct mail *mail, struct istream **input_r)
 					"reading the mail being saved");
 		return -1;
 	}
-	*input_r = rados_istream_create(body, p->rec.psize);
+	/* the bytes as stored (a transformed mail's differ from its psize) */
+	ret = rm_body_size(body, &size);
+	if (ret != RM_RESULT_OK) {
+		rm_body_free(body);
+		rados_storage_set_error(mail->box->storage, ret,
+					"reading the mail being saved");
+		return -1;
+	}
+	*input_r = rados_istream_create(body, size);
 	return 1;
 }
 
@@ -429,6 +545,9 @@ void rados_transaction_save_rollback(struct mail_save_context *_ctx)
 	struct rados_save_context *ctx = RADOS_SAVE_CONTEXT(_ctx);
 
 	/* nothing is in RADOS: the saved bodies go with the rm_txn */
+	rados_save_close_output(ctx, FALSE);
+	if (ctx->outbuf != NULL)
+		buffer_free(&ctx->outbuf);
 	(void)rm_append_cancel(&ctx->app);
 	if (ctx->data != NULL)
 		buffer_free(&ctx->data);

@@ -464,7 +464,10 @@ struct mail_storage rados_storage = {
 	.name = RADOS_STORAGE_NAME,
 	.class_flags = MAIL_STORAGE_CLASS_FLAG_NO_ROOT |
 		MAIL_STORAGE_CLASS_FLAG_HAVE_MAIL_GUIDS |
-		MAIL_STORAGE_CLASS_FLAG_HAVE_MAIL_GUID128,
+		MAIL_STORAGE_CLASS_FLAG_HAVE_MAIL_GUID128 |
+		/* mails may be stored transformed: zlib and mail_crypt only
+		   wrap a storage's streams with this flag */
+		MAIL_STORAGE_CLASS_FLAG_BINARY_DATA,
 
 	.v = {
 		.alloc = rados_storage_alloc,

@@ -359,15 +359,19 @@ typedef struct rm_record {
    */
   uint64_t modseq;
   /**
-   * Physical size: bytes as stored.
+   * Physical size of the mail: its bytes as stored, or for a mail stored transformed
+   * by a mail plugin ([`rm_append_transformed`](crate::append::rm_append_transformed))
+   * the plain mail's (the body, [`rm_body_size`](crate::body::rm_body_size), then
+   * differs).
    */
   uint64_t psize;
   /**
-   * Virtual size: bytes with CRLF line endings (IMAP RFC822.SIZE).
+   * Virtual size: bytes with CRLF line endings (IMAP RFC822.SIZE), of the plain mail.
    */
   uint64_t vsize;
   /**
-   * Length of the header, with the empty line that ends it.
+   * Length of the header, with the empty line that ends it, in the plain mail: for a
+   * transformed mail not an offset in the stored body.
    */
   uint64_t hdr_len;
   /**
@@ -682,6 +686,38 @@ enum rm_result rm_append_begin(const struct rm_mailbox *mailbox, struct rm_appen
 enum rm_result rm_append_write(struct rm_append *app, const uint8_t *data, size_t len);
 
 /**
+ * Declares that the bytes [`rm_append_write`] takes are not the mail itself but what a
+ * mail plugin made of it (Dovecot's `mail_crypt` encrypts, `zlib` compresses), and that
+ * the mail as the plugin was given it comes through [`rm_append_write_plain`]. The mail's
+ * physical and virtual sizes ([`rm_append_sizes`], the record), header length and
+ * delivery key ([`rm_append_deliver`]) are then the plain mail's; the record says the
+ * body is transformed (`docs/FORMAT.md`, `plain_psize`), so nothing reads byte ranges of
+ * it as ranges of the mail. Call it before the first write.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT`
+ * (bytes were written already, or an earlier write failed).
+ *
+ * # Safety
+ * `app` is a live handle not used concurrently.
+ */
+enum rm_result rm_append_transformed(struct rm_append *app);
+
+/**
+ * Adds the bytes `data[0..len]` to the plain mail of a transformed mail
+ * ([`rm_append_transformed`]): they are measured (sizes, header length) and hashed for
+ * the delivery key, not stored (`data` may be NULL when `len` is 0).
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_TOO_LARGE` (the mail
+ * would exceed the store's limit), or `RM_RESULT_INVALID_INPUT` (the mail is not
+ * transformed, or an earlier write failed). After a failure what was written is removed
+ * and the append can only be cancelled, as after a failed [`rm_append_write`].
+ *
+ * # Safety
+ * `app` is a live handle not used concurrently; `data` holds `len` bytes.
+ */
+enum rm_result rm_append_write_plain(struct rm_append *app, const uint8_t *data, size_t len);
+
+/**
  * Sets the mail's received date (IMAP INTERNALDATE), seconds since the Unix epoch; by
  * default it is the time of [`rm_append_finish`].
  *
@@ -733,8 +769,11 @@ enum rm_result rm_append_set_guid(struct rm_append *app, const uint8_t *guid);
 enum rm_result rm_append_deliver(struct rm_append *app, const uint8_t *key);
 
 /**
- * The sizes of the bytes written so far, in `*out_psize` (as stored) and `*out_vsize`
- * (line ends counted as CRLF, IMAP RFC822.SIZE): what the finished mail's record will say.
+ * The mail's sizes so far, in `*out_psize` (physical) and `*out_vsize` (line ends counted
+ * as CRLF, IMAP RFC822.SIZE): what the finished mail's record will report
+ * ([`rm_record`](crate::record::rm_record)). For a transformed mail
+ * ([`rm_append_transformed`]) these are the plain mail's (the bytes given to
+ * [`rm_append_write_plain`]), not the stored bytes'.
  *
  * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
  *
@@ -836,12 +875,14 @@ void rm_append_free(struct rm_append *app);
 enum rm_result rm_body_open(const struct rm_mailbox *mailbox, uint32_t uid, struct rm_body **out);
 
 /**
- * The body's total length in bytes (its physical size), in `*out_size`.
+ * The body's total length in bytes as stored, in `*out_size` (for a mail stored
+ * transformed by a mail plugin, not its physical size: see [`rm_record`](crate::record::rm_record)).
  *
  * # Safety
  * `body` is a live handle; `out_size` is writable.
  */
-enum rm_result rm_body_size(const struct rm_body *body, uint64_t *out_size);
+enum rm_result rm_body_size(const struct rm_body *body,
+                            uint64_t *out_size);
 
 /**
  * Reads the next bytes of the body into `buf` (at most `cap`, `cap` > 0) and their number

@@ -123,6 +123,52 @@ pub unsafe extern "C" fn rm_append_write(app: *mut rm_append, data: *const u8, l
     })
 }
 
+/// Declares that the bytes [`rm_append_write`] takes are not the mail itself but what a
+/// mail plugin made of it (Dovecot's `mail_crypt` encrypts, `zlib` compresses), and that
+/// the mail as the plugin was given it comes through [`rm_append_write_plain`]. The mail's
+/// physical and virtual sizes ([`rm_append_sizes`], the record), header length and
+/// delivery key ([`rm_append_deliver`]) are then the plain mail's; the record says the
+/// body is transformed (`docs/FORMAT.md`, `plain_psize`), so nothing reads byte ranges of
+/// it as ranges of the mail. Call it before the first write.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, or `RM_RESULT_INVALID_INPUT`
+/// (bytes were written already, or an earlier write failed).
+///
+/// # Safety
+/// `app` is a live handle not used concurrently.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_append_transformed(app: *mut rm_append) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract.
+        let app = unsafe { borrow_handle_mut(app, "app") }?;
+        app.check_usable()?;
+        Ok(app.appender.transformed()?)
+    })
+}
+
+/// Adds the bytes `data[0..len]` to the plain mail of a transformed mail
+/// ([`rm_append_transformed`]): they are measured (sizes, header length) and hashed for
+/// the delivery key, not stored (`data` may be NULL when `len` is 0).
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_TOO_LARGE` (the mail
+/// would exceed the store's limit), or `RM_RESULT_INVALID_INPUT` (the mail is not
+/// transformed, or an earlier write failed). After a failure what was written is removed
+/// and the append can only be cancelled, as after a failed [`rm_append_write`].
+///
+/// # Safety
+/// `app` is a live handle not used concurrently; `data` holds `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_append_write_plain(app: *mut rm_append, data: *const u8, len: usize) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let app = unsafe { borrow_handle_mut(app, "app") }?;
+        // SAFETY: forwarded contract of this export.
+        let data = unsafe { slice_arg(data, len, "data") }?;
+        app.check_usable()?;
+        app.appender.write_plain(data).map_err(Failure::from).inspect_err(|f| app.failed = Some(f.message.clone()))
+    })
+}
+
 /// Sets the mail's received date (IMAP INTERNALDATE), seconds since the Unix epoch; by
 /// default it is the time of [`rm_append_finish`].
 ///
@@ -214,8 +260,11 @@ pub unsafe extern "C" fn rm_append_deliver(app: *mut rm_append, key: *const u8) 
     })
 }
 
-/// The sizes of the bytes written so far, in `*out_psize` (as stored) and `*out_vsize`
-/// (line ends counted as CRLF, IMAP RFC822.SIZE): what the finished mail's record will say.
+/// The mail's sizes so far, in `*out_psize` (physical) and `*out_vsize` (line ends counted
+/// as CRLF, IMAP RFC822.SIZE): what the finished mail's record will report
+/// ([`rm_record`](crate::record::rm_record)). For a transformed mail
+/// ([`rm_append_transformed`]) these are the plain mail's (the bytes given to
+/// [`rm_append_write_plain`]), not the stored bytes'.
 ///
 /// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
 ///
@@ -230,7 +279,7 @@ pub unsafe extern "C" fn rm_append_sizes(app: *const rm_append, out_psize: *mut 
         let psize = unsafe { Out::new(out_psize, "out_psize") }?;
         // SAFETY: forwarded contract.
         let vsize = unsafe { Out::new(out_vsize, "out_vsize") }?;
-        psize.set(app.appender.len());
+        psize.set(app.appender.mail_len());
         vsize.set(app.appender.vsize());
         Ok(())
     })

@@ -57,7 +57,8 @@ pub unsafe extern "C" fn rm_body_open(mailbox: *const rm_mailbox, uid: u32, out:
     })
 }
 
-/// The body's total length in bytes (its physical size), in `*out_size`.
+/// The body's total length in bytes as stored, in `*out_size` (for a mail stored
+/// transformed by a mail plugin, not its physical size: see [`rm_record`](crate::record::rm_record)).
 ///
 /// # Safety
 /// `body` is a live handle; `out_size` is writable.

@@ -21,11 +21,15 @@ pub struct rm_record {
     pub flags: u32,
     /// Modification sequence of the last change.
     pub modseq: u64,
-    /// Physical size: bytes as stored.
+    /// Physical size of the mail: its bytes as stored, or for a mail stored transformed
+    /// by a mail plugin ([`rm_append_transformed`](crate::append::rm_append_transformed))
+    /// the plain mail's (the body, [`rm_body_size`](crate::body::rm_body_size), then
+    /// differs).
     pub psize: u64,
-    /// Virtual size: bytes with CRLF line endings (IMAP RFC822.SIZE).
+    /// Virtual size: bytes with CRLF line endings (IMAP RFC822.SIZE), of the plain mail.
     pub vsize: u64,
-    /// Length of the header, with the empty line that ends it.
+    /// Length of the header, with the empty line that ends it, in the plain mail: for a
+    /// transformed mail not an offset in the stored body.
     pub hdr_len: u64,
     /// Received date (IMAP INTERNALDATE), seconds since the Unix epoch.
     pub received: i64,
@@ -60,7 +64,7 @@ pub(crate) fn record_out(r: &MailRecord) -> rm_record {
         uid: r.uid,
         flags: r.flags,
         modseq: r.modseq,
-        psize: r.psize,
+        psize: r.mail_psize(),
         vsize: r.vsize,
         hdr_len: r.hdr_len,
         received: r.received,

@@ -1375,6 +1375,7 @@ static void run_suite(rm_store *store, const char *label, bool on_rados)
 	test_copy_move_changes(user);
 	test_txn(user);
 	test_deliver(user);
+	test_transformed(user);
 	test_watch(store, username);
 	test_recent(user);
 	test_repair(user, username, on_rados);

@@ -249,3 +249,70 @@ static void test_deliver(rm_user *user)
 	rm_mailbox_free(mb);
 	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "Deliver"));
 }
+
+/* Delivers `plain` transformed as a mail plugin would (mail_crypt: other stored bytes on
+ * every attempt, tagged by `attempt`); the UID. */
+static uint32_t deliver_transformed(rm_mailbox *mb, const char *plain, char attempt)
+{
+	rm_append *app = NULL;
+	uint32_t uid = 0;
+	size_t len = strlen(plain);
+	uint8_t *stored = malloc(len + 1);
+	if (stored == NULL)
+		return 0;
+	stored[0] = (uint8_t)attempt;
+	for (size_t i = 0; i < len; i++)
+		stored[i + 1] = (uint8_t)plain[i] ^ 0x5a;
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_OK, rm_append_deliver(app, NULL));
+	RC(RM_RESULT_OK, rm_append_transformed(app));
+	RC(RM_RESULT_OK, rm_append_write_plain(app, (const uint8_t *)plain, 4));
+	RC(RM_RESULT_OK, rm_append_write_plain(app, (const uint8_t *)plain + 4, len - 4));
+	RC(RM_RESULT_OK, rm_append_write(app, stored, len + 1));
+	uint64_t psize = 0, vsize = 0;
+	RC(RM_RESULT_OK, rm_append_sizes(app, &psize, &vsize));
+	CHECK(psize == len);
+	RC(RM_RESULT_OK, rm_append_finish(&app, 0, &uid));
+	free(stored);
+	return uid;
+}
+
+/* Mails stored transformed by a mail plugin (issue 14): the record reports the plain
+ * mail's sizes, the body is the stored bytes, a redelivery is stored once. */
+static void test_transformed(rm_user *user)
+{
+	rm_mailbox *mb = NULL;
+	RC(RM_RESULT_OK, rm_user_mailbox_create(user, "Transformed"));
+	RC(RM_RESULT_OK, rm_mailbox_open(user, "Transformed", &mb));
+	if (mb == NULL)
+		return;
+	const char *plain = "Subject: x\n\nsecret\n";
+	uint32_t uid = deliver_transformed(mb, plain, 'A');
+	CHECK(uid != 0 && deliver_transformed(mb, plain, 'B') == uid);
+	rm_record rec;
+	RC(RM_RESULT_OK, rm_mailbox_record(mb, uid, &rec));
+	CHECK(rec.psize == strlen(plain) && rec.vsize == strlen(plain) + 3 && rec.hdr_len == 12);
+	rm_body *body = NULL;
+	uint64_t size = 0;
+	uint8_t first = 0;
+	size_t n = 0;
+	RC(RM_RESULT_OK, rm_body_open(mb, uid, &body));
+	RC(RM_RESULT_OK, rm_body_size(body, &size));
+	CHECK(size == strlen(plain) + 1);
+	RC(RM_RESULT_OK, rm_body_read(body, &first, 1, &n));
+	CHECK(n == 1 && first == 'A');
+	rm_body_free(body);
+
+	/* Misuse: plain bytes for a mail not transformed; transformed after a write. */
+	rm_append *app = NULL;
+	RC(RM_RESULT_NULL_PARAMETER, rm_append_transformed(NULL));
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_INVALID_INPUT, rm_append_write_plain(app, (const uint8_t *)"x", 1));
+	RC(RM_RESULT_OK, rm_append_cancel(&app));
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_OK, rm_append_write(app, (const uint8_t *)"x", 1));
+	RC(RM_RESULT_INVALID_INPUT, rm_append_transformed(app));
+	RC(RM_RESULT_OK, rm_append_cancel(&app));
+	rm_mailbox_free(mb);
+	RC(RM_RESULT_OK, rm_user_mailbox_delete(user, "Transformed"));
+}

@@ -115,6 +115,10 @@ pub mod xattr {
     pub const CHUNK_SIZE: &str = "rm.chunksize";
     /// Number of objects the body spans (decimal; 1 for most mails).
     pub const CHUNKS: &str = "rm.chunks";
+    /// The mail's physical size (decimal) when the stored bytes are a mail plugin's
+    /// transform of it (`mail_crypt`, `zlib`); absent otherwise. `rm.vsize` and
+    /// `rm.hdrlen` then describe the plain mail, `rm.psize` the stored bytes.
+    pub const PLAIN_PSIZE: &str = "rm.plainpsize";
 }
 
 #[cfg(test)]

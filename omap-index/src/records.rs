@@ -68,9 +68,30 @@ pub struct MailRecord {
     /// [`MailRecord::guid`].
     #[prost(bytes = "vec", tag = "14")]
     pub given_guid: Vec<u8>,
+    /// The mail's physical size when the stored bytes are not the mail itself but what a
+    /// mail plugin made of it (Dovecot's `mail_crypt` encrypts, `zlib` compresses): then
+    /// [`MailRecord::psize`] counts the stored bytes (what the body objects hold),
+    /// [`MailRecord::vsize`] and [`MailRecord::hdr_len`] describe the mail as the plugin
+    /// gave it (offsets of the plain mail, not of the stored bytes), and this is the size a
+    /// mail server reports. Absent for a body stored as given. See
+    /// [`MailRecord::mail_psize`].
+    #[prost(uint64, optional, tag = "15")]
+    pub plain_psize: Option<u64>,
 }
 
 impl MailRecord {
+    /// The mail's physical size as a mail server reports it:
+    /// [`MailRecord::plain_psize`] for a transformed body, else [`MailRecord::psize`].
+    pub fn mail_psize(&self) -> u64 {
+        self.plain_psize.unwrap_or(self.psize)
+    }
+
+    /// Whether the stored bytes are a mail plugin's transform of the mail (see
+    /// [`MailRecord::plain_psize`]): byte ranges of the body are then not ranges of the mail.
+    pub fn is_transformed(&self) -> bool {
+        self.plain_psize.is_some()
+    }
+
     /// The mail's GUID as mail servers show it: [`MailRecord::given_guid`] when set, else
     /// the body's [`MailRecord::mail_guid`].
     pub fn guid(&self) -> &[u8] {

@@ -33,6 +33,9 @@ pub(crate) struct SavedBody {
     pub received: i64,
     pub saved: i64,
     pub chunk_size: u64,
+    /// The plain mail's physical size when the stored bytes are its transform
+    /// ([`BodyWriter::set_transformed`]); `vsize` and `hdr_len` are then the plain mail's.
+    pub plain_psize: Option<u64>,
 }
 
 /// Measures a body while it streams past: sizes, header length, crc32.
@@ -111,6 +114,9 @@ pub(crate) struct BodyWriter {
     received: i64,
     saved: i64,
     meter: BodyMeter,
+    /// The plain mail, when the bytes written are a mail plugin's transform of it
+    /// ([`BodyWriter::set_transformed`]): its sizes and header length are the mail's.
+    plain: Option<BodyMeter>,
     /// Bytes not yet written: at most one chunk.
     buf: Vec<u8>,
     /// Objects written (or being written).
@@ -136,6 +142,7 @@ impl BodyWriter {
             received: received.unwrap_or(saved),
             saved,
             meter: BodyMeter::default(),
+            plain: None,
             buf: Vec::new(),
             objects: 0,
             in_flight: FuturesUnordered::new(),
@@ -143,14 +150,57 @@ impl BodyWriter {
         }
     }
 
-    /// Bytes taken so far.
+    /// Bytes taken so far (stored bytes).
     pub(crate) fn len(&self) -> u64 {
         self.meter.psize
     }
 
-    /// The virtual size of the bytes taken so far (line ends counted as CRLF).
+    /// The mail's physical size so far: the plain bytes taken when the body is
+    /// transformed, else [`BodyWriter::len`].
+    pub(crate) fn mail_len(&self) -> u64 {
+        self.plain.as_ref().unwrap_or(&self.meter).psize
+    }
+
+    /// The mail's virtual size so far (line ends counted as CRLF): of the plain bytes when
+    /// the body is transformed.
     pub(crate) fn vsize(&self) -> u64 {
-        self.meter.psize + self.meter.bare_lf
+        let m = self.plain.as_ref().unwrap_or(&self.meter);
+        m.psize + m.bare_lf
+    }
+
+    /// Whether the bytes written are a transform of the mail ([`BodyWriter::set_transformed`]).
+    pub(crate) fn is_transformed(&self) -> bool {
+        self.plain.is_some()
+    }
+
+    /// Declares that the bytes [`BodyWriter::write`] takes are a mail plugin's transform of
+    /// the mail (encrypted, compressed), and that the mail itself comes through
+    /// [`BodyWriter::write_plain`]: sizes and header length are then measured on those.
+    /// Only before the first write.
+    pub(crate) fn set_transformed(&mut self) -> Result<()> {
+        if self.meter.psize > 0 || self.objects > 0 {
+            return Err(Error::InvalidInput("a transformed body is declared before the first write".into()));
+        }
+        self.plain.get_or_insert_with(BodyMeter::default);
+        Ok(())
+    }
+
+    /// Takes the next piece of the plain mail of a transformed body (measured only, not
+    /// stored). [`Error::TooLarge`] as soon as the mail passes `max_mail_size`.
+    pub(crate) fn write_plain(&mut self, data: &[u8]) -> Result<()> {
+        if self.failed {
+            return Err(Error::InvalidInput("write after a failed write".into()));
+        }
+        let max = self.max_mail_size;
+        let Some(plain) = self.plain.as_mut() else {
+            return Err(Error::InvalidInput("plain bytes given for a body that is not transformed".into()));
+        };
+        if plain.psize + data.len() as u64 > max {
+            self.abort();
+            return Err(Error::TooLarge(format!("mail larger than {max} bytes")));
+        }
+        plain.feed(data);
+        Ok(())
     }
 
     /// The body's GUID.
@@ -203,7 +253,7 @@ impl BodyWriter {
                 .set_xattr(xattr::GUID, self.guid.to_string().into_bytes())
                 .set_xattr(xattr::MAILBOX, self.mailbox.to_string().into_bytes());
             if last {
-                op = describe(op, &self.meter, self.chunk as u64, 1, self.received, self.saved);
+                op = describe(op, &self.meter, self.plain.as_ref(), self.chunk as u64, 1, self.received, self.saved);
             }
             self.objects = 1;
             self.store.write_op(&names::mail(&self.guid), &op)?;
@@ -234,6 +284,7 @@ impl BodyWriter {
                 let op = describe(
                     WriteOp::new().assert_exists(),
                     &self.meter,
+                    self.plain.as_ref(),
                     self.chunk as u64,
                     self.objects,
                     self.received,
@@ -249,13 +300,14 @@ impl BodyWriter {
         }
         // Complete: from now on the objects belong to whoever commits them.
         self.objects = 0;
-        let m = &self.meter;
+        let (m, mail) = (&self.meter, self.plain.as_ref().unwrap_or(&self.meter));
         Ok(SavedBody {
             guid: self.guid,
             instance: self.instance,
             psize: m.psize,
-            vsize: m.psize + m.bare_lf,
-            hdr_len: m.hdr_len.unwrap_or(m.psize),
+            vsize: mail.psize + mail.bare_lf,
+            hdr_len: mail.hdr_len.unwrap_or(mail.psize),
+            plain_psize: self.plain.as_ref().map(|p| p.psize),
             crc32: m.crc.clone().finalize(),
             received: self.received,
             saved: self.saved,
@@ -298,17 +350,32 @@ impl Drop for BodyWriter {
     }
 }
 
-/// Adds the xattrs that describe a complete body.
-fn describe(op: WriteOp, m: &BodyMeter, chunk: u64, objects: u64, received: i64, saved: i64) -> WriteOp {
+/// Adds the xattrs that describe a complete body: `m` measured the stored bytes, `plain`
+/// the plain mail of a transformed body (its sizes and header length are the mail's).
+fn describe(
+    op: WriteOp,
+    m: &BodyMeter,
+    plain: Option<&BodyMeter>,
+    chunk: u64,
+    objects: u64,
+    received: i64,
+    saved: i64,
+) -> WriteOp {
     let num = |v: u64| v.to_string().into_bytes();
-    op.set_xattr(xattr::RECEIVED, received.to_string().into_bytes())
+    let mail = plain.unwrap_or(m);
+    let op = op
+        .set_xattr(xattr::RECEIVED, received.to_string().into_bytes())
         .set_xattr(xattr::SAVED, saved.to_string().into_bytes())
         .set_xattr(xattr::PSIZE, num(m.psize))
-        .set_xattr(xattr::VSIZE, num(m.psize + m.bare_lf))
-        .set_xattr(xattr::HDR_LEN, num(m.hdr_len.unwrap_or(m.psize)))
+        .set_xattr(xattr::VSIZE, num(mail.psize + mail.bare_lf))
+        .set_xattr(xattr::HDR_LEN, num(mail.hdr_len.unwrap_or(mail.psize)))
         .set_xattr(xattr::CRC32, format!("{:08x}", m.crc.clone().finalize()).into_bytes())
         .set_xattr(xattr::CHUNK_SIZE, num(chunk))
-        .set_xattr(xattr::CHUNKS, num(objects))
+        .set_xattr(xattr::CHUNKS, num(objects));
+    match plain {
+        Some(p) => op.set_xattr(xattr::PLAIN_PSIZE, num(p.psize)),
+        None => op,
+    }
 }
 
 /// How many objects a body of `psize` bytes spans.

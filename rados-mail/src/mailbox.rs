@@ -421,8 +421,35 @@ impl Appender {
     /// Takes the next piece of the mail; a full chunk goes to RADOS now.
     /// [`Error::TooLarge`] as soon as the mail passes the largest size allowed (what was
     /// written is then removed, and the appender refuses further calls).
+    ///
+    /// For a transformed mail ([`Appender::transformed`]) these are the bytes to store,
+    /// and the mail itself comes through [`Appender::write_plain`].
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         self.writer.write(data)?;
+        if !self.writer.is_transformed()
+            && let Some(Delivery::Hashing(h)) = &mut self.delivery
+        {
+            h.update(data);
+        }
+        Ok(())
+    }
+
+    /// Declares that the bytes [`Appender::write`] takes are not the mail itself but what
+    /// a mail plugin made of it (Dovecot's `mail_crypt` encrypts it, `zlib` compresses
+    /// it), and that the mail as the plugin was given it comes through
+    /// [`Appender::write_plain`]. The mail's physical and virtual sizes, header length and
+    /// delivery key are then those of the plain mail (an encrypted mail differs on every
+    /// attempt: its key must not), and its record says the stored bytes are transformed
+    /// ([`crate::MailRecord::plain_psize`]). Call it before the first write.
+    pub fn transformed(&mut self) -> Result<()> {
+        self.writer.set_transformed()
+    }
+
+    /// Takes the next piece of the plain mail of a transformed mail
+    /// ([`Appender::transformed`]): measured and hashed for the delivery key, not stored.
+    /// [`Error::TooLarge`] as soon as the mail passes the largest size allowed.
+    pub fn write_plain(&mut self, data: &[u8]) -> Result<()> {
+        self.writer.write_plain(data)?;
         if let Some(Delivery::Hashing(h)) = &mut self.delivery {
             h.update(data);
         }
@@ -437,7 +464,7 @@ impl Appender {
     pub fn deliver(&mut self, key: Option<DeliveryKey>) -> Result<()> {
         self.delivery = Some(match key {
             Some(k) => Delivery::Given(k),
-            None if self.writer.len() > 0 => {
+            None if self.writer.len() > 0 || self.writer.mail_len() > 0 => {
                 return Err(Error::InvalidInput(
                     "a delivery key computed from the mail: before the first write".into(),
                 ));
@@ -447,9 +474,15 @@ impl Appender {
         Ok(())
     }
 
-    /// Bytes taken so far.
+    /// Bytes taken so far by [`Appender::write`] (the bytes to store).
     pub fn len(&self) -> u64 {
         self.writer.len()
+    }
+
+    /// The mail's physical size so far: [`Appender::len`], or for a transformed mail the
+    /// plain bytes taken by [`Appender::write_plain`].
+    pub fn mail_len(&self) -> u64 {
+        self.writer.mail_len()
     }
 
     /// The GUID the mail's body objects are named by (`mail.<guid>`); the mail's GUID
@@ -464,8 +497,8 @@ impl Appender {
         self.writer.set_received(unix_secs);
     }
 
-    /// The virtual size of the bytes taken so far: line ends counted as CRLF (IMAP
-    /// RFC822.SIZE).
+    /// The virtual size of the mail so far: line ends counted as CRLF (IMAP RFC822.SIZE);
+    /// of the plain mail when it is transformed.
     pub fn vsize(&self) -> u64 {
         self.writer.vsize()
     }

@@ -91,9 +91,11 @@ async fn drop_one(store: Arc<dyn ObjectStore>, mailbox: Guid, rec: MailRecord, r
         let others = page.entries.iter().any(|(k, _)| *k != ours) || page.more;
         let has_ours = page.entries.iter().any(|(k, _)| *k == ours);
         let op = if others {
-            if !has_ours {
+            if !has_ours && !page.more {
                 return Ok(()); // dropped before
             }
+            // Ours may be past the two keys read (a body with three references or
+            // more): removing a key that is not there changes nothing.
             WriteOp::new().assert_version(read.version).omap_rm_keys([ours.clone()])
         } else {
             WriteOp::new().assert_version(read.version).remove()

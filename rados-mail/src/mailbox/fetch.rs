@@ -138,9 +138,17 @@ impl Mailbox {
         body::read_range(self.store.as_ref(), &guid, &rec, offset, len, self.config.read_chunk.max(1) as u64)
     }
 
-    /// The header of a mail, with the empty line that ends it.
+    /// The header of a mail, with the empty line that ends it. [`Error::InvalidInput`] for
+    /// a mail stored transformed by a mail plugin ([`MailRecord::is_transformed`]): its
+    /// header length counts the plain mail, not the stored bytes, which only the plugin
+    /// can turn back into the mail.
     pub fn header(&self, uid: u32) -> Result<Vec<u8>> {
         let rec = self.record(uid)?.ok_or_else(|| Error::NotFound(format!("UID {uid} in {}", self.info.name)))?;
+        if rec.is_transformed() {
+            return Err(Error::InvalidInput(format!(
+                "UID {uid} is stored transformed by a mail plugin (mail_crypt, zlib): its header is not a byte range of the body"
+            )));
+        }
         self.read_range(uid, 0, rec.hdr_len)
     }
 

@@ -81,6 +81,7 @@ pub(super) fn plan(
             crc32: b.crc32,
             chunk_size: b.chunk_size,
             given_guid: s.given_guid.clone(),
+            plain_psize: b.plain_psize,
             modseq: 0,
         };
         new_keywords.insert(uid, s.keywords.iter().cloned().collect());

@@ -550,6 +550,7 @@ pub(super) fn record_from_xattrs(user: &User, body: &Guid) -> Result<Option<Mail
         saved: signed(names::xattr::SAVED),
         crc32,
         chunk_size: num(names::xattr::CHUNK_SIZE).unwrap_or(0),
+        plain_psize: num(names::xattr::PLAIN_PSIZE),
         ..Default::default()
     }))
 }

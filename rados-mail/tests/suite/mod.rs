@@ -8,7 +8,7 @@ use std::io::Read;
 
 use rados_mail::{
     AppendOptions, CopyOptions, CreateOptions, Error, Flags, Guid, MailStore, Mailbox, MailboxInfo, MailboxUpdate,
-    StoreMode, User,
+    ModseqSteps, StoreMode, Transaction, User,
 };
 
 /// Generates one `#[test]` per case; `$make` is `fn(&str) -> (MailStore, String)`.
@@ -26,7 +26,8 @@ macro_rules! mail_cases {
             cache_hits_cost_no_rados_ops, dicts_private_and_shared, append_keeps_wanted_uids_and_guids,
             copy_and_move_with_wanted_uids_and_flags, update_raises_header_values,
             create_with_given_guid_and_uidvalidity, recreated_guid_is_another_mailbox,
-            change_guid_of_a_never_used_mailbox,
+            change_guid_of_a_never_used_mailbox, transformed_mail_keeps_the_plain_figures,
+            expunge_drops_a_reference_past_the_first_two,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -742,4 +743,93 @@ pub fn change_guid_of_a_never_used_mailbox(store: &MailStore, user: &str) {
     assert!(matches!(u.change_mailbox_guid("Nope", &Guid([1; 16])), Err(Error::NotFound(_))));
     assert_eq!(body(&new, 1), b"a mail");
     assert!(check_user_clean(&u), "no head left behind");
+}
+
+/// A mail a mail plugin transforms (Dovecot's mail_crypt, zlib; issue 14): the stored bytes
+/// are the plugin's output, and the sizes, header length and delivery key are the plain
+/// mail's. An encryption differs on every attempt, so a redelivery is recognised by the
+/// plain mail: stored once. Copies keep the figures; the header is no byte range.
+pub fn transformed_mail_keeps_the_plain_figures(store: &MailStore, user: &str) {
+    let (u, m) = mailbox(store, user, "INBOX");
+    let plain = b"Return-Path: <a@example.org>\nFrom: a@example.org\nSubject: x\n\nsecret\n".to_vec();
+    // A stand-in for encryption: a header that differs per attempt, then the bytes xored.
+    let transform = |attempt: u8| -> Vec<u8> {
+        let mut out = b"XFORM".to_vec();
+        out.push(attempt);
+        out.extend(plain.iter().map(|b| b ^ 0x5a));
+        out
+    };
+    let deliver = |attempt: u8| {
+        let mut app = m.appender(None);
+        app.deliver(None).unwrap();
+        app.transformed().unwrap();
+        for piece in plain.chunks(5) {
+            app.write_plain(piece).unwrap();
+        }
+        app.write(&transform(attempt)).unwrap();
+        assert_eq!((app.mail_len(), app.len()), (plain.len() as u64, plain.len() as u64 + 6));
+        let mut txn = Transaction::new(ModseqSteps::Dovecot);
+        txn.save(app.finish().unwrap(), AppendOptions::default()).unwrap();
+        m.commit(txn).unwrap()
+    };
+    let first = deliver(1);
+    let uid = first.saved[0];
+    let again = deliver(2);
+    assert_eq!((again.saved[0], again.delivered_before.clone()), (uid, vec![0]), "stored once");
+    assert_eq!(m.uids().unwrap(), vec![uid]);
+
+    let rec = m.record(uid).unwrap().unwrap();
+    let hdr_len = plain.windows(2).position(|w| w == b"\n\n").unwrap() as u64 + 2;
+    assert_eq!(rec.psize, plain.len() as u64 + 6, "psize counts the stored bytes");
+    assert_eq!(rec.plain_psize, Some(plain.len() as u64));
+    assert_eq!(rec.mail_psize(), plain.len() as u64);
+    assert_eq!(rec.vsize, plain.len() as u64 + plain.iter().filter(|&&b| b == b'\n').count() as u64);
+    assert_eq!(rec.hdr_len, hdr_len);
+    assert_eq!(body(&m, uid), transform(1), "the body is what was stored");
+    assert!(matches!(m.header(uid), Err(Error::InvalidInput(_))), "no header range of a transformed body");
+
+    u.create_mailbox("Archive").unwrap();
+    let dst = u.open_mailbox("Archive").unwrap();
+    assert_eq!(m.copy_to(&[uid], &dst).unwrap(), [(uid, 1)]);
+    assert_eq!(dst.record(1).unwrap().unwrap().plain_psize, Some(plain.len() as u64));
+
+    // Plain bytes only after transformed(), and transformed() only before any write.
+    let mut app = m.appender(None);
+    assert!(matches!(app.write_plain(b"x"), Err(Error::InvalidInput(_))));
+    let mut app2 = m.appender(None);
+    app2.write(b"x").unwrap();
+    assert!(matches!(app2.transformed(), Err(Error::InvalidInput(_))));
+    app = m.appender(None);
+    app.write(b"Subject: plain\n\n").unwrap();
+    let mut txn = Transaction::new(ModseqSteps::Dovecot);
+    txn.save(app.finish().unwrap(), AppendOptions::default()).unwrap();
+    let plain_uid = m.commit(txn).unwrap().saved[0];
+    assert_eq!(m.record(plain_uid).unwrap().unwrap().plain_psize, None);
+}
+
+/// Regression (found by the Dovecot test of mail_crypt copies, issue 14): dropping a
+/// reference read only the body's first two `ref/` keys and took "ours is not among them"
+/// for "dropped before". With three references or more, a mailbox whose key sorted after
+/// the first two (its GUID is larger) left its reference behind on every expunge or MOVE:
+/// a stale reference for `check`, and a body that could never be deleted.
+pub fn expunge_drops_a_reference_past_the_first_two(store: &MailStore, user: &str) {
+    let u = store.user(user).unwrap();
+    let boxes: Vec<Mailbox> = [("A", 0x11u8), ("B", 0x22), ("C", 0x33)]
+        .iter()
+        .map(|(name, g)| {
+            u.create_mailbox_with(name, &CreateOptions { guid: Some(Guid([*g; 16])), uidvalidity: None }).unwrap();
+            u.open_mailbox(name).unwrap()
+        })
+        .collect();
+    // Saved into the last mailbox: its key sorts after the two others.
+    let uid = boxes[2].append(&b"Subject: shared\n\nthrice\n"[..], Default::default()).unwrap();
+    boxes[2].copy_to(&[uid], &boxes[0]).unwrap();
+    boxes[2].copy_to(&[uid], &boxes[1]).unwrap();
+    boxes[2].expunge(&[uid]).unwrap();
+    let report = rados_mail::check::check_user(&u).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    boxes[0].expunge(&[1]).unwrap();
+    boxes[1].expunge(&[1]).unwrap();
+    let report = rados_mail::check::check_user(&u).unwrap();
+    assert!(report.is_clean(), "the body went with its last reference: {report:?}");
 }
