@@ -396,12 +396,14 @@ static void rados_events_user_deinit(struct mail_user *user)
 
 	e_debug(user->event, "rados-mail: store stats: rados_reads=%llu "
 		"rados_writes=%llu rados_lists=%llu rados_notifies=%llu "
+		"rados_notify_failures=%llu "
 		"conflicts=%llu retries_exhausted=%llu cache_hits=%llu "
 		"cache_misses=%llu",
 		(unsigned long long)now.rados_reads,
 		(unsigned long long)now.rados_writes,
 		(unsigned long long)now.rados_lists,
 		(unsigned long long)now.notifies_sent,
+		(unsigned long long)now.notify_failures,
 		(unsigned long long)now.guard_failures,
 		(unsigned long long)now.retries_exhausted,
 		(unsigned long long)(now.cache_memory_hits +
