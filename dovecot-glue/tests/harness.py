@@ -3,7 +3,7 @@
 Dovecot instances are started with ci/dovecot-start.sh in one temporary directory
 per run and stopped at the end. `instance("a")` starts an instance on first use;
 each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50, limits: P+60, fetch: P+70, opcounts: P+80, acl_a: P+90, acl_b: P+100,
-idle_a: P+120, idle_b: P+130, ha_a: P+140, ha_b: P+150, log: P+160, openmetrics: P+170 (and its
+idle_a: P+120, idle_b: P+130, ha_a: P+140, ha_b: P+150, log: P+160, log_debug: P+165, openmetrics: P+170 (and its
 stats HTTP listener on P+175); P from DOVECOT_TEST_PORT_BASE);
 `balancer()` listens on P+110 in front of a and b: a run uses P..P+139 (P..P+159 with the
 multi-host tests of test_ha.py, which only ci/ha-test.sh runs). Environment:
@@ -33,7 +33,7 @@ PASSWORD = "pass"
 BAD_LOG = re.compile(r"Panic:|Fatal:|Error:")
 PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50, "limits": 60, "fetch": 70, "opcounts": 80,
                 "acl_a": 90, "acl_b": 100, "idle_a": 120, "idle_b": 130, "ha_a": 140, "ha_b": 150,
-                "log": 160, "openmetrics": 170}
+                "log": 160, "log_debug": 165, "openmetrics": 170}
 # The round-robin balancer of `balancer()` (test_balancer.py) listens on P+110.
 BALANCER_PORT_OFFSET = 110
 # Socket timeout for clients: generous, the 50 MiB test moves a lot of data.
