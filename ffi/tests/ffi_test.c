@@ -1334,6 +1334,7 @@ static void test_dict(rm_store *store, const char *username)
 #include "ffi_test_watch.c"
 #include "ffi_test_recent.c"
 #include "ffi_test_repair.c"
+#include "ffi_test_log.c"
 
 static void run_suite(rm_store *store, const char *label, bool on_rados)
 {
@@ -1397,6 +1398,7 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	test_errors();
 	test_config();
+	test_log();
 
 	rm_store *mem = NULL;
 	RC(RM_RESULT_OK, rm_store_new_in_memory(&mem));
