@@ -245,8 +245,9 @@ static void rados_events_forget_txn(struct mailbox_transaction_context *t)
 }
 
 static int
-rados_events_transaction_commit(struct mailbox_transaction_context *t,
-				struct mail_transaction_commit_changes *changes_r)
+rados_events_transaction_commit(
+	struct mailbox_transaction_context *t,
+	struct mail_transaction_commit_changes *changes_r)
 {
 	union mailbox_module_context *mbox = RADOS_EVENTS_BOX(t->box);
 	struct rados_op op;
@@ -388,8 +389,9 @@ static void rados_events_user_deinit(struct mail_user *user)
 	event_set_name(event, RADOS_EVENT_NAME);
 	event_add_str(event, "operation", "other");
 	rados_event_add_stats(event, &rados_ops_outside);
-	e_debug(event, "rados-mail: work outside operations: %llu reads, "
-		"%llu writes", (unsigned long long)rados_ops_outside.rados_reads,
+	e_debug(event,
+		"rados-mail: work outside operations: %llu reads, %llu writes",
+		(unsigned long long)rados_ops_outside.rados_reads,
 		(unsigned long long)rados_ops_outside.rados_writes);
 	event_unref(&event);
 	i_zero(&rados_ops_outside);
