@@ -67,6 +67,9 @@ static void rados_stats_sub(const struct rm_stats *a, const struct rm_stats *b,
 	d->notify_failures = a->notify_failures - b->notify_failures;
 	d->watch_errors = a->watch_errors - b->watch_errors;
 	d->rewatches = a->rewatches - b->rewatches;
+	d->rados_bytes_read = a->rados_bytes_read - b->rados_bytes_read;
+	d->rados_bytes_written =
+		a->rados_bytes_written - b->rados_bytes_written;
 }
 
 static void rados_stats_add(struct rm_stats *sum, const struct rm_stats *d)
@@ -86,6 +89,8 @@ static void rados_event_add_stats(struct event *event,
 	event_add_int(event, "rados_writes", d->rados_writes);
 	event_add_int(event, "rados_lists", d->rados_lists);
 	event_add_int(event, "rados_notifies", d->notifies_sent);
+	event_add_int(event, "rados_bytes_read", d->rados_bytes_read);
+	event_add_int(event, "rados_bytes_written", d->rados_bytes_written);
 	event_add_int(event, "conflicts", d->guard_failures);
 	/* every lost race is retried but those of the operations that gave
 	   up after their last attempt */
@@ -398,7 +403,8 @@ static void rados_events_user_deinit(struct mail_user *user)
 
 	e_debug(user->event, "rados-mail: store stats: rados_reads=%llu "
 		"rados_writes=%llu rados_lists=%llu rados_notifies=%llu "
-		"rados_notify_failures=%llu "
+		"rados_notify_failures=%llu rados_bytes_read=%llu "
+		"rados_bytes_written=%llu "
 		"conflicts=%llu retries_exhausted=%llu cache_hits=%llu "
 		"cache_misses=%llu",
 		(unsigned long long)now.rados_reads,
@@ -406,6 +412,8 @@ static void rados_events_user_deinit(struct mail_user *user)
 		(unsigned long long)now.rados_lists,
 		(unsigned long long)now.notifies_sent,
 		(unsigned long long)now.notify_failures,
+		(unsigned long long)now.rados_bytes_read,
+		(unsigned long long)now.rados_bytes_written,
 		(unsigned long long)now.guard_failures,
 		(unsigned long long)now.retries_exhausted,
 		(unsigned long long)(now.cache_memory_hits +

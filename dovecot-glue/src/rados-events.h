@@ -8,13 +8,14 @@ struct module;
    Dovecot event "rados_mail_operation" (a child of the mailbox's event; its
    duration is the operation's latency) with the field "operation" and the
    differences of the process store's counters (rm_store_stats) around it:
-   rados_reads, rados_writes, rados_lists, rados_notifies, conflicts,
-   retries, retries_exhausted, cache_hits, cache_misses, and "error" = yes
-   when it failed. RADOS work between operations (the store's own threads,
-   calls made outside these vfuncs) is sent as operation "other" when the
-   user is deinitialized, so the sum over the events of a process equals the
-   store's counters; these are logged then as a debug line "rados-mail:
-   store stats: ..." (see dovecot-glue/README.md, Metrics). */
+   rados_reads, rados_writes, rados_lists, rados_notifies, rados_bytes_read,
+   rados_bytes_written, conflicts, retries, retries_exhausted, cache_hits,
+   cache_misses, and "error" = yes when it failed. RADOS work between
+   operations (the store's own threads, calls made outside these vfuncs) is
+   sent as operation "other" when the user is deinitialized, so the sum over
+   the events of a process equals the store's counters; these are logged then
+   as a debug line "rados-mail: store stats: ..." (see dovecot-glue/README.md,
+   Metrics). */
 void rados_events_init(struct module *module);
 void rados_events_deinit(void);
 

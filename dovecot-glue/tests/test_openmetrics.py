@@ -40,8 +40,9 @@ from test_opcounts import Osds
 HTTP_OFFSET = 5
 # Event fields (rados-events.c) and the names of the same counters in the library's
 # "store stats" line (the retries are derived, not a counter of their own).
-FIELDS = ("rados_reads", "rados_writes", "rados_lists", "rados_notifies", "conflicts",
-          "retries", "retries_exhausted", "cache_hits", "cache_misses")
+FIELDS = ("rados_reads", "rados_writes", "rados_lists", "rados_notifies", "rados_bytes_read",
+          "rados_bytes_written", "conflicts", "retries", "retries_exhausted", "cache_hits",
+          "cache_misses")
 STATS_LINE = re.compile(r"^\S+ \S+ \S+ (\w+)\((?:[^)]*\)<)?(\d+)[>)].*rados-mail: store stats: (.*)$")
 SAMPLE = re.compile(r'^dovecot_(\w+)_total\{(.*)\} (\d+)$')
 LABEL = re.compile(r'(\w+)="([^"]*)"')
@@ -180,6 +181,9 @@ class OpenMetrics(DovecotTestCase):
         self.assertGreaterEqual(field_sum("rados_writes", "expunge_commit"), 1)
         self.assertGreaterEqual(field_sum("rados_reads", "body_fetch"), 1, "a cold FETCH reads")
         self.assertGreaterEqual(field_sum("cache_misses", "body_fetch"), 1, "a cold FETCH misses")
+        # A delivery's body is written whole ("body i" and the headers of make_mail).
+        self.assertGreaterEqual(field_sum("rados_bytes_written", "save"), 3 * len("body 0\n"))
+        self.assertGreater(field_sum("rados_bytes_read", "body_fetch"), 0)
 
         # The OSD saw the library's operations: its writes exactly; its reads are the
         # library's reads plus the notifies it executed. A notify of an object that

@@ -639,6 +639,14 @@ typedef struct rm_stats {
    * Broken watches established again.
    */
   uint64_t rewatches;
+  /**
+   * Payload bytes returned by RADOS reads (object data, xattrs, omap keys and values).
+   */
+  uint64_t rados_bytes_read;
+  /**
+   * Payload bytes sent by RADOS writes (object data, xattrs, omap keys and values).
+   */
+  uint64_t rados_bytes_written;
 } rm_stats;
 
 /**
