@@ -12,13 +12,6 @@
 
 #define RADOS_EVENT_NAME "rados_mail_operation"
 
-struct rados_op {
-	struct event *event;
-	struct rm_stats before;
-	/* FALSE for an operation inside another one: the outer one counts */
-	bool active;
-};
-
 #define RADOS_EVENTS_BOX(obj) \
 	MODULE_CONTEXT_REQUIRE(obj, rados_events_storage_module)
 #define RADOS_EVENTS_MAIL(obj) \
@@ -103,8 +96,8 @@ static void rados_event_add_stats(struct event *event,
 	event_add_int(event, "cache_misses", d->cache_misses);
 }
 
-static void rados_op_begin(struct rados_op *op, struct event *parent,
-			   const char *operation)
+void rados_op_begin(struct rados_op *op, struct event *parent,
+		    const char *operation)
 {
 	struct rm_stats now, outside;
 
@@ -121,7 +114,7 @@ static void rados_op_begin(struct rados_op *op, struct event *parent,
 	event_add_str(op->event, "operation", operation);
 }
 
-static void rados_op_end(struct rados_op *op, int ret)
+void rados_op_end(struct rados_op *op, int ret)
 {
 	struct rm_stats now, d;
 
