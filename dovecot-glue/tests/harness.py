@@ -3,8 +3,8 @@
 Dovecot instances are started with ci/dovecot-start.sh in one temporary directory
 per run and stopped at the end. `instance("a")` starts an instance on first use;
 each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50, limits: P+60, fetch: P+70, opcounts: P+80, acl_a: P+90, acl_b: P+100,
-idle_a: P+120, idle_b: P+130, ha_a: P+140, ha_b: P+150, log: P+160, log_debug: P+165, openmetrics: P+170 (and its
-stats HTTP listener on P+175); P from DOVECOT_TEST_PORT_BASE);
+idle_a: P+120, idle_b: P+130, ha_a: P+140, ha_b: P+150, log: P+160 (its stats HTTP listener
+on P+163), log_debug: P+165, openmetrics: P+170 (its stats HTTP listener on P+175); P from DOVECOT_TEST_PORT_BASE);
 `balancer()` listens on P+110 in front of a and b: a run uses P..P+139 and P+160..P+175
 (P+140..P+159 with the multi-host tests of test_ha.py, which only ci/ha-test.sh runs). Environment:
   DOVECOT_TEST_DRIVER      rados (default) or sdbox

@@ -10,12 +10,14 @@ operator saw nothing. This test damages a real entry of the disk tier of the bod
 log. Each IMAP session is a fresh process here (`service_count = 1`), so the second FETCH
 cannot be answered from the memory tier and reads the damaged file.
 
-Instance `log` runs without mail_debug (no library debug line may appear), `log_debug`
-with it (the library's "store opened" debug line appears with the prefix).
+Instance `log` runs without mail_debug (no library debug line may appear, yet the
+operations' events reach the stats service), `log_debug` with it (the library's "store
+opened" debug line appears with the prefix).
 """
 
 import os
 import re
+import urllib.request
 
 import harness
 from harness import DovecotTestCase, make_mail, select, uid_fetch
@@ -23,10 +25,31 @@ from harness import DovecotTestCase, make_mail, select, uid_fetch
 PREFIX = r"imap\({user}\)<\d+><[^>]+>: "
 
 
+# The stats HTTP listener of instance `log` (P+160..P+162 are its IMAP, LMTP, POP3).
+HTTP_OFFSET = 3
+
+
+def http_port():
+    return harness.PORT_BASE + harness.PORT_OFFSETS["log"] + HTTP_OFFSET
+
+
 def conf(name, debug):
     cache = os.path.join(harness.root(), f"{name}-bodycache")
     os.makedirs(cache, exist_ok=True)
     os.chmod(cache, 0o777)  # the mail uid (nobody) writes the cache
+    # Instance `log` also counts the operations' events: they reach the stats service
+    # without mail_debug (e_debug events are sent to stats whatever the log level).
+    stats = "" if debug else f"""metric rados_mail {{
+  filter = event=rados_mail_operation
+  group_by = operation
+}}
+service stats {{
+  inet_listener http {{
+    address = 127.0.0.1
+    port = {http_port()}
+  }}
+}}
+"""
     return cache, f"""service imap {{
   service_count = 1
 }}
@@ -34,7 +57,7 @@ mail_debug = {"yes" if debug else "no"}
 plugin {{
   rados_cache_disk_dir = {cache}
 }}
-"""
+{stats}"""
 
 
 def log_lines(inst, since):
@@ -84,6 +107,11 @@ class LibraryLog(DovecotTestCase):
                         "no warning of the library in the log:\n" + "\n".join(lines[-30:]))
         debug = [ln for ln in lines if "Debug:" in ln]
         self.assertEqual(debug, [], "debug lines without mail_debug")
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port()}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        fetches = re.search(r'^dovecot_rados_mail_total\{operation="body_fetch"\} (\d+)$', metrics, re.M)
+        self.assertTrue(fetches, metrics)
+        self.assertGreaterEqual(int(fetches.group(1)), 2, "both FETCHes sent their events")
 
     def test_library_debug_lines_appear_with_mail_debug(self):
         dc, _ = self.start("log_debug", debug=True)
