@@ -13,6 +13,7 @@
 #include "dict-private.h"
 #include "rados-dict.h"
 #include "rados-connect.h"
+#include "rados-events.h"
 
 #include <rados_mail.h>
 
@@ -360,7 +361,10 @@ rados_dict_transaction_commit(struct dict_transaction_context *_ctx,
 {
 	struct rados_dict_transaction_context *ctx =
 		container_of(_ctx, struct rados_dict_transaction_context, ctx);
+	struct rados_dict *dict =
+		container_of(_ctx->dict, struct rados_dict, dict);
 	struct dict_commit_result result = { .ret = DICT_COMMIT_RET_OK };
+	struct rados_op op;
 	enum rm_result ret;
 	bool not_found = FALSE;
 
@@ -368,7 +372,13 @@ rados_dict_transaction_commit(struct dict_transaction_context *_ctx,
 		result.ret = DICT_COMMIT_RET_FAILED;
 		result.error = t_strdup(ctx->error);
 	} else if (ctx->txn != NULL) {
+		/* measured when the dict works on the process's store (the
+		   events count that store's operations) */
+		if (!dict->own_store)
+			rados_op_begin(&op, _ctx->event, "dict_commit");
 		ret = rm_dict_txn_commit(ctx->txn, &not_found);
+		if (!dict->own_store)
+			rados_op_end(&op, ret == RM_RESULT_OK ? 0 : -1);
 		if (ret == RM_RESULT_OK) {
 			if (not_found)
 				result.ret = DICT_COMMIT_RET_NOTFOUND;

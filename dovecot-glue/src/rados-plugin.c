@@ -7,6 +7,8 @@
 #include "rados-storage.h"
 #include "rados-dict.h"
 #include "rados-connect.h"
+#include "rados-events.h"
+#include "rados-log.h"
 #include "rados-plugin.h"
 
 const char *rados_plugin_version = DOVECOT_ABI_VERSION;
@@ -18,6 +20,8 @@ static struct mail_storage_hooks rados_mail_storage_hooks = {
 
 void rados_plugin_init(struct module *module)
 {
+	rados_log_init(module);
+	rados_events_init(module);
 	mail_storage_hooks_add(module, &rados_mail_storage_hooks);
 	mail_storage_class_register(&rados_storage);
 	mailbox_list_register(&rados_mailbox_list);
@@ -33,4 +37,6 @@ void rados_plugin_deinit(void)
 	/* the users (and their rm_user handles) are gone by now */
 	rados_connect_deinit();
 	rados_damage_deinit();
+	rados_events_deinit();
+	rados_log_deinit();
 }

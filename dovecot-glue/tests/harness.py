@@ -3,9 +3,11 @@
 Dovecot instances are started with ci/dovecot-start.sh in one temporary directory
 per run and stopped at the end. `instance("a")` starts an instance on first use;
 each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50, limits: P+60, fetch: P+70, opcounts: P+80, acl_a: P+90, acl_b: P+100,
-idle_a: P+120, idle_b: P+130, ha_a: P+140, ha_b: P+150, crypt: P+170, zlib: P+180, zlib_read: P+190;
+idle_a: P+120, idle_b: P+130, ha_a: P+140, ha_b: P+150, crypt: P+170, zlib: P+180, zlib_read: P+190,
+settings_bad: P+200, settings_value: P+210, settings_userdb: P+220, log: P+230 (its stats HTTP
+listener on P+233), log_debug: P+235, openmetrics: P+240 (its stats HTTP listener on P+245);
 P from DOVECOT_TEST_PORT_BASE); `balancer()` listens on P+110 in front of a and b: a run uses
-P..P+199 (P+140..P+159 only with the multi-host tests of test_ha.py, which only
+P..P+245 (P+140..P+159 only with the multi-host tests of test_ha.py, which only
 ci/ha-test.sh runs). Environment:
   DOVECOT_TEST_DRIVER      rados (default) or sdbox
   DOVECOT_TEST_PORT_BASE   first port (default 24100)
@@ -36,7 +38,9 @@ PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50,
                 # test_mail_plugins.py: mail_crypt, zlib saving, zlib reading only
                 "crypt": 170, "zlib": 180, "zlib_read": 190,
                 # test_settings.py
-                "settings_bad": 200, "settings_value": 210, "settings_userdb": 220}
+                "settings_bad": 200, "settings_value": 210, "settings_userdb": 220,
+                # test_log.py, test_openmetrics.py (stats HTTP listeners on +3 and +5)
+                "log": 230, "log_debug": 235, "openmetrics": 240}
 # The round-robin balancer of `balancer()` (test_balancer.py) listens on P+110.
 BALANCER_PORT_OFFSET = 110
 # Socket timeout for clients: generous, the 50 MiB test moves a lot of data.

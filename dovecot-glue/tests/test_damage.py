@@ -241,7 +241,10 @@ def rados_mail_check(user):
 
 @unittest.skipIf(harness.DRIVER != "rados", "the damage is planted in RADOS objects")
 class Damage(DovecotTestCase):
-    allowed_log_errors = (r"rados: .* failed: damaged mail: ",)
+    # The library's own reports of the damage these tests make (its log reaches
+    # Dovecot's since issue 14) are expected too.
+    allowed_log_errors = (r"rados: .* failed: damaged mail: ", r"rados-mail: damage in the pool \(",
+                          r"rados-mail: rebuilt mailbox head ")
 
     @classmethod
     def setUpClass(cls):
@@ -311,7 +314,9 @@ class Damage(DovecotTestCase):
         cmd = ["doveadm", "-c", self.dc.conf, "force-resync", "-u", self.user, mailbox]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=harness.TIMEOUT)
         self.assertEqual(proc.returncode, 0, f"{' '.join(cmd)}:\n{proc.stderr}")
-        self.assertNotRegex(proc.stderr, harness.BAD_LOG)
+        bad = [line for line in proc.stderr.splitlines() if harness.BAD_LOG.search(line)
+               and not any(re.search(p, line) for p in self.allowed_log_errors)]
+        self.assertEqual(bad, [])
         return proc.stderr
 
     def assert_clean(self):

@@ -9,6 +9,11 @@
 #include <stdint.h>
 
 /**
+ * Events queued (from other threads) beyond this many are dropped and counted.
+ */
+#define RM_LOG_QUEUE_CAPACITY 1024
+
+/**
  * `\Seen`.
  */
 #define RM_FLAG_SEEN 1
@@ -128,6 +133,36 @@
  * have been missed; resync everything watched.
  */
 #define RM_WATCH_LOST 4
+
+/**
+ * The level of a log event, and the most verbose level a handler wants.
+ */
+typedef enum rm_log_level {
+  /**
+   * No events (as a wanted level); never passed to a callback.
+   */
+  RM_LOG_LEVEL_OFF = 0,
+  /**
+   * Errors: something is wrong and was not (fully) handled.
+   */
+  RM_LOG_LEVEL_ERROR = 1,
+  /**
+   * Warnings: something is wrong and was worked around (a damaged record skipped, ...).
+   */
+  RM_LOG_LEVEL_WARN = 2,
+  /**
+   * Information.
+   */
+  RM_LOG_LEVEL_INFO = 3,
+  /**
+   * Debugging detail.
+   */
+  RM_LOG_LEVEL_DEBUG = 4,
+  /**
+   * Very verbose debugging detail.
+   */
+  RM_LOG_LEVEL_TRACE = 5,
+} rm_log_level;
 
 /**
  * What an item a repair reports is.
@@ -447,6 +482,16 @@ typedef void (*rm_entry_callback)(void *userdata,
                                   size_t value_len);
 
 /**
+ * The callback of [`rm_log_set_handler`]: `userdata` as registered, the event's level,
+ * and its message (NUL-terminated, `len` bytes without the NUL, valid during the call
+ * only): the event's message followed by its fields as ` key=value`.
+ */
+typedef void (*rm_log_callback)(void *userdata,
+                                enum rm_log_level level,
+                                const char *message,
+                                size_t len);
+
+/**
  * Mailbox status, as IMAP STATUS reports it ([`rm_mailbox_status`]).
  */
 typedef struct rm_status {
@@ -619,6 +664,14 @@ typedef struct rm_stats {
    * Broken watches established again.
    */
   uint64_t rewatches;
+  /**
+   * Payload bytes returned by RADOS reads (object data, xattrs, omap keys and values).
+   */
+  uint64_t rados_bytes_read;
+  /**
+   * Payload bytes sent by RADOS writes (object data, xattrs, omap keys and values).
+   */
+  uint64_t rados_bytes_written;
 } rm_stats;
 
 /**
@@ -1350,6 +1403,48 @@ const char *rm_result_name(enum rm_result result);
  * `buf` must be valid for writing `cap` bytes; `out_len` must be valid for writing.
  */
 enum rm_result rm_last_error_message(char *buf, size_t cap, size_t *out_len);
+
+/**
+ * Sends the library's log events to `callback`, on the calling thread only, from now on.
+ *
+ * - `callback`: called with `userdata`, an event's level and its message (see
+ *   [`rm_log_callback`]); NULL removes the handler (events are then discarded, and so are
+ *   the queued ones).
+ * - `level`: the most verbose level wanted (`RM_LOG_LEVEL_WARN`: errors and warnings);
+ *   less important events are not even formatted. `RM_LOG_LEVEL_OFF` wants none.
+ *
+ * The calling thread becomes the only one on which `callback` is called: events of other
+ * threads are queued (at most `RM_LOG_QUEUE_CAPACITY`, the rest counted and reported as
+ * dropped) and delivered when an export returns on this thread, or by [`rm_log_flush`].
+ * The callback is never re-entered: events raised while it runs are queued too. It must
+ * not unwind (C functions don't). Registering again replaces the handler and its thread.
+ *
+ * Returns `RM_RESULT_OK`, or `RM_RESULT_INVALID_INPUT` if another `tracing` subscriber was
+ * installed in the process first (only possible when Rust code of its own shares it).
+ *
+ * # Safety
+ * `callback` (if not NULL) is safe to call with `userdata` on this thread until it is
+ * replaced or removed.
+ */
+enum rm_result rm_log_set_handler(rm_log_callback callback,
+                                  void *userdata,
+                                  enum rm_log_level level);
+
+/**
+ * Changes the most verbose level wanted by the handler (see [`rm_log_set_handler`]); for
+ * example `RM_LOG_LEVEL_DEBUG` while a user with debugging on is logged in. Without a
+ * handler it has no effect.
+ */
+void rm_log_set_level(enum rm_log_level level);
+
+/**
+ * Delivers the queued events of other threads now, if called on the handler's thread
+ * (outside its callback); returns how many messages were delivered (the report of dropped
+ * events counts as one). Exports do this by themselves when they return: call it when
+ * the library may have logged from its threads while no export was called (before
+ * exiting, say).
+ */
+size_t rm_log_flush(void);
 
 /**
  * Opens the mailbox `name` (NUL-terminated UTF-8) of `user`, in `*out`; free it with

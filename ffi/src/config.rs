@@ -106,7 +106,9 @@ pub unsafe extern "C" fn rm_store_open(cfg: *const rm_config, out: *mut *mut rm_
         let cfg = unsafe { borrow_handle(cfg, "cfg") }?;
         // SAFETY: forwarded contract of this export.
         let out = unsafe { Out::new(out, "out") }?;
+        let started = std::time::Instant::now();
         let store = cfg.open()?;
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "store opened");
         out.set(into_handle::<rm_store>(store));
         Ok(())
     })

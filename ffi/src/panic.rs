@@ -17,8 +17,16 @@ use crate::error::{Failure, rm_result, set_last_error};
 /// caller gets an error code and the handle stays allocated; the state a panicking call
 /// may have left half-changed is Rust-internal (a poisoned mutex reports later calls as
 /// failures rather than acting on torn data).
+///
+/// On its way out it delivers the log events other threads queued meanwhile
+/// ([`crate::log`]), if this is the log handler's thread.
 pub(crate) fn ffi_boundary(f: impl FnOnce() -> rm_result) -> rm_result {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    let run = || {
+        let result = f();
+        crate::log::deliver_queued();
+        result
+    };
+    match catch_unwind(AssertUnwindSafe(run)) {
         Ok(result) => result,
         Err(payload) => {
             set_last_error(format!("panic in rados-mail: {}", panic_message(payload.as_ref())));

@@ -155,6 +155,10 @@ pub struct rm_stats {
     pub watch_errors: u64,
     /// Broken watches established again.
     pub rewatches: u64,
+    /// Payload bytes returned by RADOS reads (object data, xattrs, omap keys and values).
+    pub rados_bytes_read: u64,
+    /// Payload bytes sent by RADOS writes (object data, xattrs, omap keys and values).
+    pub rados_bytes_written: u64,
 }
 
 /// The store's counters (body cache and RADOS operations) in `*out`.
@@ -187,6 +191,8 @@ pub unsafe extern "C" fn rm_store_stats(store: *const rm_store, out: *mut rm_sta
             notify_failures: s.push.notify_failures,
             watch_errors: s.push.watch_errors,
             rewatches: s.push.rewatches,
+            rados_bytes_read: s.bytes.read,
+            rados_bytes_written: s.bytes.written,
         });
         Ok(())
     })

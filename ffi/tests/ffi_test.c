@@ -1336,6 +1336,7 @@ static void test_dict(rm_store *store, const char *username)
 #include "ffi_test_repair.c"
 /* rm_version against the header. */
 #include "ffi_test_version.c"
+#include "ffi_test_log.c"
 
 static void run_suite(rm_store *store, const char *label, bool on_rados)
 {
@@ -1401,6 +1402,7 @@ int main(void)
 	test_errors();
 	test_config();
 	test_version();
+	test_log();
 
 	rm_store *mem = NULL;
 	RC(RM_RESULT_OK, rm_store_new_in_memory(&mem));

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::error::Result;
-use crate::op::{ReadOp, ReadResult, WriteOp};
+use crate::op::{Mutation, ReadOp, ReadResult, WriteOp};
 use crate::watch::{NotifyDone, WatchCallback, WatchHandle};
 use crate::{ObjectIter, ObjectStore, PoolIter};
 
@@ -46,6 +47,42 @@ impl std::ops::Sub for OpCounts {
     }
 }
 
+/// Payload bytes moved by a [`CountingStore`]'s operations: object data, xattr names and
+/// values, omap keys and values (not the operations' encoding, guards or object names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByteCounts {
+    /// Bytes returned by reads that succeeded.
+    pub read: u64,
+    /// Bytes sent by writes (counted when submitted, whether they succeed or not).
+    pub written: u64,
+}
+
+/// The payload bytes a write sends.
+fn written_bytes(op: &WriteOp) -> u64 {
+    let bytes: usize = op
+        .mutations
+        .iter()
+        .map(|m| match m {
+            Mutation::WriteFull(data) | Mutation::Append(data) | Mutation::Write { data, .. } => data.len(),
+            Mutation::SetXattr { name, value } => name.len() + value.len(),
+            Mutation::OmapSet(entries) => entries.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            _ => 0,
+        })
+        .sum();
+    bytes as u64
+}
+
+/// The payload bytes a read returned.
+fn read_bytes(result: &ReadResult) -> u64 {
+    let map =
+        |m: &std::collections::BTreeMap<String, Vec<u8>>| -> usize { m.iter().map(|(k, v)| k.len() + v.len()).sum() };
+    let bytes = result.data.as_ref().map_or(0, Vec::len)
+        + result.xattrs.as_ref().map_or(0, map)
+        + result.omap.as_ref().map_or(0, map)
+        + result.omap_page.as_ref().map_or(0, |p| p.entries.iter().map(|(k, v)| k.len() + v.len()).sum());
+    bytes as u64
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     reads: AtomicU64,
@@ -53,6 +90,8 @@ struct Counters {
     lists: AtomicU64,
     notifies: AtomicU64,
     watches: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
 }
 
 /// Wraps another store and counts every operation that passes through. Handles made with
@@ -80,8 +119,27 @@ impl CountingStore {
         }
     }
 
+    /// The payload bytes so far.
+    pub fn bytes(&self) -> ByteCounts {
+        ByteCounts {
+            read: self.counters.bytes_read.load(Ordering::SeqCst),
+            written: self.counters.bytes_written.load(Ordering::SeqCst),
+        }
+    }
+
     fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn count_write(&self, op: &WriteOp) {
+        Self::bump(&self.counters.writes);
+        self.counters.bytes_written.fetch_add(written_bytes(op), Ordering::SeqCst);
+    }
+
+    fn count_read(counters: &Counters, result: &Result<ReadResult>) {
+        if let Ok(r) = result {
+            counters.bytes_read.fetch_add(read_bytes(r), Ordering::SeqCst);
+        }
     }
 }
 
@@ -96,23 +154,32 @@ impl ObjectStore for CountingStore {
     }
 
     fn write_op(&self, oid: &str, op: &WriteOp) -> Result<u64> {
-        Self::bump(&self.counters.writes);
+        self.count_write(op);
         self.inner.write_op(oid, op)
     }
 
     fn read_op(&self, oid: &str, op: &ReadOp) -> Result<ReadResult> {
         Self::bump(&self.counters.reads);
-        self.inner.read_op(oid, op)
+        let result = self.inner.read_op(oid, op);
+        Self::count_read(&self.counters, &result);
+        result
     }
 
     fn write_op_async(&self, oid: &str, op: WriteOp) -> BoxFuture<'static, Result<u64>> {
-        Self::bump(&self.counters.writes);
+        self.count_write(&op);
         self.inner.write_op_async(oid, op)
     }
 
     fn read_op_async(&self, oid: &str, op: ReadOp) -> BoxFuture<'static, Result<ReadResult>> {
         Self::bump(&self.counters.reads);
-        self.inner.read_op_async(oid, op)
+        let counters = self.counters.clone();
+        self.inner
+            .read_op_async(oid, op)
+            .map(move |result| {
+                Self::count_read(&counters, &result);
+                result
+            })
+            .boxed()
     }
 
     fn list_objects(&self) -> Result<ObjectIter<'_>> {
@@ -138,5 +205,33 @@ impl ObjectStore for CountingStore {
     fn notify(&self, oid: &str, payload: &[u8], done: Option<NotifyDone>) {
         Self::bump(&self.counters.notifies);
         self.inner.notify(oid, payload, done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[test]
+    fn payload_bytes_are_counted_both_ways() {
+        let store = CountingStore::new(Arc::new(MemoryStore::new("")));
+        let op = WriteOp::new()
+            .write_full(b"hello".to_vec())
+            .set_xattr("x", b"yy".to_vec())
+            .omap_set([("k", b"vvv".to_vec())]);
+        store.write_op("o", &op).unwrap();
+        assert_eq!(store.bytes(), ByteCounts { read: 0, written: 5 + 3 + 4 });
+        let got = store.read_op("o", &ReadOp::new().read(0, 100).omap_get(["k", "missing"])).unwrap();
+        assert_eq!(got.data.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(store.bytes(), ByteCounts { read: 5 + 4, written: 12 });
+        let got = futures::executor::block_on(store.read_op_async("o", ReadOp::new().xattrs()));
+        assert!(got.is_ok());
+        assert_eq!(store.bytes(), ByteCounts { read: 9 + 3, written: 12 });
+        // A failed read returns nothing: no bytes.
+        assert!(store.read_op("absent", &ReadOp::new().read(0, 10)).is_err());
+        assert_eq!(store.bytes().read, 12);
+        assert_eq!(store.counts().reads, 3);
+        assert_eq!(store.counts().writes, 1);
     }
 }

@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-pub use counting::{CountingStore, OpCounts};
+pub use counting::{ByteCounts, CountingStore, OpCounts};
 pub use error::{Error, Result};
 pub use fault::{FaultMode, FaultyStore};
 pub use futures::future::BoxFuture;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use objstore::{CountingStore, MemoryStore, ObjectStore, OpCounts};
+use objstore::{ByteCounts, CountingStore, MemoryStore, ObjectStore, OpCounts};
 use omap_index::names::user_namespace;
 
 use crate::cache::{BodyCache, CacheConfig, CacheStats};
@@ -31,6 +31,8 @@ pub struct Stats {
     pub cache: CacheStats,
     /// RADOS operations by kind.
     pub rados: OpCounts,
+    /// Payload bytes read from and written to RADOS.
+    pub bytes: ByteCounts,
     /// Guarded writes that lost a race, and operations that gave up (`Conflict`).
     pub retries: RetryCounts,
     /// Notifies sent and failed, watches broken and re-established.
@@ -82,6 +84,7 @@ impl MailStore {
         Stats {
             cache: self.caches.bodies.stats(),
             rados: self.counting.counts(),
+            bytes: self.counting.bytes(),
             retries: self.caches.retry.counts(),
             push: self.caches.push.counts(),
         }
