@@ -470,10 +470,10 @@ imap.logout()
 print("read back over IMAP: the delivered mail is there, byte for byte")
 PY
 echo
-echo "The user's objects in RADOS (namespace demo-$user), with Ceph's own tool:"
-rados -p "$RADOS_MAIL_POOL" -N "demo-$user" ls | sort
+echo "The user's objects in RADOS (namespace demo-/$user), with Ceph's own tool:"
+rados -p "$RADOS_MAIL_POOL" -N "demo-/$user" ls | sort
 echo "omap keys of the mailbox list:"
-rados -p "$RADOS_MAIL_POOL" -N "demo-$user" listomapkeys mailboxes 2>/dev/null || true
+rados -p "$RADOS_MAIL_POOL" -N "demo-/$user" listomapkeys mailboxes 2>/dev/null || true
 if [ $keep = 1 ]; then
 	echo "left running: source $ceph_dir/env.sh; IMAP on 127.0.0.1:$DOVECOT_IMAP_PORT (any user, password 'pass')"
 fi
