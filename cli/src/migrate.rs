@@ -95,8 +95,7 @@ pub fn run(store: &MailStore, args: &MigrateArgs, json: bool) -> Result<bool> {
     if json {
         print_json(&serde_json::json!({ "steps": [&report] }))?;
     } else if !args.dry_run {
-        let (objects, bytes) =
-            report.moved.iter().fold((0, 0), |(o, b), m| (o + m.report.objects, b + m.report.bytes));
+        let (objects, bytes) = report.moved.iter().fold((0, 0), |(o, b), m| (o + m.report.objects, b + m.report.bytes));
         let resumed = report.moved.iter().filter(|m| m.report.resumed).count();
         writeln!(
             out,

@@ -5,7 +5,9 @@ use std::ffi::{c_char, c_void};
 use rados_mail::{CreateOptions, Guid, User};
 
 use crate::error::{Failure, rm_result};
-use crate::ffi::{BoxHandle, Out, borrow_handle, call_names, into_handle, opt_str_arg, slice_arg, str_arg, take_handle};
+use crate::ffi::{
+    BoxHandle, Out, borrow_handle, call_names, into_handle, opt_str_arg, slice_arg, str_arg, take_handle,
+};
 use crate::panic::{ffi_call, ffi_void};
 use crate::store::rm_store;
 

@@ -89,11 +89,7 @@ fn namespace_migration_moves_v1_namespaces_of_the_prefix() {
     let moved: Vec<(&str, &str)> = plan.moves.iter().map(|m| (m.from.as_str(), m.to.as_str())).collect();
     assert_eq!(
         moved,
-        [
-            ("faults-.shared", "faults-/.shared"),
-            ("faults-alice", "faults-/alice"),
-            ("faults-q-a@x", "faults-/q-a@x")
-        ]
+        [("faults-.shared", "faults-/.shared"), ("faults-alice", "faults-/alice"), ("faults-q-a@x", "faults-/q-a@x")]
     );
     assert!(plan.skipped.is_empty(), "{plan:?}");
     assert_eq!(snapshot(&raw, "faults-/alice"), before[0]);
@@ -178,8 +174,8 @@ fn namespace_migration_fault_sweep() {
             migrate(&store(&raw, ""), &["faults-"]).unwrap_or_else(|e| panic!("write {at} ({mode:?}): rerun: {e}"));
             let third = migrate(&store(&raw, ""), &["faults-"]).unwrap();
             assert_eq!(third, NamespacePlan::default(), "write {at} ({mode:?})");
-            let after = ["faults-/alice", "faults-/q-a@x", "faults-/.shared", "other-bob", "carol"]
-                .map(|n| snapshot(&raw, n));
+            let after =
+                ["faults-/alice", "faults-/q-a@x", "faults-/.shared", "other-bob", "carol"].map(|n| snapshot(&raw, n));
             assert!(after == expected, "write {at} ({mode:?}): not an exact move");
             for old in ["faults-alice", "faults-q-a@x", "faults-.shared"] {
                 assert!(snapshot(&raw, old).is_empty(), "write {at} ({mode:?}): {old} left behind");

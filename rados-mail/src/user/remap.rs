@@ -93,11 +93,8 @@ impl MailStore {
             if prefixes.iter().any(|p| !p.is_empty() && split_namespace(p, ns).is_some()) {
                 continue;
             }
-            let matching: Vec<&str> = prefixes
-                .iter()
-                .copied()
-                .filter(|p| !p.is_empty() && ns.len() > p.len() && ns.starts_with(p))
-                .collect();
+            let matching: Vec<&str> =
+                prefixes.iter().copied().filter(|p| !p.is_empty() && ns.len() > p.len() && ns.starts_with(p)).collect();
             let Some(prefix) = matching.first().copied() else { continue };
             let mut all: Vec<String> = matching.iter().map(|p| p.to_string()).collect();
             if prefixes.contains("") {
