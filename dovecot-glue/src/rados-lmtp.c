@@ -52,6 +52,10 @@ static int rados_lmtp_cmd_rcpt(struct client *client,
 		&username, &delim, &detail);
 	prefix = mail_user_set_plugin_getenv(client->user_set,
 					     "rados_namespace_prefix");
+	/* a bad prefix is a configuration error, not the recipient's: it fails
+	   at user creation (451), logged there */
+	if (rm_user_name_check(prefix, "x") != RM_RESULT_OK)
+		return rados_lmtp_super.cmd_rcpt(client, cmd, lrcpt);
 	ret = rm_user_name_check(prefix, username);
 	if (ret == RM_RESULT_INVALID_INPUT) {
 		e_info(client->event, "rados: refusing recipient %s: %s",
@@ -62,8 +66,6 @@ static int rados_lmtp_cmd_rcpt(struct client *client,
 				  rados_last_error(ret));
 		return -1;
 	}
-	/* anything else (a bad prefix setting) fails at user creation, with
-	   the error logged there */
 	return rados_lmtp_super.cmd_rcpt(client, cmd, lrcpt);
 }
 

@@ -132,6 +132,18 @@ class Namespaces(DovecotTestCase):
             self.assertEqual(code, 550, f"{user}: {text}")
             self.assertTrue(text.startswith("5.1.3"), text)
         self.assert_login_refused(inst, ".hidden@example.org")
+        # In one transaction, the refused recipient does not stop the others.
+        with smtplib.LMTP("127.0.0.1", inst.lmtp_port, timeout=harness.TIMEOUT) as lmtp:
+            refused = lmtp.sendmail("sender@example.org", ['".hidden"@example.org', self.user],
+                                    make_mail("to two recipients"))
+        self.assertEqual(list(refused), ['".hidden"@example.org'])
+        self.assertEqual(refused['".hidden"@example.org'][0], 550)
+        c = inst.imap(self.user)
+        try:
+            select(c)
+            self.assertEqual(len(uid_search(c, "ALL")), 1)
+        finally:
+            c.logout()
 
     def assert_login_refused(self, inst, user):
         c = imaplib.IMAP4("127.0.0.1", inst.imap_port, timeout=harness.TIMEOUT)
