@@ -513,10 +513,10 @@ imap.logout()
 print("read back over IMAP: the delivered mail is there, byte for byte")
 PY
 echo
-echo "The user's objects in RADOS (namespace demo-$user), with Ceph's own tool:"
-rados -p "$RADOS_MAIL_POOL" -N "demo-$user" ls | sort
+echo "The user's objects in RADOS (namespace demo-/$user), with Ceph's own tool:"
+rados -p "$RADOS_MAIL_POOL" -N "demo-/$user" ls | sort
 echo "omap keys of the mailbox list:"
-rados -p "$RADOS_MAIL_POOL" -N "demo-$user" listomapkeys mailboxes 2>/dev/null || true
+rados -p "$RADOS_MAIL_POOL" -N "demo-/$user" listomapkeys mailboxes 2>/dev/null || true
 if [ $installed = 1 ]; then
 	# The imap process that served the session stays (service_count = 0): the plugin
 	# file it mapped is the one Dovecot loaded.

@@ -25,7 +25,8 @@ pub struct DumpArgs {
     /// The user whose namespace holds the object
     #[arg(long, required_unless_present = "namespace", conflicts_with = "namespace")]
     pub user: Option<String>,
-    /// The namespace, as it is (for the shared namespace, `<prefix>.shared`)
+    /// The namespace, as it is (for the shared namespace, `<prefix>/.shared`, or `.shared`
+    /// without a prefix)
     #[arg(long)]
     pub namespace: Option<String>,
     /// Also print the object's data (after the dump; in JSON as `data`, lossy UTF-8)

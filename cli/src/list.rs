@@ -27,7 +27,7 @@ pub fn users(store: &MailStore, json: bool) -> Result<bool> {
         .users
         .into_iter()
         .filter(|(_, u)| u.has_list)
-        .map(|(user, u)| Row { namespace: format!("{prefix}{user}"), user, objects: u.count })
+        .map(|(user, u)| Row { namespace: names::namespace_of(prefix, &user), user, objects: u.count })
         .collect();
     if json {
         return print_json(&rows).map(|()| false);

@@ -7,6 +7,7 @@ mod dump;
 mod error;
 mod health;
 mod list;
+mod migrate;
 mod output;
 mod transfer;
 mod users;
@@ -20,7 +21,8 @@ use crate::error::Error;
 
 /// Inspect, check, repair, import and export the mail that rados-mail keeps in a Ceph pool.
 ///
-/// Every user is a RADOS namespace (`<namespace-prefix><user>`) holding a mailbox list
+/// Every user is a RADOS namespace (`<namespace-prefix>/<user>`, or `<user>` without a
+/// prefix) holding a mailbox list
 /// (`mailboxes`), one head and index shards per mailbox (`mbox.<guid>...`), one object per
 /// mail body (`mail.<guid>`) and a dict (`dict`); docs/FORMAT.md describes each.
 ///
@@ -32,7 +34,8 @@ use crate::error::Error;
     rados-mail -c /etc/ceph/ceph.conf --id mail -p mail users\n  \
     rados-mail --doveconf mailboxes alice@example.org\n  \
     rados-mail check --all --json\n  \
-    rados-mail repair alice@example.org --dry-run")]
+    rados-mail repair alice@example.org --dry-run\n  \
+    rados-mail migrate --prefix mail- --dry-run")]
 struct Cli {
     #[command(flatten)]
     connect: connect::ConnectArgs,
@@ -96,6 +99,12 @@ enum Command {
     Import(transfer::ImportArgs),
     /// Export a user's mailboxes as Maildirs.
     Export(transfer::ExportArgs),
+    /// Run the pending steps of the format's migrations (docs/FORMAT.md, "Migrations"). Step
+    /// "namespaces": every namespace `<P><user>` of a prefix P (mapping v1) moves to
+    /// `<P>/<user>` (v2), crash-safe and resumable; namespaces that several given prefixes
+    /// match are ambiguous and left alone (listed; exit 1). Stop the mail servers of
+    /// these prefixes first. Running it again when nothing is pending does nothing
+    Migrate(migrate::MigrateArgs),
 }
 
 fn run(cli: &Cli) -> error::Result<bool> {
@@ -131,6 +140,7 @@ fn dispatch(cli: &Cli, store: &rados_mail::MailStore) -> error::Result<bool> {
         Command::User(cmd) => users::run(store, cmd, json),
         Command::Import(args) => transfer::run_import(store, args, json),
         Command::Export(args) => transfer::run_export(store, args, json),
+        Command::Migrate(args) => migrate::run(store, args, json),
     }
 }
 

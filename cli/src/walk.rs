@@ -128,8 +128,10 @@ pub fn walk_pool_spilling(store: &MailStore, keep_names: bool, spill_after: usiz
     for entry in store.pool().list_pool()? {
         let (ns, name) = entry?;
         bar.inc(1);
-        let Some(user) = ns.strip_prefix(prefix.as_str()) else { continue };
-        if user.is_empty() || user.starts_with('.') {
+        // Mapping v2: `<prefix>/<user>` (`<user>` without a prefix); other namespaces
+        // (other prefixes, v1 leftovers, the shared data) are not this store's users.
+        let Some(user) = omap_index::names::split_namespace(&prefix, &ns) else { continue };
+        if user.starts_with('.') {
             continue;
         }
         let u = users.entry(user.to_string()).or_default();

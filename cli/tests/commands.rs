@@ -44,7 +44,7 @@ fn listings_cat_and_df() {
     assert_eq!(names, ["alice", "bob"], "{out}");
     let users = json(&p, &["users"], 0);
     assert_eq!(users[0]["user"], "alice");
-    assert_eq!(users[0]["namespace"], format!("{p}alice"));
+    assert_eq!(users[0]["namespace"], format!("{p}/alice"));
     let alice_objects = s.user("alice").unwrap().store().list_objects().unwrap().count();
     assert_eq!(users[0]["objects"], alice_objects as u64);
 
@@ -184,7 +184,7 @@ fn dump_every_kind() {
     assert!(human.contains(&format!("mailbox: {guid}")) && human.contains("references:"), "{human}");
     let with_data = run(&p, &["dump", &body, "--user", "alice", "--data"]).stdout;
     assert!(with_data.ends_with(MAIL2), "--data ends with the bytes");
-    let ns = format!("{p}alice");
+    let ns = format!("{p}/alice");
     assert_eq!(json(&p, &["dump", &body, "--namespace", &ns], 0)["size"], MAIL2.len() as u64);
 
     // A corrupt record: shown as CORRUPT, the rest still shown, exit 1.

@@ -8,6 +8,7 @@
 #include "rados-dict.h"
 #include "rados-connect.h"
 #include "rados-events.h"
+#include "rados-lmtp.h"
 #include "rados-log.h"
 #include "rados-plugin.h"
 
@@ -26,10 +27,12 @@ void rados_plugin_init(struct module *module)
 	mail_storage_class_register(&rados_storage);
 	mailbox_list_register(&rados_mailbox_list);
 	rados_dict_register();
+	rados_lmtp_init();
 }
 
 void rados_plugin_deinit(void)
 {
+	rados_lmtp_deinit();
 	rados_dict_unregister();
 	mailbox_list_unregister(&rados_mailbox_list);
 	mail_storage_class_unregister(&rados_storage);

@@ -5,9 +5,10 @@ per run and stopped at the end. `instance("a")` starts an instance on first use;
 each name has its own directory and port base (a: P, b: P+10, c: P+20, outage: P+30, dict: P+40, dict2: P+50, limits: P+60, fetch: P+70, opcounts: P+80, acl_a: P+90, acl_b: P+100,
 idle_a: P+120, idle_b: P+130, ha_a: P+140, ha_b: P+150, crypt: P+170, zlib: P+180, zlib_read: P+190,
 settings_bad: P+200, settings_value: P+210, settings_userdb: P+220, log: P+230 (its stats HTTP
-listener on P+233), log_debug: P+235, openmetrics: P+240 (its stats HTTP listener on P+245);
+listener on P+233), log_debug: P+235, openmetrics: P+240 (its stats HTTP listener on P+245), ns_a: P+250,
+ns_b: P+260, ns_caps: P+270 (test_namespaces.py registers them);
 P from DOVECOT_TEST_PORT_BASE); `balancer()` listens on P+110 in front of a and b: a run uses
-P..P+245 (P+140..P+159 only with the multi-host tests of test_ha.py, which only
+P..P+272 (P+140..P+159 only with the multi-host tests of test_ha.py, which only
 ci/ha-test.sh runs). Environment:
   DOVECOT_TEST_DRIVER      rados (default) or sdbox
   DOVECOT_TEST_PORT_BASE   first port (default 24100)

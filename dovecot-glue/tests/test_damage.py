@@ -37,6 +37,13 @@ from harness import DovecotTestCase, ok, select, uid_fetch, uid_search
 
 POOL = os.environ.get("RADOS_MAIL_POOL", "mail")
 NS_PREFIX = os.environ.get("RADOS_MAIL_NS_PREFIX", "dovecot-test-")
+
+
+def namespace(user):
+    """The user's RADOS namespace (mapping v2, docs/FORMAT.md)."""
+    return f"{NS_PREFIX}/{user}" if NS_PREFIX else user
+
+
 MAILS = 40
 # The damaged mail's log line (rados-damage.c), with the object (and key) it names.
 DAMAGE_LOG = re.compile(r"imap\([^)]*\)<(\d+)>.*Error: Mailbox [^:]*: UID=(\d+): rados: "
@@ -68,7 +75,7 @@ def deliver_all(inst, user, mails):
 # --- the pool, read and damaged with the rados CLI -------------------------------------
 
 def rados(user, *args):
-    proc = subprocess.run(["rados", "-p", POOL, "-N", NS_PREFIX + user, *args],
+    proc = subprocess.run(["rados", "-p", POOL, "-N", namespace(user), *args],
                           capture_output=True, timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"rados {' '.join(args)}: {proc.stderr.decode()}")
@@ -102,7 +109,7 @@ def omap(user, obj):
 
 
 def set_value(user, obj, key, value):
-    proc = subprocess.run(["rados", "-p", POOL, "-N", NS_PREFIX + user, "setomapval", obj, key],
+    proc = subprocess.run(["rados", "-p", POOL, "-N", namespace(user), "setomapval", obj, key],
                           input=value, capture_output=True, timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"rados setomapval {obj} {key}: {proc.stderr.decode()}")

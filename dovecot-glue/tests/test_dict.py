@@ -42,7 +42,8 @@ def dict_instances():
 def omap(user, obj="dict"):
     """The omap of `obj` in the user's namespace, as {key: value bytes}, read with the
     `rados` tool (keys and values are printable in these tests)."""
-    ns = os.environ.get("RADOS_MAIL_NS_PREFIX", "dovecot-test-") + user
+    prefix = os.environ.get("RADOS_MAIL_NS_PREFIX", "dovecot-test-")
+    ns = f"{prefix}/{user}" if prefix else user  # mapping v2 (docs/FORMAT.md)
     pool = os.environ.get("RADOS_MAIL_POOL", "mail")
     keys = subprocess.run(["rados", "-p", pool, "-N", ns, "listomapkeys", obj],
                           capture_output=True, text=True, timeout=60)

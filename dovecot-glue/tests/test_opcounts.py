@@ -374,7 +374,7 @@ class OpCounts(DovecotTestCase):
             guid = out.decode().strip().removeprefix(f"{mailbox} ").removeprefix("guid=")
             self.assertRegex(guid, r"^[0-9a-f]{32}$", f"GUID of {mailbox}: {out!r}")
             self.guids[key] = guid
-        proc = subprocess.run(["rados", "-p", self.pool, "-N", self.ns_prefix + user,
+        proc = subprocess.run(["rados", "-p", self.pool, "-N", f"{self.ns_prefix}/{user}" if self.ns_prefix else user,
                                "listomapkeys", "mbox." + self.guids[key]],
                               capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:

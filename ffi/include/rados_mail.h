@@ -1122,7 +1122,7 @@ enum rm_result rm_config_new(struct rm_config **out);
  * - `keyring`: path of the keyring (default: what `ceph.conf` names);
  * - `client_name`: full client name (default `client.admin`);
  * - `pool`: pool of the mail data (default `mail`);
- * - `namespace_prefix`: prepended to user names to form their RADOS namespaces;
+ * - `namespace_prefix`: namespaces are `<prefix>/<user>` (`<user>` when empty); no '/';
  * - `timeout`: seconds (`30`, `30s`, `2m`) after which connecting or a cluster operation
  *   fails with `RM_RESULT_UNAVAILABLE` (default 30; `0` waits forever: avoid);
  * - `max_mail_size`: largest mail accepted (default `100M`);
@@ -1963,8 +1963,9 @@ enum rm_result rm_txn_result_copies(const struct rm_txn_result *result,
 void rm_txn_result_free(struct rm_txn_result *result);
 
 /**
- * Opens the user `name` (NUL-terminated UTF-8, 1–255 bytes, no control characters, not
- * starting with '.') of `store`, in `*out`; free it with [`rm_user_free`].
+ * Opens the user `name` (NUL-terminated UTF-8) of `store`, in `*out`; free it with
+ * [`rm_user_free`]. The name must pass [`rm_user_name_check`] under the store's
+ * `namespace_prefix`.
  *
  * Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_INVALID_INPUT` (invalid
  * name or UTF-8), or another code. `*out` is written only on success.
@@ -1973,6 +1974,22 @@ void rm_txn_result_free(struct rm_txn_result *result);
  * `store` is a live handle; `name` is NUL-terminated; `out` is valid for writing.
  */
 enum rm_result rm_user_open(const struct rm_store *store, const char *name, struct rm_user **out);
+
+/**
+ * Checks, without a store, whether user `name` can be stored under namespace prefix
+ * `prefix` (both NUL-terminated UTF-8; `prefix` is the `namespace_prefix` setting, NULL
+ * for none): its namespace is `<prefix>/<name>` (`<name>` without a prefix), so the name
+ * must be non-empty, without '/' or control characters, not start with '.', and the
+ * namespace must fit Ceph's 256 bytes.
+ *
+ * Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT` (the message names the reason;
+ * permanent: a mail server refuses such a recipient for good, LMTP `550 5.1.x`), or
+ * `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `name` is NUL-terminated; `prefix` is NULL or NUL-terminated.
+ */
+enum rm_result rm_user_name_check(const char *prefix, const char *name);
 
 /**
  * Frees a user handle; NULL is a no-op.

@@ -45,7 +45,7 @@ pub unsafe extern "C" fn rm_config_new(out: *mut *mut rm_config) -> rm_result {
 /// - `keyring`: path of the keyring (default: what `ceph.conf` names);
 /// - `client_name`: full client name (default `client.admin`);
 /// - `pool`: pool of the mail data (default `mail`);
-/// - `namespace_prefix`: prepended to user names to form their RADOS namespaces;
+/// - `namespace_prefix`: namespaces are `<prefix>/<user>` (`<user>` when empty); no '/';
 /// - `timeout`: seconds (`30`, `30s`, `2m`) after which connecting or a cluster operation
 ///   fails with `RM_RESULT_UNAVAILABLE` (default 30; `0` waits forever: avoid);
 /// - `max_mail_size`: largest mail accepted (default `100M`);

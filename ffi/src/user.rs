@@ -5,7 +5,9 @@ use std::ffi::{c_char, c_void};
 use rados_mail::{CreateOptions, Guid, User};
 
 use crate::error::{Failure, rm_result};
-use crate::ffi::{BoxHandle, Out, borrow_handle, call_names, into_handle, slice_arg, str_arg, take_handle};
+use crate::ffi::{
+    BoxHandle, Out, borrow_handle, call_names, into_handle, opt_str_arg, slice_arg, str_arg, take_handle,
+};
 use crate::panic::{ffi_call, ffi_void};
 use crate::store::rm_store;
 
@@ -32,8 +34,9 @@ pub(crate) struct UserHandle {
 /// caller's pointer, passed through untouched.
 pub type rm_name_callback = Option<unsafe extern "C" fn(userdata: *mut c_void, name: *const c_char, name_len: usize)>;
 
-/// Opens the user `name` (NUL-terminated UTF-8, 1–255 bytes, no control characters, not
-/// starting with '.') of `store`, in `*out`; free it with [`rm_user_free`].
+/// Opens the user `name` (NUL-terminated UTF-8) of `store`, in `*out`; free it with
+/// [`rm_user_free`]. The name must pass [`rm_user_name_check`] under the store's
+/// `namespace_prefix`.
 ///
 /// Returns `RM_RESULT_OK`, `RM_RESULT_NULL_PARAMETER`, `RM_RESULT_INVALID_INPUT` (invalid
 /// name or UTF-8), or another code. `*out` is written only on success.
@@ -55,6 +58,30 @@ pub unsafe extern "C" fn rm_user_open(
         let out = unsafe { Out::new(out, "out") }?;
         let user = store.user(name)?;
         out.set(into_handle(UserHandle { user }));
+        Ok(())
+    })
+}
+
+/// Checks, without a store, whether user `name` can be stored under namespace prefix
+/// `prefix` (both NUL-terminated UTF-8; `prefix` is the `namespace_prefix` setting, NULL
+/// for none): its namespace is `<prefix>/<name>` (`<name>` without a prefix), so the name
+/// must be non-empty, without '/' or control characters, not start with '.', and the
+/// namespace must fit Ceph's 256 bytes.
+///
+/// Returns `RM_RESULT_OK`, `RM_RESULT_INVALID_INPUT` (the message names the reason;
+/// permanent: a mail server refuses such a recipient for good, LMTP `550 5.1.x`), or
+/// `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `name` is NUL-terminated; `prefix` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_user_name_check(prefix: *const c_char, name: *const c_char) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let prefix = unsafe { opt_str_arg(prefix, "prefix") }?.unwrap_or("");
+        // SAFETY: forwarded contract of this export.
+        let name = unsafe { str_arg(name, "name") }?;
+        rados_mail::check_user_name(prefix, name)?;
         Ok(())
     })
 }

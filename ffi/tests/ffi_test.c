@@ -160,7 +160,28 @@ static void test_user(rm_store *store, const char *username, rm_user **out)
 	RC(RM_RESULT_INVALID_INPUT, rm_user_open(store, "bad\xff", &user));
 	RC(RM_RESULT_INVALID_INPUT, rm_user_open(store, ".shared", &user));
 	RC(RM_RESULT_INVALID_INPUT, rm_user_open(store, "", &user));
+	RC(RM_RESULT_INVALID_INPUT, rm_user_open(store, "a/b", &user));
 	CHECK(user == NULL);
+
+	/* issue 14: names that can never be stored, refused without a store */
+	char long_name[258];
+	memset(long_name, 'u', sizeof long_name - 1);
+	long_name[sizeof long_name - 1] = '\0';
+	RC(RM_RESULT_NULL_PARAMETER, rm_user_name_check("p", NULL));
+	RC(RM_RESULT_OK, rm_user_name_check(NULL, "a@x"));
+	RC(RM_RESULT_OK, rm_user_name_check("faults-", "q-a@x"));
+	RC(RM_RESULT_INVALID_INPUT, rm_user_name_check("faults-", ".x"));
+	RC(RM_RESULT_INVALID_INPUT, rm_user_name_check("faults-", "a/b"));
+	RC(RM_RESULT_INVALID_INPUT, rm_user_name_check("a/", "b"));
+	RC(RM_RESULT_INVALID_INPUT, rm_user_name_check(NULL, long_name));
+	long_name[256] = '\0'; /* 256 bytes: Ceph's limit */
+	RC(RM_RESULT_OK, rm_user_name_check("", long_name));
+	long_name[248] = '\0'; /* 7 + 1 + 248 */
+	RC(RM_RESULT_OK, rm_user_name_check("faults-", long_name));
+	long_name[248] = 'u';
+	long_name[249] = '\0';
+	RC(RM_RESULT_INVALID_INPUT, rm_user_name_check("faults-", long_name));
+	CHECK(!rm_result_is_temporary(RM_RESULT_INVALID_INPUT));
 	RC(RM_RESULT_OK, rm_user_open(store, username, &user));
 	CHECK(user != NULL);
 
@@ -1028,6 +1049,7 @@ static void test_config(void)
 		RC(RM_RESULT_OK, rm_config_set(cfg, good[i][0], good[i][1]));
 	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "pol", "mail"));
 	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "backend", "disk"));
+	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "namespace_prefix", "a/b"));
 	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "max_mail_size", "huge"));
 	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "read_in_flight", "0"));
 	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "timeout", "\xff"));

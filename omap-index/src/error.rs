@@ -30,4 +30,8 @@ pub enum FormatError {
     /// A key or name does not follow the layout.
     #[error("malformed key {0:?}")]
     Key(String),
+    /// A user name or namespace prefix that cannot be mapped to a RADOS namespace (see
+    /// [`crate::names::user_namespace`]). Permanent: the same name never works.
+    #[error("{0}")]
+    Name(String),
 }

@@ -3,7 +3,8 @@
 /// How the mail store lays out and limits its data. The defaults suit production.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Prepended to a user name to form the user's RADOS namespace (default: none).
+    /// Namespace prefix: a user's RADOS namespace is `<prefix>/<user>`, or `<user>` when
+    /// empty (default; see [`omap_index::names::user_namespace`]). No '/'.
     pub namespace_prefix: String,
     /// Largest mail accepted, in bytes; larger ones fail with `TooLarge` (default 100 MiB).
     pub max_mail_size: u64,

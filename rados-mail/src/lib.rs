@@ -58,10 +58,11 @@ pub use objstore;
 pub use omap_index::names::Guid;
 pub use omap_index::records::MailRecord;
 pub use retry::RetryCounts;
-pub use store::{MailStore, SHARED_NAMESPACE, Stats};
+pub use store::{MailStore, SHARED_NAMESPACE, Stats, check_user_name};
 pub use types::{
     AppendOptions, Changes, CopyOptions, Flags, MailboxInfo, MailboxUpdate, Status, StoreMode, StoreResult,
 };
 pub use user::admin::{DeleteReport, MARKER_FROM, MARKER_TO, RENAME_MARKER, RenameReport};
+pub use user::remap::{NamespaceMove, NamespacePlan, NamespaceSkip};
 pub use user::{CreateOptions, User};
 pub use watch::{Events, PushCounts, Watch};

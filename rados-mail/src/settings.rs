@@ -10,7 +10,7 @@
 //! | `keyring`          | path of the keyring                                | as `ceph.conf` says |
 //! | `client_name`      | full client name                                   | `client.admin`     |
 //! | `pool`             | pool of the mail data                              | `mail`             |
-//! | `namespace_prefix` | prepended to user names to form their namespaces   | empty              |
+//! | `namespace_prefix` | namespaces are `<prefix>/<user>` (`<user>` when empty); no '/' | empty      |
 //! | `timeout`          | seconds (`30`, `30s`, `2m`) before a cluster operation fails as unavailable; `0` waits forever | 30 |
 //! | `max_mail_size`    | size: the largest mail accepted                    | 100M               |
 //! | `cache_memory`     | size: memory tier of the body cache                | 64M                |
@@ -102,7 +102,10 @@ impl Settings {
                 }
                 self.cluster.pool = value.to_string();
             }
-            "namespace_prefix" => self.config.namespace_prefix = value.to_string(),
+            "namespace_prefix" => {
+                omap_index::names::check_prefix(value).map_err(|e| bad(&e.to_string()))?;
+                self.config.namespace_prefix = value.to_string()
+            }
             "timeout" => {
                 let secs = parse_duration(value).ok_or_else(|| bad("expected seconds, like 30, 30s or 2m"))?;
                 self.cluster.op_timeout = (secs > 0).then(|| Duration::from_secs(secs));
@@ -277,6 +280,9 @@ mod tests {
             ("read_in_flight", "0"),
             ("read_in_flight", "many"),
             ("notify", "maybe"),
+            // Issue 14: '/' separates the prefix from the user name in a namespace.
+            ("namespace_prefix", "mail/"),
+            ("namespace_prefix", "a\nb"),
         ] {
             let e = s.set(k, v).unwrap_err();
             assert!(matches!(e, Error::InvalidInput(ref m) if m.contains(k)), "{k}={v}: {e}");

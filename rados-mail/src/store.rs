@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use objstore::{ByteCounts, CountingStore, MemoryStore, ObjectStore, OpCounts};
-use omap_index::names::user_namespace;
+use omap_index::names::{namespace_of, user_namespace};
 
 use crate::cache::{BodyCache, CacheConfig, CacheStats};
 use crate::caches::{Caches, ViewCache};
@@ -72,9 +72,10 @@ impl MailStore {
         })
     }
 
-    /// The shared dict (Dovecot's `shared/` keys), in the namespace `<prefix>.shared`.
+    /// The shared dict (Dovecot's `shared/` keys), in the namespace `<prefix>/.shared`
+    /// (`.shared` without a prefix).
     pub fn shared_dict(&self) -> Result<Dict> {
-        let store = self.pool.with_namespace(&user_namespace(&self.config.namespace_prefix, SHARED_NAMESPACE))?;
+        let store = self.pool.with_namespace(&namespace_of(&self.config.namespace_prefix, SHARED_NAMESPACE))?;
         Ok(Dict::with_retry(store, Scope::Shared, self.caches.retry.clone()))
     }
 
@@ -115,30 +116,29 @@ impl MailStore {
 
     /// A user's mail. Users need no creation: a user with no mailboxes is an empty
     /// namespace.
+    ///
+    /// [`Error::InvalidInput`] (permanent) for a name that can never be stored: see
+    /// [`user_namespace`] (empty, with '/' or a control character, starting with '.', or
+    /// whose namespace would exceed Ceph's 256 bytes).
     pub fn user(&self, name: &str) -> Result<User> {
-        check_user_name(name)?;
-        let store = self.pool.with_namespace(&user_namespace(&self.config.namespace_prefix, name))?;
+        let store = self.pool.with_namespace(&self.user_namespace(name)?)?;
         Ok(User::new(store, self.config.clone(), name, self.caches.clone()))
+    }
+
+    /// The namespace of user `name` under this store's prefix; [`Error::InvalidInput`]
+    /// when the name can never be stored (see [`MailStore::user`]).
+    pub fn user_namespace(&self, name: &str) -> Result<String> {
+        user_namespace(&self.config.namespace_prefix, name).map_err(|e| Error::InvalidInput(e.to_string()))
     }
 }
 
-/// The namespace (after the prefix) of shared data; user names cannot start with '.'.
-pub const SHARED_NAMESPACE: &str = ".shared";
+pub use omap_index::names::SHARED_NAMESPACE;
 
-/// User names: 1–255 bytes of UTF-8, no control characters, not starting with '.'
-/// (namespaces starting with '.' are reserved for shared data).
-fn check_user_name(name: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::InvalidInput(format!("user name {name:?}: {why}")));
-    if name.is_empty() || name.len() > 255 {
-        return bad("must be 1 to 255 bytes");
-    }
-    if name.chars().any(char::is_control) {
-        return bad("contains a control character");
-    }
-    if name.starts_with('.') {
-        return bad("must not start with '.'");
-    }
-    Ok(())
+/// Checks that user `name` can be stored under namespace prefix `prefix`: the rules of
+/// [`user_namespace`] (mapping v2), as [`Error::InvalidInput`], which is permanent (never
+/// [`Error::is_temporary`]): a mail server refuses such a recipient for good.
+pub fn check_user_name(prefix: &str, name: &str) -> Result<()> {
+    user_namespace(prefix, name).map(drop).map_err(|e| Error::InvalidInput(e.to_string()))
 }
 
 #[cfg(test)]
@@ -149,8 +149,15 @@ mod tests {
     fn user_names() {
         let store = MailStore::in_memory(Config::default());
         assert!(store.user("alice@example.org").is_ok());
-        for bad in ["", ".shared", "a\nb", "nul\0", &"x".repeat(256)] {
-            assert!(matches!(store.user(bad), Err(Error::InvalidInput(_))), "{bad:?}");
+        for bad in ["", ".shared", "a\nb", "nul\0", "a/b", &"x".repeat(257)] {
+            let err = store.user(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput(_)) && !err.is_temporary(), "{bad:?}");
         }
+        assert!(store.user(&"x".repeat(256)).is_ok(), "Ceph's limit is 256 bytes");
+        let prefixed = MailStore::in_memory(Config { namespace_prefix: "faults-".into(), ..Config::default() });
+        assert_eq!(prefixed.user_namespace("q-a@x").unwrap(), "faults-/q-a@x");
+        assert_eq!(prefixed.user("q-a@x").unwrap().store().namespace(), "faults-/q-a@x");
+        assert!(prefixed.user(&"x".repeat(249)).is_err(), "7 + 1 + 249 bytes");
+        assert!(prefixed.user(&"x".repeat(248)).is_ok());
     }
 }

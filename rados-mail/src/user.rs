@@ -31,6 +31,7 @@ use crate::mailbox::Mailbox;
 pub(crate) mod admin;
 mod migrate;
 mod recover;
+pub(crate) mod remap;
 mod resolve;
 
 use crate::names::{INBOX, MAX_NAME_LEN, SEPARATOR, SPECIAL_USE, is_below, literal_prefix, normalize, pattern_matches};

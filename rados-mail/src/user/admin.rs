@@ -10,8 +10,8 @@
 //!   consistent account), then the dict, then the mailbox list, then whatever else is left
 //!   in the namespace (leftovers of an interrupted run, orphans). A re-run starts over on
 //!   what is left.
-//! * *Rename* moves every object of the user's namespace (`<prefix><old>`) to the new one
-//!   (`<prefix><new>`): an exact copy of each object (data, xattrs, omap), then the
+//! * *Rename* moves every object of the user's namespace (`<prefix>/<old>`) to the new one
+//!   (`<prefix>/<new>`; without a prefix, `<old>` and `<new>`): an exact copy of each object (data, xattrs, omap), then the
 //!   removal of the originals. It first writes a marker object, [`RENAME_MARKER`], into
 //!   both namespaces (see `docs/FORMAT.md`, "Operator commands"); a target namespace that
 //!   holds objects but no marker of this rename is refused. An original is removed only
@@ -70,11 +70,14 @@ pub struct RenameReport {
     pub resumed: bool,
 }
 
-/// The old and new names a rename marker holds.
+/// The old and new names a rename marker holds: user names for a user rename, namespaces
+/// for the namespace migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Marker {
-    from: String,
-    to: String,
+pub(crate) struct Marker {
+    /// The old name.
+    pub from: String,
+    /// The new name.
+    pub to: String,
 }
 
 impl MailStore {
@@ -125,7 +128,7 @@ impl MailStore {
         Ok(report)
     }
 
-    /// Renames a user: every object of namespace `<prefix><old>` moves to `<prefix><new>`,
+    /// Renames a user: every object of the namespace of `old` moves to that of `new`,
     /// copied exactly (data, xattrs, omap), then removed from the old namespace. Mailbox
     /// GUIDs, UIDs, UIDVALIDITYs, flags and dict keys stay as they are.
     ///
@@ -142,62 +145,77 @@ impl MailStore {
             return Err(Error::InvalidInput(format!("renaming user {old:?} to itself")));
         }
         let wanted = Marker { from: old.to_string(), to: new.to_string() };
-        let (src_marker, dst_marker) = (read_marker(src.as_ref())?, read_marker(dst.as_ref())?);
-        for (ns, m) in [(&src, &src_marker), (&dst, &dst_marker)] {
-            if let Some(m) = m.as_ref().filter(|m| **m != wanted) {
-                return Err(Error::InvalidInput(format!(
-                    "namespace {:?} is part of another unfinished rename ({:?} to {:?}): run that one again first",
-                    ns.namespace(),
-                    m.from,
-                    m.to
-                )));
-            }
-        }
-        let resumed = src_marker.is_some() || dst_marker.is_some();
-        let objects: Vec<String> = list_names(src.as_ref())?.into_iter().filter(|o| o != RENAME_MARKER).collect();
-        if src_marker.is_none() && dst_marker.is_some() && !objects.is_empty() {
-            // The old namespace's marker goes only after every object moved: these objects
-            // were written after that (a session of the old name), and copying them would
-            // overwrite the renamed user's.
-            return Err(Error::Conflict(format!(
-                "namespace {:?} has new objects since its rename to {new:?} finished copying; \
-                 move them by hand, then run the rename again to remove the marker",
-                src.namespace()
-            )));
-        }
-        if objects.is_empty() && !resumed {
-            return Err(Error::NotFound(format!(
-                "user {old:?} (namespace {:?} holds no object; if a rename of it failed at its very last \
-                 step, it is complete)",
-                src.namespace()
-            )));
-        }
-        if dst_marker.is_none() && list_names(dst.as_ref())?.iter().any(|o| o != RENAME_MARKER) {
-            return Err(Error::AlreadyExists(format!(
-                "user {new:?} (namespace {:?} holds objects; delete that user first)",
-                dst.namespace()
-            )));
-        }
-        if src_marker.is_none() {
-            write_marker(src.as_ref(), &wanted)?;
-        }
-        if dst_marker.is_none() {
-            write_marker(dst.as_ref(), &wanted)?;
-        }
-        let mut report = RenameReport { resumed, ..RenameReport::default() };
-        for oid in &objects {
-            if let Some(bytes) = copy_object(src.as_ref(), dst.as_ref(), oid)? {
-                report.objects += 1;
-                report.bytes += bytes;
-            }
-        }
-        for oid in &objects {
-            remove_if_there(src.as_ref(), oid)?;
-        }
-        remove_if_there(src.as_ref(), RENAME_MARKER)?;
-        remove_if_there(dst.as_ref(), RENAME_MARKER)?;
-        Ok(report)
+        move_namespace(src.as_ref(), dst.as_ref(), &wanted, &format!("user {old:?}"), &format!("user {new:?}"))
     }
+}
+
+/// Moves every object of namespace `src` to `dst` under the rename marker `wanted` (the
+/// machinery of [`MailStore::rename_user`], also used by the namespace migration):
+/// crash-safe and resumable, see the module doc. `src_what` and `dst_what` name the two
+/// sides in errors ("user \"a\"").
+pub(crate) fn move_namespace(
+    src: &dyn ObjectStore,
+    dst: &dyn ObjectStore,
+    wanted: &Marker,
+    src_what: &str,
+    dst_what: &str,
+) -> Result<RenameReport> {
+    let (src_marker, dst_marker) = (read_marker(src)?, read_marker(dst)?);
+    for (ns, m) in [(src, &src_marker), (dst, &dst_marker)] {
+        if let Some(m) = m.as_ref().filter(|m| *m != wanted) {
+            return Err(Error::InvalidInput(format!(
+                "namespace {:?} is part of another unfinished rename ({:?} to {:?}): run that one again first",
+                ns.namespace(),
+                m.from,
+                m.to
+            )));
+        }
+    }
+    let resumed = src_marker.is_some() || dst_marker.is_some();
+    let objects: Vec<String> = list_names(src)?.into_iter().filter(|o| o != RENAME_MARKER).collect();
+    if src_marker.is_none() && dst_marker.is_some() && !objects.is_empty() {
+        // The old namespace's marker goes only after every object moved: these objects
+        // were written after that (a session of the old name), and copying them would
+        // overwrite the renamed user's.
+        return Err(Error::Conflict(format!(
+            "namespace {:?} has new objects since its rename to {:?} finished copying; \
+             move them by hand, then run the rename again to remove the marker",
+            src.namespace(),
+            wanted.to
+        )));
+    }
+    if objects.is_empty() && !resumed {
+        return Err(Error::NotFound(format!(
+            "{src_what} (namespace {:?} holds no object; if a rename of it failed at its very last \
+             step, it is complete)",
+            src.namespace()
+        )));
+    }
+    if dst_marker.is_none() && list_names(dst)?.iter().any(|o| o != RENAME_MARKER) {
+        return Err(Error::AlreadyExists(format!(
+            "{dst_what} (namespace {:?} holds objects; delete that user first)",
+            dst.namespace()
+        )));
+    }
+    if src_marker.is_none() {
+        write_marker(src, wanted)?;
+    }
+    if dst_marker.is_none() {
+        write_marker(dst, wanted)?;
+    }
+    let mut report = RenameReport { resumed, ..RenameReport::default() };
+    for oid in &objects {
+        if let Some(bytes) = copy_object(src, dst, oid)? {
+            report.objects += 1;
+            report.bytes += bytes;
+        }
+    }
+    for oid in &objects {
+        remove_if_there(src, oid)?;
+    }
+    remove_if_there(src, RENAME_MARKER)?;
+    remove_if_there(dst, RENAME_MARKER)?;
+    Ok(report)
 }
 
 /// The names of every object of a namespace, sorted.
@@ -216,7 +234,7 @@ fn remove_if_there(ns: &dyn ObjectStore, oid: &str) -> Result<bool> {
 }
 
 /// The rename marker of a namespace, if there is one.
-fn read_marker(ns: &dyn ObjectStore) -> Result<Option<Marker>> {
+pub(crate) fn read_marker(ns: &dyn ObjectStore) -> Result<Option<Marker>> {
     let xattrs = match ns.xattrs(RENAME_MARKER) {
         Ok(x) => x,
         Err(StoreError::NotFound { .. }) => return Ok(None),
