@@ -34,7 +34,9 @@ CRYPT_MAGIC = b"CRYPTED\x03\x07"
 
 
 def rados(user, *args):
-    proc = subprocess.run(["rados", "-p", POOL, "-N", NS_PREFIX + user, *args],
+    # Namespace mapping v2 (docs/FORMAT.md): <prefix>/<user>, or <user> without a prefix.
+    namespace = f"{NS_PREFIX}/{user}" if NS_PREFIX else user
+    proc = subprocess.run(["rados", "-p", POOL, "-N", namespace, *args],
                           capture_output=True, timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"rados {' '.join(args)}: {proc.stderr.decode()}")
