@@ -13,6 +13,7 @@
 //! | `namespace_prefix` | prepended to user names to form their namespaces   | empty              |
 //! | `timeout`          | seconds (`30`, `30s`, `2m`) before a cluster operation fails as unavailable; `0` waits forever | 30 |
 //! | `max_mail_size`    | size: the largest mail accepted                    | 100M               |
+//! | `max_keywords`     | distinct keywords a mailbox may hold (1 or more; [`Config::max_keywords`]) | 1000 |
 //! | `cache_memory`     | size: memory tier of the body cache                | 64M                |
 //! | `cache_max_item`   | size: largest body cached                          | 1M                 |
 //! | `cache_disk_dir`   | directory of the disk tier (empty: none)           | none               |
@@ -66,6 +67,7 @@ pub const KEYS: &[&str] = &[
     "namespace_prefix",
     "timeout",
     "max_mail_size",
+    "max_keywords",
     "cache_memory",
     "cache_max_item",
     "cache_disk_dir",
@@ -116,6 +118,14 @@ impl Settings {
                     return Err(bad("must be above 0"));
                 }
                 self.config.max_mail_size = size;
+            }
+            "max_keywords" => {
+                self.config.max_keywords = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=u32::MAX as usize).contains(n))
+                    .ok_or_else(|| bad("expected a number above 0"))?
             }
             "cache_memory" => {
                 self.config.cache.memory_bytes = parse_size(value).ok_or_else(|| bad("expected a size"))?

@@ -12,7 +12,7 @@ use omap_index::{frame, keys};
 use rand::Rng;
 
 use super::group::Pending;
-use super::plan::plan;
+use super::plan::{Limits, check_new_keywords, plan};
 use super::txn::{Committed, PendingCopy, Transaction};
 use super::{Mailbox, now};
 use crate::body::{self, SavedBody};
@@ -50,6 +50,11 @@ impl Mailbox {
         if txn.updates.is_empty() && txn.expunges.is_empty() && !(bodies.is_empty() && txn.copies.is_empty()) {
             // Only new mails: committed together with those other threads of this process
             // are waiting to commit to the mailbox.
+            let limits = Limits { mailbox: &self.info.name, max_keywords: self.config.max_keywords };
+            let checked = check_new_keywords(&self.lock(), &txn, &limits);
+            if let Err(e) = checked {
+                return Err(self.abandon(&txn, &instances, &bodies, e));
+            }
             return self.commit_grouped(Pending::new(txn, bodies, order, instances, saved_at));
         }
         let (mut view, mut retry) = (self.lock(), self.retry.start());
@@ -69,7 +74,8 @@ impl Mailbox {
             }
             let mut in_write = BTreeMap::new();
             let marks = marks_on.then_some(&mut in_write);
-            let plan = match plan(&txn, &bodies, &order, &instances, &view, saved_at, &known, marks) {
+            let limits = Limits { mailbox: &self.info.name, max_keywords: self.config.max_keywords };
+            let plan = match plan(&txn, &bodies, &order, &instances, &view, saved_at, &known, marks, &limits) {
                 Ok(p) => p,
                 Err(e) => break Err(e),
             };

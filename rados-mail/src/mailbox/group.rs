@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::plan::{Plan, plan};
+use super::plan::{Limits, Plan, plan};
 use super::{Mailbox, Transaction};
 use crate::body::SavedBody;
 use crate::error::{Error, Result};
@@ -115,7 +115,9 @@ impl Mailbox {
         let marks_on = !self.config.delivery_window.is_zero();
         let mut known: Vec<BTreeMap<usize, u32>> = vec![BTreeMap::new(); group.len()];
         loop {
-            let plans = match plan_group(view, group, &known, marks_on) {
+            // Checked per transaction before it joined the group (`check_new_keywords`).
+            let limits = Limits { mailbox: &self.info.name, max_keywords: usize::MAX };
+            let plans = match plan_group(view, group, &known, marks_on, &limits) {
                 Ok(p) => p,
                 Err(e) => return failed(&e, true),
             };
@@ -165,13 +167,14 @@ fn plan_group(
     group: &[Arc<Pending>],
     known: &[BTreeMap<usize, u32>],
     marks_on: bool,
+    limits: &Limits,
 ) -> Result<Vec<Plan>> {
     let mut plans = Vec::with_capacity(group.len());
     let mut at = View::header_only(view.hdr.clone());
     let mut in_write = BTreeMap::new();
     for (p, known) in group.iter().zip(known) {
         let marks = marks_on.then_some(&mut in_write);
-        let planned = plan(&p.txn, &p.bodies, &p.order, &p.instances, &at, p.saved_at, known, marks)?;
+        let planned = plan(&p.txn, &p.bodies, &p.order, &p.instances, &at, p.saved_at, known, marks, limits)?;
         debug_assert!(planned.gone.is_empty(), "new mails expunge nothing");
         if !planned.entries.is_empty() {
             at = View::header_only(planned.hdr.clone());
