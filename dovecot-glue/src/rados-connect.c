@@ -11,7 +11,8 @@
 
 static const char *const rados_setting_keys[] = {
 	"backend", "conf", "keyring", "client_name", "pool",
-	"namespace_prefix", "timeout", "max_mail_size", "cache_memory",
+	"namespace_prefix", "timeout", "max_mail_size", "max_keywords",
+	"cache_memory",
 	"cache_max_item", "cache_disk_dir", "cache_disk", "read_in_flight",
 	"notify", "delivery_window",
 	NULL

@@ -12,7 +12,7 @@ use omap_index::{frame, keys};
 use rand::Rng;
 
 use super::group::Pending;
-use super::plan::{Limits, check_new_keywords, plan};
+use super::plan::{Limits, plan};
 use super::txn::{Committed, PendingCopy, Transaction};
 use super::{Mailbox, now};
 use crate::body::{self, SavedBody};
@@ -50,11 +50,6 @@ impl Mailbox {
         if txn.updates.is_empty() && txn.expunges.is_empty() && !(bodies.is_empty() && txn.copies.is_empty()) {
             // Only new mails: committed together with those other threads of this process
             // are waiting to commit to the mailbox.
-            let limits = Limits { mailbox: &self.info.name, max_keywords: self.config.max_keywords };
-            let checked = check_new_keywords(&self.lock(), &txn, &limits);
-            if let Err(e) = checked {
-                return Err(self.abandon(&txn, &instances, &bodies, e));
-            }
             return self.commit_grouped(Pending::new(txn, bodies, order, instances, saved_at));
         }
         let (mut view, mut retry) = (self.lock(), self.retry.start());
@@ -68,6 +63,7 @@ impl Mailbox {
         }
         let marks_on = !self.config.delivery_window.is_zero();
         let mut known = BTreeMap::new();
+        let mut limit_checked_fresh = false;
         let result = loop {
             if needs_records && let Err(e) = self.ensure_records(&mut view) {
                 break Err(e);
@@ -77,6 +73,15 @@ impl Mailbox {
             let limits = Limits { mailbox: &self.info.name, max_keywords: self.config.max_keywords };
             let plan = match plan(&txn, &bodies, &order, &instances, &view, saved_at, &known, marks, &limits) {
                 Ok(p) => p,
+                // Decided on a view that may be old (names removed since through another
+                // process): once more on a fresh one.
+                Err(Error::KeywordLimit { .. }) if !limit_checked_fresh => {
+                    limit_checked_fresh = true;
+                    match self.refresh(&mut view) {
+                        Ok(_) => continue,
+                        Err(e) => break Err(e),
+                    }
+                }
                 Err(e) => break Err(e),
             };
             if plan.entries.is_empty() {

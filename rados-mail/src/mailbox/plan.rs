@@ -282,23 +282,6 @@ fn keyword_table(
     Ok(Some(out))
 }
 
-/// Checks the keywords of `txn`'s new mails against the keyword table of `view`'s header
-/// alone (no records): the check of a commit of new mails made before it joins a group
-/// commit, so that a mail over the limit fails alone, not the deliveries it is grouped
-/// with. (The group is then planned without the limit: new mails committed at the same
-/// moment by other transactions can take a mailbox past it by their own keywords.)
-pub(super) fn check_new_keywords(view: &View, txn: &Transaction, limits: &Limits) -> Result<()> {
-    let mut new_keywords: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
-    let names =
-        txn.saves.iter().flat_map(|s| s.keywords.iter()).chain(txn.copies.iter().flat_map(|c| match &c.flags {
-            Some((_, kw)) => kw.iter(),
-            None => c.source.keywords.iter(),
-        }));
-    new_keywords.insert(0, names.cloned().collect());
-    let at = View::header_only(view.hdr.clone());
-    keyword_table(&at, &BTreeMap::new(), &new_keywords, &BTreeSet::new(), false, limits).map(|_| ())
-}
-
 fn keyword_limit(limits: &Limits) -> Error {
     Error::KeywordLimit { mailbox: limits.mailbox.to_string(), limit: limits.max_keywords }
 }
