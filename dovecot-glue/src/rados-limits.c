@@ -10,7 +10,6 @@
 #include "lib.h"
 #include "istream.h"
 #include "mail-storage-private.h"
-#include "mail-namespace.h"
 #include "imap-common.h"
 #include "imap-client.h"
 #include "rados-connect.h"
@@ -74,12 +73,13 @@ static void *rados_imap_symbol(const char *name)
 	return dlsym(RTLD_DEFAULT, name);
 }
 
+/* (At client creation the user's namespaces don't exist yet.) */
 static bool rados_user_is_rados(struct mail_user *user)
 {
-	struct mail_namespace *ns = mail_namespace_find_inbox(user->namespaces);
+	const struct mail_storage_settings *set =
+		mail_user_set_get_storage_set(user);
 
-	return ns != NULL && ns->storage != NULL &&
-		strcmp(ns->storage->name, RADOS_STORAGE_NAME) == 0;
+	return str_begins(set->mail_location, RADOS_STORAGE_NAME":");
 }
 
 static void rados_imap_client_created(struct client **clientp)
