@@ -243,6 +243,7 @@ mod tests {
             ("namespace_prefix", "u-"),
             ("timeout", "2m"),
             ("max_mail_size", "50M"),
+            ("max_keywords", "250"),
             ("cache_memory", "0"),
             ("cache_max_item", "2M"),
             ("cache_disk_dir", "/tmp/c"),
@@ -260,6 +261,7 @@ mod tests {
         assert_eq!(s.config.namespace_prefix, "u-");
         assert_eq!(s.cluster.op_timeout, Some(Duration::from_secs(120)));
         assert_eq!(s.config.max_mail_size, 50 << 20);
+        assert_eq!(s.config.max_keywords, 250);
         assert_eq!(s.config.cache.memory_bytes, 0);
         assert_eq!(s.config.cache.max_item_bytes, 2 << 20);
         assert_eq!(s.config.cache.disk_dir, Some(PathBuf::from("/tmp/c")));
@@ -280,6 +282,8 @@ mod tests {
             ("timeout", "soon"),
             ("max_mail_size", "0"),
             ("max_mail_size", "big"),
+            ("max_keywords", "0"),
+            ("max_keywords", "lots"),
             ("client_name", ""),
             ("client_name", "client mail"),
             ("pool", ""),
