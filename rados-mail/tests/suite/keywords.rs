@@ -15,6 +15,7 @@ use std::sync::Arc;
 use rados_mail::objstore::{CountingStore, ObjectStore, OpCounts};
 use rados_mail::{AppendOptions, Config, Error, Flags, MailStore, Mailbox, ModseqSteps, StoreMode, Transaction};
 
+use super::txn::SlowHeads;
 use super::{mailbox, store_pool};
 
 /// Generates one `#[test]` per keyword case; `$make` is `fn(&str) -> (MailStore, String)`.
@@ -22,7 +23,7 @@ use super::{mailbox, store_pool};
 macro_rules! keyword_cases {
     ($make:expr) => {
         $crate::mail_cases!(@cases_in keywords $make;
-            keyword_batches_cost_the_same, keyword_limit_per_mailbox,
+            keyword_batches_cost_the_same, keyword_limit_per_mailbox, keyword_limit_in_a_group_commit,
         );
     };
 }
@@ -139,4 +140,44 @@ pub fn keyword_limit_per_mailbox(store: &MailStore, user: &str) {
     assert_eq!(m.changes_since(0).unwrap().keywords, 8);
     there.store(&[b], StoreMode::Add, Flags::NONE, &["other"], None).unwrap();
     assert_eq!(there.changes_since(0).unwrap().keywords, 9);
+}
+
+/// A group commit (threads of one process saving into one mailbox while a commit is in
+/// flight, committed in one write) in which some new mails would take the mailbox past its
+/// keyword limit: those fail alone, the others are stored.
+pub fn keyword_limit_in_a_group_commit(store: &MailStore, user: &str) {
+    let slow = Arc::new(SlowHeads(store_pool(store), Default::default()));
+    let here = MailStore::new(slow, Config { max_keywords: 3, ..store.config().clone() });
+    let (_u, m) = mailbox(&here, user, "INBOX");
+    let barrier = std::sync::Barrier::new(8);
+    let results: Vec<rados_mail::Result<rados_mail::Committed>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (m, barrier) = (&m, &barrier);
+                s.spawn(move || {
+                    let mut app = m.appender(None);
+                    app.write(format!("Subject: {i}\n\nmail {i}\n").as_bytes()).unwrap();
+                    let mail = app.finish().unwrap();
+                    let mut txn = Transaction::new(ModseqSteps::Dovecot);
+                    txn.save(mail, AppendOptions { keywords: vec![format!("$k{i}")], ..Default::default() }).unwrap();
+                    barrier.wait();
+                    if i > 0 {
+                        // Thread 0's commit is in flight (150 ms) when the others commit.
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    m.commit(txn)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for r in &results {
+        match r {
+            Ok(_) | Err(Error::KeywordLimit { limit: 3, .. }) => {}
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+    assert_eq!(m.status().unwrap().messages, 3);
+    assert_eq!(m.changes_since(0).unwrap().keywords, 3);
 }

@@ -260,7 +260,7 @@ pub fn txn_delivery_to_a_cached_view_reads_the_list_only(store: &MailStore, user
 /// A store whose writes on mailbox heads take a while: while one commit is in flight,
 /// the other threads' transactions queue up.
 #[derive(Debug)]
-struct SlowHeads(Arc<dyn ObjectStore>, Arc<std::sync::atomic::AtomicU64>);
+pub(super) struct SlowHeads(pub(super) Arc<dyn ObjectStore>, pub(super) Arc<std::sync::atomic::AtomicU64>);
 
 impl ObjectStore for SlowHeads {
     fn namespace(&self) -> &str {
