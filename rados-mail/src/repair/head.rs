@@ -224,3 +224,20 @@ fn keyword_table_of<'a>(old: &[String], records: impl Iterator<Item = &'a MailRe
     out.extend(used.iter().filter(|n| !kept.contains(**n)).map(|n| (*n).clone()));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebuilt_keyword_table_holds_the_names_in_use() {
+        let rec =
+            |kw: &[&str]| MailRecord { keywords: kw.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let records = [rec(&["$b", "$z"]), rec(&["$a", "$b"]), rec(&[])];
+        let old: Vec<String> = ["$z", "$gone", "$b"].iter().map(|s| s.to_string()).collect();
+        // The old table's order for names still in use, then the others in name order;
+        // names no mail has are dropped.
+        assert_eq!(keyword_table_of(&old, records.iter()), vec!["$z", "$b", "$a"]);
+        assert_eq!(keyword_table_of(&[], records.iter()), vec!["$a", "$b", "$z"]);
+    }
+}
