@@ -28,11 +28,13 @@ void rados_plugin_init(struct module *module)
 	mailbox_list_register(&rados_mailbox_list);
 	rados_dict_register();
 	rados_lmtp_init();
+	rados_limits_init();
 }
 
 void rados_plugin_deinit(void)
 {
 	rados_lmtp_deinit();
+	rados_limits_deinit();
 	rados_dict_unregister();
 	mailbox_list_unregister(&rados_mailbox_list);
 	mail_storage_class_unregister(&rados_storage);

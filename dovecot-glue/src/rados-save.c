@@ -113,6 +113,11 @@ int rados_save_begin(struct mail_save_context *_ctx, struct istream *input)
 
 	i_assert(ctx->app == NULL);
 	ctx->failed = FALSE;
+	/* a size known in advance: refused before the bytes come */
+	if (rados_save_check_size(_ctx->transaction->box, input) < 0) {
+		ctx->failed = TRUE;
+		return -1;
+	}
 	ret = rm_append_begin(ctx->mbox->rmb, &ctx->app);
 	if (ret == RM_RESULT_OK && _ctx->data.received_date != (time_t)-1) {
 		ret = rm_append_set_received(ctx->app,

@@ -180,6 +180,23 @@ int rados_sync(struct rados_mailbox *mbox, bool force_resync);
 struct mailbox_sync_context *
 rados_storage_sync_init(struct mailbox *box, enum mailbox_sync_flags flags);
 
+/* rados-keywords.c: sets the keywords of the index record seq (new: it has
+   none yet) to wanted[0..wanted_count], RADOS's, in trans. */
+void rados_keywords_sync(struct mail_index *index,
+			 struct mail_index_view *view,
+			 struct mail_index_transaction *trans, uint32_t seq,
+			 const char *const *wanted, unsigned int wanted_count,
+			 bool is_new);
+/* rados-limits.c: refuses a mail whose size input already tells (an IMAP
+   APPEND's literal) when it is above rados_max_mail_size, before its bytes
+   are read: IMAP then answers NO [TOOBIG] instead of the literal's "+ OK".
+   Returns 0, or -1 with the storage error set. */
+int rados_save_check_size(struct mailbox *box, struct istream *input);
+/* rados-limits.c: in imap processes, CAPABILITY advertises
+   APPENDLIMIT=<rados_max_mail_size> (RFC 7889). */
+void rados_limits_init(void);
+void rados_limits_deinit(void);
+
 /* rados-transaction.c: a Dovecot transaction is one rm_txn: flag, keyword
    and expunge changes, new mails and copies are handed to it, and its commit
    applies them to RADOS in one write, before the local index commits. */

@@ -108,6 +108,9 @@ static int rados_sync_read_changes(struct rados_sync_context *ctx)
 	   to the index header (rados_sync_header) */
 	ctx->mbox->uidvalidity = ctx->head.uidvalidity;
 	ctx->highest_modseq = ctx->head.highestmodseq;
+	/* the mailbox's keyword limit reached: PERMANENTFLAGS without \*,
+	   and Dovecot refuses new keywords ("Can't create new keywords") */
+	box->disallow_new_keywords = ctx->head.keyword_room == 0;
 	for (;;) {
 		(void)rm_changes_next_changed(changes, &rec, &has);
 		if (!has)
@@ -263,58 +266,11 @@ static void
 rados_sync_update_keywords(struct rados_sync_context *ctx, uint32_t seq,
 			   const struct rados_sync_record *srec, bool is_new)
 {
-	struct mail_index *index = ctx->mbox->box.index;
 	const char *const *wanted = srec->kw_count == 0 ? NULL :
 		array_idx(&ctx->keywords, srec->kw_first);
-	const ARRAY_TYPE(keywords) *names = mail_index_get_keywords(index);
-	ARRAY_TYPE(keyword_indexes) cur_idx;
-	ARRAY_TYPE(const_string) add, remove;
-	struct mail_keywords *kw;
-	unsigned int i, idx;
-	const char *name;
-	bool found;
 
-	t_array_init(&add, 8);
-	t_array_init(&remove, 8);
-	t_array_init(&cur_idx, 8);
-	if (!is_new)
-		mail_index_lookup_keywords(ctx->sync_view, seq, &cur_idx);
-
-	/* the keywords present that RADOS doesn't have */
-	array_foreach_elem(&cur_idx, idx) {
-		name = array_idx_elem(names, idx);
-		found = FALSE;
-		for (i = 0; i < srec->kw_count && !found; i++)
-			found = strcmp(wanted[i], name) == 0;
-		if (!found)
-			array_push_back(&remove, &name);
-	}
-	/* the keywords RADOS has that are missing */
-	for (i = 0; i < srec->kw_count; i++) {
-		found = FALSE;
-		array_foreach_elem(&cur_idx, idx) {
-			if (strcmp(array_idx_elem(names, idx),
-				   wanted[i]) == 0) {
-				found = TRUE;
-				break;
-			}
-		}
-		if (!found)
-			array_push_back(&add, &wanted[i]);
-	}
-
-	if (array_count(&remove) > 0) {
-		array_append_zero(&remove);
-		kw = mail_index_keywords_create(index, array_front(&remove));
-		mail_index_update_keywords(ctx->trans, seq, MODIFY_REMOVE, kw);
-		mail_index_keywords_unref(&kw);
-	}
-	if (array_count(&add) > 0) {
-		array_append_zero(&add);
-		kw = mail_index_keywords_create(index, array_front(&add));
-		mail_index_update_keywords(ctx->trans, seq, MODIFY_ADD, kw);
-		mail_index_keywords_unref(&kw);
-	}
+	rados_keywords_sync(ctx->mbox->box.index, ctx->sync_view, ctx->trans,
+			    seq, wanted, srec->kw_count, is_new);
 }
 
 static void rados_sync_record(struct rados_sync_context *ctx,

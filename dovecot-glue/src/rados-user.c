@@ -29,6 +29,10 @@ static enum mail_error rados_result_mail_error(enum rm_result ret)
 		return MAIL_ERROR_PARAMS;
 	case RM_RESULT_TOO_LARGE:
 		return MAIL_ERROR_LIMIT;
+	case RM_RESULT_KEYWORD_LIMIT:
+		/* as Dovecot refuses a keyword it can't create:
+		   IMAP NO [CANNOT] */
+		return MAIL_ERROR_PARAMS;
 	default:
 		break;
 	}
@@ -59,6 +63,10 @@ static enum mail_error rados_failure(enum rm_result ret, const char *what,
 		e_warning(event, "rados: %s failed temporarily: %s", what, msg);
 		*text_r = t_strdup_printf(
 			"Mail storage temporarily unavailable (%s)", msg);
+	} else if (ret == RM_RESULT_KEYWORD_LIMIT) {
+		/* Dovecot's own words for a keyword it can't create */
+		*text_r = t_strdup_printf("Can't create new keywords (%s)",
+					  rados_last_error(ret));
 	} else {
 		*text_r = rados_last_error(ret);
 	}

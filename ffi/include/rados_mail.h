@@ -240,6 +240,12 @@ typedef enum rm_result {
    * Any other storage error.
    */
   RM_RESULT_STORE = 11,
+  /**
+   * A change would give a mailbox more distinct keywords than its limit (the
+   * `max_keywords` setting); nothing of it was applied. Permanent for that change (IMAP
+   * answers it as Dovecot answers a keyword it cannot create).
+   */
+  RM_RESULT_KEYWORD_LIMIT = 12,
 } rm_result;
 
 /**
@@ -375,6 +381,12 @@ typedef struct rm_changes_header {
    * read-only session (EXAMINE, STATUS) shows as recent.
    */
   uint32_t first_recent;
+  /**
+   * How many more distinct keywords the mailbox can take (its `max_keywords` setting
+   * minus the names in its keyword table); 0: no new keyword can be created (IMAP
+   * PERMANENTFLAGS without `\*`).
+   */
+  uint32_t keyword_room;
 } rm_changes_header;
 
 /**
@@ -1126,6 +1138,7 @@ enum rm_result rm_config_new(struct rm_config **out);
  * - `timeout`: seconds (`30`, `30s`, `2m`) after which connecting or a cluster operation
  *   fails with `RM_RESULT_UNAVAILABLE` (default 30; `0` waits forever: avoid);
  * - `max_mail_size`: largest mail accepted (default `100M`);
+ * - `max_keywords`: distinct keywords a mailbox may hold (default `1000`);
  * - `cache_memory`, `cache_max_item`: memory tier of the body cache and its largest item
  *   (defaults `64M`, `1M`);
  * - `cache_disk_dir`, `cache_disk`: directory and bound of the disk tier (default: no
@@ -1532,6 +1545,18 @@ enum rm_result rm_mailbox_take_recent(const struct rm_mailbox *mailbox,
                                       uint32_t *out_end);
 
 /**
+ * Checks a mail's size known before its bytes arrive (an IMAP APPEND's literal size)
+ * against the store's `max_mail_size`, so that a mail server can refuse it before the
+ * client sends it. No RADOS operation.
+ *
+ * Returns `RM_RESULT_OK` (it fits), `RM_RESULT_TOO_LARGE` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `mailbox` is a live handle.
+ */
+enum rm_result rm_mailbox_check_mail_size(const struct rm_mailbox *mailbox, uint64_t size);
+
+/**
  * The mailbox's status after bringing its view up to date, in `*out`.
  *
  * # Safety
@@ -1773,6 +1798,17 @@ void rm_store_free(struct rm_store *store);
  * `store` is a live handle; `out` is valid for writing.
  */
 enum rm_result rm_store_stats(const struct rm_store *store, struct rm_stats *out);
+
+/**
+ * The store's `max_mail_size` in bytes, in `*out`: the largest mail it accepts (what an
+ * IMAP server advertises as `APPENDLIMIT`). No RADOS operation.
+ *
+ * Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+ *
+ * # Safety
+ * `store` is a live handle; `out` is valid for writing.
+ */
+enum rm_result rm_store_max_mail_size(const struct rm_store *store, uint64_t *out);
 
 /**
  * Begins a transaction on `mailbox`, its modseqs numbered as `steps` says

@@ -70,6 +70,7 @@ pub unsafe extern "C" fn rm_changes_open(
                 uidnext: c.uidnext,
                 incarnation: c.incarnation,
                 first_recent: c.first_recent,
+                keyword_room: u32::try_from(mb.mailbox.max_keywords().saturating_sub(c.keywords)).unwrap_or(u32::MAX),
             },
             changed: c.changed.into_iter(),
             last_keywords: Vec::new(),
@@ -115,6 +116,10 @@ pub struct rm_changes_header {
     /// (no session took them, see [`crate::mailbox::rm_mailbox_take_recent`]); what a
     /// read-only session (EXAMINE, STATUS) shows as recent.
     pub first_recent: u32,
+    /// How many more distinct keywords the mailbox can take (its `max_keywords` setting
+    /// minus the names in its keyword table); 0: no new keyword can be created (IMAP
+    /// PERMANENTFLAGS without `\*`).
+    pub keyword_room: u32,
 }
 
 /// The mailbox's HIGHESTMODSEQ, UIDVALIDITY, UIDNEXT, incarnation and first recent UID from

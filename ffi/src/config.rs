@@ -49,6 +49,7 @@ pub unsafe extern "C" fn rm_config_new(out: *mut *mut rm_config) -> rm_result {
 /// - `timeout`: seconds (`30`, `30s`, `2m`) after which connecting or a cluster operation
 ///   fails with `RM_RESULT_UNAVAILABLE` (default 30; `0` waits forever: avoid);
 /// - `max_mail_size`: largest mail accepted (default `100M`);
+/// - `max_keywords`: distinct keywords a mailbox may hold (default `1000`);
 /// - `cache_memory`, `cache_max_item`: memory tier of the body cache and its largest item
 ///   (defaults `64M`, `1M`);
 /// - `cache_disk_dir`, `cache_disk`: directory and bound of the disk tier (default: no

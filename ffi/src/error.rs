@@ -43,6 +43,10 @@ pub enum rm_result {
     Io = 10,
     /// Any other storage error.
     Store = 11,
+    /// A change would give a mailbox more distinct keywords than its limit (the
+    /// `max_keywords` setting); nothing of it was applied. Permanent for that change (IMAP
+    /// answers it as Dovecot answers a keyword it cannot create).
+    KeywordLimit = 12,
 }
 
 /// True when `result` is a temporary failure (`RM_RESULT_UNAVAILABLE`,
@@ -68,6 +72,7 @@ pub extern "C" fn rm_result_name(result: rm_result) -> *const c_char {
         rm_result::NullParameter => c"RM_RESULT_NULL_PARAMETER",
         rm_result::Panic => c"RM_RESULT_PANIC",
         rm_result::Io => c"RM_RESULT_IO",
+        rm_result::KeywordLimit => c"RM_RESULT_KEYWORD_LIMIT",
         rm_result::Store => c"RM_RESULT_STORE",
     };
     name.as_ptr()
@@ -167,6 +172,7 @@ pub(crate) fn result_of(e: &rados_mail::Error) -> rm_result {
         E::Unavailable(_) => rm_result::Unavailable,
         E::Input(_) => rm_result::Io,
         E::Store(_) => rm_result::Store,
+        E::KeywordLimit { .. } => rm_result::KeywordLimit,
         // `Error` is non-exhaustive: a variant added later is a storage error until it gets
         // a code of its own (added at the end of `rm_result`).
         _ => rm_result::Store,

@@ -253,6 +253,24 @@ pub unsafe extern "C" fn rm_mailbox_take_recent(
     })
 }
 
+/// Checks a mail's size known before its bytes arrive (an IMAP APPEND's literal size)
+/// against the store's `max_mail_size`, so that a mail server can refuse it before the
+/// client sends it. No RADOS operation.
+///
+/// Returns `RM_RESULT_OK` (it fits), `RM_RESULT_TOO_LARGE` or `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `mailbox` is a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_mailbox_check_mail_size(mailbox: *const rm_mailbox, size: u64) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let mb = unsafe { borrow_handle(mailbox, "mailbox") }?;
+        mb.mailbox.check_mail_size(size)?;
+        Ok(())
+    })
+}
+
 /// The mailbox's status after bringing its view up to date, in `*out`.
 ///
 /// # Safety

@@ -197,3 +197,22 @@ pub unsafe extern "C" fn rm_store_stats(store: *const rm_store, out: *mut rm_sta
         Ok(())
     })
 }
+
+/// The store's `max_mail_size` in bytes, in `*out`: the largest mail it accepts (what an
+/// IMAP server advertises as `APPENDLIMIT`). No RADOS operation.
+///
+/// Returns `RM_RESULT_OK` or `RM_RESULT_NULL_PARAMETER`.
+///
+/// # Safety
+/// `store` is a live handle; `out` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rm_store_max_mail_size(store: *const rm_store, out: *mut u64) -> rm_result {
+    ffi_call(|| {
+        // SAFETY: forwarded contract of this export.
+        let store = unsafe { borrow_handle(store, "store") }?;
+        // SAFETY: forwarded contract of this export.
+        let out = unsafe { Out::new(out, "out") }?;
+        out.set(store.config().max_mail_size);
+        Ok(())
+    })
+}

@@ -1044,6 +1044,7 @@ static void test_config(void)
 		{"pool", "mail"}, {"namespace_prefix", "t-"}, {"timeout", "5s"},
 		{"max_mail_size", "1M"}, {"cache_memory", "8M"}, {"cache_max_item", "64k"},
 		{"cache_disk_dir", ""}, {"cache_disk", "1G"}, {"read_in_flight", "4"},
+		{"max_keywords", "2"},
 	};
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
 		RC(RM_RESULT_OK, rm_config_set(cfg, good[i][0], good[i][1]));
@@ -1052,6 +1053,7 @@ static void test_config(void)
 	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "namespace_prefix", "a/b"));
 	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "max_mail_size", "huge"));
 	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "read_in_flight", "0"));
+	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "max_keywords", "0"));
 	RC(RM_RESULT_INVALID_INPUT, rm_config_set(cfg, "timeout", "\xff"));
 	RC(RM_RESULT_NULL_PARAMETER, rm_config_set(NULL, "pool", "x"));
 	RC(RM_RESULT_NULL_PARAMETER, rm_config_set(cfg, NULL, "x"));
@@ -1083,6 +1085,43 @@ static void test_config(void)
 		last = rm_append_finish(&app, 0, &uid);
 	RC(RM_RESULT_TOO_LARGE, last);
 	rm_append_free(app);
+
+	/* The limit is known before a mail's bytes: APPENDLIMIT, refusing a literal. */
+	uint64_t max = 0;
+	RC(RM_RESULT_OK, rm_store_max_mail_size(store, &max));
+	CHECK(max == 1 << 20);
+	RC(RM_RESULT_NULL_PARAMETER, rm_store_max_mail_size(NULL, &max));
+	RC(RM_RESULT_NULL_PARAMETER, rm_store_max_mail_size(store, NULL));
+	RC(RM_RESULT_OK, rm_mailbox_check_mail_size(mb, 1 << 20));
+	RC(RM_RESULT_TOO_LARGE, rm_mailbox_check_mail_size(mb, (1 << 20) + 1));
+	RC(RM_RESULT_NULL_PARAMETER, rm_mailbox_check_mail_size(NULL, 1));
+
+	/* max_keywords = 2: a third name is refused whole, and the mailbox has no
+	   room left once it holds two. */
+	RC(RM_RESULT_OK, rm_append_begin(mb, &app));
+	RC(RM_RESULT_OK, rm_append_write(app, (const uint8_t *)"x\n", 2));
+	RC(RM_RESULT_OK, rm_append_finish(&app, 0, &uid));
+	const char *three[] = {"$a", "$b", "$c"};
+	rm_flags_outcome fo;
+	RC(RM_RESULT_KEYWORD_LIMIT,
+	   rm_mailbox_store_flags(mb, &uid, 1, RM_STORE_MODE_ADD, RM_FLAG_SEEN,
+				  three, 3, RM_UNCHANGED_SINCE_ANY, NULL, &fo));
+	CHECK(strcmp(rm_result_name(RM_RESULT_KEYWORD_LIMIT),
+		     "RM_RESULT_KEYWORD_LIMIT") == 0);
+	CHECK(!rm_result_is_temporary(RM_RESULT_KEYWORD_LIMIT));
+	rm_changes *ch = NULL;
+	rm_changes_header hd;
+	RC(RM_RESULT_OK, rm_changes_open(mb, 0, &ch));
+	RC(RM_RESULT_OK, rm_changes_mailbox(ch, &hd));
+	CHECK(hd.keyword_room == 2);
+	rm_changes_free(ch);
+	RC(RM_RESULT_OK,
+	   rm_mailbox_store_flags(mb, &uid, 1, RM_STORE_MODE_ADD, RM_FLAG_SEEN,
+				  three, 2, RM_UNCHANGED_SINCE_ANY, NULL, &fo));
+	RC(RM_RESULT_OK, rm_changes_open(mb, 0, &ch));
+	RC(RM_RESULT_OK, rm_changes_mailbox(ch, &hd));
+	CHECK(hd.keyword_room == 0);
+	rm_changes_free(ch);
 
 	rm_stats st;
 	memset(&st, 0xff, sizeof st);

@@ -133,6 +133,13 @@ pub struct MailboxHeader {
     /// before this field existed.
     #[prost(uint32, tag = "9")]
     pub incarnation: u32,
+    /// The mailbox's keyword table: every keyword name on one of its mails, in the order
+    /// of first use (it may also hold names no mail has any more, until a commit that
+    /// would exceed the keyword limit, or removes keywords from a mailbox at its limit,
+    /// recomputes it from the records). Bounds the number of distinct keywords of a
+    /// mailbox (`max_keywords`). Empty in headers written before this field existed.
+    #[prost(string, repeated, tag = "10")]
+    pub keywords: Vec<String>,
 }
 
 /// One change to one mail, inside a [`WalEntry`].

@@ -1,5 +1,8 @@
 //! Settings of the mail store.
 
+/// The default of [`Config::max_keywords`].
+pub const DEFAULT_MAX_KEYWORDS: usize = 1000;
+
 /// How the mail store lays out and limits its data. The defaults suit production.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -8,6 +11,10 @@ pub struct Config {
     pub namespace_prefix: String,
     /// Largest mail accepted, in bytes; larger ones fail with `TooLarge` (default 100 MiB).
     pub max_mail_size: u64,
+    /// Distinct keyword names a mailbox may hold (its keyword table, see
+    /// `MailboxHeader::keywords`); a commit that would need more fails with
+    /// `KeywordLimit` and changes nothing (default 1,000).
+    pub max_keywords: usize,
     /// Bytes per body object: a larger mail is stored as several objects of this size,
     /// written concurrently (default 4 MiB; Ceph's `osd_max_object_size` is 128 MiB).
     pub chunk_size: usize,
@@ -60,6 +67,7 @@ impl Default for Config {
         Config {
             namespace_prefix: String::new(),
             max_mail_size: 100 << 20,
+            max_keywords: DEFAULT_MAX_KEYWORDS,
             chunk_size: 4 << 20,
             write_in_flight: 4,
             ref_in_flight: 16,

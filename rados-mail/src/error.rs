@@ -31,6 +31,15 @@ pub enum Error {
     /// A mail or request above a configured limit.
     #[error("too large: {0}")]
     TooLarge(String),
+    /// A change would give a mailbox more distinct keywords than its limit
+    /// ([`crate::Config::max_keywords`]); nothing of it was applied.
+    #[error("too many keywords in mailbox {mailbox}: at most {limit} distinct keywords")]
+    KeywordLimit {
+        /// The mailbox's name.
+        mailbox: String,
+        /// The limit.
+        limit: usize,
+    },
     /// Bad input: an invalid mailbox or user name, a malformed request.
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -420,6 +420,7 @@ pub(crate) fn changes_of(hdr: &MailboxHeader) -> Changes {
         uidnext: hdr.uidnext,
         incarnation: hdr.incarnation,
         first_recent: 1,
+        keywords: hdr.keywords.len(),
         ..Default::default()
     }
 }

@@ -254,6 +254,29 @@ impl Mailbox {
         Ok(())
     }
 
+    /// The largest mail accepted, in bytes ([`crate::Config::max_mail_size`]).
+    pub fn max_mail_size(&self) -> u64 {
+        self.config.max_mail_size
+    }
+
+    /// [`Error::TooLarge`] when a mail of `size` bytes, known before its bytes arrive,
+    /// would be refused by [`Appender::write`]: lets a mail server refuse it before the
+    /// client sends it.
+    pub fn check_mail_size(&self, size: u64) -> Result<()> {
+        if size > self.config.max_mail_size {
+            return Err(Error::TooLarge(format!(
+                "mail of {size} bytes larger than {} bytes",
+                self.config.max_mail_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// The most distinct keywords this mailbox may hold ([`crate::Config::max_keywords`]).
+    pub fn max_keywords(&self) -> usize {
+        self.config.max_keywords
+    }
+
     /// UIDVALIDITY and incarnation from the view as last read (no RADOS operation).
     pub fn identity(&self) -> (u32, u32) {
         let view = self.lock();

@@ -13,6 +13,7 @@
 //! | `namespace_prefix` | namespaces are `<prefix>/<user>` (`<user>` when empty); no '/' | empty      |
 //! | `timeout`          | seconds (`30`, `30s`, `2m`) before a cluster operation fails as unavailable; `0` waits forever | 30 |
 //! | `max_mail_size`    | size: the largest mail accepted                    | 100M               |
+//! | `max_keywords`     | distinct keywords a mailbox may hold (1 or more; [`Config::max_keywords`]) | 1000 |
 //! | `cache_memory`     | size: memory tier of the body cache                | 64M                |
 //! | `cache_max_item`   | size: largest body cached                          | 1M                 |
 //! | `cache_disk_dir`   | directory of the disk tier (empty: none)           | none               |
@@ -66,6 +67,7 @@ pub const KEYS: &[&str] = &[
     "namespace_prefix",
     "timeout",
     "max_mail_size",
+    "max_keywords",
     "cache_memory",
     "cache_max_item",
     "cache_disk_dir",
@@ -119,6 +121,14 @@ impl Settings {
                     return Err(bad("must be above 0"));
                 }
                 self.config.max_mail_size = size;
+            }
+            "max_keywords" => {
+                self.config.max_keywords = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=u32::MAX as usize).contains(n))
+                    .ok_or_else(|| bad("expected a number above 0"))?
             }
             "cache_memory" => {
                 self.config.cache.memory_bytes = parse_size(value).ok_or_else(|| bad("expected a size"))?
@@ -236,6 +246,7 @@ mod tests {
             ("namespace_prefix", "u-"),
             ("timeout", "2m"),
             ("max_mail_size", "50M"),
+            ("max_keywords", "250"),
             ("cache_memory", "0"),
             ("cache_max_item", "2M"),
             ("cache_disk_dir", "/tmp/c"),
@@ -253,6 +264,7 @@ mod tests {
         assert_eq!(s.config.namespace_prefix, "u-");
         assert_eq!(s.cluster.op_timeout, Some(Duration::from_secs(120)));
         assert_eq!(s.config.max_mail_size, 50 << 20);
+        assert_eq!(s.config.max_keywords, 250);
         assert_eq!(s.config.cache.memory_bytes, 0);
         assert_eq!(s.config.cache.max_item_bytes, 2 << 20);
         assert_eq!(s.config.cache.disk_dir, Some(PathBuf::from("/tmp/c")));
@@ -273,6 +285,8 @@ mod tests {
             ("timeout", "soon"),
             ("max_mail_size", "0"),
             ("max_mail_size", "big"),
+            ("max_keywords", "0"),
+            ("max_keywords", "lots"),
             ("client_name", ""),
             ("client_name", "client mail"),
             ("pool", ""),

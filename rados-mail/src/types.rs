@@ -150,6 +150,9 @@ pub struct Changes {
     /// from it on are still IMAP `\Recent` (no session took them yet; see
     /// [`crate::Mailbox::take_recent`]).
     pub first_recent: u32,
+    /// Names in the mailbox's keyword table, from the same read (its distinct keywords,
+    /// counted against [`crate::Config::max_keywords`]).
+    pub keywords: usize,
     /// Current records of mails added or changed since, by UID.
     pub changed: Vec<MailRecord>,
     /// UIDs expunged since.

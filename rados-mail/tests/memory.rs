@@ -9,6 +9,7 @@ fn store(_case: &str) -> (rados_mail::MailStore, String) {
 
 mail_cases!(store);
 txn_cases!(store);
+keyword_cases!(store);
 watch_cases!(store);
 recent_cases!(store);
 damage_cases!(store);

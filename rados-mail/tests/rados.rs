@@ -17,6 +17,7 @@ fn store(case: &str) -> (MailStore, String) {
 
 mail_cases!(store);
 txn_cases!(store);
+keyword_cases!(store);
 watch_cases!(store);
 recent_cases!(store);
 damage_cases!(store);

@@ -12,7 +12,7 @@ use omap_index::{frame, keys};
 use rand::Rng;
 
 use super::group::Pending;
-use super::plan::plan;
+use super::plan::{Limits, plan};
 use super::txn::{Committed, PendingCopy, Transaction};
 use super::{Mailbox, now};
 use crate::body::{self, SavedBody};
@@ -63,14 +63,25 @@ impl Mailbox {
         }
         let marks_on = !self.config.delivery_window.is_zero();
         let mut known = BTreeMap::new();
+        let mut limit_checked_fresh = false;
         let result = loop {
             if needs_records && let Err(e) = self.ensure_records(&mut view) {
                 break Err(e);
             }
             let mut in_write = BTreeMap::new();
             let marks = marks_on.then_some(&mut in_write);
-            let plan = match plan(&txn, &bodies, &order, &instances, &view, saved_at, &known, marks) {
+            let limits = Limits { mailbox: &self.info.name, max_keywords: self.config.max_keywords };
+            let plan = match plan(&txn, &bodies, &order, &instances, &view, saved_at, &known, marks, &limits) {
                 Ok(p) => p,
+                // Decided on a view that may be old (names removed since through another
+                // process): once more on a fresh one.
+                Err(Error::KeywordLimit { .. }) if !limit_checked_fresh => {
+                    limit_checked_fresh = true;
+                    match self.refresh(&mut view) {
+                        Ok(_) => continue,
+                        Err(e) => break Err(e),
+                    }
+                }
                 Err(e) => break Err(e),
             };
             if plan.entries.is_empty() {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::plan::{Plan, plan};
+use super::plan::{Limits, Plan, plan};
 use super::{Mailbox, Transaction};
 use crate::body::SavedBody;
 use crate::error::{Error, Result};
@@ -114,21 +114,41 @@ impl Mailbox {
         let mut retry = self.retry.start();
         let marks_on = !self.config.delivery_window.is_zero();
         let mut known: Vec<BTreeMap<usize, u32>> = vec![BTreeMap::new(); group.len()];
+        let mut limit_checked_fresh = false;
         loop {
-            let plans = match plan_group(view, group, &known, marks_on) {
+            let limits = Limits { mailbox: &self.info.name, max_keywords: self.config.max_keywords };
+            let plans = match plan_group(view, group, &known, marks_on, &limits) {
                 Ok(p) => p,
                 Err(e) => return failed(&e, true),
             };
-            let entries: Vec<_> = plans.iter().flat_map(|p| p.entries.iter().cloned()).collect();
-            let Some(last) = plans.iter().rev().find(|p| !p.entries.is_empty()) else {
-                return plans.into_iter().map(|p| Outcome::Done(p.outcome)).collect();
+            if !limit_checked_fresh && plans.iter().any(|p| p.is_err()) {
+                // Refused on a header that may be old (names removed since through
+                // another process): once more on a fresh one.
+                limit_checked_fresh = true;
+                if let Err(e) = self.refresh(view) {
+                    return failed(&e, true);
+                }
+                continue;
+            }
+            let outcomes = |plans: Vec<Result<Plan>>| -> Vec<Outcome> {
+                plans
+                    .into_iter()
+                    .map(|p| match p {
+                        Ok(p) => Outcome::Done(p.outcome),
+                        Err(e) => Outcome::Failed(e, true),
+                    })
+                    .collect()
+            };
+            let entries: Vec<_> = plans.iter().flatten().flat_map(|p| p.entries.iter().cloned()).collect();
+            let Some(last) = plans.iter().flatten().rev().find(|p| !p.entries.is_empty()) else {
+                return outcomes(plans);
             };
             let (hdr, first) = (last.hdr.clone(), entries[0].clone());
             let modseq = hdr.highestmodseq;
             let (guard, started) = (view.hdr_bytes.clone(), Instant::now());
-            let marks: Vec<_> = plans.iter().flat_map(|p| p.marks.iter().copied()).collect();
+            let marks: Vec<_> = plans.iter().flatten().flat_map(|p| p.marks.iter().copied()).collect();
             match self.write_head(view, hdr, entries, &marks) {
-                Ok(true) => return plans.into_iter().map(|p| Outcome::Done(p.outcome)).collect(),
+                Ok(true) => return outcomes(plans),
                 // A lost race, or deliveries stored before: then they are not stored again.
                 // One read for the whole group's marks.
                 Ok(false) if !marks.is_empty() => match self.known_deliveries_of_group(group, &marks) {
@@ -140,7 +160,7 @@ impl Mailbox {
                     Some(true) => {
                         self.notify_head(modseq);
                         let _ = self.refresh(view);
-                        return plans.into_iter().map(|p| Outcome::Done(p.outcome)).collect();
+                        return outcomes(plans);
                     }
                     Some(false) => return failed(&e, true),
                     None => return failed(&e, false),
@@ -159,24 +179,34 @@ impl Mailbox {
 }
 
 /// Plans each transaction of the group on the header the one before leaves: the same UIDs
-/// and modseqs as committing them one after the other.
+/// and modseqs as committing them one after the other. A transaction that would exceed the
+/// mailbox's keyword limit fails alone (`Err` in its place), the others are planned as if
+/// it were not there; any other error fails the group.
 fn plan_group(
     view: &View,
     group: &[Arc<Pending>],
     known: &[BTreeMap<usize, u32>],
     marks_on: bool,
-) -> Result<Vec<Plan>> {
+    limits: &Limits,
+) -> Result<Vec<Result<Plan>>> {
     let mut plans = Vec::with_capacity(group.len());
     let mut at = View::header_only(view.hdr.clone());
     let mut in_write = BTreeMap::new();
     for (p, known) in group.iter().zip(known) {
-        let marks = marks_on.then_some(&mut in_write);
-        let planned = plan(&p.txn, &p.bodies, &p.order, &p.instances, &at, p.saved_at, known, marks)?;
-        debug_assert!(planned.gone.is_empty(), "new mails expunge nothing");
-        if !planned.entries.is_empty() {
-            at = View::header_only(planned.hdr.clone());
+        let mut trial = in_write.clone();
+        let marks = marks_on.then_some(&mut trial);
+        match plan(&p.txn, &p.bodies, &p.order, &p.instances, &at, p.saved_at, known, marks, limits) {
+            Ok(planned) => {
+                debug_assert!(planned.gone.is_empty(), "new mails expunge nothing");
+                if !planned.entries.is_empty() {
+                    at = View::header_only(planned.hdr.clone());
+                }
+                in_write = trial;
+                plans.push(Ok(planned));
+            }
+            Err(e @ Error::KeywordLimit { .. }) => plans.push(Err(e)),
+            Err(e) => return Err(e),
         }
-        plans.push(planned);
     }
     Ok(plans)
 }

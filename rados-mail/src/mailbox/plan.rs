@@ -10,7 +10,7 @@ use super::marks::Mark;
 use super::txn::{ModseqSteps, Transaction, Update};
 use crate::body::SavedBody;
 use crate::delivery::DeliveryKey;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::View;
 use crate::mailbox::Committed;
 use crate::types::StoreMode;
@@ -44,6 +44,7 @@ pub(super) fn plan(
     saved_at: i64,
     known: &BTreeMap<usize, u32>,
     mut marks_in_write: Option<&mut BTreeMap<DeliveryKey, u32>>,
+    limits: &Limits,
 ) -> Result<Plan> {
     let dovecot = txn.steps == ModseqSteps::Dovecot;
     let mut out = Committed { copied: vec![None; txn.copies.len()], ..Default::default() };
@@ -138,7 +139,7 @@ pub(super) fn plan(
     let current = |state: &BTreeMap<u32, Option<MailRecord>>, uid: u32| -> Option<MailRecord> {
         state.get(&uid).cloned().unwrap_or_else(|| view.records.get(&uid).cloned())
     };
-    let mut steps: Vec<Step> = vec![appends.clone()];
+    let mut steps: Vec<(u64, Step)> = vec![(1, appends.clone())];
     state.extend(appends);
     let mut flag_step = Step::new();
     for (uid, f) in &flags_to {
@@ -149,39 +150,33 @@ pub(super) fn plan(
             state.insert(*uid, Some(rec));
         }
     }
-    steps.push(flag_step);
+    steps.push((1, flag_step));
     let mut kw_targets = kw_to;
     if dovecot {
-        kw_targets.extend(new_keywords);
+        kw_targets.extend(new_keywords.clone());
     }
-    let names: BTreeSet<String> = kw_targets
-        .iter()
-        .flat_map(|(uid, want)| {
-            let have: BTreeSet<String> =
-                current(&state, *uid).map(|r| r.keywords.into_iter().collect()).unwrap_or_default();
-            want.symmetric_difference(&have).cloned().collect::<Vec<_>>()
-        })
-        .collect();
-    for name in &names {
-        for adding in [true, false] {
-            let mut step = Step::new();
-            for (uid, want) in &kw_targets {
-                let Some(mut rec) = current(&state, *uid) else { continue };
-                let has = rec.keywords.iter().any(|k| k == name);
-                if want.contains(name) == adding && has != adding {
-                    if adding {
-                        rec.keywords.push(name.clone());
-                        rec.keywords.sort();
-                    } else {
-                        rec.keywords.retain(|k| k != name);
-                    }
-                    step.insert(*uid, Some(rec.clone()));
-                    state.insert(*uid, Some(rec));
-                }
-            }
-            steps.push(step);
+    // Dovecot's log writes one record, and so counts one modseq, per keyword added and
+    // per keyword removed; the library numbers the transaction the same way, but writes
+    // the final records of all those steps as one WAL entry, at the last of their
+    // modseqs (each mail's record once, not once per keyword: a STORE of 500 keywords
+    // on a mail with N used to write 500 records of up to N + 500 keywords each).
+    let mut added: BTreeSet<String> = BTreeSet::new();
+    let mut removed: BTreeSet<String> = BTreeSet::new();
+    let mut kw_step = Step::new();
+    for (uid, want) in &kw_targets {
+        let Some(mut rec) = current(&state, *uid) else { continue };
+        let have: BTreeSet<String> = rec.keywords.iter().cloned().collect();
+        if *want == have {
+            continue;
         }
+        added.extend(want.difference(&have).cloned());
+        removed.extend(have.difference(want).cloned());
+        rec.keywords = want.iter().cloned().collect();
+        kw_step.insert(*uid, Some(rec.clone()));
+        state.insert(*uid, Some(rec));
     }
+    let kw_width = (added.len() + removed.len()) as u64;
+    steps.push((kw_width.max(1), kw_step));
     let mut expunge_step = Step::new();
     let mut gone = Vec::new();
     for uid in &txn.expunges {
@@ -196,7 +191,7 @@ pub(super) fn plan(
             expunge_step.insert(*uid, None);
         }
     }
-    steps.push(expunge_step);
+    steps.push((1, expunge_step));
     out.changed = state
         .iter()
         .filter(|(uid, rec)| {
@@ -209,24 +204,104 @@ pub(super) fn plan(
     if !dovecot {
         // Everything in one step: the final state of every UID touched.
         let mut one = Step::new();
-        for step in steps.drain(..) {
+        for (_, step) in steps.drain(..) {
             one.extend(step);
         }
-        steps.push(one);
+        steps.push((1, one));
     }
+    let table = keyword_table(view, &state, &new_keywords, &added, !removed.is_empty() || !gone.is_empty(), limits)?;
     let mut planned = number(steps, view, next, out, gone)?;
+    if let Some(table) = table
+        && !planned.entries.is_empty()
+    {
+        planned.hdr.keywords = table;
+    }
     planned.marks = marks;
     Ok(planned)
 }
 
-/// Gives each non-empty step the next modseq, and computes the header after them.
-fn number(steps: Vec<Step>, view: &View, uidnext: u32, mut out: Committed, gone: Vec<MailRecord>) -> Result<Plan> {
+/// The limits a plan is checked against.
+pub(super) struct Limits<'a> {
+    /// The mailbox's name, for errors.
+    pub(super) mailbox: &'a str,
+    /// [`crate::Config::max_keywords`].
+    pub(super) max_keywords: usize,
+}
+
+/// The mailbox's keyword table after a transaction (`None`: unchanged), or
+/// [`Error::KeywordLimit`] when it would hold more than the limit. `state`: the final
+/// records of the mails the transaction touches; `new_keywords`: the keywords of its new
+/// mails; `added`: the names it adds to existing mails. The table only grows, except
+/// that with the records at hand (a transaction that changes existing mails), a table
+/// that would overflow, or that is full while `removing`, is recomputed from the names
+/// actually in use.
+fn keyword_table(
+    view: &View,
+    state: &BTreeMap<u32, Option<MailRecord>>,
+    new_keywords: &BTreeMap<u32, BTreeSet<String>>,
+    added: &BTreeSet<String>,
+    removing: bool,
+    limits: &Limits,
+) -> Result<Option<Vec<String>>> {
+    let table = &view.hdr.keywords;
+    let known: BTreeSet<&String> = table.iter().collect();
+    let mut fresh: Vec<&String> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for name in added.iter().chain(new_keywords.values().flatten()) {
+        if !known.contains(name) && seen.insert(name) {
+            fresh.push(name);
+        }
+    }
+    let over = table.len() + fresh.len() > limits.max_keywords;
+    let full_and_removing = removing && table.len() >= limits.max_keywords;
+    if view.loaded && (over || full_and_removing) {
+        // Recompute: the names on the mails after the transaction, in table order.
+        let mut used: BTreeSet<&String> = BTreeSet::new();
+        for (uid, rec) in &view.records {
+            if !state.contains_key(uid) {
+                used.extend(rec.keywords.iter());
+            }
+        }
+        used.extend(state.values().flatten().flat_map(|r| r.keywords.iter()));
+        used.extend(new_keywords.values().flatten());
+        let mut out: Vec<String> = table.iter().filter(|n| used.contains(n)).cloned().collect();
+        let kept: BTreeSet<String> = out.iter().cloned().collect();
+        out.extend(fresh.iter().filter(|n| used.contains(**n) && !kept.contains(**n)).map(|n| (*n).clone()));
+        if out.len() > limits.max_keywords {
+            return Err(keyword_limit(limits));
+        }
+        return Ok((out != *table).then_some(out));
+    }
+    if over {
+        return Err(keyword_limit(limits));
+    }
+    if fresh.is_empty() {
+        return Ok(None);
+    }
+    let mut out = table.clone();
+    out.extend(fresh.into_iter().cloned());
+    Ok(Some(out))
+}
+
+fn keyword_limit(limits: &Limits) -> Error {
+    Error::KeywordLimit { mailbox: limits.mailbox.to_string(), limit: limits.max_keywords }
+}
+
+/// Gives each non-empty step the next modseqs (as many as its width: the last is the
+/// modseq of its WAL entry), and computes the header after them.
+fn number(
+    steps: Vec<(u64, Step)>,
+    view: &View,
+    uidnext: u32,
+    mut out: Committed,
+    gone: Vec<MailRecord>,
+) -> Result<Plan> {
     let mut modseq = view.hdr.highestmodseq;
     let mut last_modseq: BTreeMap<u32, u64> = BTreeMap::new();
     let mut entries = Vec::new();
     let mut last: BTreeMap<u32, Option<MailRecord>> = BTreeMap::new();
-    for step in steps.into_iter().filter(|s| !s.is_empty()) {
-        modseq += 1;
+    for (width, step) in steps.into_iter().filter(|(_, s)| !s.is_empty()) {
+        modseq += width;
         let mut changes = Vec::with_capacity(step.len());
         for (uid, rec) in step {
             let prev = last_modseq.get(&uid).copied().unwrap_or_else(|| view.records.get(&uid).map_or(0, |r| r.modseq));

@@ -7,7 +7,7 @@
 
 use objstore::{CmpOp, Error as StoreError, ObjectStore, WriteOp};
 use omap_index::names::{self, Guid, MAILBOX_LIST};
-use omap_index::records::{MailboxEntry, MailboxHeader, WalEntry};
+use omap_index::records::{MailRecord, MailboxEntry, MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 use rand::Rng;
 
@@ -134,6 +134,7 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
         vsize_total: records.values().map(|r| r.vsize).sum(),
         shard_bits: bits,
         incarnation,
+        keywords: keyword_table_of(&old.keywords, records.values()),
     };
     let mut set = vec![
         (keys::HDR.to_string(), frame::encode(&hdr)),
@@ -212,4 +213,31 @@ pub(crate) fn is_head_damage(e: &Error, oid: &str) -> bool {
 /// The GUID of a head object name (`mbox.<guid>`).
 pub(crate) fn head_guid(oid: &str) -> Option<Guid> {
     oid.strip_prefix("mbox.").and_then(|g| Guid::parse(g).ok()).filter(|g| names::mailbox_head(g) == oid)
+}
+
+/// The keyword table of a rebuilt header: the names on `records`, those of the old table
+/// first in its order, then the others in name order.
+fn keyword_table_of<'a>(old: &[String], records: impl Iterator<Item = &'a MailRecord>) -> Vec<String> {
+    let used: std::collections::BTreeSet<&String> = records.flat_map(|r| r.keywords.iter()).collect();
+    let mut out: Vec<String> = old.iter().filter(|n| used.contains(n)).cloned().collect();
+    let kept: std::collections::BTreeSet<&String> = old.iter().collect();
+    out.extend(used.iter().filter(|n| !kept.contains(**n)).map(|n| (*n).clone()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebuilt_keyword_table_holds_the_names_in_use() {
+        let rec =
+            |kw: &[&str]| MailRecord { keywords: kw.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let records = [rec(&["$b", "$z"]), rec(&["$a", "$b"]), rec(&[])];
+        let old: Vec<String> = ["$z", "$gone", "$b"].iter().map(|s| s.to_string()).collect();
+        // The old table's order for names still in use, then the others in name order;
+        // names no mail has are dropped.
+        assert_eq!(keyword_table_of(&old, records.iter()), vec!["$z", "$b", "$a"]);
+        assert_eq!(keyword_table_of(&[], records.iter()), vec!["$a", "$b", "$z"]);
+    }
 }
