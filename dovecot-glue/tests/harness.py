@@ -25,6 +25,7 @@ import shutil
 import smtplib
 import subprocess
 import tempfile
+import time
 import unittest
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -107,6 +108,25 @@ class Instance:
             return os.path.getsize(self.log)
         except OSError:
             return 0
+
+    def log_text(self, since=0):
+        """The log written after byte offset `since` (text)."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(since)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def wait_for_log(self, since, text, timeout=15):
+        """Waits until the log written after `since` contains `text` (a process may log
+        after the client saw its answer: a line expected by this test must not land in
+        the next one's); fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text(since):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"[{self.name}] no log line with {text!r} within {timeout} s")
+            time.sleep(0.05)
 
     def bad_log_lines(self, since):
         """Lines with Panic:/Fatal:/Error: written after byte offset `since`."""

@@ -181,7 +181,9 @@ class Keywords(DovecotTestCase):
             self._guid = out.decode().strip().removeprefix(f"{mailbox} ").removeprefix("guid=")
             self.assertRegex(self._guid, r"^[0-9a-f]{32}$")
         head = "mbox." + self._guid
-        proc = subprocess.run(["rados", "-p", pool, "-N", prefix + self.user, "listomapvals", head],
+        # Namespace mapping v2 (docs/FORMAT.md): <prefix>/<user>, or <user> without a prefix.
+        namespace = f"{prefix}/{self.user}" if prefix else self.user
+        proc = subprocess.run(["rados", "-p", pool, "-N", namespace, "listomapvals", head],
                               capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
             raise AssertionError(f"rados listomapvals {head}: {proc.stderr}")

@@ -146,6 +146,7 @@ class Namespaces(DovecotTestCase):
             c.logout()
 
     def assert_login_refused(self, inst, user):
+        since = inst.log_size()
         c = imaplib.IMAP4("127.0.0.1", inst.imap_port, timeout=harness.TIMEOUT)
         try:
             with self.assertRaises((imaplib.IMAP4.error, imaplib.IMAP4.abort, EOFError, OSError)) as e:
@@ -156,6 +157,9 @@ class Namespaces(DovecotTestCase):
             # cannot create); not the temporary [UNAVAILABLE].
             self.assertIn("Internal error", str(e.exception))
             self.assertNotIn("UNAVAILABLE", str(e.exception))
+            # The imap process logs its error after the client saw the BYE: wait for it,
+            # or it lands in the next test (which does not expect it).
+            inst.wait_for_log(since, f"user name '{user}' can't be used")
         finally:
             try:
                 c.logout()
