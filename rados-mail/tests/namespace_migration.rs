@@ -8,26 +8,17 @@
 //! resumable: a fault sweep fails it at every write (applied or not) and checks that a
 //! rerun finishes it with every object moved exactly once.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rados_mail::objstore::{CountingStore, FaultMode, FaultyStore, MemoryStore, ObjectStore};
 use rados_mail::{Config, MailStore, NamespacePlan};
 
-/// Every object of a namespace: data, xattrs, omap.
-type Snapshot = BTreeMap<String, (Vec<u8>, BTreeMap<String, Vec<u8>>, Vec<(String, Vec<u8>)>)>;
+mod common;
+
+use common::Snapshot;
 
 fn snapshot(raw: &Arc<dyn ObjectStore>, namespace: &str) -> Snapshot {
-    let ns = raw.with_namespace(namespace).unwrap();
-    let mut out = Snapshot::new();
-    for oid in ns.list_objects().unwrap() {
-        let oid = oid.unwrap();
-        let data = ns.read_full(&oid).unwrap().0;
-        let xattrs = ns.xattrs(&oid).unwrap();
-        let omap = ns.omap_all(&oid, "").unwrap();
-        out.insert(oid, (data, xattrs, omap));
-    }
-    out
+    common::snapshot(&*raw.with_namespace(namespace).unwrap())
 }
 
 fn store(raw: &Arc<dyn ObjectStore>, prefix: &str) -> MailStore {

@@ -3,7 +3,6 @@
 //! writes, including a write that was applied while its caller saw an error — is finished
 //! by running it again, with nothing lost and nothing duplicated. On the in-memory store.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -11,20 +10,12 @@ use omap_index::names::MAILBOX_LIST;
 use rados_mail::objstore::{CountingStore, FaultMode, FaultyStore, MemoryStore, ObjectStore};
 use rados_mail::{Config, Error, Flags, MailStore, RENAME_MARKER, StoreMode};
 
-/// Every object of a namespace: data, xattrs, omap.
-type Snapshot = BTreeMap<String, (Vec<u8>, BTreeMap<String, Vec<u8>>, Vec<(String, Vec<u8>)>)>;
+mod common;
+
+use common::Snapshot;
 
 fn snapshot(store: &MailStore, user: &str) -> Snapshot {
-    let ns = store.user(user).unwrap().store().clone();
-    let mut out = Snapshot::new();
-    for oid in ns.list_objects().unwrap() {
-        let oid = oid.unwrap();
-        let data = ns.read_full(&oid).unwrap().0;
-        let xattrs = ns.xattrs(&oid).unwrap();
-        let omap = ns.omap_all(&oid, "").unwrap();
-        out.insert(oid, (data, xattrs, omap));
-    }
-    out
+    common::snapshot(&**store.user(user).unwrap().store())
 }
 
 fn config() -> Config {

@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
+
+use rados_mail::objstore::ObjectStore;
 
 use rados_mail::{Config, MailStore};
 
@@ -22,4 +25,20 @@ pub fn cluster_store() -> MailStore {
             MailStore::connect(&cluster, Config::default()).unwrap_or_else(|e| panic!("cannot reach the cluster: {e}"))
         })
         .clone()
+}
+
+/// Every object of a namespace: data, xattrs, omap.
+pub type Snapshot = BTreeMap<String, (Vec<u8>, BTreeMap<String, Vec<u8>>, Vec<(String, Vec<u8>)>)>;
+
+/// A copy of every object of the store's namespace (for "nothing else changed" checks).
+pub fn snapshot(ns: &dyn ObjectStore) -> Snapshot {
+    let mut out = Snapshot::new();
+    for oid in ns.list_objects().unwrap() {
+        let oid = oid.unwrap();
+        let data = ns.read_full(&oid).unwrap().0;
+        let xattrs = ns.xattrs(&oid).unwrap();
+        let omap = ns.omap_all(&oid, "").unwrap();
+        out.insert(oid, (data, xattrs, omap));
+    }
+    out
 }
