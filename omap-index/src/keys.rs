@@ -155,6 +155,22 @@ pub fn delivery(bucket: u32, key: &[u8; 16]) -> String {
     s
 }
 
+/// Parses `dlv/<bucket>/<key>` (as [`delivery`] writes it: 8 and 32 lower-case hex
+/// digits) into the bucket and the delivery key.
+pub fn parse_delivery(key: &str) -> Result<(u32, [u8; 16]), FormatError> {
+    let bad = || FormatError::Key(key.to_string());
+    let (bucket, hex) = key.strip_prefix(DELIVERY).and_then(|r| r.split_once('/')).ok_or_else(bad)?;
+    let bucket = canonical_hex32(bucket).ok_or_else(bad)?;
+    if hex.len() != 32 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::try_from(canonical_hex(&hex[2 * i..2 * i + 2], 2).ok_or_else(bad)?).map_err(|_| bad())?;
+    }
+    Ok((bucket, out))
+}
+
 /// `dlv/<bucket>/`: every mark of buckets below `bucket` sorts below this key.
 pub fn delivery_bucket_start(bucket: u32) -> String {
     format!("{DELIVERY}{bucket:08x}/")
@@ -264,6 +280,20 @@ mod tests {
             if let Ok(n) = parse_hex32(s.as_bytes()) {
                 prop_assert_eq!(hex32(n), s.clone());
             }
+        }
+
+        /// The same for delivery marks' keys.
+        #[test]
+        fn delivery_keys_parse_then_format_is_identity(bucket in "[0-9a-fA-F+]{7,9}", key in "[0-9a-fA-F+]{31,33}") {
+            let s = format!("{DELIVERY}{bucket}/{key}");
+            if let Ok((b, k)) = parse_delivery(&s) {
+                prop_assert_eq!(delivery(b, &k), s.clone());
+            }
+        }
+
+        #[test]
+        fn delivery_keys_round_trip(bucket in any::<u32>(), key in any::<[u8; 16]>()) {
+            prop_assert_eq!(parse_delivery(&delivery(bucket, &key)).unwrap(), (bucket, key));
         }
     }
 }

@@ -52,10 +52,18 @@ pub(crate) fn listed_uidvalidity(store: &dyn ObjectStore, guid: &Guid) -> Result
 /// modseq every shard has applied is dropped; one that some shard had not applied is lost
 /// (its new mails' bodies keep their references: `repair` moves them to `lost+found`).
 pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Option<Rebuild>> {
-    if !scan.head_damaged() && !scan.header_disagrees() {
-        return Ok(None);
-    }
     let oid = &scan.head_oid;
+    if !scan.head_damaged() && !scan.header_disagrees() {
+        if scan.damaged_marks.is_empty() || scan.newer_format {
+            return Ok(None);
+        }
+        // Only delivery marks are damaged: remove them, nothing else changes (a mark
+        // cannot be rewritten meanwhile: the commit's guard finds the damaged key).
+        return Ok(Some(Rebuild {
+            op: WriteOp::new().omap_rm_keys(scan.damaged_marks.clone()),
+            detail: marks_removed(scan),
+        }));
+    }
     if scan.newer_format {
         return Err(Error::InvalidInput(format!(
             "mailbox head {oid} holds values written by a newer rados-mail (frame version above {}): \
@@ -158,6 +166,10 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
     if !scan.corrupt_wal.is_empty() {
         op = op.omap_rm_keys(scan.corrupt_wal.iter().map(|m| keys::wal(*m)).collect::<Vec<_>>());
     }
+    if !scan.damaged_marks.is_empty() {
+        op = op.omap_rm_keys(scan.damaged_marks.clone());
+        notes.push(marks_removed(scan));
+    }
     // What was lost is kept, so that `repair` knows to look for the bodies of its mails.
     for m in &lost {
         let bytes = scan.corrupt_wal_bytes.get(m).cloned().unwrap_or_default();
@@ -171,6 +183,15 @@ pub(crate) fn plan(scan: &MailboxScan, uidvalidity: Option<u32>) -> Result<Optio
         hdr.messages
     );
     Ok(Some(Rebuild { op: op.omap_set(set), detail }))
+}
+
+/// What removing the damaged delivery marks does, in words.
+fn marks_removed(scan: &MailboxScan) -> String {
+    format!(
+        "{} damaged delivery mark(s) removed (the deliveries they stood for are stored \
+         again if their senders retry; they could not be stored at all before)",
+        scan.damaged_marks.len()
+    )
 }
 
 /// Writes a planned rebuild. A concurrent rebuild (the guard on the header read fails)

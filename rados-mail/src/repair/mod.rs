@@ -70,7 +70,8 @@ pub enum RepairAction {
         /// The omap key.
         key: String,
     },
-    /// Rebuilt a mailbox head (header, trim mark, WAL) from what was intact.
+    /// Rebuilt a mailbox head (header, trim mark, WAL) from what was intact, or removed
+    /// its damaged delivery marks.
     RebuiltHead {
         /// The mailbox name.
         mailbox: String,

@@ -198,7 +198,7 @@ pub(super) fn repair_mailbox_objects(
         return Ok(());
     }
     repair_shards(ns.as_ref(), name, &guid, &scan, options, report)?;
-    if scan.head_damaged() || scan.header_disagrees() {
+    if scan.head_damaged() || scan.header_disagrees() || !scan.damaged_marks.is_empty() {
         let mut uidvalidity = head::listed_uidvalidity(ns.as_ref(), &guid)?;
         if uidvalidity.is_none() && options.dry_run {
             // A dry run did not write the list entry step 1 rebuilt: plan as if it had.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use objstore::{Error as StoreError, ObjectStore};
 use omap_index::names::{self, Guid, MAILBOX_LIST, shard_of};
-use omap_index::records::{ListCounters, MailRecord, MailboxEntry, MailboxHeader, WalEntry};
+use omap_index::records::{DeliveryMark, ListCounters, MailRecord, MailboxEntry, MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 
 use crate::check::Damage;
@@ -57,6 +57,10 @@ pub(crate) struct MailboxScan {
     pub(crate) corrupt_wal_bytes: BTreeMap<u64, Vec<u8>>,
     /// `damaged/` keys: changes a head rebuild found lost (see `head::plan`).
     pub(crate) lost_changes: Vec<String>,
+    /// `dlv/` keys whose key or value failed its check: such a mark makes every retry of
+    /// its delivery fail (the commit's guard finds the key present, the read finds no
+    /// mark) until its bucket expires; repair removes them.
+    pub(crate) damaged_marks: Vec<String>,
     /// Shards by number.
     pub(crate) shards: BTreeMap<u32, ShardScan>,
     /// Every value that failed its check, head and shards.
@@ -64,6 +68,8 @@ pub(crate) struct MailboxScan {
     /// Whether a value carries a frame version above the one this code knows: written by a
     /// newer rados-mail, so not damage this code may repair.
     pub(crate) newer_format: bool,
+    /// Whether a delivery mark carries a frame version above the one this code knows.
+    pub(crate) newer_marks: bool,
 }
 
 fn damage(object: &str, key: &str, detail: impl ToString) -> Damage {
@@ -89,9 +95,11 @@ impl MailboxScan {
             corrupt_wal: Vec::new(),
             corrupt_wal_bytes: BTreeMap::new(),
             lost_changes: Vec::new(),
+            damaged_marks: Vec::new(),
             shards: BTreeMap::new(),
             damage: Vec::new(),
             newer_format: false,
+            newer_marks: false,
         };
         let values = match store.omap_all(&head_oid, "") {
             Ok(v) => v,
@@ -124,6 +132,18 @@ impl MailboxScan {
                 }
             } else if key.starts_with(keys::DAMAGED) {
                 scan.lost_changes.push(key);
+            } else if key.starts_with(keys::DELIVERY) {
+                let checked = keys::parse_delivery(&key)
+                    .map_err(|e| e.to_string())
+                    .and_then(|_| frame::decode::<DeliveryMark>(&value).map(drop).map_err(|e| e.to_string()));
+                if let Err(e) = checked {
+                    if frame::is_newer(&value) {
+                        scan.newer_marks = true;
+                    } else {
+                        scan.damage.push(damage(&head_oid, &key, format!("delivery mark: {e}")));
+                        scan.damaged_marks.push(key);
+                    }
+                }
             } else if let Some(hex) = key.strip_prefix(keys::WAL) {
                 let Ok(modseq) = keys::parse_hex64(hex.as_bytes()) else {
                     scan.damage.push(damage(&head_oid, &key, "not a WAL key"));
@@ -172,7 +192,8 @@ impl MailboxScan {
         }
         scan.newer_format = scan.hdr_bytes.as_deref().is_some_and(frame::is_newer)
             || scan.corrupt_wal_bytes.values().any(|v| frame::is_newer(v))
-            || scan.shards.values().any(|s| s.newer_format);
+            || scan.shards.values().any(|s| s.newer_format)
+            || scan.newer_marks;
         // A damaged record that a WAL entry not yet applied replaces (or expunges) is
         // damage no more.
         let (_, still) = scan.records();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rados_mail::check::{CheckReport, check_user};
 use rados_mail::objstore::{CountingStore, FaultMode, FaultyStore};
 use rados_mail::repair::{LOST_FOUND, RepairAction, RepairOptions, repair_mailbox, repair_user};
-use rados_mail::{Guid, MailStore, User};
+use rados_mail::{AppendOptions, Guid, MailStore, Mailbox, ModseqSteps, Transaction, User};
 
 use super::damage::corrupt;
 use super::{body, mailbox, other_process, store_pool};
@@ -22,7 +22,7 @@ macro_rules! repair_cases {
         $crate::mail_cases!(@cases_in repair $make;
             repair_planted_damage_check_dry_run_repair_check, repair_leaves_young_leftovers_alone,
             repair_mailbox_alone_moves_its_damage, repair_defers_young_bodies_then_moves_them,
-            repair_mends_index_and_map_problems,
+            repair_mends_index_and_map_problems, repair_removes_damaged_delivery_marks,
         );
     };
 }
@@ -326,4 +326,57 @@ pub fn repair_mends_index_and_map_problems(store: &MailStore, user: &str) {
     inbox.append(&b"Subject: 4\n\nmail 4\n"[..], Default::default()).unwrap();
     inbox.apply_wal().unwrap();
     assert_eq!(inbox.uids().unwrap(), vec![1, 2, 3, 4]);
+}
+
+/// Delivers `mail` with its delivery key (as LMTP does); the UIDs it got.
+fn deliver_keyed(m: &Mailbox, mail: &[u8]) -> rados_mail::Result<Vec<u32>> {
+    let mut app = m.appender(None);
+    app.deliver(None)?;
+    app.write(mail)?;
+    let mut txn = Transaction::new(ModseqSteps::Dovecot);
+    txn.save(app.finish()?, AppendOptions::default())?;
+    Ok(m.commit(txn)?.saved)
+}
+
+/// A damaged delivery mark (issue 13 left it unchecked): the commit's guard finds its key
+/// present and the read finds no intact mark, so every retry of that delivery failed until
+/// the mark's bucket expired (up to 28 hours) while `check` said nothing. Now `check`
+/// reports it with its key and `repair` removes it (only it: the header is not rebuilt).
+pub fn repair_removes_damaged_delivery_marks(store: &MailStore, user: &str) {
+    let (u, m) = mailbox(store, user, "INBOX");
+    let mail = b"From: a@example.org\nSubject: keyed\n\nonce\n";
+    let uid = deliver_keyed(&m, mail).unwrap();
+    let ns = u.store().clone();
+    let head = format!("mbox.{}", m.info().guid);
+    let marks: Vec<String> =
+        ns.omap_all(&head, "").unwrap().into_iter().map(|(k, _)| k).filter(|k| k.starts_with("dlv/")).collect();
+    assert_eq!(marks.len(), 1, "one mark: {marks:?}");
+    corrupt(&ns, &head, &marks[0]);
+    let hdr_before = ns.omap_get(&head, &["hdr"]).unwrap();
+
+    let report = check_user(&other_process(store).user(user).unwrap()).unwrap();
+    assert!(report.has_damage());
+    assert_eq!(
+        report.corrupt.iter().map(|d| (d.object.as_str(), d.key.as_deref())).collect::<Vec<_>>(),
+        vec![(head.as_str(), Some(marks[0].as_str()))],
+        "{report:?}"
+    );
+    // Before the repair the retry cannot be stored: the mark's key blocks it.
+    let other = other_process(store).user(user).unwrap().open_mailbox("INBOX").unwrap();
+    let err = deliver_keyed(&other, mail).expect_err("a damaged mark blocks its delivery");
+    assert!(err.is_temporary(), "{err:?}");
+
+    let done = repair_user(&other_process(store).user(user).unwrap(), &now_options()).unwrap();
+    assert!(
+        done.actions.iter().any(|a| matches!(a, RepairAction::RebuiltHead { detail, .. }
+            if detail.starts_with("1 damaged delivery mark(s) removed"))),
+        "{done:?}"
+    );
+    assert!(check_user(&other_process(store).user(user).unwrap()).unwrap().is_clean());
+    assert!(ns.omap_get(&head, &[&marks[0]]).unwrap().is_empty(), "the mark is gone");
+    assert_eq!(ns.omap_get(&head, &["hdr"]).unwrap(), hdr_before, "the header is not rewritten");
+    // A retry is stored again now (the mark that recognised it is gone), under a new UID.
+    let again = deliver_keyed(&other, mail).unwrap();
+    assert_ne!(again, uid);
+    assert_eq!(other.uids().unwrap().len(), 2);
 }
