@@ -26,6 +26,9 @@ fuzz_target!(|data: &[u8]| {
             if text.starts_with(keys::MODSEQ) { keys::modseq_index(modseq, uid) } else { keys::tombstone(modseq, uid) };
         assert_eq!(canonical, text);
     }
+    if let Ok((bucket, key)) = keys::parse_delivery(text) {
+        assert_eq!(keys::delivery(bucket, &key), text);
+    }
     if let Ok(guid) = Guid::parse(text) {
         assert_eq!(guid.to_string(), text);
         assert_eq!(Guid::from_slice(&guid.0).unwrap(), guid);

@@ -161,7 +161,8 @@ pub fn parse_delivery(key: &str) -> Result<(u32, [u8; 16]), FormatError> {
     let bad = || FormatError::Key(key.to_string());
     let (bucket, hex) = key.strip_prefix(DELIVERY).and_then(|r| r.split_once('/')).ok_or_else(bad)?;
     let bucket = canonical_hex32(bucket).ok_or_else(bad)?;
-    if hex.len() != 32 {
+    // ASCII first: the slices below must fall on character boundaries.
+    if hex.len() != 32 || !hex.is_ascii() {
         return Err(bad());
     }
     let mut out = [0u8; 16];
@@ -255,6 +256,9 @@ mod tests {
         assert!(parse_hex32(b"+fffffff").is_err(), "sign");
         assert!(parse_hex32(b"0ffffffff").is_err(), "9 digits");
         assert!(parse_hex32(b"\xff\xff\xff\xff\xff\xff\xff\xff").is_err(), "not UTF-8");
+        let multibyte = format!("{DELIVERY}00000001/{}ab", "€".repeat(10));
+        assert_eq!(multibyte.len(), DELIVERY.len() + 9 + 32);
+        assert!(parse_delivery(&multibyte).is_err(), "32 bytes, not 32 hex digits");
     }
 
     proptest! {
