@@ -17,6 +17,10 @@ Usage:
     benches/capacity.py --check docs/CAPACITY.md
                                          # also fail if the tables in the doc differ
     benches/capacity.py --dict-shards 512 --accounts 1e6 ...   # other parameters
+    benches/capacity.py --measure-ops [--port-base P]
+                                         # count library-side RADOS operations per
+                                         # command through a Dovecot of its own (needs
+                                         # the cluster of $CEPH_CONF and the built plugin)
 
 CI runs it with --check, so the document cannot drift from the format or the op counts.
 """
@@ -27,6 +31,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -344,13 +349,125 @@ def model(s, ops, a):
     return out
 
 
+# --- library-side op counts through real Dovecot (--measure-ops) -------------------------
+
+MEASURE_DOC = """Library-side RADOS operations per command, through a Dovecot with the plugin.
+
+Starts its own Dovecot (ci/dovecot-start.sh, port base --port-base, namespace prefix
+capacity-<pid>-) against the cluster of $CEPH_CONF with `log_debug =
+event=rados_mail_operation`, so the plugin logs the library's own counters
+(`rm_store_stats`) for every storage operation as `rados-mail: <op>: N reads, M writes`;
+sums them over each command (one command per window, the log read before and after); then
+stops Dovecot and deletes the users it made (`rados-mail user delete`). Notifies are not in
+these counts (the OSD counts one read per head write). Unlike the OSD's perf counters,
+library-side counts are not disturbed by other clients of the cluster."""
+
+
+def measure_ops(port_base):
+    import imaplib
+    import itertools
+    import smtplib
+    import tempfile
+    import time
+
+    if not os.environ.get("CEPH_CONF"):
+        sys.exit("capacity.py --measure-ops: CEPH_CONF is not set (source target/ceph/env.sh)")
+    prefix = f"capacity-{os.getpid()}-"
+    work = tempfile.mkdtemp(prefix="capacity-dovecot-", dir=os.path.join(ROOT, "target"))
+    os.chmod(work, 0o755)  # the mail uid (nobody) must reach the homes below it
+    extra = os.path.join(work, "extra.conf")
+    with open(extra, "w") as f:
+        f.write("log_debug = event=rados_mail_operation\n")
+    inst = os.path.join(work, "dovecot")
+    env = dict(os.environ, RADOS_MAIL_NS_PREFIX=prefix)
+    subprocess.run([os.path.join(ROOT, "ci", "dovecot-start.sh"), "--port-base", str(port_base),
+                    "--extra-conf", extra, inst], env=env, check=True, stdout=subprocess.DEVNULL)
+    log = os.path.join(inst, "dovecot.log")
+    stamp = int(time.time())
+    user, other = f"cap{stamp}@example.org", f"capother{stamp}@example.org"
+    counter = itertools.count()
+
+    def mail():
+        n = next(counter)
+        # Distinct bytes: the same mail twice would be taken for a retry (delivery keys).
+        return (f"From: a@example.org\nTo: {user}\nSubject: capacity {n}\n"
+                f"Message-ID: <{stamp}.{n}@example.org>\n\n" + ("x" * 70 + "\n") * 14)
+
+    def lines():
+        with open(log, errors="replace") as f:
+            return f.read().splitlines()
+
+    rows = []
+
+    def window(label, fn):
+        time.sleep(0.3)
+        a = len(lines())
+        fn()
+        time.sleep(0.3)
+        r = w = 0
+        for ln in lines()[a:]:
+            m = re.search(r"rados-mail: (?:\S+|work outside operations): (\d+) reads, (\d+) writes", ln)
+            if m:
+                r += int(m.group(1))
+                w += int(m.group(2))
+        rows.append((label, r, w))
+
+    try:
+        lm = smtplib.LMTP("127.0.0.1", port_base + 1)
+        lm.sendmail("s@example.org", [other], mail())          # the lmtp process connects
+        window("LMTP delivery, first for a user without INBOX", lambda: lm.sendmail("s@example.org", [user], mail()))
+        window("LMTP delivery, the user's next in the same session", lambda: lm.sendmail("s@example.org", [user], mail()))
+        for _ in range(3):
+            lm.sendmail("s@example.org", [user], mail())
+        lm.quit()
+        im = imaplib.IMAP4("127.0.0.1", port_base)
+        window("login", lambda: im.login(user, "pass"))
+        window("SELECT INBOX with new mails", lambda: im.select("INBOX"))
+        window("NOOP, nothing changed", lambda: im.noop())
+        window("UID FETCH of 1 mail BODY.PEEK[], first in the process", lambda: im.uid("FETCH", "1", "(BODY.PEEK[])"))
+        window("UID FETCH of another mail BODY.PEEK[]", lambda: im.uid("FETCH", "2", "(BODY.PEEK[])"))
+        window("UID STORE +FLAGS of 1 mail", lambda: im.uid("STORE", "1", "+FLAGS.SILENT", "(\\Seen)"))
+        window("IMAP APPEND of 1 mail to the selected mailbox", lambda: im.append("INBOX", None, None, mail().encode()))
+        im.uid("STORE", "2", "+FLAGS.SILENT", "(\\Deleted)")
+        window("EXPUNGE of 1 mail", lambda: im.expunge())
+        im.create("Bench")
+        for _ in range(120):
+            im.append("Bench", None, None, mail().encode())
+        im.create("Copies")
+        im.create("Moved")
+        im.select("Bench")
+        window("UID COPY of 100 mails to an empty mailbox", lambda: im.uid("COPY", "1:100", "Copies"))
+        im.select("Copies")
+        window("UID MOVE of 100 mails to an empty mailbox", lambda: im.uid("MOVE", "1:100", "Moved"))
+        im.select("Moved")
+        im.uid("STORE", "1:100", "+FLAGS.SILENT", "(\\Deleted)")
+        window("EXPUNGE of 100 mails", lambda: im.expunge())
+        im.logout()
+    finally:
+        subprocess.run([os.path.join(ROOT, "ci", "dovecot-stop.sh"), inst], check=False)
+        cli = os.path.join(ROOT, "target", "release", "rados-mail")
+        for u in (user, other):
+            subprocess.run([cli, "--namespace-prefix", prefix, "user", "delete", "--yes", u],
+                           check=False, stdout=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+    print(table(["command (library-side, imap process reused)", "reads + writes"],
+                [(label, f"{r} + {w} = {r + w}") for label, r, w in rows]))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", help="JSON of the record_sizes example (default: run it)")
     p.add_argument("--check", metavar="DOC", help="fail if DOC's tables differ from these")
+    p.add_argument("--measure-ops", action="store_true",
+                   help="instead: count library-side RADOS operations per command through a "
+                   "Dovecot of its own against $CEPH_CONF's cluster (see MEASURE_DOC in the source)")
+    p.add_argument("--port-base", type=int, default=25800, help="Dovecot ports of --measure-ops")
     for k, v, d in ASSUMPTIONS:
         p.add_argument("--" + k.replace("_", "-"), type=float, default=v, help=d)
     args = p.parse_args()
+    if args.measure_ops:
+        measure_ops(args.port_base)
+        return
     a = {k: getattr(args, k) for k, _, _ in ASSUMPTIONS}
     sections = model(load_sizes(args.sizes), load_opcounts(), a)
     text = ""
