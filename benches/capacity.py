@@ -21,6 +21,9 @@ Usage:
                                          # count library-side RADOS operations per
                                          # command through a Dovecot of its own (needs
                                          # the cluster of $CEPH_CONF and the built plugin)
+    benches/capacity.py --measure-alloc rep3 mail-ec
+                                         # BlueStore's allocation per object in those
+                                         # pools against the model (a cluster of your own)
 
 CI runs it with --check, so the document cannot drift from the format or the op counts.
 """
@@ -454,6 +457,67 @@ def measure_ops(port_base):
                 [(label, f"{r} + {w} = {r + w}") for label, r, w in rows]))
 
 
+# --- raw allocation per object on a real cluster (--measure-alloc) ----------------------
+
+def _osd_bluestore(conf_dir):
+    """Sum of bluestore_allocated and bluestore_stored over every OSD of the cluster."""
+    import glob
+    socks = sorted(glob.glob(os.path.join(conf_dir, "run", "osd.*.asok")))
+    if not socks:
+        sys.exit(f"capacity.py --measure-alloc: no OSD admin socket in {conf_dir}/run")
+    alloc = stored = 0
+    for sock in socks:
+        out = subprocess.run(["ceph", "--admin-daemon", sock, "perf", "dump", "bluestore"],
+                             check=True, stdout=subprocess.PIPE).stdout
+        b = json.loads(out)["bluestore"]
+        alloc += b["bluestore_allocated"]
+        stored += b["bluestore_stored"]
+    return alloc, stored
+
+
+def measure_alloc(pools, sizes, count):
+    """Writes `count` objects of each size into each pool with `rados bench` (exact object
+    size), reads BlueStore's allocated bytes of every OSD before and after, and compares the
+    allocation per object with the model's formula for that pool (replicated: its size;
+    erasure-coded: k and m of its profile). Needs a cluster of its own: other writers
+    would change the counters (the bench's own metadata object adds ~1/count of an
+    allocation unit per object)."""
+    conf = os.environ.get("CEPH_CONF")
+    if not conf:
+        sys.exit("capacity.py --measure-alloc: CEPH_CONF is not set")
+    conf_dir = os.path.dirname(os.path.abspath(conf))
+    rows = []
+    for pool in pools:
+        def get(var):
+            out = subprocess.run(["ceph", "osd", "pool", "get", pool, var, "-f", "json"],
+                                 check=True, stdout=subprocess.PIPE).stdout
+            return json.loads(out)
+        prof = subprocess.run(["ceph", "osd", "pool", "get", pool, "erasure_code_profile", "-f", "json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if prof.returncode == 0:
+            name = json.loads(prof.stdout)["erasure_code_profile"]
+            p = json.loads(subprocess.run(["ceph", "osd", "erasure-code-profile", "get", name, "-f", "json"],
+                                          check=True, stdout=subprocess.PIPE).stdout)
+            k, m = int(p["k"]), int(p["m"])
+            kind, model_of = f"EC {k}+{m}", (lambda size, k=k, m=m: raw_ec(size, k, m))
+        else:
+            r = get("size")["size"]
+            kind, model_of = f"replicated x{r}", (lambda size, r=r: raw_replicated(size, r))
+        for size in sizes:
+            run = f"capacity-{os.getpid()}"
+            a0, _ = _osd_bluestore(conf_dir)
+            subprocess.run(["rados", "-p", pool, "bench", "120", "write", "-b", str(size), "-O", str(size),
+                            "-t", "16", "--max-objects", str(count), "--no-cleanup", "--run-name", run],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            a1, _ = _osd_bluestore(conf_dir)
+            subprocess.run(["rados", "-p", pool, "cleanup", "--run-name", run],
+                           check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            per = (a1 - a0) / count
+            want = model_of(size)
+            rows.append((f"`{pool}` ({kind})", f"{size:,}", f"{per:,.0f}", f"{want:,}", f"{per / want:.3f}"))
+    print(table(["pool", "object bytes", "allocated per object, measured", "model", "measured / model"], rows))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", help="JSON of the record_sizes example (default: run it)")
@@ -462,11 +526,20 @@ def main():
                    help="instead: count library-side RADOS operations per command through a "
                    "Dovecot of its own against $CEPH_CONF's cluster (see MEASURE_DOC in the source)")
     p.add_argument("--port-base", type=int, default=25800, help="Dovecot ports of --measure-ops")
+    p.add_argument("--measure-alloc", nargs="+", metavar="POOL",
+                   help="instead: measure BlueStore's allocation per object in these pools of "
+                   "$CEPH_CONF's cluster (a cluster of your own) and compare it with the model")
+    p.add_argument("--alloc-sizes", default="2000,8192,10000,20000,194030",
+                   help="object sizes of --measure-alloc, comma-separated")
+    p.add_argument("--alloc-count", type=int, default=200, help="objects per size of --measure-alloc")
     for k, v, d in ASSUMPTIONS:
         p.add_argument("--" + k.replace("_", "-"), type=float, default=v, help=d)
     args = p.parse_args()
     if args.measure_ops:
         measure_ops(args.port_base)
+        return
+    if args.measure_alloc:
+        measure_alloc(args.measure_alloc, [int(x) for x in args.alloc_sizes.split(",")], args.alloc_count)
         return
     a = {k: getattr(args, k) for k, _, _ in ASSUMPTIONS}
     sections = model(load_sizes(args.sizes), load_opcounts(), a)
