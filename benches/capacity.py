@@ -16,6 +16,8 @@ Usage:
     benches/capacity.py                  # print the tables (Markdown)
     benches/capacity.py --check docs/CAPACITY.md
                                          # also fail if the tables in the doc differ
+    benches/capacity.py --update docs/CAPACITY.md
+                                         # rewrite the doc's tables (then read its prose)
     benches/capacity.py --dict-shards 512 --accounts 1e6 ...   # other parameters
     benches/capacity.py --measure-ops [--port-base P]
                                          # count library-side RADOS operations per
@@ -64,7 +66,7 @@ REF_BYTES = 1.3e15           # 1.3 PB, decimal
 ASSUMPTIONS = [
     # key, default, description
     ("accounts", 40e6, "accounts"),
-    ("mailboxes", 6, "mailboxes per account (INBOX, Drafts, Sent, Trash, Junk, Archive), all subscribed, 5 with a special use"),
+    ("mailboxes", 6, "mailboxes per account: INBOX, the four special-use mailboxes of Dovecot's example `15-mailboxes.conf` (Drafts, Junk, Trash, Sent) and one folder (Archive); all subscribed"),
     ("mailbox_name_len", 5.2, "mean mailbox name length, bytes (the six names above)"),
     ("user_len", 25, "mean user name length, bytes (e.g. `firstname.name@t-online.de`)"),
     ("deliveries", 20, "LMTP deliveries per account and day (every account)"),
@@ -213,18 +215,19 @@ def model(s, ops, a):
         f"{B} mailboxes; INBOX shards = ceil(UIDs / {SHARD_UIDS:,})")
     row("index pool: omap keys", list_keys + head_keys + shard_keys_new + pdict_keys,
         list_keys + head_keys + shard_keys + pdict_keys, "tombstones `x/` stay for the mailbox's life")
-    row("index pool: omap bytes (keys + values)", list_bytes + head_bytes + shard_bytes_new + pdict_bytes,
-        list_bytes + head_bytes + shard_bytes + pdict_bytes, "")
-    row("  of which shard records and modseq keys", shard_bytes_new, shard_bytes, f"{rec} + {s['key_modseq_index']} B per mail")
-    row("  of which heads (header, WAL, delivery marks)", head_bytes, head_bytes,
+    row("index pool: omap bytes (keys + values)", fmt(list_bytes + head_bytes + shard_bytes_new + pdict_bytes, "B"),
+        fmt(list_bytes + head_bytes + shard_bytes + pdict_bytes, "B"), "")
+    row("  of which shards (records, modseq keys, tombstones)", fmt(shard_bytes_new, "B"), fmt(shard_bytes, "B"),
+        f"{rec} + {s['key_modseq_index']} B per mail, {s['key_tombstone']} B per tombstone")
+    row("  of which heads (header, WAL, delivery marks)", fmt(head_bytes, "B"), fmt(head_bytes, "B"),
         f"{wal_n} WAL entries of {wal_entry:.0f} B per mailbox, {marks:.1f} marks")
-    row("  of which the mailbox list", list_bytes, list_bytes, "")
+    row("  of which the mailbox list", fmt(list_bytes, "B"), fmt(list_bytes, "B"), "")
     row("shared dict: keys / bytes (in N shared objects)", f"1 / {sdict_bytes:.0f} B", f"1 / {sdict_bytes:.0f} B",
         "`shared/last-login/<user>`")
     row("data pool: body objects", mails, mails, "1 per mail up to 4 MiB")
-    row("data pool: body bytes", mails * mail_size, mails * mail_size, f"{mail_size:,.0f} B per mail")
-    row("data pool: xattr bytes, v2 (11 xattrs + 1 `rm.ref.` per record)", mails * (xattr_v1 + ref_v2),
-        mails * (xattr_v1 + ref_v2), f"{xattr_v1} + {ref_v2} B per body")
+    row("data pool: body bytes", fmt(mails * mail_size, "B"), fmt(mails * mail_size, "B"), f"{mail_size:,.0f} B per mail")
+    row("data pool: xattr bytes, v2 (11 xattrs + 1 `rm.ref.` per record)", fmt(mails * (xattr_v1 + ref_v2), "B"),
+        fmt(mails * (xattr_v1 + ref_v2), "B"), f"{xattr_v1} + {ref_v2} B per body")
     row("v1 instead: omap `ref/` key per record on the body", f"{mails:.0f} keys, {fmt(mails * ref_v1)}B",
         f"{mails:.0f} keys, {fmt(mails * ref_v1)}B", f"{ref_v1} B each")
     out.append(("per-account", table(
@@ -347,7 +350,7 @@ def model(s, ops, a):
     # ---------------- inputs -------------------------------------------------------------
     rows = [(k, v) for k, v in s.items()]
     out.insert(0, ("sizes", table(["record_sizes (bytes)", "value"], rows)))
-    rows = [(f"`{k}`", f"{a[k]:g}", d) for k, _, d in ASSUMPTIONS]
+    rows = [(f"`{k}`", f"{int(a[k]):,}" if a[k] == int(a[k]) else f"{a[k]:g}", d) for k, _, d in ASSUMPTIONS]
     out.insert(1, ("assumptions", table(["parameter", "value", "what (assumption unless a source is named)"], rows)))
     return out
 
@@ -522,6 +525,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", help="JSON of the record_sizes example (default: run it)")
     p.add_argument("--check", metavar="DOC", help="fail if DOC's tables differ from these")
+    p.add_argument("--update", metavar="DOC", help="rewrite DOC's tables with these")
     p.add_argument("--measure-ops", action="store_true",
                    help="instead: count library-side RADOS operations per command through a "
                    "Dovecot of its own against $CEPH_CONF's cluster (see MEASURE_DOC in the source)")
@@ -547,6 +551,16 @@ def main():
     for name, body in sections:
         text += f"<!-- capacity:{name} -->\n{body}\n<!-- /capacity:{name} -->\n\n"
     print(text, end="")
+    if args.update:
+        doc = open(args.update).read()
+        for name, body in sections:
+            pat = rf"(<!-- capacity:{name} -->\n)(.*?)(\n<!-- /capacity:{name} -->)"
+            if not re.search(pat, doc, re.S):
+                sys.exit(f"capacity.py: {args.update} has no section {name}")
+            doc = re.sub(pat, lambda m, body=body: m.group(1) + body + m.group(3), doc, flags=re.S)
+        with open(args.update, "w") as f:
+            f.write(doc)
+        print(f"capacity.py: {args.update} updated", file=sys.stderr)
     if args.check:
         doc = open(args.check).read()
         bad = []
@@ -556,7 +570,7 @@ def main():
                 bad.append(name)
         if bad:
             sys.exit(f"capacity.py: {args.check} differs from the model in: {', '.join(bad)} "
-                     "(paste the sections printed above)")
+                     f"(benches/capacity.py --update {args.check} rewrites them; then read the prose)")
         print(f"capacity.py: {args.check} matches the model", file=sys.stderr)
 
 
