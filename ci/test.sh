@@ -67,6 +67,9 @@ cargo run -q -p rados-mail-benches --bin store-bench -- --quick || status=1
 step "benchmark: peak RSS saving and fetching a 1 GiB mail (goal: < 64 MiB above baseline)"
 cargo run -q --release -p rados-mail-benches --bin mail-rss || status=1
 
+step "capacity model: docs/CAPACITY.md's tables recomputed from the format's record sizes and the asserted op counts"
+python3 benches/capacity.py --check docs/CAPACITY.md || status=1
+
 step "Dovecot plugin: build against dovecot-dev, then IMAP/LMTP/POP3/doveadm against the cluster"
 dovecot_log="$(mktemp)"
 set +e
