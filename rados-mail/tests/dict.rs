@@ -428,7 +428,8 @@ fn one_write_per_commit(f: &Fixture) {
         t.atomic_inc("priv/m", -1).unwrap();
         t.commit().unwrap();
     };
-    let (read, written) = (f.objects_of(&["priv/n", "priv/m"]), f.objects_of(&["priv/d", "priv/a", "priv/n", "priv/m"]));
+    let (read, written) =
+        (f.objects_of(&["priv/n", "priv/m"]), f.objects_of(&["priv/d", "priv/a", "priv/n", "priv/m"]));
     assert_eq!(cost(&mixed), ops(read, written), "with counters: one read of them per object, one write per object");
     if f.shards == 0 {
         assert_eq!((read, written), (1, 1));
