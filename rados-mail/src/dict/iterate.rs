@@ -85,9 +85,9 @@ impl Dict {
         }
         // The smallest unmerged key of each cursor, with its value and the cursor's index.
         let mut heads = BinaryHeap::new();
-        for i in 0..cursors.len() {
-            self.refill(&mut cursors[i], below, recursive, want(max))?;
-            if let Some(entry) = cursors[i].read.pop_front() {
+        for (i, cursor) in cursors.iter_mut().enumerate() {
+            self.refill(cursor, below, recursive, want(max))?;
+            if let Some(entry) = cursor.read.pop_front() {
                 heads.push(Reverse((entry, i)));
             }
         }

@@ -11,6 +11,9 @@ use omap_index::names::MAILBOX_LIST;
 use super::User;
 use crate::error::{Error, Result};
 
+/// Values of mailbox list keys (`None`: no list object), and the number of mailboxes.
+type CountedKeys = (Option<BTreeMap<String, Vec<u8>>>, usize);
+
 impl User {
     /// The values of `keys` in the mailbox list (`None` when the list does not exist) and
     /// the number of mailboxes listed, read together: one read for users with up to 1,024
@@ -19,7 +22,7 @@ impl User {
     /// A create's write is guarded by the `counters` read here, and every create changes
     /// `counters`: a mailbox created after this read makes the write fail and the create
     /// read again, so the count a create goes by is never short (deletes only lower it).
-    pub(super) fn read_keys_counting(&self, wanted: &[&str]) -> Result<(Option<BTreeMap<String, Vec<u8>>>, usize)> {
+    pub(super) fn read_keys_counting(&self, wanted: &[&str]) -> Result<CountedKeys> {
         let op = ReadOp::new().omap_get(wanted.iter().copied()).omap_range("", keys::MAILBOX, OMAP_PAGE_MAX);
         let read = match self.store.read_op(MAILBOX_LIST, &op) {
             Ok(read) => read,
