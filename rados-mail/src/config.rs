@@ -3,6 +3,9 @@
 /// The default of [`Config::max_keywords`].
 pub const DEFAULT_MAX_KEYWORDS: usize = 1000;
 
+/// The default of [`Config::max_mailboxes`].
+pub const DEFAULT_MAX_MAILBOXES: usize = 10_000;
+
 /// How the mail store lays out and limits its data. The defaults suit production.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -15,6 +18,10 @@ pub struct Config {
     /// `MailboxHeader::keywords`); a commit that would need more fails with
     /// `KeywordLimit` and changes nothing (default 1,000).
     pub max_keywords: usize,
+    /// Mailboxes a user may have; creating one more fails with `TooLarge` and creates
+    /// nothing (default 10,000: the user's `mailboxes` object then holds at most about
+    /// 30,000 omap keys, under the project's limit of 100,000 per object).
+    pub max_mailboxes: usize,
     /// Bytes per body object: a larger mail is stored as several objects of this size,
     /// written concurrently (default 4 MiB; Ceph's `osd_max_object_size` is 128 MiB).
     pub chunk_size: usize,
@@ -68,6 +75,7 @@ impl Default for Config {
             namespace_prefix: String::new(),
             max_mail_size: 100 << 20,
             max_keywords: DEFAULT_MAX_KEYWORDS,
+            max_mailboxes: DEFAULT_MAX_MAILBOXES,
             chunk_size: 4 << 20,
             write_in_flight: 4,
             ref_in_flight: 16,

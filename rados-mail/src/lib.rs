@@ -50,7 +50,7 @@ mod user;
 pub mod watch;
 
 pub use body::BodyReader;
-pub use config::{Config, DEFAULT_MAX_KEYWORDS};
+pub use config::{Config, DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_MAILBOXES};
 pub use delivery::{DeliveryHasher, DeliveryKey};
 pub use error::{Error, Result};
 pub use mailbox::{Appender, Committed, Mailbox, ModseqSteps, SavedMail, Transaction};

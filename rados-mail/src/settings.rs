@@ -14,6 +14,7 @@
 //! | `timeout`          | seconds (`30`, `30s`, `2m`) before a cluster operation fails as unavailable; `0` waits forever | 30 |
 //! | `max_mail_size`    | size: the largest mail accepted                    | 100M               |
 //! | `max_keywords`     | distinct keywords a mailbox may hold (1 or more; [`Config::max_keywords`]) | 1000 |
+//! | `max_mailboxes`    | mailboxes a user may have (1 or more; [`Config::max_mailboxes`]) | 10000 |
 //! | `cache_memory`     | size: memory tier of the body cache                | 64M                |
 //! | `cache_max_item`   | size: largest body cached                          | 1M                 |
 //! | `cache_disk_dir`   | directory of the disk tier (empty: none)           | none               |
@@ -68,6 +69,7 @@ pub const KEYS: &[&str] = &[
     "timeout",
     "max_mail_size",
     "max_keywords",
+    "max_mailboxes",
     "cache_memory",
     "cache_max_item",
     "cache_disk_dir",
@@ -129,6 +131,10 @@ impl Settings {
                     .ok()
                     .filter(|n| (1..=u32::MAX as usize).contains(n))
                     .ok_or_else(|| bad("expected a number above 0"))?
+            }
+            "max_mailboxes" => {
+                self.config.max_mailboxes =
+                    value.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| bad("expected a number above 0"))?
             }
             "cache_memory" => {
                 self.config.cache.memory_bytes = parse_size(value).ok_or_else(|| bad("expected a size"))?
@@ -247,6 +253,7 @@ mod tests {
             ("timeout", "2m"),
             ("max_mail_size", "50M"),
             ("max_keywords", "250"),
+            ("max_mailboxes", "500"),
             ("cache_memory", "0"),
             ("cache_max_item", "2M"),
             ("cache_disk_dir", "/tmp/c"),
@@ -265,6 +272,7 @@ mod tests {
         assert_eq!(s.cluster.op_timeout, Some(Duration::from_secs(120)));
         assert_eq!(s.config.max_mail_size, 50 << 20);
         assert_eq!(s.config.max_keywords, 250);
+        assert_eq!(s.config.max_mailboxes, 500);
         assert_eq!(s.config.cache.memory_bytes, 0);
         assert_eq!(s.config.cache.max_item_bytes, 2 << 20);
         assert_eq!(s.config.cache.disk_dir, Some(PathBuf::from("/tmp/c")));
@@ -287,6 +295,8 @@ mod tests {
             ("max_mail_size", "big"),
             ("max_keywords", "0"),
             ("max_keywords", "lots"),
+            ("max_mailboxes", "0"),
+            ("max_mailboxes", "-1"),
             ("client_name", ""),
             ("client_name", "client mail"),
             ("pool", ""),

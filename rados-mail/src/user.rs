@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::index;
 use crate::mailbox::Mailbox;
 pub(crate) mod admin;
+mod limits;
 mod migrate;
 mod recover;
 pub(crate) mod remap;
@@ -102,7 +103,7 @@ impl User {
         self.retry(&format!("creating {name:?}"), || {
             let mut wanted = vec![key.as_str(), keys::COUNTERS];
             wanted.extend(given_guid_key.as_deref());
-            let snapshot = self.read_keys(&wanted)?;
+            let (snapshot, mailboxes) = self.read_keys_counting(&wanted)?;
             let list_exists = snapshot.is_some();
             let current = snapshot.unwrap_or_default();
             if current.contains_key(&key) {
@@ -115,6 +116,7 @@ impl User {
                     options.guid.unwrap()
                 )));
             }
+            self.check_mailbox_count(mailboxes, &name)?;
             let prev_counters = current.get(keys::COUNTERS).cloned().unwrap_or_default();
             let mut counters =
                 if prev_counters.is_empty() { ListCounters::default() } else { self.counters_of(&prev_counters)? };
