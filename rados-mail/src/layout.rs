@@ -211,13 +211,6 @@ pub(crate) struct Bodies {
 }
 
 impl Bodies {
-    /// Bodies kept with the index (a store without a layout record: tests of pieces).
-    #[cfg(test)]
-    pub(crate) fn in_place(store: Arc<dyn ObjectStore>) -> Bodies {
-        let layout = Arc::new(LayoutState::new(store.clone(), None, "", "(memory)", ""));
-        Bodies { data: store.clone(), index: store, separate: false, layout }
-    }
-
     /// Where new bodies are written (the user's namespace of the data pool).
     pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.data
