@@ -17,6 +17,8 @@ use omap_index::names::{SHARED_NAMESPACE, namespace_of, split_namespace};
 
 use crate::error::{Error, Result};
 
+pub(crate) mod migrate;
+
 /// How long a process uses the record it read before it reads it again.
 pub const REFRESH: Duration = Duration::from_secs(60);
 
