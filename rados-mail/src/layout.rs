@@ -129,11 +129,14 @@ impl LayoutState {
     }
 
     /// Whether no namespace of this deployment holds an object (one walk of the pool,
-    /// stopping at the first object found; only while the record is absent).
+    /// stopping at the first object found; only while the record is absent). Namespaces of
+    /// namespace mapping v1 (`<prefix><user>`, not moved yet by `rados-mail migrate`) count
+    /// as this deployment's: their data is v1 (when in doubt, v1 is the safe answer).
     fn deployment_is_empty(&self) -> Result<bool> {
         for entry in self.index.list_pool()? {
             let (ns, _) = entry?;
-            if split_namespace(&self.prefix, &ns).is_some() {
+            let v1_mapping = !self.prefix.is_empty() && ns.starts_with(&self.prefix);
+            if v1_mapping || split_namespace(&self.prefix, &ns).is_some() {
                 return Ok(false);
             }
         }
