@@ -385,14 +385,14 @@ fn migrate_layout_moves_bodies_to_the_data_pool() {
     assert!(!store.layout().unwrap().migrating);
     assert_migrated(&index, &data, &mails);
     // Idempotent: a rerun finds nothing to do.
-    assert_eq!(store.begin_layout_migration().unwrap().1, false);
+    assert!(!store.begin_layout_migration().unwrap().1);
     assert_eq!(store.migrate_user_bodies("alice").unwrap(), Default::default());
     assert!(!store.finish_layout_migration().unwrap());
 }
 
 #[test]
 fn migrate_layout_in_place_converts_references() {
-    let (index, mails) = v1_pool_with_mail();
+    let (index, _) = v1_pool_with_mail();
     let store = MailStore::new(Arc::new(index.clone()), Config::default());
     store.begin_layout_migration().unwrap();
     let moved = store.migrate_user_bodies("alice").unwrap();
@@ -405,7 +405,6 @@ fn migrate_layout_in_place_converts_references() {
     }
     assert!(check_user(&u).unwrap().is_clean());
     assert_eq!(u.open_mailbox("Archive").unwrap().uids().unwrap().len(), 2);
-    let _ = mails;
 }
 
 /// The body moves fail at every operation in turn (the cluster stops answering); a rerun
