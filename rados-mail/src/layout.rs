@@ -132,9 +132,24 @@ impl LayoutState {
     /// stopping at the first object found; only while the record is absent). Namespaces of
     /// namespace mapping v1 (`<prefix><user>`, not moved yet by `rados-mail migrate`) count
     /// as this deployment's: their data is v1 (when in doubt, v1 is the safe answer).
+    ///
+    /// A client whose cephx caps confine it to the deployment's namespaces may not list
+    /// the pool (`EPERM`): it cannot tell, and answers "not empty" (v1, the safe answer;
+    /// `rados-mail migrate --layout` moves such a deployment to v2, or an operator tool
+    /// with a wider key opens it first).
     fn deployment_is_empty(&self) -> Result<bool> {
-        for entry in self.index.list_pool()? {
-            let (ns, _) = entry?;
+        let denied = |e: &StoreError| matches!(e, StoreError::Rados { errno: 1 | 13, .. });
+        let listing = match self.index.list_pool() {
+            Ok(l) => l,
+            Err(e) if denied(&e) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in listing {
+            let (ns, _) = match entry {
+                Ok(entry) => entry,
+                Err(e) if denied(&e) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            };
             let v1_mapping = !self.prefix.is_empty() && ns.starts_with(&self.prefix);
             if v1_mapping || split_namespace(&self.prefix, &ns).is_some() {
                 return Ok(false);
