@@ -50,7 +50,10 @@ def body_objects(user):
 
 
 def refs(user, obj):
-    return [k for k in rados(user, "listomapkeys", obj).decode().split() if k.startswith("ref/")]
+    """The references on a body: xattrs rm.ref.<mailbox>.<instance> (pool format v2) and
+    omap keys ref/<mailbox>/<instance> (v1), as docs/FORMAT.md says."""
+    xattrs = [k for k in rados(user, "listxattr", obj).decode().split() if k.startswith("rm.ref.")]
+    return xattrs + [k for k in rados(user, "listomapkeys", obj).decode().split() if k.startswith("ref/")]
 
 
 def crypt_conf():
