@@ -52,6 +52,11 @@ PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50,
                 "log": 230, "log_debug": 235, "openmetrics": 240}
 # The round-robin balancer of `balancer()` (test_balancer.py) listens on P+110.
 BALANCER_PORT_OFFSET = 110
+# The rados driver's pools: the index pool, and the pool of mail bodies (rados_data_pool,
+# given to every instance when RADOS_MAIL_DATA_POOL is set; else the index pool). Tests
+# that read or damage body objects directly look for them in DATA_POOL.
+POOL = os.environ.get("RADOS_MAIL_POOL", "mail")
+DATA_POOL = os.environ.get("RADOS_MAIL_DATA_POOL") or POOL
 # Socket timeout for clients: generous, the 50 MiB test moves a lot of data.
 TIMEOUT = 300
 

@@ -142,7 +142,7 @@ class Fetch(DovecotTestCase):
         finally:
             c.logout()
         obj = f"mail.{guid}"
-        rm = subprocess.run(["rados", "-p", POOL, "-N", f"{NS_PREFIX}/{self.user}" if NS_PREFIX else self.user, "rm", obj],
+        rm = subprocess.run(["rados", "-p", harness.DATA_POOL, "-N", f"{NS_PREFIX}/{self.user}" if NS_PREFIX else self.user, "rm", obj],
                             capture_output=True, text=True, timeout=60)
         self.assertEqual(rm.returncode, 0, rm.stderr)
         # Through the read-ahead (a range), and alone.
