@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use clap::Args;
 use omap_index::names::{Guid, MAILBOX_LIST};
@@ -43,8 +44,12 @@ struct Raw {
     omap: Vec<(String, Vec<u8>)>,
 }
 
-fn read_raw(ns: &dyn ObjectStore, oid: &str, with_data: bool) -> Result<Raw> {
-    let mut op = ReadOp::new().stat().xattrs().omap_range("", "", OMAP_PAGE_MAX);
+/// `omap`: read the omap too (not on a data pool, which may be erasure-coded: no omap).
+fn read_raw(ns: &dyn ObjectStore, oid: &str, with_data: bool, omap: bool) -> Result<Raw> {
+    let mut op = ReadOp::new().stat().xattrs();
+    if omap {
+        op = op.omap_range("", "", OMAP_PAGE_MAX);
+    }
     if with_data {
         op = op.read(0, rados_mail::objstore::MAX_READ);
     }
@@ -311,8 +316,8 @@ fn kind_of(oid: &str) -> &'static str {
 }
 
 /// The decoded object as one JSON value.
-fn describe(ns: &dyn ObjectStore, oid: &str, with_data: bool) -> Result<(Value, Vec<u8>)> {
-    let raw = read_raw(ns, oid, with_data)?;
+fn describe(ns: &dyn ObjectStore, oid: &str, with_data: bool, omap: bool) -> Result<(Value, Vec<u8>)> {
+    let raw = read_raw(ns, oid, with_data, omap)?;
     let kind = kind_of(oid);
     let mut out = Map::new();
     out.insert("object".into(), json!(oid));
@@ -356,7 +361,14 @@ pub fn dump(store: &MailStore, args: &DumpArgs, json: bool) -> Result<bool> {
         (None, Some(ns)) => store.pool().with_namespace(ns).map_err(|e| Error::Store(e.into()))?,
         (None, None) => return Err(Error::Usage("dump: --user or --namespace is required".into())),
     };
-    let (value, data) = describe(ns.as_ref(), &args.object, args.data)?;
+    // Bodies are in the data pool (the same namespace), which may have no omap.
+    let separate = !Arc::ptr_eq(store.data_pool(), store.pool());
+    let (ns, omap) = if args.object.starts_with("mail.") && separate {
+        (store.data_pool().with_namespace(ns.namespace()).map_err(|e| Error::Store(e.into()))?, false)
+    } else {
+        (ns, true)
+    };
+    let (value, data) = describe(ns.as_ref(), &args.object, args.data, omap)?;
     let damaged = has_corrupt(&value);
     if json {
         print_json(&value)?;

@@ -246,6 +246,12 @@ typedef enum rm_result {
    * answers it as Dovecot answers a keyword it cannot create).
    */
   RM_RESULT_KEYWORD_LIMIT = 12,
+  /**
+   * The pool was written by a newer rados-mail (its format record has a version, or a
+   * field that matters, this build does not know): permanent, upgrade rados-mail. The
+   * message names the pool, the version found and the versions this build reads.
+   */
+  RM_RESULT_UNSUPPORTED_FORMAT = 13,
 } rm_result;
 
 /**

@@ -6,6 +6,11 @@ pub const DEFAULT_MAX_KEYWORDS: usize = 1000;
 /// How the mail store lays out and limits its data. The defaults suit production.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// The pool holding mail bodies (the setting `data_pool`, Dovecot `rados_data_pool`);
+    /// empty (default): the index pool. It may be erasure-coded: nothing on it uses omap.
+    /// It must be the pool the deployment's format record names (`docs/FORMAT.md`,
+    /// "Layout and format versions"); a new deployment records it.
+    pub data_pool: String,
     /// Namespace prefix: a user's RADOS namespace is `<prefix>/<user>`, or `<user>` when
     /// empty (default; see [`omap_index::names::user_namespace`]). No '/'.
     pub namespace_prefix: String,
@@ -65,6 +70,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            data_pool: String::new(),
             namespace_prefix: String::new(),
             max_mail_size: 100 << 20,
             max_keywords: DEFAULT_MAX_KEYWORDS,

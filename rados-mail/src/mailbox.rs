@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::delivery::{DeliveryHasher, DeliveryKey};
 use crate::error::{Error, Result};
 use crate::index::{Head, View, apply_wal, load_view, read_head};
+use crate::layout::Bodies;
 use crate::retry::RetryPolicy;
 use crate::types::{AppendOptions, Flags, MailboxInfo, MailboxUpdate, StoreMode, StoreResult};
 use crate::watch::PushCounters;
@@ -47,6 +48,8 @@ use crate::watch::PushCounters;
 /// change brings it up to date as a side effect.
 pub struct Mailbox {
     store: Arc<dyn ObjectStore>,
+    /// Where the user's bodies are (the data pool) and how references are kept.
+    data: Bodies,
     config: Arc<Config>,
     info: MailboxInfo,
     head: String,
@@ -120,8 +123,9 @@ impl Mailbox {
         let key = (store.namespace().to_string(), info.guid);
         let bodies = caches.bodies.clone();
         let (retry, push) = (caches.retry.clone(), caches.push.clone());
+        let data = caches.layout.bodies(&store)?;
         if let Some(view) = caches.views.0.get(&key) {
-            let mailbox = Mailbox { store, config, info, head, shared: view, bodies, retry, push };
+            let mailbox = Mailbox { store, data, config, info, head, shared: view, bodies, retry, push };
             let mut view = mailbox.lock();
             match mailbox.refresh(&mut view) {
                 Ok(_) => {
@@ -141,7 +145,7 @@ impl Mailbox {
         view.fresh = Some(std::time::Instant::now());
         let view = Arc::new(MailboxShared::new(view));
         caches.views.0.insert(key, view.clone());
-        Ok(Mailbox { store, config, info, head, shared: view, bodies, retry, push })
+        Ok(Mailbox { store, data, config, info, head, shared: view, bodies, retry, push })
     }
 
     /// [`Mailbox::open`], except that a view this process has cached is used as it is (see
@@ -157,7 +161,8 @@ impl Mailbox {
             Some(view) => {
                 let head = names::mailbox_head(&info.guid);
                 let (bodies, retry, push) = (caches.bodies.clone(), caches.retry.clone(), caches.push.clone());
-                Ok(Mailbox { store, config, info, head, shared: view, bodies, retry, push })
+                let data = caches.layout.bodies(&store)?;
+                Ok(Mailbox { store, data, config, info, head, shared: view, bodies, retry, push })
             }
             None => Mailbox::open(store, config, info, caches),
         }
@@ -376,8 +381,8 @@ impl Mailbox {
             normalize_keywords(&options.keywords)?;
         }
         for (mut body, options) in mails {
-            let saved = body::save(&self.store, &self.config, &self.info.guid, body.as_mut(), options.received)?;
-            txn.save(SavedMail::new(saved, self.store.clone(), self.info.guid), options)?;
+            let saved = body::save(&self.data, &self.config, &self.info.guid, body.as_mut(), options.received)?;
+            txn.save(SavedMail::new(saved, self.data.clone(), self.info.guid), options)?;
         }
         Ok(self.commit(txn)?.saved)
     }
@@ -388,8 +393,8 @@ impl Mailbox {
     /// seconds (`None`: now).
     pub fn appender(&self, received: Option<i64>) -> Appender {
         Appender {
-            writer: BodyWriter::new(self.store.clone(), &self.config, &self.info.guid, received),
-            store: self.store.clone(),
+            writer: BodyWriter::new(&self.data, &self.config, &self.info.guid, received),
+            data: self.data.clone(),
             mailbox: self.info.guid,
             delivery: None,
         }
@@ -423,7 +428,7 @@ impl Mailbox {
 /// [`Appender::finish`], what it wrote is removed.
 pub struct Appender {
     writer: BodyWriter,
-    store: Arc<dyn ObjectStore>,
+    data: Bodies,
     mailbox: Guid,
     delivery: Option<Delivery>,
 }
@@ -534,7 +539,7 @@ impl Appender {
     /// Writes the rest: the mail is complete in RADOS, ready for [`Transaction::save`].
     pub fn finish(self) -> Result<SavedMail> {
         let body = self.writer.finish()?;
-        let mut mail = SavedMail::new(body, self.store, self.mailbox);
+        let mut mail = SavedMail::new(body, self.data, self.mailbox);
         mail.delivery = self.delivery.map(|d| match d {
             Delivery::Given(k) => k,
             Delivery::Hashing(h) => h.finish(),

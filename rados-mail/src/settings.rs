@@ -9,7 +9,8 @@
 //! | `conf`             | path of `ceph.conf`                                | `CEPH_CONF` / Ceph's search path |
 //! | `keyring`          | path of the keyring                                | as `ceph.conf` says |
 //! | `client_name`      | full client name                                   | `client.admin`     |
-//! | `pool`             | pool of the mail data                              | `mail`             |
+//! | `pool`             | pool of the mail data (the index pool)             | `mail`             |
+//! | `data_pool`        | pool of the mail bodies (may be erasure-coded; [`Config::data_pool`]) | the index pool |
 //! | `namespace_prefix` | namespaces are `<prefix>/<user>` (`<user>` when empty); no '/' | empty      |
 //! | `timeout`          | seconds (`30`, `30s`, `2m`) before a cluster operation fails as unavailable; `0` waits forever | 30 |
 //! | `max_mail_size`    | size: the largest mail accepted                    | 100M               |
@@ -64,6 +65,7 @@ pub const KEYS: &[&str] = &[
     "keyring",
     "client_name",
     "pool",
+    "data_pool",
     "namespace_prefix",
     "timeout",
     "max_mail_size",
@@ -103,6 +105,12 @@ impl Settings {
                     return Err(bad("expected a pool name"));
                 }
                 self.cluster.pool = value.to_string();
+            }
+            "data_pool" => {
+                if value.contains(char::is_whitespace) || value.contains('\0') {
+                    return Err(bad("expected a pool name (empty: the index pool)"));
+                }
+                self.config.data_pool = value.to_string();
             }
             "namespace_prefix" => {
                 omap_index::names::check_prefix(value).map_err(|e| bad(&e.to_string()))?;
@@ -163,14 +171,27 @@ impl Settings {
     }
 
     /// Opens the store these settings describe: connects to the cluster (bounded by
-    /// `timeout`) or makes an empty in-memory store. Fails like [`MailStore::connect`] and
-    /// [`MailStore::try_new`] (a cache directory that cannot be made is an error here).
+    /// `timeout`) and opens the index pool and the data pool (`data_pool`, when another),
+    /// or makes an empty in-memory store (whose data pool, when one is named, behaves as an
+    /// erasure-coded pool: [`objstore::MemoryStore::erasure_coded`]). Fails like
+    /// [`MailStore::connect`] and [`MailStore::try_new`] (a cache directory that cannot be
+    /// made is an error here). The pool format record is read on first use.
     pub fn open(&self) -> Result<MailStore> {
-        let pool: std::sync::Arc<dyn objstore::ObjectStore> = match self.backend {
-            Backend::Rados => std::sync::Arc::new(librados::RadosStore::connect(&self.cluster)?),
-            Backend::Memory => std::sync::Arc::new(objstore::MemoryStore::new("")),
+        use std::sync::Arc;
+        let separate = !self.config.data_pool.is_empty() && self.config.data_pool != self.cluster.pool;
+        let (pool, data): (Arc<dyn objstore::ObjectStore>, Option<Arc<dyn objstore::ObjectStore>>) = match self.backend
+        {
+            Backend::Rados => {
+                let index = librados::RadosStore::connect(&self.cluster)?;
+                let data = if separate { Some(Arc::new(index.with_pool(&self.config.data_pool)?) as _) } else { None };
+                (Arc::new(index), data)
+            }
+            Backend::Memory => {
+                let data = separate.then(|| Arc::new(objstore::MemoryStore::erasure_coded("")) as _);
+                (Arc::new(objstore::MemoryStore::new("")), data)
+            }
         };
-        MailStore::try_new(pool, self.config.clone())
+        MailStore::build(pool, data, &self.cluster.pool, self.config.clone())
     }
 }
 
@@ -243,6 +264,7 @@ mod tests {
             ("keyring", "/k"),
             ("client_name", "client.mail"),
             ("pool", "p"),
+            ("data_pool", "p-ec"),
             ("namespace_prefix", "u-"),
             ("timeout", "2m"),
             ("max_mail_size", "50M"),
@@ -261,6 +283,7 @@ mod tests {
         assert_eq!(s.cluster.keyring, Some(PathBuf::from("/k")));
         assert_eq!(s.cluster.client_name, "client.mail");
         assert_eq!(s.cluster.pool, "p");
+        assert_eq!(s.config.data_pool, "p-ec");
         assert_eq!(s.config.namespace_prefix, "u-");
         assert_eq!(s.cluster.op_timeout, Some(Duration::from_secs(120)));
         assert_eq!(s.config.max_mail_size, 50 << 20);
@@ -290,6 +313,7 @@ mod tests {
             ("client_name", ""),
             ("client_name", "client mail"),
             ("pool", ""),
+            ("data_pool", "mail ec"),
             ("cache_disk", "1X"),
             ("read_in_flight", "0"),
             ("read_in_flight", "many"),

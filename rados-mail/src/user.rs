@@ -78,6 +78,18 @@ impl User {
         &self.store
     }
 
+    /// The user's namespace in the data pool, where mail bodies are (the same store as
+    /// [`User::store`] unless the deployment has a separate data pool), for tools and tests
+    /// that look at the raw objects.
+    pub fn body_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        Ok(self.bodies()?.store().clone())
+    }
+
+    /// Where the user's bodies are and how their references are kept.
+    pub(crate) fn bodies(&self) -> Result<crate::layout::Bodies> {
+        self.caches.layout.bodies(&self.store)
+    }
+
     /// Creates a mailbox with a new GUID and a UIDVALIDITY larger than any handed out
     /// before to this user.
     ///
@@ -156,7 +168,7 @@ impl User {
                 Ok(true) => Ok(Some(info)),
                 Ok(false) => {
                     // Nothing refers to the head: drop it and start over with fresh values.
-                    index::destroy(&self.store, &info.guid, &self.caches.retry, self.config.ref_in_flight)?;
+                    index::destroy(&self.bodies()?, &info.guid, &self.caches.retry, self.config.ref_in_flight)?;
                     Ok(None)
                 }
                 // The write may or may not have happened (the cluster did not tell in
@@ -186,7 +198,7 @@ impl User {
             let op = WriteOp::new().omap_cmp(key.clone(), CmpOp::Eq, current).omap_rm_keys(removed);
             Ok(self.try_write_resolved(&op, &expect)?.then_some(info.guid))
         })?;
-        index::destroy(&self.store, &guid, &self.caches.retry, self.config.ref_in_flight)
+        index::destroy(&self.bodies()?, &guid, &self.caches.retry, self.config.ref_in_flight)
     }
 
     /// Renames a mailbox and every mailbox below it (`old/…` becomes `new/…`) in one
