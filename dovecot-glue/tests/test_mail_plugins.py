@@ -52,8 +52,12 @@ def body_objects(user):
 
 
 def refs(user, obj):
-    return [k for k in rados(user, "listomapkeys", obj, pool=harness.DATA_POOL).decode().split()
-            if k.startswith("ref/")]
+    """The references a body object holds: omap `ref/` keys (format v1) and `rm.ref.` xattrs
+    (v2, docs/FORMAT.md; an erasure-coded data pool has no omap and lists none)."""
+    pool = harness.DATA_POOL
+    keys = rados(user, "listomapkeys", obj, pool=pool).decode().split()
+    xattrs = rados(user, "listxattr", obj, pool=pool).decode().split()
+    return [k for k in keys if k.startswith("ref/")] + [x for x in xattrs if x.startswith("rm.ref.")]
 
 
 def crypt_conf():
