@@ -7,7 +7,7 @@
 # systemd or docker.
 # Everything (data, keyrings, logs, pid files, sockets) lives under DIR,
 # default $RADOS_MAIL_CEPH_DIR, else <repo>/target/ceph.
-#   - DIR missing or empty: creates the cluster and the pool.
+#   - DIR missing or empty: creates the cluster and its pools.
 #   - DIR holds a cluster whose daemons are stopped: restarts them (data kept).
 #   - daemons already running: only checks that the pool is writable.
 # Ready means every OSD is active and a `rados put` into each pool succeeded.
