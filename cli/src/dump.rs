@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use clap::Args;
-use omap_index::names::{Guid, MAILBOX_LIST};
+use omap_index::names::{self, Guid, MAILBOX_LIST};
 use omap_index::records::{Change, DeliveryMark, ListCounters, MailRecord, MailboxEntry, MailboxHeader, WalEntry};
 use omap_index::{FormatError, frame, keys};
 use rados_mail::MailStore;
@@ -268,18 +268,24 @@ fn mailbox_list(omap: &[(String, Vec<u8>)]) -> Map<String, Value> {
     out
 }
 
-/// A body: its xattrs (`rm.*`) and references.
+/// A body: its xattrs (`rm.*`) and references (xattrs `rm.ref.<mailbox>.<instance>` in pool
+/// format v2, omap keys `ref/<mailbox>/<instance>` in v1; `"as"` says which).
 fn body(raw: &Raw) -> Map<String, Value> {
     let mut out = Map::new();
-    let refs: Vec<Value> = raw
-        .omap
-        .iter()
-        .filter_map(|(k, _)| k.strip_prefix(keys::REFERENCE))
-        .map(|r| match r.split_once('/') {
-            Some((m, i)) if Guid::parse(m).is_ok() && i.len() == 16 => json!({ "mailbox": m, "instance": i }),
+    let xattr_refs = raw.xattrs.keys().filter_map(|k| k.strip_prefix(names::xattr::REFERENCE)).map(|r| {
+        match names::xattr::parse_reference(&format!("{}{r}", names::xattr::REFERENCE)) {
+            Some((m, i)) => json!({ "mailbox": m.to_string(), "instance": format!("{i:016x}"), "as": "xattr" }),
+            None => json!({ "key": format!("{}{r}", names::xattr::REFERENCE), "corrupt": "malformed reference xattr" }),
+        }
+    });
+    let omap_refs =
+        raw.omap.iter().filter_map(|(k, _)| k.strip_prefix(keys::REFERENCE)).map(|r| match r.split_once('/') {
+            Some((m, i)) if Guid::parse(m).is_ok() && i.len() == 16 => {
+                json!({ "mailbox": m, "instance": i, "as": "omap" })
+            }
             _ => json!({ "key": format!("{}{r}", keys::REFERENCE), "corrupt": "malformed reference key" }),
-        })
-        .collect();
+        });
+    let refs: Vec<Value> = xattr_refs.chain(omap_refs).collect();
     out.insert("references".into(), Value::Array(refs));
     let other: Map<String, Value> = raw
         .omap

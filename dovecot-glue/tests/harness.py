@@ -49,7 +49,9 @@ PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50,
                 # test_settings.py
                 "settings_bad": 200, "settings_value": 210, "settings_userdb": 220,
                 # test_log.py, test_openmetrics.py (stats HTTP listeners on +3 and +5)
-                "log": 230, "log_debug": 235, "openmetrics": 240}
+                "log": 230, "log_debug": 235, "openmetrics": 240,
+                # test_format.py
+                "format_newer": 280}
 # The round-robin balancer of `balancer()` (test_balancer.py) listens on P+110.
 BALANCER_PORT_OFFSET = 110
 # The rados driver's pools: the index pool, and the pool of mail bodies (rados_data_pool,

@@ -477,14 +477,14 @@ pub struct BodyReader {
 }
 
 enum Source {
-    Rados { bodies: Bodies, guid: Guid, rec: MailRecord, read_chunk: u64 },
+    Rados { bodies: Box<Bodies>, guid: Guid, rec: MailRecord, read_chunk: u64 },
     Memory(Arc<[u8]>),
 }
 
 impl BodyReader {
     pub(crate) fn from_rados(bodies: Bodies, guid: Guid, rec: MailRecord, read_chunk: u64) -> BodyReader {
         let (len, expected_crc) = (rec.psize, rec.crc32);
-        let source = Source::Rados { bodies, guid, rec, read_chunk: read_chunk.max(1) };
+        let source = Source::Rados { bodies: Box::new(bodies), guid, rec, read_chunk: read_chunk.max(1) };
         BodyReader::new(source, len, expected_crc)
     }
 

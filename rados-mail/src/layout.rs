@@ -17,6 +17,8 @@ use omap_index::names::{SHARED_NAMESPACE, namespace_of, split_namespace};
 
 use crate::error::{Error, Result};
 
+pub(crate) mod migrate;
+
 /// How long a process uses the record it read before it reads it again.
 pub const REFRESH: Duration = Duration::from_secs(60);
 
@@ -127,11 +129,14 @@ impl LayoutState {
     }
 
     /// Whether no namespace of this deployment holds an object (one walk of the pool,
-    /// stopping at the first object found; only while the record is absent).
+    /// stopping at the first object found; only while the record is absent). Namespaces of
+    /// namespace mapping v1 (`<prefix><user>`, not moved yet by `rados-mail migrate`) count
+    /// as this deployment's: their data is v1 (when in doubt, v1 is the safe answer).
     fn deployment_is_empty(&self) -> Result<bool> {
         for entry in self.index.list_pool()? {
             let (ns, _) = entry?;
-            if split_namespace(&self.prefix, &ns).is_some() {
+            let v1_mapping = !self.prefix.is_empty() && ns.starts_with(&self.prefix);
+            if v1_mapping || split_namespace(&self.prefix, &ns).is_some() {
                 return Ok(false);
             }
         }
@@ -211,13 +216,6 @@ pub(crate) struct Bodies {
 }
 
 impl Bodies {
-    /// Bodies kept with the index (a store without a layout record: tests of pieces).
-    #[cfg(test)]
-    pub(crate) fn in_place(store: Arc<dyn ObjectStore>) -> Bodies {
-        let layout = Arc::new(LayoutState::new(store.clone(), None, "", "(memory)", ""));
-        Bodies { data: store.clone(), index: store, separate: false, layout }
-    }
-
     /// Where new bodies are written (the user's namespace of the data pool).
     pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.data

@@ -55,6 +55,7 @@ pub use config::{Config, DEFAULT_MAX_KEYWORDS};
 pub use delivery::{DeliveryHasher, DeliveryKey};
 pub use error::{Error, Result};
 pub use layout::REFRESH as FORMAT_REFRESH;
+pub use layout::migrate::LayoutMoved;
 pub use mailbox::{Appender, Committed, Mailbox, ModseqSteps, SavedMail, Transaction};
 pub use objstore;
 pub use omap_index::format::PoolFormat;

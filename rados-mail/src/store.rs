@@ -122,6 +122,11 @@ impl MailStore {
         self.caches.layout.forget()
     }
 
+    /// The deployment's layout state (format record cache).
+    pub(crate) fn layout_state(&self) -> &LayoutState {
+        &self.caches.layout
+    }
+
     /// The pool of mail bodies (the index pool's store unless a data pool was given).
     pub fn data_pool(&self) -> &Arc<dyn ObjectStore> {
         &self.data
