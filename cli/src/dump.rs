@@ -317,6 +317,8 @@ fn kind_of(oid: &str) -> &'static str {
         MAILBOX_LIST => "mailbox list",
         rados_mail::dict::DICT_OBJECT => "dict",
         rados_mail::RENAME_MARKER => "user rename marker",
+        omap_index::format::FORMAT_OBJECT => "pool format record",
+        o if o.len() == 9 && o.starts_with("dict.") && o[5..].bytes().all(|b| b.is_ascii_hexdigit()) => "dict shard",
         _ => "unknown",
     }
 }

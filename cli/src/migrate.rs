@@ -35,6 +35,36 @@ pub struct MigrateArgs {
     /// mail process reads it again (they do every 60 s) before bodies move
     #[arg(long, value_name = "SECS", default_value_t = 65)]
     pub refresh_wait: u64,
+    /// The "dict" step instead: spread the shared dict over N objects (1 to 4096; 0: one
+    /// object). OFFLINE: stop every Dovecot process first (docs/FORMAT.md, "Migrations")
+    #[arg(long, value_name = "N")]
+    pub dict_shards: Option<u32>,
+}
+
+/// Runs the "dict" step: the shared dict re-sharded to `to` objects, then recorded.
+fn run_dict(store: &MailStore, to: u32, dry_run: bool, json: bool) -> Result<bool> {
+    let mut out = std::io::stdout().lock();
+    let from = store.layout()?.dict_shards;
+    if dry_run {
+        writeln!(out, "dict: the shared dict is spread over {from} objects; would spread it over {to}")?;
+        return Ok(false);
+    }
+    let report = store.reshard_shared_dict(to)?;
+    if json {
+        let (moved, removed) = report.as_ref().map_or((0, 0), |r| (r.moved, r.removed.len()));
+        print_json(&serde_json::json!({ "steps": [{ "step": "dict", "from": from, "to": to, "moved": moved, "removed": removed }] }))?;
+    } else {
+        match report {
+            None => writeln!(out, "dict: the shared dict is already spread over {to} objects")?,
+            Some(r) => writeln!(
+                out,
+                "dict: moved {} keys from {from} to {to} objects; removed {} objects",
+                r.moved,
+                r.removed.len()
+            )?,
+        }
+    }
+    Ok(false)
 }
 
 /// The "layout" step's outcome, as `--json` prints it.
@@ -161,6 +191,9 @@ struct Failed {
 pub fn run(store: &MailStore, args: &MigrateArgs, json: bool) -> Result<bool> {
     if args.layout {
         return run_layout(store, args, json);
+    }
+    if let Some(to) = args.dict_shards {
+        return run_dict(store, to, args.dry_run, json);
     }
     let prefixes =
         if args.prefixes.is_empty() { vec![store.config().namespace_prefix.clone()] } else { args.prefixes.clone() };

@@ -133,14 +133,18 @@ impl MemoryStore {
     }
 
     /// A new, empty pool that behaves as an erasure-coded RADOS pool: every operation that
-    /// reads, writes or compares omap fails with [`Error::Unsupported`] and changes nothing
-    /// (librados answers `-EOPNOTSUPP`); data and xattrs work as usual. Tests put mail
+    /// writes or compares omap, and every partial write (at an offset, append, truncate),
+    /// fails with [`Error::Unsupported`] and changes nothing (librados answers
+    /// `-EOPNOTSUPP`: `librados/tests/erasure.rs`); data and xattrs work as usual. Omap
+    /// reads fail too, where a real pool answers them as an empty omap: stricter, so that a
+    /// read that could only ever find nothing shows up. Tests put mail
     /// bodies on it to prove that nothing on their path uses omap.
     pub fn erasure_coded(namespace: &str) -> Self {
         MemoryStore { no_omap: true, ..MemoryStore::new(namespace) }
     }
 
-    /// Refuses `what` when this pool has no omap.
+    /// Refuses `what` when this pool is erasure-coded and `uses_omap` (an omap operation or
+    /// a partial write).
     fn omap_allowed(&self, oid: &str, uses_omap: bool, what: &str) -> Result<()> {
         if self.no_omap && uses_omap {
             return Err(Error::Unsupported { object: oid.into(), op: what.into() });
@@ -168,6 +172,10 @@ impl MemoryStore {
                 )
             });
         self.omap_allowed(oid, omap, "omap write")?;
+        // An erasure-coded pool without `allow_ec_overwrites` (as in CI) writes whole
+        // objects only: a write at an offset, an append or a truncate fails there too.
+        let partial = op.mutations.iter().any(|m| matches!(m, Mutation::Write { .. } | Mutation::Append(_) | Mutation::Truncate(_)));
+        self.omap_allowed(oid, partial, "partial write")?;
         let mut pool = self.lock();
         let key = self.key(oid);
         let existing = pool.objects.get(&key);

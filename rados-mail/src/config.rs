@@ -14,6 +14,12 @@ pub struct Config {
     /// It must be the pool the deployment's format record names (`docs/FORMAT.md`,
     /// "Layout and format versions"); a new deployment records it.
     pub data_pool: String,
+    /// Objects the shared dict is spread over in a deployment created by this store (the
+    /// setting `dict_shards`, default [`crate::dict::DEFAULT_SHARED_SHARDS`], at most
+    /// [`crate::dict::MAX_SHARDS`]; see `docs/CAPACITY.md` for sizing). Used only when the
+    /// deployment's format record is created (a new deployment): afterwards the record's
+    /// `dict_shards` rules, and `rados-mail migrate --dict-shards N` changes it.
+    pub dict_shards: u32,
     /// Namespace prefix: a user's RADOS namespace is `<prefix>/<user>`, or `<user>` when
     /// empty (default; see [`omap_index::names::user_namespace`]). No '/'.
     pub namespace_prefix: String,
@@ -78,6 +84,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_pool: String::new(),
+            dict_shards: crate::dict::DEFAULT_SHARED_SHARDS,
             namespace_prefix: String::new(),
             max_mail_size: 100 << 20,
             max_keywords: DEFAULT_MAX_KEYWORDS,

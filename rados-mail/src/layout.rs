@@ -35,6 +35,8 @@ pub(crate) struct LayoutState {
     pool: String,
     /// The `data_pool` setting ("" when it is the index pool).
     data_pool: String,
+    /// The `dict_shards` setting: the shared dict's objects in a record this store creates.
+    dict_shards: u32,
     /// How long a record read is used ([`REFRESH`]).
     refresh: Duration,
     cached: Mutex<Option<(PoolFormat, Instant)>>,
@@ -49,6 +51,7 @@ impl LayoutState {
         prefix: &str,
         pool: &str,
         data_pool: &str,
+        dict_shards: u32,
     ) -> LayoutState {
         let data_pool = if data.is_none() || data_pool == pool { "" } else { data_pool };
         LayoutState {
@@ -57,6 +60,7 @@ impl LayoutState {
             prefix: prefix.to_string(),
             pool: pool.to_string(),
             data_pool: data_pool.to_string(),
+            dict_shards,
             refresh: REFRESH,
             cached: Mutex::new(None),
         }
@@ -102,7 +106,7 @@ impl LayoutState {
                 Err(e) => return Err(e.into()),
             };
             let format = if self.deployment_is_empty()? {
-                PoolFormat { version: V2, data_pool: self.data_pool.clone(), dict_shards: 0, migrating: false }
+                PoolFormat { version: V2, data_pool: self.data_pool.clone(), dict_shards: self.dict_shards, migrating: false }
             } else {
                 PoolFormat { version: V1, ..PoolFormat::default() }
             };

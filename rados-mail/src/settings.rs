@@ -11,6 +11,7 @@
 //! | `client_name`      | full client name                                   | `client.admin`     |
 //! | `pool`             | pool of the mail data (the index pool)             | `mail`             |
 //! | `data_pool`        | pool of the mail bodies (may be erasure-coded; [`Config::data_pool`]) | the index pool |
+//! | `dict_shards`      | objects the shared dict of a new deployment is spread over (1 to 4096; [`Config::dict_shards`]) | 64 |
 //! | `namespace_prefix` | namespaces are `<prefix>/<user>` (`<user>` when empty); no '/' | empty      |
 //! | `timeout`          | seconds (`30`, `30s`, `2m`) before a cluster operation fails as unavailable; `0` waits forever | 30 |
 //! | `max_mail_size`    | size: the largest mail accepted                    | 100M               |
@@ -67,6 +68,7 @@ pub const KEYS: &[&str] = &[
     "client_name",
     "pool",
     "data_pool",
+    "dict_shards",
     "namespace_prefix",
     "timeout",
     "max_mail_size",
@@ -113,6 +115,13 @@ impl Settings {
                     return Err(bad("expected a pool name (empty: the index pool)"));
                 }
                 self.config.data_pool = value.to_string();
+            }
+            "dict_shards" => {
+                let n: u32 = value.parse().map_err(|_| bad("expected a number of objects, 1 to 4096"))?;
+                if n == 0 || n > crate::dict::MAX_SHARDS {
+                    return Err(bad("expected a number of objects, 1 to 4096"));
+                }
+                self.config.dict_shards = n;
             }
             "namespace_prefix" => {
                 omap_index::names::check_prefix(value).map_err(|e| bad(&e.to_string()))?;

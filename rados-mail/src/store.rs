@@ -95,7 +95,7 @@ impl MailStore {
         let pool: Arc<dyn ObjectStore> = Arc::new(counting.clone());
         let data: Option<Arc<dyn ObjectStore>> = data.map(|d| Arc::new(counting.wrap(d)) as Arc<dyn ObjectStore>);
         let layout =
-            Arc::new(LayoutState::new(uncounted, data.clone(), &config.namespace_prefix, pool_name, &config.data_pool));
+            Arc::new(LayoutState::new(uncounted, data.clone(), &config.namespace_prefix, pool_name, &config.data_pool, config.dict_shards));
         let retry = RetryPolicy::new(config.max_attempts);
         Ok(MailStore {
             data: data.unwrap_or_else(|| pool.clone()),
@@ -133,10 +133,12 @@ impl MailStore {
 
     /// The shared dict (Dovecot's `shared/` keys), in the namespace `<prefix>/.shared`
     /// (`.shared` without a prefix).
+    /// Its keys are spread over the format record's `dict_shards` objects (one object,
+    /// `dict`, when 0: deployments of format 1 until `rados-mail migrate --dict-shards`).
     pub fn shared_dict(&self) -> Result<Dict> {
-        self.layout()?;
+        let layout = self.layout()?;
         let store = self.pool.with_namespace(&namespace_of(&self.config.namespace_prefix, SHARED_NAMESPACE))?;
-        Ok(Dict::with_retry(store, Scope::Shared, self.caches.retry.clone()))
+        Dict::sharded(store, Scope::Shared, self.caches.retry.clone(), layout.dict_shards)
     }
 
     /// Counters: body cache, RADOS round trips (all but the reads of the pool format

@@ -32,8 +32,12 @@ fn fresh_pool_gets_version_2() {
     let pool = MemoryStore::new("");
     let store = MailStore::new(Arc::new(pool.clone()), Config::default());
     let u = store.user("alice").unwrap();
-    assert_eq!(record(&pool), PoolFormat { version: 2, ..PoolFormat::default() });
+    let dict_shards = rados_mail::dict::DEFAULT_SHARED_SHARDS;
+    assert_eq!(record(&pool), PoolFormat { version: 2, dict_shards, ..PoolFormat::default() });
     assert_eq!(store.layout().unwrap().version, 2);
+    assert_eq!(store.shared_dict().unwrap().shards(), dict_shards, "the shared dict of a new deployment is sharded");
+    let other = MailStore::new(Arc::new(MemoryStore::new("")), Config { dict_shards: 7, ..Config::default() });
+    assert_eq!(other.shared_dict().unwrap().shards(), 7, "the setting dict_shards");
     // Its bodies carry xattr references, no omap.
     u.create_mailbox("INBOX").unwrap();
     let m = u.open_mailbox("INBOX").unwrap();

@@ -108,6 +108,25 @@ impl MailStore {
         Ok(true)
     }
 
+    /// Spreads the shared dict over `to` objects (`rados-mail migrate --dict-shards N`):
+    /// moves every key from the record's `dict_shards` layout to that of `to`
+    /// ([`crate::dict::reshard`]), then records `to` (one guarded write). Idempotent and
+    /// resumable: a run that failed midway moved each key or left it, and the next run
+    /// finishes. **Offline**: every process using the shared dict must be stopped (readers
+    /// and writers must agree on the layout; a process would otherwise see keys missing
+    /// until it re-reads the record). `Ok(None)` when the record already says `to`.
+    pub fn reshard_shared_dict(&self, to: u32) -> Result<Option<crate::dict::ReshardReport>> {
+        let (record, bytes) = self.stored_format()?;
+        if record.dict_shards == to {
+            return Ok(None);
+        }
+        let shared = self.pool().with_namespace(&namespace_of(&self.config().namespace_prefix, SHARED_NAMESPACE))?;
+        let report = crate::dict::reshard(&shared, record.dict_shards, to)?;
+        self.replace_format(&bytes, &PoolFormat { dict_shards: to, ..record })?;
+        self.layout_state().forget();
+        Ok(Some(report))
+    }
+
     /// Step 2 for user `name`: converts every body's omap references to xattrs, and moves
     /// the bodies to the data pool when it is another pool. Run it only after every mail
     /// process had time to see step 1 (their refresh, [`crate::FORMAT_REFRESH`]).
