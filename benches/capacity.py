@@ -79,7 +79,7 @@ ASSUMPTIONS = [
     ("appends", 3, "IMAP APPENDs (Sent, Drafts) per active account and day"),
     ("busy_hour", 0.10, "share of a day's commands in the busiest hour"),
     ("years", 5, "age of the account, years (expunge tombstones are kept for the mailbox's life)"),
-    ("dict_shards", 256, "N = dict_shards, objects of the shared dict (H3 chooses the default; a parameter here)"),
+    ("dict_shards", 1024, "N = dict_shards, objects of the shared dict: set so at creation (or by migrate --dict-shards) for 40M accounts; the default, 64, suits up to about 6M keys"),
     ("osd_ops", 5000, "client operations per second one OSD serves (loopback figure of FACTS.md: 4 KiB writes 4,700-5,700/s on one bluestore-on-file OSD; production OSDs differ)"),
     ("osd_tb", 16, "usable TB per OSD (one 16 TB disk) for the capacity-driven OSD count, filled to 70 %"),
 ]
