@@ -14,6 +14,7 @@ mod marks;
 mod plan;
 mod prefetch;
 mod recent;
+mod records;
 mod txn;
 
 use std::collections::BTreeSet;
@@ -30,11 +31,11 @@ pub use txn::{Committed, ModseqSteps, SavedMail, Transaction};
 
 use crate::body::{self, BodyWriter};
 use crate::cache::BodyCache;
-use crate::caches::{Caches, MailboxShared, SharedView};
+use crate::caches::{Caches, MailboxShared, RecordCache, SharedView};
 use crate::config::Config;
 use crate::delivery::{DeliveryHasher, DeliveryKey};
 use crate::error::{Error, Result};
-use crate::index::{Head, View, apply_wal, load_view, read_head};
+use crate::index::{Head, OVERLAY_MAX, View, apply_wal, read_head};
 use crate::retry::RetryPolicy;
 use crate::types::{AppendOptions, Flags, MailboxInfo, MailboxUpdate, StoreMode, StoreResult};
 use crate::watch::PushCounters;
@@ -54,6 +55,8 @@ pub struct Mailbox {
     shared: SharedView,
     /// The process's body cache.
     bodies: Arc<BodyCache>,
+    /// The process's record cache.
+    records: RecordCache,
     /// The store's retry policy.
     retry: RetryPolicy,
     /// Counters of notifies.
@@ -118,10 +121,10 @@ impl Mailbox {
     ) -> Result<Mailbox> {
         let head = names::mailbox_head(&info.guid);
         let key = (store.namespace().to_string(), info.guid);
-        let bodies = caches.bodies.clone();
+        let (bodies, records) = (caches.bodies.clone(), caches.records.clone());
         let (retry, push) = (caches.retry.clone(), caches.push.clone());
         if let Some(view) = caches.views.0.get(&key) {
-            let mailbox = Mailbox { store, config, info, head, shared: view, bodies, retry, push };
+            let mailbox = Mailbox { store, config, info, head, shared: view, bodies, records, retry, push };
             let mut view = mailbox.lock();
             match mailbox.refresh(&mut view) {
                 Ok(_) => {
@@ -137,11 +140,11 @@ impl Mailbox {
             Error::NotFound(_) => Error::NotFound(format!("mailbox {}", info.name)),
             e => e,
         })?;
-        let mut view = View::unloaded(snapshot);
+        let mut view = View::at_head(snapshot);
         view.fresh = Some(std::time::Instant::now());
         let view = Arc::new(MailboxShared::new(view));
         caches.views.0.insert(key, view.clone());
-        Ok(Mailbox { store, config, info, head, shared: view, bodies, retry, push })
+        Ok(Mailbox { store, config, info, head, shared: view, bodies, records, retry, push })
     }
 
     /// [`Mailbox::open`], except that a view this process has cached is used as it is (see
@@ -156,8 +159,9 @@ impl Mailbox {
         match caches.views.0.get(&key) {
             Some(view) => {
                 let head = names::mailbox_head(&info.guid);
-                let (bodies, retry, push) = (caches.bodies.clone(), caches.retry.clone(), caches.push.clone());
-                Ok(Mailbox { store, config, info, head, shared: view, bodies, retry, push })
+                let (bodies, records) = (caches.bodies.clone(), caches.records.clone());
+                let (retry, push) = (caches.retry.clone(), caches.push.clone());
+                Ok(Mailbox { store, config, info, head, shared: view, bodies, records, retry, push })
             }
             None => Mailbox::open(store, config, info, caches),
         }
@@ -193,6 +197,14 @@ impl Mailbox {
         self.shared.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The view, to read records through: the head read by the open no longer serves a
+    /// sync after that (see `View::fresh`).
+    fn lock_to_read(&self) -> MutexGuard<'_, View> {
+        let mut view = self.lock();
+        view.fresh = None;
+        view
+    }
+
     /// Brings the view up to date: one read of the head object, plus the shards only when
     /// the WAL no longer covers what changed. Returns whether anything changed.
     pub fn sync(&self) -> Result<bool> {
@@ -211,7 +223,7 @@ impl Mailbox {
         if head.hdr.incarnation != view.hdr.incarnation || head.hdr.highestmodseq < known {
             // Another mailbox with the same GUID (deleted and created again): nothing of
             // the view is valid any more.
-            *view = View::unloaded(head);
+            *view = View::at_head(head);
             return Ok(true);
         }
         view.fresh = None;
@@ -222,36 +234,24 @@ impl Mailbox {
             view.head = Some(head);
             return Ok(false);
         }
-        if head.trim <= known || !view.loaded {
-            if view.loaded {
-                for e in head.wal.iter().filter(|e| e.modseq > known) {
-                    e.changes.iter().for_each(|c| view.apply(c));
-                }
-            }
-            view.hdr = head.hdr.clone();
-            view.hdr_bytes = head.hdr_bytes.clone();
-            view.wal_len = head.wal.len();
-            view.head = Some(head);
-            return Ok(true);
+        view.moved();
+        let newer: Vec<WalEntry> = head.wal.iter().filter(|e| e.modseq > known).cloned().collect();
+        if head.trim <= known
+            && view.overlay.len() + newer.iter().map(|e| e.changes.len()).sum::<usize>() <= OVERLAY_MAX
+        {
+            // The WAL holds every change since the view's state: laid over what it knew,
+            // the blocks cached stay good.
+            view.note(&newer);
+        } else {
+            // The WAL no longer covers what changed (or the overlay grew large): blocks
+            // read below the new trim mark are read again when needed.
+            view.restart_overlay(&head);
         }
-        // The WAL no longer covers what changed: the records are read again when needed.
-        *view = View::unloaded(head);
+        view.hdr = head.hdr.clone();
+        view.hdr_bytes = head.hdr_bytes.clone();
+        view.wal_len = head.wal.len();
+        view.head = Some(head);
         Ok(true)
-    }
-
-    /// Reads the records into the view if they are not there yet: the shards, with the
-    /// WAL of the head read last laid over them (or of a new read of the head).
-    pub(crate) fn ensure_records(&self, view: &mut View) -> Result<()> {
-        if view.loaded {
-            return Ok(());
-        }
-        view.fresh = None;
-        let head = match view.head.take() {
-            Some(h) => h,
-            None => read_head(self.store.as_ref(), &self.head)?,
-        };
-        *view = load_view(self.store.as_ref(), &self.head, &self.info.guid, head, &self.retry)?;
-        Ok(())
     }
 
     /// The largest mail accepted, in bytes ([`crate::Config::max_mail_size`]).
@@ -305,22 +305,28 @@ impl Mailbox {
             Err(StoreError::Conflict { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
-        if view.loaded {
-            for e in &entries {
-                e.changes.iter().for_each(|c| view.apply(c));
-            }
-        }
+        view.note(&entries);
+        view.moved();
         // The view moved past the head read last.
         view.head = None;
         view.fresh = None;
         view.hdr = hdr;
         view.hdr_bytes = hdr_bytes;
         view.wal_len += entries.len();
-        if view.wal_len >= self.config.wal_apply_threshold {
+        let large = view.overlay.len() > OVERLAY_MAX;
+        if view.wal_len >= self.config.wal_apply_threshold || large {
             // The change is committed; applying is housekeeping that anyone may finish
             // later, so its failure is not the caller's.
             match apply_wal(self.store.as_ref(), &self.head, &self.info.guid, &self.retry) {
-                Ok(left) => view.wal_len = left,
+                Ok(left) => {
+                    view.wal_len = left;
+                    if large {
+                        // Every change up to the view's state is in the shards now: the
+                        // overlay starts again empty (blocks read before are read again).
+                        view.overlay.clear();
+                        view.wal_from = view.hdr.highestmodseq;
+                    }
+                }
                 Err(e) => tracing::warn!(mailbox = %self.info.guid, "applying the WAL: {e}"),
             }
         }

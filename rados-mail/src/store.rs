@@ -6,7 +6,7 @@ use objstore::{ByteCounts, CountingStore, MemoryStore, ObjectStore, OpCounts};
 use omap_index::names::{namespace_of, user_namespace};
 
 use crate::cache::{BodyCache, CacheConfig, CacheStats};
-use crate::caches::{Caches, ViewCache};
+use crate::caches::{Caches, RecordCache, ViewCache};
 use crate::config::Config;
 use crate::dict::{Dict, Scope};
 use crate::error::{Error, Result};
@@ -67,8 +67,14 @@ impl MailStore {
         Ok(MailStore {
             pool,
             counting,
+            caches: Caches {
+                views,
+                bodies,
+                records: RecordCache::new(config.record_cache_records),
+                retry,
+                push: Arc::default(),
+            },
             config: Arc::new(config),
-            caches: Caches { views, bodies, retry, push: Arc::default() },
         })
     }
 
