@@ -84,8 +84,10 @@ pub(crate) const CONTENDED: Duration = Duration::from_secs(10);
 pub(crate) const FRESH_HEAD: Duration = Duration::from_millis(500);
 
 /// The most changes a view's overlay keeps before it starts again from a head read (or
-/// from the shards, after applying the WAL): bounds a view's memory after large changes.
-pub(crate) const OVERLAY_MAX: usize = 16_384;
+/// from the shards, after applying the WAL): bounds a view's memory (about 0.5 MiB),
+/// whatever the mailbox's size and however long the view lives. Starting again costs
+/// the blocks cached before a read each, when next needed.
+pub(crate) const OVERLAY_MAX: usize = 2_048;
 
 /// UIDs per block of records: `1 << block_bits`, at most [`OMAP_PAGE_MAX`] (one read) and
 /// never more than a shard holds (a block lies in one shard).

@@ -65,15 +65,19 @@ impl Mailbox {
         if let Some((_, k)) = flags {
             super::normalize_keywords(k)?;
         }
-        // The sources' records, one read per block not cached.
+        // The sources' records, one read per block not cached; a damaged one answers
+        // its damage (as `Mailbox::record` does).
         let sources = {
             let view = self.lock_to_read();
-            self.records_of(&view, &wanted.keys().copied().collect::<Vec<_>>())?
+            self.slots_of(&view, &wanted.keys().copied().collect::<Vec<_>>())?
         };
         let mut txn = Transaction::new(ModseqSteps::One);
-        for rec in sources {
-            let want = wanted.get(&rec.uid).copied().flatten();
-            txn.copy_record(self, rec, want, flags)?;
+        for (uid, slot) in sources {
+            let rec = match slot {
+                Slot::Record(r) => r,
+                Slot::Damaged(d) => return Err(d.error()),
+            };
+            txn.copy_record(self, rec, wanted.get(&uid).copied().flatten(), flags)?;
         }
         let mut pairs: Vec<(u32, u32)> = dest.commit(txn)?.copied.into_iter().flatten().collect();
         pairs.sort_unstable();
