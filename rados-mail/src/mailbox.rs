@@ -3,8 +3,9 @@
 //! The truth is in RADOS (see `docs/FORMAT.md`): a head object whose `hdr` value orders
 //! every change (UIDs and modseqs are allocated by replacing it under an `omap_cmp` guard),
 //! a write-ahead log of committed change sets in the same head object, and shard objects
-//! holding the mail records. A [`Mailbox`] keeps a view of the index in memory and brings it
-//! up to date with one read of the head object when nothing or little changed.
+//! holding the mail records. A [`Mailbox`] keeps a view of the index in memory (the header
+//! and the WAL, never all records: those are read by block when needed) and brings it up to
+//! date with one read of the head object when nothing or little changed.
 
 mod commit;
 mod copy;
@@ -43,9 +44,12 @@ use crate::watch::PushCounters;
 /// One mailbox of a user. Safe to share between threads; every method is a complete
 /// operation against RADOS.
 ///
-/// Reads ([`Mailbox::record`], [`Mailbox::uids`], fetches) answer from the in-memory view;
-/// [`Mailbox::sync`] brings it up to date (one RADOS read when nothing changed) and every
-/// change brings it up to date as a side effect.
+/// Reads ([`Mailbox::record`], [`Mailbox::uids`], fetches) answer at the state of the
+/// in-memory view (its header and the WAL changes it knows), reading the records they need
+/// from the shards by block of UIDs, through the process's bounded record cache (see
+/// [`crate::Config::record_cache_records`]); [`Mailbox::sync`] brings the view up to date
+/// (one RADOS read when nothing changed) and every change brings it up to date as a side
+/// effect.
 pub struct Mailbox {
     store: Arc<dyn ObjectStore>,
     config: Arc<Config>,
