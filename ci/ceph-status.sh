@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Usage: ci/ceph-status.sh [DIR]
 #
-# Shows whether the mon and OSD of the test cluster in DIR (default
+# Shows whether the mon and the OSDs of the test cluster in DIR (default
 # $RADOS_MAIL_CEPH_DIR, else <repo>/target/ceph) run, then `ceph -s` (bounded
-# to 15 s). Exits 0 when both daemons run and `ceph -s` answered, else 1.
+# to 15 s). Exits 0 when all its daemons run and `ceph -s` answered, else 1.
 set -euo pipefail
 
 # shellcheck source=ci/ceph-lib.sh
@@ -21,7 +21,7 @@ if [[ ! -f "$DIR/ceph.conf" ]]; then
     exit 1
 fi
 rc=0
-for entry in "${CEPH_DAEMONS[@]}"; do
+while read -r entry; do
     name="${entry%%:*}"
     if pid="$(daemon_pid "$DIR" "$name" "${entry#*:}")"; then
         echo "$name: running (pid $pid)"
@@ -29,7 +29,7 @@ for entry in "${CEPH_DAEMONS[@]}"; do
         echo "$name: not running"
         rc=1
     fi
-done
+done < <(cluster_daemons "$DIR")
 if ((rc == 0)); then
     timeout -k 2 15 ceph --conf "$DIR/ceph.conf" --connect-timeout 10 -s || {
         echo "ceph -s failed or timed out"

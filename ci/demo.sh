@@ -61,7 +61,7 @@ cluster_demo() {
 	dir_a="$PWD/target/demo-backend-a"
 	dir_b="$PWD/target/demo-backend-b"
 	export RADOS_MAIL_CEPH_NET=79 RADOS_MAIL_POOL=mail RADOS_MAIL_NS_PREFIX=demo-
-	unset RADOS_MAIL_CEPH_DIR CEPH_KEYRING CEPH_ARGS
+	unset RADOS_MAIL_CEPH_DIR CEPH_KEYRING CEPH_ARGS RADOS_MAIL_DATA_POOL
 	cluster_ok=0
 	demo_py=""
 	if [ $keep = 0 ]; then

@@ -33,6 +33,10 @@
 #   --extra-conf FILE     !include FILE at the end of dovecot.conf
 #   --userdb-file FILE    a passwd-file userdb consulted before the static one
 #                         (per-user fields such as rados_pool=x, for tests)
+#   --data-pool P         rados only: rados_data_pool = P (mail bodies in pool P,
+#                         e.g. the erasure-coded pool of ci/ceph-start.sh --osds 3,
+#                         $RADOS_MAIL_DATA_POOL); default: unset (bodies in the
+#                         index pool)
 #   -h, --help            show this help
 # Environment (rados only):
 #   CEPH_CONF                 cluster conf (default <repo>/target/ceph/ceph.conf)
@@ -70,10 +74,11 @@ port_base=24100
 home_root=""
 extra_conf=""
 userdb_file=""
+data_pool=""
 dir_arg=""
 while (($#)); do
     case "$1" in
-        --driver | --plugin-dir | --name | --port-base | --home-root | --extra-conf | --userdb-file)
+        --driver | --plugin-dir | --name | --port-base | --home-root | --extra-conf | --userdb-file | --data-pool)
             (($# >= 2)) || die "$1 needs a value"
             case "$1" in
                 --driver) driver="$2" ;;
@@ -83,6 +88,7 @@ while (($#)); do
                 --home-root) home_root="$2" ;;
                 --extra-conf) extra_conf="$2" ;;
                 --userdb-file) userdb_file="$2" ;;
+                --data-pool) data_pool="$2" ;;
             esac
             shift
             ;;
@@ -95,6 +101,10 @@ done
 [[ -n "$dir_arg" ]] || die "DIR missing (see --help)"
 
 case "$driver" in sdbox | rados) ;; *) die "unknown --driver '$driver' (sdbox or rados)" ;; esac
+if [[ -n "$data_pool" ]]; then
+    [[ "$driver" == rados ]] || die "--data-pool is for --driver rados"
+    [[ "$data_pool" =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad --data-pool '$data_pool'"
+fi
 if ! [[ "$port_base" =~ ^[1-9][0-9]{0,4}$ ]] || ((port_base + 2 > 65535)); then
     die "bad --port-base '$port_base'"
 fi
@@ -235,6 +245,9 @@ else
     [[ "$pool" =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad RADOS_MAIL_POOL '$pool'"
     [[ "$ns_prefix" =~ ^[A-Za-z0-9_.-]*$ ]] || die "bad RADOS_MAIL_NS_PREFIX '$ns_prefix'"
     [[ "$rados_timeout" =~ ^[1-9][0-9]{0,3}$ ]] || die "bad RADOS_MAIL_TIMEOUT '$rados_timeout'"
+    data_pool_conf=""
+    [[ -z "$data_pool" ]] || data_pool_conf="
+  rados_data_pool = $data_pool"
 
     mail_conf="mail_location = rados:~/rados:INDEX=$DIR/index/%u
 mail_plugin_dir = $DIR/modules
@@ -245,7 +258,7 @@ plugin {
   rados_pool = $pool
   rados_client_name = client.admin
   rados_namespace_prefix = $ns_prefix
-  rados_timeout = $rados_timeout
+  rados_timeout = $rados_timeout$data_pool_conf
 }"
 fi
 

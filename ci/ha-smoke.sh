@@ -28,7 +28,7 @@ STALL_MAX="${HA_SMOKE_STALL_MAX:-20}"
 N_OBJ=100
 DIR="$(mktemp -d /tmp/rm-ha.XXXXXX)"
 CONF="$DIR/ceph.conf"
-unset CEPH_CONF CEPH_KEYRING CEPH_ARGS RADOS_MAIL_CEPH_DIR
+unset CEPH_CONF CEPH_KEYRING CEPH_ARGS RADOS_MAIL_CEPH_DIR RADOS_MAIL_DATA_POOL
 export RADOS_MAIL_POOL=mail
 
 say() { printf 'ha-smoke: %s\n' "$*"; }

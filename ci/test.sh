@@ -4,7 +4,8 @@
 # Usage: ./ci/test.sh
 #
 # Installs what is missing (Debian packages, rustup components), checks formatting and
-# lints, starts a single-node Ceph cluster on 127.0.0.1 in target/ceph, runs every test of
+# lints, starts a single-node Ceph cluster on 127.0.0.1 in target/ceph (3 OSDs, a replicated
+# pool and an erasure-coded one, k=2 m=1, for mail bodies), runs every test of
 # the workspace (the in-memory ones and those against the real cluster), the C ABI's C
 # tests, the Dovecot plugin's tests, the Debian package installed into the system and the
 # demo against it (then removed), and benchmark smoke runs, runs every fuzz target for
@@ -28,7 +29,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "build the tests"
 cargo test --workspace --no-run
 
-step "start the local Ceph cluster"
+step "start the local Ceph cluster (3 OSDs; erasure-coded data pool)"
 ceph_dir="${RADOS_MAIL_CEPH_DIR:-$PWD/target/ceph}"
 # Unix socket paths are short: a deep checkout gets its cluster under /tmp instead.
 if [ ${#ceph_dir} -gt 80 ]; then
@@ -37,7 +38,10 @@ fi
 if [ "${RADOS_MAIL_KEEP_CEPH:-0}" != 1 ]; then
 	trap './ci/ceph-stop.sh "$ceph_dir" >/dev/null 2>&1 || true' EXIT
 fi
-./ci/ceph-start.sh "$ceph_dir"
+# 3 OSDs for the erasure-coded pool (k=2, m=1) that env.sh exports as RADOS_MAIL_DATA_POOL:
+# the erasure tests (librados/tests/erasure.rs) run on it, and the Dovecot suite keeps its
+# bodies there (harness.py: rados_data_pool).
+./ci/ceph-start.sh --osds 3 "$ceph_dir"
 # shellcheck disable=SC1091
 source "$ceph_dir/env.sh"
 
@@ -67,7 +71,10 @@ cargo run -q -p rados-mail-benches --bin store-bench -- --quick || status=1
 step "benchmark: peak RSS saving and fetching a 1 GiB mail (goal: < 64 MiB above baseline)"
 cargo run -q --release -p rados-mail-benches --bin mail-rss || status=1
 
-step "Dovecot plugin: build against dovecot-dev, then IMAP/LMTP/POP3/doveadm against the cluster"
+step "capacity model: docs/CAPACITY.md's tables recomputed from the format's record sizes and the asserted op counts"
+python3 benches/capacity.py --check docs/CAPACITY.md || status=1
+
+step "Dovecot plugin: build against dovecot-dev, then IMAP/LMTP/POP3/doveadm against the cluster (bodies in ${RADOS_MAIL_DATA_POOL:-the index pool})"
 dovecot_log="$(mktemp)"
 set +e
 {

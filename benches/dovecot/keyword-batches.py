@@ -15,10 +15,7 @@ from the mailbox's own WAL entries instead).
 
 import argparse
 import glob
-import json
 import os
-import socket
-import struct
 import sys
 import time
 
@@ -29,26 +26,9 @@ import harness  # noqa: E402
 FIELDS = ("op", "op_w", "op_rw", "op_in_bytes")
 
 
-def asok(path, cmd):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(path)
-    s.sendall(json.dumps(cmd).encode() + b"\0")
-    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
-    data = b""
-    while len(data) < n:
-        data += s.recv(n - len(data))
-    s.close()
-    return json.loads(data)
-
-
 def osd_counters():
-    run_dir = os.path.join(os.path.dirname(os.path.abspath(os.environ["CEPH_CONF"])), "run")
-    total = dict.fromkeys(FIELDS, 0)
-    for path in glob.glob(os.path.join(run_dir, "osd.*.asok")):
-        osd = asok(path, {"prefix": "perf dump", "logger": "osd"})["osd"]
-        for f in FIELDS:
-            total[f] += osd[f]
-    return total
+    """The counters of FIELDS summed over every OSD of the cluster of $CEPH_CONF."""
+    return harness.osd_counters(FIELDS)
 
 
 def imap_cpu_ms(instance_name):

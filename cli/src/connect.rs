@@ -29,6 +29,11 @@ pub struct ConnectArgs {
     /// Pool holding the mail [default: $RADOS_MAIL_POOL or mail]
     #[arg(short = 'p', long = "pool", global = true, value_name = "POOL")]
     pub pool: Option<String>,
+    /// Pool holding the mail bodies, when not the index pool (the plugin's
+    /// rados_data_pool; it must be the pool the deployment's format record names)
+    /// [default: $RADOS_MAIL_DATA_POOL, or the index pool]
+    #[arg(long = "data-pool", global = true, value_name = "POOL")]
+    pub data_pool: Option<String>,
     /// Prefix of every user's namespace (the plugin's rados_namespace_prefix) [default: empty]
     #[arg(long = "namespace-prefix", global = true, value_name = "PREFIX")]
     pub namespace_prefix: Option<String>,
@@ -51,6 +56,7 @@ impl ConnectArgs {
             ("CEPH_KEYRING", "keyring"),
             ("RADOS_MAIL_CLIENT", "client_name"),
             ("RADOS_MAIL_POOL", "pool"),
+            ("RADOS_MAIL_DATA_POOL", "data_pool"),
             ("RADOS_MAIL_OP_TIMEOUT", "timeout"),
         ] {
             if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
@@ -76,6 +82,7 @@ impl ConnectArgs {
         set("keyring", self.keyring.as_ref().map(|p| p.display().to_string()))?;
         set("client_name", self.id.as_ref().map(|id| format!("client.{id}")).or_else(|| self.name.clone()))?;
         set("pool", self.pool.clone())?;
+        set("data_pool", self.data_pool.clone())?;
         set("namespace_prefix", self.namespace_prefix.clone())?;
         set("timeout", self.timeout.clone())?;
         s.set("cache_disk_dir", "").map_err(Error::Store)?;

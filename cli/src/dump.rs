@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use clap::Args;
-use omap_index::names::{Guid, MAILBOX_LIST};
+use omap_index::names::{self, Guid, MAILBOX_LIST};
 use omap_index::records::{Change, DeliveryMark, ListCounters, MailRecord, MailboxEntry, MailboxHeader, WalEntry};
 use omap_index::{FormatError, frame, keys};
 use rados_mail::MailStore;
@@ -43,8 +44,12 @@ struct Raw {
     omap: Vec<(String, Vec<u8>)>,
 }
 
-fn read_raw(ns: &dyn ObjectStore, oid: &str, with_data: bool) -> Result<Raw> {
-    let mut op = ReadOp::new().stat().xattrs().omap_range("", "", OMAP_PAGE_MAX);
+/// `omap`: read the omap too (not on a data pool, which may be erasure-coded: no omap).
+fn read_raw(ns: &dyn ObjectStore, oid: &str, with_data: bool, omap: bool) -> Result<Raw> {
+    let mut op = ReadOp::new().stat().xattrs();
+    if omap {
+        op = op.omap_range("", "", OMAP_PAGE_MAX);
+    }
     if with_data {
         op = op.read(0, rados_mail::objstore::MAX_READ);
     }
@@ -263,18 +268,24 @@ fn mailbox_list(omap: &[(String, Vec<u8>)]) -> Map<String, Value> {
     out
 }
 
-/// A body: its xattrs (`rm.*`) and references.
+/// A body: its xattrs (`rm.*`) and references (xattrs `rm.ref.<mailbox>.<instance>` in pool
+/// format v2, omap keys `ref/<mailbox>/<instance>` in v1; `"as"` says which).
 fn body(raw: &Raw) -> Map<String, Value> {
     let mut out = Map::new();
-    let refs: Vec<Value> = raw
-        .omap
-        .iter()
-        .filter_map(|(k, _)| k.strip_prefix(keys::REFERENCE))
-        .map(|r| match r.split_once('/') {
-            Some((m, i)) if Guid::parse(m).is_ok() && i.len() == 16 => json!({ "mailbox": m, "instance": i }),
+    let xattr_refs = raw.xattrs.keys().filter_map(|k| k.strip_prefix(names::xattr::REFERENCE)).map(|r| {
+        match names::xattr::parse_reference(&format!("{}{r}", names::xattr::REFERENCE)) {
+            Some((m, i)) => json!({ "mailbox": m.to_string(), "instance": format!("{i:016x}"), "as": "xattr" }),
+            None => json!({ "key": format!("{}{r}", names::xattr::REFERENCE), "corrupt": "malformed reference xattr" }),
+        }
+    });
+    let omap_refs =
+        raw.omap.iter().filter_map(|(k, _)| k.strip_prefix(keys::REFERENCE)).map(|r| match r.split_once('/') {
+            Some((m, i)) if Guid::parse(m).is_ok() && i.len() == 16 => {
+                json!({ "mailbox": m, "instance": i, "as": "omap" })
+            }
             _ => json!({ "key": format!("{}{r}", keys::REFERENCE), "corrupt": "malformed reference key" }),
-        })
-        .collect();
+        });
+    let refs: Vec<Value> = xattr_refs.chain(omap_refs).collect();
     out.insert("references".into(), Value::Array(refs));
     let other: Map<String, Value> = raw
         .omap
@@ -306,13 +317,15 @@ fn kind_of(oid: &str) -> &'static str {
         MAILBOX_LIST => "mailbox list",
         rados_mail::dict::DICT_OBJECT => "dict",
         rados_mail::RENAME_MARKER => "user rename marker",
+        omap_index::format::FORMAT_OBJECT => "pool format record",
+        o if o.len() == 9 && o.starts_with("dict.") && o[5..].bytes().all(|b| b.is_ascii_hexdigit()) => "dict shard",
         _ => "unknown",
     }
 }
 
 /// The decoded object as one JSON value.
-fn describe(ns: &dyn ObjectStore, oid: &str, with_data: bool) -> Result<(Value, Vec<u8>)> {
-    let raw = read_raw(ns, oid, with_data)?;
+fn describe(ns: &dyn ObjectStore, oid: &str, with_data: bool, omap: bool) -> Result<(Value, Vec<u8>)> {
+    let raw = read_raw(ns, oid, with_data, omap)?;
     let kind = kind_of(oid);
     let mut out = Map::new();
     out.insert("object".into(), json!(oid));
@@ -356,7 +369,14 @@ pub fn dump(store: &MailStore, args: &DumpArgs, json: bool) -> Result<bool> {
         (None, Some(ns)) => store.pool().with_namespace(ns).map_err(|e| Error::Store(e.into()))?,
         (None, None) => return Err(Error::Usage("dump: --user or --namespace is required".into())),
     };
-    let (value, data) = describe(ns.as_ref(), &args.object, args.data)?;
+    // Bodies are in the data pool (the same namespace), which may have no omap.
+    let separate = !Arc::ptr_eq(store.data_pool(), store.pool());
+    let (ns, omap) = if args.object.starts_with("mail.") && separate {
+        (store.data_pool().with_namespace(ns.namespace()).map_err(|e| Error::Store(e.into()))?, false)
+    } else {
+        (ns, true)
+    };
+    let (value, data) = describe(ns.as_ref(), &args.object, args.data, omap)?;
     let damaged = has_corrupt(&value);
     if json {
         print_json(&value)?;

@@ -120,6 +120,9 @@ pub fn walk_pool(store: &MailStore, keep_names: bool) -> Result<PoolWalk> {
 
 /// [`walk_pool`], spilling names to files past `spill_after` of them.
 pub fn walk_pool_spilling(store: &MailStore, keep_names: bool, spill_after: usize) -> Result<PoolWalk> {
+    // A pool this build cannot use (a newer format, a data pool the record does not name)
+    // is refused here, not taken for a pool without users.
+    store.layout()?;
     let prefix = store.config().namespace_prefix.clone();
     let bar = progress(None, "listing");
     let mut users: BTreeMap<String, UserObjects> = BTreeMap::new();

@@ -49,7 +49,7 @@ fn listings_cat_and_df() {
     assert_eq!(users[0]["objects"], alice_objects as u64);
 
     // One walk of the pool, no listing per user; df reads the list and each mailbox's
-    // header once (2 + 1 mailboxes here).
+    // header once (2 + 1 mailboxes here). (The pool format record's read is not counted.)
     let (_, _, err) = text(&run(&p, &["users", "--stats"]));
     assert!(err.contains("rados operations: 1 listings, 0 reads, 0 writes"), "{err}");
     let (_, _, err) = text(&run(&p, &["df", "--stats"]));

@@ -29,6 +29,7 @@ fn run(prefix: &str, args: &[&str]) -> (i32, String) {
     });
     let pool = std::env::var("RADOS_MAIL_POOL").unwrap_or_else(|_| "mail".into());
     let out = Command::new(env!("CARGO_BIN_EXE_rados-mail"))
+        .env_remove("RADOS_MAIL_DATA_POOL")
         .args(["-c", &conf, "-p", &pool, "--namespace-prefix", prefix])
         .args(args)
         .output()

@@ -56,3 +56,107 @@ fn migrate_moves_v1_namespaces_and_is_idempotent() {
     assert!(err.contains("a/b") && err.contains("'/'"), "{err}");
     cleanup(&s, &["alice", "q-a@x"]);
 }
+
+/// The "layout" step (issue 15): a deployment of pool format v1 (data written before the
+/// format record) moves to v2: references become xattrs and, with `RADOS_MAIL_DATA_POOL`
+/// set (CI: the erasure-coded `mail-ec`), bodies move to the data pool. Every mail reads
+/// back, check is clean, a second run does nothing.
+#[test]
+fn migrate_layout_to_v2_and_is_idempotent() {
+    let p = prefix("layout");
+    let data_pool = std::env::var("RADOS_MAIL_DATA_POOL").unwrap_or_default();
+    // Data before the record: the deployment is v1.
+    let raw = store("").pool().with_namespace(&format!("{p}/bob")).unwrap();
+    raw.write_full("mailboxes", b"").unwrap();
+    let s = store(&p);
+    assert_eq!(s.layout().unwrap().version, 1);
+    let u = s.user("alice").unwrap();
+    u.create_mailbox("INBOX").unwrap();
+    u.create_mailbox("Sent").unwrap();
+    let inbox = u.open_mailbox("INBOX").unwrap();
+    let big: Vec<u8> = (0..(5u32 << 20)).map(|i| b'a' + (i % 26) as u8).collect();
+    let mails = [b"Subject: one\n\n1\n".to_vec(), big];
+    for m in &mails {
+        inbox.append(&m[..], Default::default()).unwrap();
+    }
+    inbox.copy_to(&[1, 2], &u.open_mailbox("Sent").unwrap()).unwrap();
+
+    let mut args = vec!["migrate", "--layout", "--refresh-wait", "0"];
+    if !data_pool.is_empty() {
+        args.extend(["--data-pool", &data_pool]);
+    }
+    let out = expect(&p, &args, 0);
+    let moved = if data_pool.is_empty() { "0 bodies moved" } else { "2 bodies moved" };
+    assert!(out.contains("switched now") && out.contains(moved) && out.contains("migration finished"), "{out}");
+
+    let mut settings = rados_mail::settings::Settings::default();
+    settings.set("conf", &std::env::var("CEPH_CONF").unwrap()).unwrap();
+    if let Ok(pool) = std::env::var("RADOS_MAIL_POOL") {
+        settings.set("pool", &pool).unwrap();
+    }
+    settings.set("namespace_prefix", &p).unwrap();
+    settings.set("data_pool", &data_pool).unwrap();
+    let v2 = settings.open().unwrap();
+    let layout = v2.layout().unwrap();
+    assert_eq!((layout.version, layout.data_pool.as_str(), layout.migrating), (2, data_pool.as_str(), false));
+    let u = v2.user("alice").unwrap();
+    for name in ["INBOX", "Sent"] {
+        let m = u.open_mailbox(name).unwrap();
+        for (uid, want) in m.uids().unwrap().into_iter().zip(&mails) {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut m.open_body(uid).unwrap(), &mut got).unwrap();
+            assert!(got == *want, "{name} UID {uid}");
+        }
+    }
+    let report = rados_mail::check::check_user(&u).unwrap();
+    assert!(report.is_clean(), "{report:#?}");
+    assert_eq!(report.bodies, 2);
+
+    // Again: nothing to do.
+    let out = expect(&p, &args, 0);
+    assert!(out.contains("0 bodies moved") && !out.contains("switched now"), "{out}");
+    raw.remove("mailboxes").unwrap();
+    cleanup(&v2, &["alice"]);
+}
+
+/// Issue 15: a deployment whose shared dict is one object (format 1, or a record made
+/// before `dict_shards`) is spread over N objects by `migrate --dict-shards N` (offline),
+/// and back; every key stays readable through a store that reads the new record.
+#[test]
+fn migrate_dict_shards_moves_every_key() {
+    let p = prefix("dictshards");
+    let s = store(&p);
+    let from = s.layout().unwrap().dict_shards;
+    let dict = s.shared_dict().unwrap();
+    let mut t = dict.transaction();
+    for i in 0..300 {
+        t.set(&format!("shared/last-login/user{i:04}"), format!("{i}").as_bytes()).unwrap();
+    }
+    t.commit().unwrap();
+    for to in [16, 5, from] {
+        let out = expect(&p, &["migrate", "--dict-shards", &to.to_string()], 0);
+        assert!(out.contains(&format!("to {to} objects")) || out.contains("already"), "{out}");
+        let again = expect(&p, &["migrate", "--dict-shards", &to.to_string()], 0);
+        assert!(again.contains(&format!("already spread over {to} objects")), "{again}");
+        let fresh = store(&p);
+        assert_eq!(fresh.layout().unwrap().dict_shards, to);
+        let dict = fresh.shared_dict().unwrap();
+        assert_eq!(dict.shards(), to);
+        let all = dict.iterate("shared/last-login/", true).unwrap();
+        assert_eq!(all.len(), 300, "after --dict-shards {to}");
+        for (i, (k, v)) in all.iter().enumerate() {
+            assert_eq!(
+                (k.as_str(), v.as_slice()),
+                (format!("shared/last-login/user{i:04}").as_str(), format!("{i}").as_bytes())
+            );
+        }
+        let shared = fresh.pool().with_namespace(&format!("{p}/.shared")).unwrap();
+        let objects: Vec<String> = shared.list_objects().unwrap().map(|o| o.unwrap()).collect();
+        let dicts = objects.iter().filter(|o| o.starts_with("dict")).count();
+        assert!(dicts <= to.max(1) as usize, "old shards removed: {objects:?}");
+    }
+    let shared = s.pool().with_namespace(&format!("{p}/.shared")).unwrap();
+    for o in shared.list_objects().unwrap().map(|o| o.unwrap()).collect::<Vec<_>>() {
+        shared.remove(&o).unwrap();
+    }
+}

@@ -48,8 +48,15 @@ fn repair_planted_damage_check_dry_run_repair_check() {
     corrupt(ns.as_ref(), &format!("mbox.{inbox}.0000"), "r/00000002");
     ns.remove(&format!("mail.{}", guid(3))).unwrap();
     let rec4 = m.record(4).unwrap().unwrap();
-    ns.omap_rm_keys(&format!("mail.{}", guid(4)), &[&format!("ref/{inbox}/{:016x}", rec4.instance)]).unwrap();
-    ns.omap_set(&format!("mail.{}", guid(5)), &[(&format!("ref/{inbox}/00000000deadbeef"), &b""[..])]).unwrap();
+    // References are xattrs in pool format v2 (a fresh deployment), omap keys in v1.
+    if store.layout().unwrap().version >= 2 {
+        let ours = format!("rm.ref.{inbox}.{:016x}", rec4.instance);
+        ns.write_op(&format!("mail.{}", guid(4)), &rados_mail::objstore::WriteOp::new().rm_xattr(ours)).unwrap();
+        ns.set_xattr(&format!("mail.{}", guid(5)), &format!("rm.ref.{inbox}.00000000deadbeef"), b"").unwrap();
+    } else {
+        ns.omap_rm_keys(&format!("mail.{}", guid(4)), &[&format!("ref/{inbox}/{:016x}", rec4.instance)]).unwrap();
+        ns.omap_set(&format!("mail.{}", guid(5)), &[(&format!("ref/{inbox}/00000000deadbeef"), &b""[..])]).unwrap();
+    }
     ns.write_full("mail.0123456789abcdef0123456789abcdef", b"orphan").unwrap();
     u.create_mailbox("Work").unwrap();
     let work = u.open_mailbox("Work").unwrap();

@@ -117,17 +117,29 @@ fn doveconf_and_flags() {
     let doveconf = format!("--doveconf={}", conf.display());
     // No --namespace-prefix: it comes from the plugin settings.
     let bin = env!("CARGO_BIN_EXE_rados-mail");
-    let out = std::process::Command::new(bin).args([doveconf.as_str(), "--json", "users"]).output().unwrap();
+    let out = std::process::Command::new(bin)
+        .env_remove("RADOS_MAIL_DATA_POOL")
+        .args([doveconf.as_str(), "--json", "users"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let users: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(users[0]["user"], "alice", "{users}");
     assert_eq!(users.as_array().unwrap().len(), 1);
     // A pool that does not exist: an error naming it; -p wins over the plugin's.
     write("no-such-pool-cli", &p);
-    let out = std::process::Command::new(bin).args([doveconf.as_str(), "users"]).output().unwrap();
+    let out = std::process::Command::new(bin)
+        .env_remove("RADOS_MAIL_DATA_POOL")
+        .args([doveconf.as_str(), "users"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-pool-cli"));
-    let out = std::process::Command::new(bin).args([doveconf.as_str(), "-p", &pool, "users"]).output().unwrap();
+    let out = std::process::Command::new(bin)
+        .env_remove("RADOS_MAIL_DATA_POOL")
+        .args([doveconf.as_str(), "-p", &pool, "users"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // --namespace-prefix wins over the plugin's too (run() passes the test's own).
     write(&pool, "cli-nobody-");

@@ -13,16 +13,23 @@ ci/ha-test.sh runs). Environment:
   DOVECOT_TEST_DRIVER      rados (default) or sdbox
   DOVECOT_TEST_PORT_BASE   first port (default 24100)
   DOVECOT_TEST_PLUGIN_DIR  passed to ci/dovecot-start.sh --plugin-dir
+  RADOS_MAIL_DATA_POOL     rados: passed to ci/dovecot-start.sh --data-pool (rados_data_pool:
+                           bodies in that pool; ci/ceph-start.sh --osds 3 exports its
+                           erasure-coded pool); read when an instance starts
   DOVECOT_TEST_KEEP=1      keep the temporary directory (it is kept anyway on failure)
 """
 
+import glob
 import hashlib
 import imaplib
+import json
 import os
 import re
 import secrets
 import shutil
 import smtplib
+import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -42,9 +49,18 @@ PORT_OFFSETS = {"a": 0, "b": 10, "c": 20, "outage": 30, "dict": 40, "dict2": 50,
                 # test_settings.py
                 "settings_bad": 200, "settings_value": 210, "settings_userdb": 220,
                 # test_log.py, test_openmetrics.py (stats HTTP listeners on +3 and +5)
-                "log": 230, "log_debug": 235, "openmetrics": 240}
+                "log": 230, "log_debug": 235, "openmetrics": 240,
+                # test_format.py
+                "format_newer": 280,
+                # test_bounded_objects.py
+                "bounds": 300}
 # The round-robin balancer of `balancer()` (test_balancer.py) listens on P+110.
 BALANCER_PORT_OFFSET = 110
+# The rados driver's pools: the index pool, and the pool of mail bodies (rados_data_pool,
+# given to every instance when RADOS_MAIL_DATA_POOL is set; else the index pool). Tests
+# that read or damage body objects directly look for them in DATA_POOL.
+POOL = os.environ.get("RADOS_MAIL_POOL", "mail")
+DATA_POOL = os.environ.get("RADOS_MAIL_DATA_POOL") or POOL
 # Socket timeout for clients: generous, the 50 MiB test moves a lot of data.
 TIMEOUT = 300
 
@@ -72,6 +88,9 @@ class Instance:
                "--port-base", str(self.port_base)]
         if PLUGIN_DIR:
             cmd += ["--plugin-dir", PLUGIN_DIR]
+        data_pool = os.environ.get("RADOS_MAIL_DATA_POOL")
+        if DRIVER == "rados" and data_pool:
+            cmd += ["--data-pool", data_pool]
         if self.home_root:
             cmd += ["--home-root", self.home_root]
         if self.extra_conf:
@@ -509,6 +528,62 @@ def make_mail(subject, body="Hello.\n", frm="Alice Example <alice@example.org>",
         f"\n"
         f"{body}"
     )
+
+
+# --- the cluster's OSD op counters (`perf dump osd`) ----------------------------------
+
+def osd_sockets():
+    """The admin sockets of every OSD of the cluster of $CEPH_CONF as ci/ceph-start.sh
+    lays it out (`<dir>/run/osd.N.asok` for each OSD data directory `<dir>/osd.N`), in id
+    order; [] when that directory holds no OSD (a cluster not made by ci/ceph-start.sh).
+    Fails when an OSD has no socket (it is not running): its share of the counts would be
+    missing. A client operation is counted on the object's primary OSD only, so with
+    several OSDs only the sum over all of them is exact."""
+    conf = os.environ.get("CEPH_CONF")
+    if not conf:
+        raise RuntimeError("CEPH_CONF is not set: the op counts are read from the OSD "
+                           "admin sockets of that cluster (. target/ceph/env.sh)")
+    top = os.path.dirname(os.path.abspath(conf))
+    ids = sorted(int(m.group(1)) for d in glob.glob(os.path.join(top, "osd.*"))
+                 if (m := re.fullmatch(r"osd\.(\d+)", os.path.basename(d))) and os.path.isdir(d))
+    sockets = [os.path.join(top, "run", f"osd.{i}.asok") for i in ids]
+    missing = [path for path in sockets if not os.path.exists(path)]
+    if missing:
+        raise RuntimeError(f"no admin socket {', '.join(missing)}: is every OSD of the "
+                           f"cluster of {conf} running (ci/ceph-start.sh)?")
+    return sockets
+
+
+def asok_command(path, cmd):
+    """One admin-socket command (the protocol `ceph --admin-daemon` speaks: the JSON
+    command and a NUL; the answer is a 32-bit big-endian length and JSON)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(json.dumps(cmd).encode() + b"\0")
+
+        def read(n):
+            buf = b""
+            while len(buf) < n:
+                got = s.recv(n - len(buf))
+                if not got:
+                    raise EOFError(f"{path}: connection closed after {len(buf)} of {n} bytes")
+                buf += got
+            return buf
+
+        (length,) = struct.unpack(">I", read(4))
+        return json.loads(read(length))
+
+
+def osd_counters(fields, sockets=None):
+    """{field: value} of the `osd` perf counters `fields` (op, op_r, op_w, op_rw,
+    op_in_bytes, ...) summed over every OSD (`sockets`, default osd_sockets())."""
+    total = dict.fromkeys(fields, 0)
+    for path in osd_sockets() if sockets is None else sockets:
+        osd = asok_command(path, {"prefix": "perf dump", "logger": "osd"})["osd"]
+        for f in fields:
+            total[f] += osd[f]
+    return total
 
 
 def sha256(b):

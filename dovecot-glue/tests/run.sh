@@ -8,7 +8,7 @@
 #   DOVECOT_TEST_DRIVER      rados (default; needs the built plugin and the cluster of
 #                            $CEPH_CONF, default target/ceph) or sdbox (Dovecot's own
 #                            driver, to check the suite itself)
-#   DOVECOT_TEST_PORT_BASE   first port (default 24100; uses P..P+272)
+#   DOVECOT_TEST_PORT_BASE   first port (default 24100; uses P..P+310)
 #   DOVECOT_TEST_PLUGIN_DIR  where lib20_rados_plugin.so is (default dovecot-glue/build)
 #   DOVECOT_TEST_KEEP=1      keep the temporary directory
 #   RADOS_MAIL_NS_PREFIX, RADOS_MAIL_TIMEOUT, RADOS_MAIL_POOL: see ci/dovecot-start.sh

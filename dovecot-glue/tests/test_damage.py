@@ -74,16 +74,16 @@ def deliver_all(inst, user, mails):
 
 # --- the pool, read and damaged with the rados CLI -------------------------------------
 
-def rados(user, *args):
-    proc = subprocess.run(["rados", "-p", POOL, "-N", namespace(user), *args],
+def rados(user, *args, pool=POOL):
+    proc = subprocess.run(["rados", "-p", pool, "-N", namespace(user), *args],
                           capture_output=True, timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"rados {' '.join(args)}: {proc.stderr.decode()}")
     return proc.stdout
 
 
-def objects(user):
-    return set(rados(user, "ls").decode().split())
+def objects(user, pool=POOL):
+    return set(rados(user, "ls", pool=pool).decode().split())
 
 
 def omap(user, obj):
@@ -192,6 +192,7 @@ def pool_problems(user):
     """What is not clean in the user's namespace, read raw: framed values that fail their
     check, records pointing to missing bodies, marks that are not 16 hex digits."""
     objs, bad = objects(user), []
+    bodies = objs if harness.DATA_POOL == POOL else objects(user, harness.DATA_POOL)
     framed = {"mailboxes": ("mbox/", "counters")}
     for o in objs:
         if re.fullmatch(r"mbox\.[0-9a-f]{32}", o):
@@ -217,7 +218,7 @@ def pool_problems(user):
                 records = [c[3][0] for c in map(proto, proto(payload).get(2, [])) if 3 in c]
             for rec in records:
                 body = "mail." + proto(rec)[2][0].hex()
-                if body not in objs:
+                if body not in bodies:
                     bad.append(f"{o} {key}: the body {body} of UID {proto(rec)[1][0]} is missing")
     return bad
 
@@ -235,7 +236,8 @@ def rados_mail(user, *args):
     exe = rados_mail_exe()
     assert exe, "no built rados-mail command: cargo build -p rados-mail-cli"
     conf = ["-c", os.environ["CEPH_CONF"]] if os.environ.get("CEPH_CONF") else []
-    proc = subprocess.run([exe, *conf, "-p", POOL, "--namespace-prefix", NS_PREFIX, *args, user],
+    data = ["--data-pool", harness.DATA_POOL] if harness.DATA_POOL != POOL else []
+    proc = subprocess.run([exe, *conf, "-p", POOL, *data, "--namespace-prefix", NS_PREFIX, *args, user],
                           capture_output=True, text=True, timeout=300)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -374,7 +376,7 @@ class Damage(DovecotTestCase):
     def test_missing_body(self):
         uid = 20
         body = body_object(self.user, self.head, uid)
-        rados(self.user, "rm", body)
+        rados(self.user, "rm", body, pool=harness.DATA_POOL)
         self.assert_serves_the_rest(damaged=[uid])
         self.assert_logged_once_per_process(uid, f'"{body}"', "body object missing")
 
@@ -394,7 +396,7 @@ class Damage(DovecotTestCase):
         self.mails.append(big)
         uid = MAILS + 1
         body = body_object(self.user, self.head, uid)
-        rados(self.user, "rm", body)
+        rados(self.user, "rm", body, pool=harness.DATA_POOL)
         self.assert_serves_the_rest(damaged=[uid], count=MAILS + 1)
         self.assert_logged_once_per_process(uid, body, "body object missing")
 

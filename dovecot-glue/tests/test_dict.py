@@ -1,13 +1,16 @@
 """The dict driver `rados` inside Dovecot: as `quota = dict:` (counters kept with
-atomic_inc, recounted when missing) and as `mail_attribute_dict` (IMAP METADATA, private
-and shared, server and mailbox attributes). What Dovecot stores is checked in RADOS
+atomic_inc, recounted when missing), as `mail_attribute_dict` (IMAP METADATA, private
+and shared, server and mailbox attributes) and as `last_login_dict` (a shared key per
+user, `shared/last-login/<user>`: the reason the shared dict is sharded). What Dovecot stores is checked in RADOS
 itself, with Ceph's `rados` tool, and through a second Dovecot instance that shares
 nothing with the first but the cluster.
 """
 
 import imaplib
 import os
+import re
 import subprocess
+import time
 import unittest
 
 import harness
@@ -16,17 +19,21 @@ from harness import DovecotTestCase, make_mail, ok
 imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 imaplib.Commands.setdefault("GETMETADATA", ("AUTH", "SELECTED"))
 
+# last_login writes when the mail user is created, before the rados storage has opened
+# the process's store, so its dict has a store of its own (settings in the URI): plain
+# `rados:` fails there ("rados dict: no store").
 EXTRA_CONF = """\
-mail_plugins = $mail_plugins quota
-protocol imap {
+mail_plugins = $mail_plugins quota last_login
+protocol imap {{
   mail_plugins = $mail_plugins imap_quota
   imap_metadata = yes
-}
+}}
 mail_attribute_dict = rados:
-plugin {
+plugin {{
   quota = dict:User quota::rados:
   quota_rule = *:storage=10M
-}
+  last_login_dict = rados:conf={conf}:pool={pool}:namespace_prefix={prefix}
+}}
 """
 
 
@@ -34,7 +41,11 @@ def dict_instances():
     path = os.path.join(harness.root(), "dict-extra.conf")
     if not os.path.exists(path):
         with open(path, "w") as f:
-            f.write(EXTRA_CONF)
+            # The ceph.conf that ci/dovecot-start.sh copies for the mail uid (of the
+            # first instance; both read it once they run).
+            f.write(EXTRA_CONF.format(conf=os.path.join(harness.root(), "dict", "ceph", "ceph.conf"),
+                                      pool=os.environ.get("RADOS_MAIL_POOL", "mail"),
+                                      prefix=os.environ.get("RADOS_MAIL_NS_PREFIX", "dovecot-test-")))
         os.chmod(path, 0o644)
     return harness.instance("dict", extra_conf=path), harness.instance("dict2", extra_conf=path)
 
@@ -55,6 +66,24 @@ def omap(user, obj="dict"):
                              capture_output=True, timeout=60)
         out[key] = val.stdout
     return out
+
+
+def shared_dict_holders(key):
+    """{object: value} of every dict object of the shared namespace that holds `key`
+    (`dict`, or the shards `dict.<4 hex>` of docs/FORMAT.md "Dicts")."""
+    prefix = os.environ.get("RADOS_MAIL_NS_PREFIX", "dovecot-test-")
+    ns = f"{prefix}/.shared" if prefix else ".shared"
+    pool = os.environ.get("RADOS_MAIL_POOL", "mail")
+    ls = subprocess.run(["rados", "-p", pool, "-N", ns, "ls"], capture_output=True, text=True, timeout=60)
+    holders = {}
+    for obj in ls.stdout.split():
+        if obj != "dict" and not obj.startswith("dict."):
+            continue
+        val = subprocess.run(["rados", "-p", pool, "-N", ns, "getomapval", obj, key, "/dev/stdout"],
+                             capture_output=True, timeout=60)
+        if val.returncode == 0:
+            holders[obj] = val.stdout
+    return holders
 
 
 def metadata(c, mailbox, *entries):
@@ -170,3 +199,23 @@ class DictDriver(DovecotTestCase):
             c.logout()
         left = omap(self.user)
         self.assertFalse(any(v == b"bye" for v in left.values()), left)
+
+    def test_last_login_in_the_shared_dict(self):
+        a, b = dict_instances()
+        key = f"shared/last-login/{self.user}"
+        before = int(time.time())
+        a.imap(self.user).logout()
+        holders = shared_dict_holders(key)
+        # One object holds the key (the shard crc32 of the key picks: rados-mail/tests
+        # check which), named as docs/FORMAT.md says.
+        self.assertEqual(len(holders), 1, holders)
+        obj, value = next(iter(holders.items()))
+        self.assertRegex(obj, r"^dict(\.[0-9a-f]{4})?$")
+        self.assertTrue(re.fullmatch(rb"[0-9]+", value), value)
+        self.assertGreaterEqual(int(value), before - 1)
+        # A login through the other instance updates the same key in the same object.
+        time.sleep(1.1)
+        b.imap(self.user).logout()
+        again = shared_dict_holders(key)
+        self.assertEqual(list(again), [obj], again)
+        self.assertGreater(int(again[obj]), int(value))

@@ -13,7 +13,6 @@ that seek backwards, and a body object removed behind the plugin's back answered
 NO (damage, test_damage.py), never with an empty body.
 """
 
-import json
 import os
 import re
 import subprocess
@@ -45,20 +44,12 @@ def mail(n, size):
 
 
 def osd_reads():
-    """Read operations the OSD served so far (`op_r` of `perf dump`), or None when its
-    admin socket cannot be found (a cluster that is not ci/ceph-start.sh's)."""
-    conf = os.environ.get("CEPH_CONF")
-    if not conf:
+    """Read operations the cluster's OSDs served so far (`op_r` of `perf dump`, summed over
+    them all), or None when there is no OSD to ask (a cluster that is not
+    ci/ceph-start.sh's)."""
+    if not os.environ.get("CEPH_CONF") or not harness.osd_sockets():
         return None
-    asok = subprocess.run(["ceph-conf", "-c", conf, "--name", "osd.0", "--lookup", "admin_socket"],
-                          capture_output=True, text=True, timeout=30).stdout.strip()
-    if not asok or not os.path.exists(asok):
-        return None
-    out = subprocess.run(["ceph", "--admin-daemon", asok, "perf", "dump", "osd"],
-                         capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        return None
-    return json.loads(out.stdout)["osd"]["op_r"]
+    return harness.osd_counters(("op_r",))["op_r"]
 
 
 def read_aheads(inst, since):
@@ -151,7 +142,7 @@ class Fetch(DovecotTestCase):
         finally:
             c.logout()
         obj = f"mail.{guid}"
-        rm = subprocess.run(["rados", "-p", POOL, "-N", f"{NS_PREFIX}/{self.user}" if NS_PREFIX else self.user, "rm", obj],
+        rm = subprocess.run(["rados", "-p", harness.DATA_POOL, "-N", f"{NS_PREFIX}/{self.user}" if NS_PREFIX else self.user, "rm", obj],
                             capture_output=True, text=True, timeout=60)
         self.assertEqual(rm.returncode, 0, rm.stderr)
         # Through the read-ahead (a range), and alone.

@@ -33,10 +33,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 CRYPT_MAGIC = b"CRYPTED\x03\x07"
 
 
-def rados(user, *args):
+def rados(user, *args, pool=POOL):
     # Namespace mapping v2 (docs/FORMAT.md): <prefix>/<user>, or <user> without a prefix.
     namespace = f"{NS_PREFIX}/{user}" if NS_PREFIX else user
-    proc = subprocess.run(["rados", "-p", POOL, "-N", namespace, *args],
+    proc = subprocess.run(["rados", "-p", pool, "-N", namespace, *args],
                           capture_output=True, timeout=60)
     if proc.returncode != 0:
         raise AssertionError(f"rados {' '.join(args)}: {proc.stderr.decode()}")
@@ -45,12 +45,19 @@ def rados(user, *args):
 
 def body_objects(user):
     """{object name: stored bytes} of the user's mail bodies (single-object mails)."""
-    names = [n for n in rados(user, "ls").decode().split() if re.fullmatch(r"mail\.[0-9a-f]{32}", n)]
-    return {n: rados(user, "get", n, "/dev/stdout") for n in names}
+    pool = harness.DATA_POOL
+    names = [n for n in rados(user, "ls", pool=pool).decode().split()
+             if re.fullmatch(r"mail\.[0-9a-f]{32}", n)]
+    return {n: rados(user, "get", n, "/dev/stdout", pool=pool) for n in names}
 
 
 def refs(user, obj):
-    return [k for k in rados(user, "listomapkeys", obj).decode().split() if k.startswith("ref/")]
+    """The references a body object holds: omap `ref/` keys (format v1) and `rm.ref.` xattrs
+    (v2, docs/FORMAT.md; an erasure-coded data pool has no omap and lists none)."""
+    pool = harness.DATA_POOL
+    keys = rados(user, "listomapkeys", obj, pool=pool).decode().split()
+    xattrs = rados(user, "listxattr", obj, pool=pool).decode().split()
+    return [k for k in keys if k.startswith("ref/")] + [x for x in xattrs if x.startswith("rm.ref.")]
 
 
 def crypt_conf():

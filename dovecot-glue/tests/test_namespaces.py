@@ -169,7 +169,10 @@ class Namespaces(DovecotTestCase):
     def test_namespace_cephx_caps_restricted_to_prefix(self):
         client = f"client.rm-ns-{RUN}"
         keyring = os.path.join(harness.root(), f"{client}.keyring")
-        caps = ["mon", "allow r", "osd", f"allow rw pool={POOL} namespace={PREFIX_CAPS}/*"]
+        osd_caps = f"allow rw pool={POOL} namespace={PREFIX_CAPS}/*"
+        if harness.DATA_POOL != POOL:
+            osd_caps += f", allow rw pool={harness.DATA_POOL} namespace={PREFIX_CAPS}/*"
+        caps = ["mon", "allow r", "osd", osd_caps]
         proc = subprocess.run(["ceph", "auth", "get-or-create", client, *caps, "-o", keyring],
                               capture_output=True, text=True, timeout=60)
         self.assertEqual(proc.returncode, 0, proc.stderr)

@@ -59,13 +59,10 @@ to paste here and as the Markdown table of benches/README.md ("RADOS operations 
 command"); it prints the Markdown table on every run.
 """
 
-import glob
 import json
 import os
 import secrets
 import smtplib
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -113,28 +110,7 @@ def _expected():
     return EXPECTED
 
 
-# --- the OSD's counters --------------------------------------------------------------
-
-def _asok_command(path, cmd):
-    """One admin-socket command (the protocol `ceph --admin-daemon` speaks: the JSON
-    command and a NUL; the answer is a 32-bit big-endian length and JSON)."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
-        s.connect(path)
-        s.sendall(json.dumps(cmd).encode() + b"\0")
-
-        def read(n):
-            buf = b""
-            while len(buf) < n:
-                got = s.recv(n - len(buf))
-                if not got:
-                    raise EOFError(f"{path}: connection closed after {len(buf)} of {n} bytes")
-                buf += got
-            return buf
-
-        (length,) = struct.unpack(">I", read(4))
-        return json.loads(read(length))
-
+# --- the OSDs' counters --------------------------------------------------------------
 
 class Osds:
     """The admin sockets of the cluster's OSDs; snapshots of their op counters."""
@@ -142,22 +118,13 @@ class Osds:
     FIELDS = ("op", "op_r", "op_w", "op_rw")
 
     def __init__(self):
-        conf = os.environ.get("CEPH_CONF")
-        if not conf:
-            raise RuntimeError("CEPH_CONF is not set: the op counts are read from the OSD "
-                               "admin sockets of that cluster (. target/ceph/env.sh)")
-        run_dir = os.path.join(os.path.dirname(os.path.abspath(conf)), "run")
-        self.sockets = sorted(glob.glob(os.path.join(run_dir, "osd.*.asok")))
+        self.sockets = harness.osd_sockets()
         if not self.sockets:
-            raise RuntimeError(f"no OSD admin socket (osd.*.asok) in {run_dir}: is the "
-                               f"cluster of {conf} running (ci/ceph-start.sh)?")
+            raise RuntimeError(f"no OSD in the cluster directory of {os.environ['CEPH_CONF']}: "
+                               f"is it a cluster of ci/ceph-start.sh?")
 
     def snapshot(self):
-        total = dict.fromkeys(self.FIELDS, 0)
-        for path in self.sockets:
-            osd = _asok_command(path, {"prefix": "perf dump", "logger": "osd"})["osd"]
-            for f in self.FIELDS:
-                total[f] += osd[f]
+        total = harness.osd_counters(self.FIELDS, self.sockets)
         return tuple(total[f] for f in self.FIELDS)
 
     def quiet(self):
@@ -426,7 +393,7 @@ class OpCounts(DovecotTestCase):
                                "osd"], capture_output=True, text=True, timeout=60)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         cli = json.loads(proc.stdout)["osd"]
-        mine = _asok_command(self.osds.sockets[0], {"prefix": "perf dump", "logger": "osd"})["osd"]
+        mine = harness.asok_command(self.osds.sockets[0], {"prefix": "perf dump", "logger": "osd"})["osd"]
         self.assertEqual({f: cli[f] for f in Osds.FIELDS}, {f: mine[f] for f in Osds.FIELDS})
 
     def test_lmtp_delivery(self):

@@ -59,9 +59,12 @@ class ClusterDown(DovecotTestCase):
     def setUpClass(cls):
         cls.ceph_dir = os.path.join(harness.root(), "ceph-outage")
         ceph("ceph-start.sh", "--fresh", cls.ceph_dir)
-        saved = {k: os.environ.get(k) for k in ("CEPH_CONF", "RADOS_MAIL_TIMEOUT")}
+        # The private cluster has one OSD and no erasure-coded data pool.
+        saved = {k: os.environ.get(k)
+                 for k in ("CEPH_CONF", "RADOS_MAIL_TIMEOUT", "RADOS_MAIL_DATA_POOL")}
         os.environ["CEPH_CONF"] = os.path.join(cls.ceph_dir, "ceph.conf")
         os.environ["RADOS_MAIL_TIMEOUT"] = str(TIMEOUT)
+        os.environ.pop("RADOS_MAIL_DATA_POOL", None)
         # The dict driver too: IMAP METADATA through mail_attribute_dict = rados:.
         extra = os.path.join(harness.root(), "outage-extra.conf")
         with open(extra, "w") as f:

@@ -246,6 +246,12 @@ typedef enum rm_result {
    * answers it as Dovecot answers a keyword it cannot create).
    */
   RM_RESULT_KEYWORD_LIMIT = 12,
+  /**
+   * The pool was written by a newer rados-mail (its format record has a version, or a
+   * field that matters, this build does not know): permanent, upgrade rados-mail. The
+   * message names the pool, the version found and the versions this build reads.
+   */
+  RM_RESULT_UNSUPPORTED_FORMAT = 13,
 } rm_result;
 
 /**
@@ -1139,6 +1145,8 @@ enum rm_result rm_config_new(struct rm_config **out);
  *   fails with `RM_RESULT_UNAVAILABLE` (default 30; `0` waits forever: avoid);
  * - `max_mail_size`: largest mail accepted (default `100M`);
  * - `max_keywords`: distinct keywords a mailbox may hold (default `1000`);
+ * - `max_mailboxes`: mailboxes a user may have; creating one more fails with
+ *   `RM_RESULT_TOO_LARGE` (default `10000`);
  * - `cache_memory`, `cache_max_item`: memory tier of the body cache and its largest item
  *   (defaults `64M`, `1M`);
  * - `cache_disk_dir`, `cache_disk`: directory and bound of the disk tier (default: no
@@ -1363,7 +1371,10 @@ enum rm_result rm_dict_txn_atomic_inc(struct rm_dict_txn *txn, const char *key, 
 /**
  * Commits the transaction: its `priv/` changes in one atomic write, its `shared/` changes
  * in another (a transaction that touches both scopes is atomic per scope only; the
- * private part is written first). `*out_not_found` (may be NULL) becomes true when an
+ * private part is written first). A shared dict spread over shard objects (pool format 2)
+ * takes one atomic write per shard the `shared/` changes touch: each key is always old or
+ * new, but another reader may see some of them applied before the others (docs/FORMAT.md,
+ * "Dicts"). `*out_not_found` (may be NULL) becomes true when an
  * `atomic_inc` found its key unset (Dovecot's `DICT_COMMIT_RET_NOTFOUND`); the rest was
  * applied.
  *

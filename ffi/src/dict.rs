@@ -295,7 +295,10 @@ pub unsafe extern "C" fn rm_dict_txn_atomic_inc(txn: *mut rm_dict_txn, key: *con
 
 /// Commits the transaction: its `priv/` changes in one atomic write, its `shared/` changes
 /// in another (a transaction that touches both scopes is atomic per scope only; the
-/// private part is written first). `*out_not_found` (may be NULL) becomes true when an
+/// private part is written first). A shared dict spread over shard objects (pool format 2)
+/// takes one atomic write per shard the `shared/` changes touch: each key is always old or
+/// new, but another reader may see some of them applied before the others (docs/FORMAT.md,
+/// "Dicts"). `*out_not_found` (may be NULL) becomes true when an
 /// `atomic_inc` found its key unset (Dovecot's `DICT_COMMIT_RET_NOTFOUND`); the rest was
 /// applied.
 ///

@@ -47,6 +47,10 @@ pub enum rm_result {
     /// `max_keywords` setting); nothing of it was applied. Permanent for that change (IMAP
     /// answers it as Dovecot answers a keyword it cannot create).
     KeywordLimit = 12,
+    /// The pool was written by a newer rados-mail (its format record has a version, or a
+    /// field that matters, this build does not know): permanent, upgrade rados-mail. The
+    /// message names the pool, the version found and the versions this build reads.
+    UnsupportedFormat = 13,
 }
 
 /// True when `result` is a temporary failure (`RM_RESULT_UNAVAILABLE`,
@@ -73,6 +77,7 @@ pub extern "C" fn rm_result_name(result: rm_result) -> *const c_char {
         rm_result::Panic => c"RM_RESULT_PANIC",
         rm_result::Io => c"RM_RESULT_IO",
         rm_result::KeywordLimit => c"RM_RESULT_KEYWORD_LIMIT",
+        rm_result::UnsupportedFormat => c"RM_RESULT_UNSUPPORTED_FORMAT",
         rm_result::Store => c"RM_RESULT_STORE",
     };
     name.as_ptr()
@@ -173,6 +178,7 @@ pub(crate) fn result_of(e: &rados_mail::Error) -> rm_result {
         E::Input(_) => rm_result::Io,
         E::Store(_) => rm_result::Store,
         E::KeywordLimit { .. } => rm_result::KeywordLimit,
+        E::UnsupportedFormat { .. } => rm_result::UnsupportedFormat,
         // `Error` is non-exhaustive: a variant added later is a storage error until it gets
         // a code of its own (added at the end of `rm_result`).
         _ => rm_result::Store,

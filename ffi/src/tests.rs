@@ -38,6 +38,15 @@ fn every_error_variant_maps_to_its_code() {
         (E::Unavailable("x".into()), rm_result::Unavailable),
         (E::Input("x".into()), rm_result::Io),
         (
+            E::UnsupportedFormat {
+                pool: "mail".into(),
+                namespace: ".shared".into(),
+                version: 3,
+                detail: String::new(),
+            },
+            rm_result::UnsupportedFormat,
+        ),
+        (
             E::Store(rados_mail::objstore::Error::XattrNotFound { object: "o".into(), name: "n".into() }),
             rm_result::Store,
         ),
@@ -74,6 +83,8 @@ fn result_codes_keep_their_numbers() {
         (rm_result::Panic, 9, "RM_RESULT_PANIC"),
         (rm_result::Io, 10, "RM_RESULT_IO"),
         (rm_result::Store, 11, "RM_RESULT_STORE"),
+        (rm_result::KeywordLimit, 12, "RM_RESULT_KEYWORD_LIMIT"),
+        (rm_result::UnsupportedFormat, 13, "RM_RESULT_UNSUPPORTED_FORMAT"),
     ];
     for (code, number, name) in codes {
         assert_eq!(code as u32, number);

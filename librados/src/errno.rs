@@ -37,6 +37,7 @@ pub(crate) fn op_result(rc: i32, oid: &str, guards: GuardKinds, what: &str) -> R
         libc::ECANCELED if guards.compare => conflict("omap or xattr comparison failed"),
         libc::ERANGE | libc::EOVERFLOW if guards.version => conflict("object version differs"),
         libc::EFBIG | libc::E2BIG => Error::TooLarge(format!("{what} on {oid:?}")),
+        libc::EOPNOTSUPP => Error::Unsupported { object: oid.into(), op: what.into() },
         _ => match from_rc(rc, &format!("{what} on {oid:?}")) {
             Err(e) => e,
             Ok(()) => unreachable!("rc < 0"),

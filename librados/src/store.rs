@@ -38,6 +38,18 @@ impl RadosStore {
         RadosStore { io }
     }
 
+    /// Another pool of the same cluster connection, in the same namespace (a mail store's
+    /// data pool next to its index pool). [`objstore::Error::NotFound`] (object `pool
+    /// <name>`) when the pool does not exist.
+    pub fn with_pool(&self, pool: &str) -> Result<RadosStore> {
+        Ok(RadosStore { io: self.io.cluster().ioctx(pool, self.io.namespace())? })
+    }
+
+    /// The name of the pool.
+    pub fn pool(&self) -> &str {
+        self.io.pool()
+    }
+
     /// The underlying I/O context.
     pub fn ioctx(&self) -> &Arc<IoCtx> {
         &self.io

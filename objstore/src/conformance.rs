@@ -57,6 +57,21 @@ macro_rules! conformance_tests {
     };
 }
 
+/// The conformance run of a backend without omap (an erasure-coded RADOS pool, or
+/// [`crate::MemoryStore::erasure_coded`]): the cases that use no omap, and
+/// [`omap_refused_without_omap`], which expects [`Error::Unsupported`] from every omap
+/// operation and every partial write where the other cases expect them to work.
+#[macro_export]
+macro_rules! conformance_tests_without_omap {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases $make;
+            write_full_read_stat, xattrs_binary_roundtrip,
+            namespaces_are_isolated, list_objects, large_object_read_full,
+            data_and_xattrs_without_omap, omap_refused_without_omap,
+        );
+    };
+}
+
 fn not_found(oid: &str) -> Error {
     Error::NotFound { object: oid.into() }
 }
@@ -518,4 +533,52 @@ pub fn truncate_never_creates(s: &Store) {
     s.write_full("t", b"abcdef").unwrap();
     s.write_op("t", &WriteOp::new().remove().truncate(2)).unwrap();
     assert_eq!(s.stat("t").unwrap_err(), not_found("t"));
+}
+
+/// Without omap, the data path still has everything it needs: exclusive create with data
+/// and xattrs in one operation, xattr comparison guards, version guards, remove.
+pub fn data_and_xattrs_without_omap(s: &Store) {
+    let v = s
+        .write_op("b", &WriteOp::new().create_exclusive().write_full(*b"body").set_xattr("rm.ref.x", Vec::new()))
+        .unwrap();
+    let r = s.read_op("b", &ReadOp::new().stat().read(0, 10).xattrs()).unwrap();
+    assert_eq!(r.data.unwrap(), b"body");
+    assert!(r.xattrs.unwrap().contains_key("rm.ref.x"));
+    let v2 = s.write_op("b", &WriteOp::new().assert_exists().set_xattr("rm.ref.y", Vec::new())).unwrap();
+    assert!(v2 > v);
+    assert_conflict(s.write_op("b", &WriteOp::new().assert_version(v).rm_xattr("rm.ref.x")));
+    s.write_op("b", &WriteOp::new().assert_version(v2).rm_xattr("rm.ref.x")).unwrap();
+    assert_conflict(s.write_op("b", &WriteOp::new().cmp_xattr("rm.ref.y", CmpOp::Eq, *b"z").remove()));
+    s.write_op("b", &WriteOp::new().cmp_xattr("rm.ref.y", CmpOp::Eq, Vec::new()).remove()).unwrap();
+    assert_eq!(s.stat("b").unwrap_err(), not_found("b"));
+}
+
+/// Every omap operation, read or write, alone or next to data, and every partial write (at
+/// an offset, append, truncate: an erasure-coded pool without `allow_ec_overwrites` writes
+/// whole objects only) fails with [`Error::Unsupported`] and changes nothing.
+pub fn omap_refused_without_omap(s: &Store) {
+    let unsupported = |r: crate::Result<()>, what: &str| match r {
+        Err(Error::Unsupported { .. }) => {}
+        other => panic!("{what}: expected Unsupported, got {other:?}"),
+    };
+    s.write_full("o", b"data").unwrap();
+    let writes = [
+        ("omap_set", WriteOp::new().omap_set([("k", b"v")])),
+        ("omap_set with data", WriteOp::new().write_full(*b"new").omap_set([("k", b"v")])),
+        ("omap_rm_keys", WriteOp::new().omap_rm_keys(["k"])),
+        ("omap_rm_range", WriteOp::new().omap_rm_range("a", "z")),
+        ("omap_clear", WriteOp::new().omap_clear()),
+        ("omap_cmp", WriteOp::new().omap_cmp("k", CmpOp::Eq, Vec::new()).write_full(*b"new")),
+        ("write at an offset", WriteOp::new().write(2, *b"xy")),
+        ("append", WriteOp::new().append(*b"more")),
+        ("truncate", WriteOp::new().truncate(1)),
+        ("append with an xattr", WriteOp::new().set_xattr("a", b"1").append(*b"more")),
+    ];
+    for (what, op) in writes {
+        unsupported(s.write_op("o", &op).map(drop), what);
+    }
+    unsupported(s.read_op("o", &ReadOp::new().omap_get(["k"])).map(drop), "omap_get");
+    unsupported(s.read_op("o", &ReadOp::new().omap_range("", "", 10)).map(drop), "omap_range");
+    unsupported(s.read_op("o", &ReadOp::new().read(0, 4).omap_range("", "", 10)).map(drop), "read with omap");
+    assert_eq!(s.read_full("o").unwrap().0, b"data", "nothing changed");
 }

@@ -108,6 +108,12 @@ impl CountingStore {
         CountingStore { inner, counters: Arc::default() }
     }
 
+    /// Wraps another store (another pool) into the same counters: the operations of both
+    /// add up in [`CountingStore::counts`].
+    pub fn wrap(&self, other: Arc<dyn ObjectStore>) -> CountingStore {
+        CountingStore { inner: other, counters: self.counters.clone() }
+    }
+
     /// The operations so far.
     pub fn counts(&self) -> OpCounts {
         OpCounts {

@@ -54,6 +54,17 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// The pool cannot do this kind of operation at all: an erasure-coded pool has no omap
+    /// and writes whole objects only (librados `-EOPNOTSUPP`). Permanent for that pool.
+    #[error(
+        "{op} is not supported by the pool of object {object:?} (an erasure-coded pool has no omap and writes whole objects only)"
+    )]
+    Unsupported {
+        /// Object name.
+        object: String,
+        /// The operation refused.
+        op: String,
+    },
     /// The cluster cannot be reached or did not answer in time. Temporary: retry later.
     #[error("object store unavailable: {0}")]
     Unavailable(String),

@@ -122,12 +122,34 @@ impl Drop for MemWatchHandle {
 pub struct MemoryStore {
     pool: Arc<Mutex<Pool>>,
     namespace: String,
+    /// Refuse omap as an erasure-coded RADOS pool does ([`MemoryStore::erasure_coded`]).
+    no_omap: bool,
 }
 
 impl MemoryStore {
     /// A new, empty pool, seen through `namespace`.
     pub fn new(namespace: &str) -> Self {
-        MemoryStore { pool: Arc::default(), namespace: namespace.to_string() }
+        MemoryStore { pool: Arc::default(), namespace: namespace.to_string(), no_omap: false }
+    }
+
+    /// A new, empty pool that behaves as an erasure-coded RADOS pool: every operation that
+    /// writes or compares omap, and every partial write (at an offset, append, truncate),
+    /// fails with [`Error::Unsupported`] and changes nothing (librados answers
+    /// `-EOPNOTSUPP`: `librados/tests/erasure.rs`); data and xattrs work as usual. Omap
+    /// reads fail too, where a real pool answers them as an empty omap: stricter, so that a
+    /// read that could only ever find nothing shows up. Tests put mail
+    /// bodies on it to prove that nothing on their path uses omap.
+    pub fn erasure_coded(namespace: &str) -> Self {
+        MemoryStore { no_omap: true, ..MemoryStore::new(namespace) }
+    }
+
+    /// Refuses `what` when this pool is erasure-coded and `uses_omap` (an omap operation or
+    /// a partial write).
+    fn omap_allowed(&self, oid: &str, uses_omap: bool, what: &str) -> Result<()> {
+        if self.no_omap && uses_omap {
+            return Err(Error::Unsupported { object: oid.into(), op: what.into() });
+        }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Pool> {
@@ -142,6 +164,21 @@ impl MemoryStore {
 
     fn do_write(&self, oid: &str, op: &WriteOp) -> Result<u64> {
         op.validate(oid)?;
+        let omap = op.guards.iter().any(|g| matches!(g, Guard::OmapCmp { .. }))
+            || op.mutations.iter().any(|m| {
+                matches!(
+                    m,
+                    Mutation::OmapSet(_) | Mutation::OmapRmKeys(_) | Mutation::OmapRmRange { .. } | Mutation::OmapClear
+                )
+            });
+        self.omap_allowed(oid, omap, "omap write")?;
+        // An erasure-coded pool without `allow_ec_overwrites` (as in CI) writes whole
+        // objects only: a write at an offset, an append or a truncate fails there too.
+        let partial = op
+            .mutations
+            .iter()
+            .any(|m| matches!(m, Mutation::Write { .. } | Mutation::Append(_) | Mutation::Truncate(_)));
+        self.omap_allowed(oid, partial, "partial write")?;
         let mut pool = self.lock();
         let key = self.key(oid);
         let existing = pool.objects.get(&key);
@@ -205,6 +242,10 @@ impl MemoryStore {
 
     fn do_read(&self, oid: &str, op: &ReadOp) -> Result<ReadResult> {
         op.validate(oid)?;
+        let omap = op.omap_keys.is_some()
+            || op.omap_range.is_some()
+            || op.guards.iter().any(|g| matches!(g, Guard::OmapCmp { .. }));
+        self.omap_allowed(oid, omap, "omap read")?;
         let pool = self.lock();
         let obj = pool.objects.get(&self.key(oid));
         check_guards(oid, obj, &op.guards)?;
@@ -380,7 +421,7 @@ impl ObjectStore for MemoryStore {
 
     fn with_namespace(&self, namespace: &str) -> Result<Arc<dyn ObjectStore>> {
         check_namespace(namespace)?;
-        Ok(Arc::new(MemoryStore { pool: self.pool.clone(), namespace: namespace.to_string() }))
+        Ok(Arc::new(MemoryStore { pool: self.pool.clone(), namespace: namespace.to_string(), no_omap: self.no_omap }))
     }
 
     fn write_op(&self, oid: &str, op: &WriteOp) -> Result<u64> {

@@ -15,6 +15,14 @@ mod memory_backend {
     objstore::conformance_tests!(|case: &str| -> Arc<dyn ObjectStore> { Arc::new(MemoryStore::new(case)) });
 }
 
+mod erasure_coded_memory_backend {
+    //! The memory backend as an erasure-coded pool: no omap.
+    use super::*;
+    objstore::conformance_tests_without_omap!(|case: &str| -> Arc<dyn ObjectStore> {
+        Arc::new(MemoryStore::erasure_coded(case))
+    });
+}
+
 mod through_fault_wrapper {
     //! The wrapper must be transparent while it injects nothing.
     use super::*;

@@ -141,6 +141,12 @@ pub fn reference(mailbox: &crate::names::Guid, instance: u64) -> String {
     format!("{REFERENCE}{mailbox}/{instance:016x}")
 }
 
+/// The mailbox and instance of a [`reference`] key (strictly as it writes them).
+pub fn parse_reference(key: &str) -> Option<(crate::names::Guid, u64)> {
+    let (mailbox, instance) = key.strip_prefix(REFERENCE)?.split_once('/')?;
+    Some((crate::names::Guid::parse(mailbox).ok()?, canonical_hex(instance, 16)?))
+}
+
 /// The [`DELIVERY`] bucket of a time, Unix seconds (times before 1970 are bucket 0).
 pub fn delivery_bucket(unix_secs: i64) -> u32 {
     u32::try_from(unix_secs.max(0) / DELIVERY_BUCKET_SECS).unwrap_or(u32::MAX)

@@ -15,6 +15,7 @@
 //! ```
 
 mod error;
+pub mod format;
 pub mod frame;
 pub mod keys;
 pub mod names;

@@ -211,6 +211,26 @@ pub mod xattr {
     /// transform of it (`mail_crypt`, `zlib`); absent otherwise. `rm.vsize` and
     /// `rm.hdrlen` then describe the plain mail, `rm.psize` the stored bytes.
     pub const PLAIN_PSIZE: &str = "rm.plainpsize";
+    /// Prefix of the reference xattrs of pool format v2 (`docs/FORMAT.md`, "Layout and
+    /// format versions"): `rm.ref.<mailbox guid>.<instance>`, empty value, one per index
+    /// record that points to the body.
+    pub const REFERENCE: &str = "rm.ref.";
+
+    /// The reference xattr of record `instance` of `mailbox`: 56 bytes, well under Ceph's
+    /// `osd_max_attr_name_len` (100).
+    pub fn reference(mailbox: &super::Guid, instance: u64) -> String {
+        format!("{REFERENCE}{mailbox}.{instance:016x}")
+    }
+
+    /// The mailbox and instance of a reference xattr name (strictly: as [`reference`]
+    /// writes it); `None` for any other name.
+    pub fn parse_reference(name: &str) -> Option<(super::Guid, u64)> {
+        let rest = name.strip_prefix(REFERENCE)?;
+        let (mailbox, instance) = rest.split_once('.')?;
+        let mailbox = super::Guid::parse(mailbox).ok()?;
+        let instance = crate::keys::canonical_hex(instance, 16)?;
+        Some((mailbox, instance))
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +252,18 @@ mod tests {
         assert_eq!(mailbox_shard(&g, 3), format!("mbox.{}.0003", "ab".repeat(16)));
         assert_eq!(shard_of(32_767, DEFAULT_SHARD_BITS), 0);
         assert_eq!(shard_of(32_768, DEFAULT_SHARD_BITS), 1);
+    }
+
+    #[test]
+    fn reference_xattrs() {
+        let (m, n) = (Guid([0x5a; 16]), 0x1234_5678_9abc_def0);
+        let name = xattr::reference(&m, n);
+        assert_eq!(name.len(), 56);
+        assert!(name.len() <= 100, "Ceph's osd_max_attr_name_len");
+        assert_eq!(xattr::parse_reference(&name), Some((m, n)));
+        assert_eq!(xattr::parse_reference("rm.guid"), None);
+        assert_eq!(xattr::parse_reference(&name.to_uppercase()), None);
+        assert_eq!(xattr::parse_reference(&format!("{name}0")), None);
     }
 
     #[test]

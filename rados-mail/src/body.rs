@@ -21,6 +21,7 @@ use rand::Rng;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::layout::Bodies;
 
 /// A body written to RADOS, not yet in any index.
 pub(crate) struct SavedBody {
@@ -74,13 +75,13 @@ fn now() -> i64 {
 
 /// Streams `body` into a new body object (and chunk objects), referenced by `mailbox`.
 pub(crate) fn save(
-    store: &Arc<dyn ObjectStore>,
+    bodies: &Bodies,
     config: &Config,
     mailbox: &Guid,
     body: &mut dyn Read,
     received: Option<i64>,
 ) -> Result<SavedBody> {
-    let mut writer = BodyWriter::new(store.clone(), config, mailbox, received);
+    let mut writer = BodyWriter::new(bodies, config, mailbox, received);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match body.read(&mut buf) {
@@ -104,7 +105,10 @@ pub(crate) fn save(
 /// and describes the body. Every error removes what was written (the writer is then
 /// done); so does [`BodyWriter::abort`].
 pub(crate) struct BodyWriter {
+    /// The user's namespace of the data pool.
     store: Arc<dyn ObjectStore>,
+    /// Where bodies go and how references are kept.
+    bodies: Bodies,
     mailbox: Guid,
     guid: Guid,
     instance: u64,
@@ -128,11 +132,12 @@ pub(crate) struct BodyWriter {
 
 impl BodyWriter {
     /// A new body for `mailbox` (its first reference), with a fresh GUID.
-    pub(crate) fn new(store: Arc<dyn ObjectStore>, config: &Config, mailbox: &Guid, received: Option<i64>) -> Self {
+    pub(crate) fn new(bodies: &Bodies, config: &Config, mailbox: &Guid, received: Option<i64>) -> Self {
         let mut rng = rand::rng();
         let saved = now();
         BodyWriter {
-            store,
+            store: bodies.store().clone(),
+            bodies: bodies.clone(),
             mailbox: *mailbox,
             guid: Guid(rng.random()),
             instance: rng.random(),
@@ -245,10 +250,14 @@ impl BodyWriter {
         if self.objects == 0 {
             // Created exclusively (a GUID collision fails instead of overwriting), with the
             // mailbox's reference; described now if it is the whole body.
-            let mut op = WriteOp::new()
-                .create_exclusive()
-                .write_full(buf)
-                .omap_set([(keys::reference(&self.mailbox, self.instance), Vec::new())])
+            let op = WriteOp::new().create_exclusive().write_full(buf);
+            // The mailbox's reference: an xattr in pool format v2, an omap key in v1.
+            let op = if self.bodies.xattr_refs()? {
+                op.set_xattr(xattr::reference(&self.mailbox, self.instance), Vec::new())
+            } else {
+                op.omap_set([(keys::reference(&self.mailbox, self.instance), Vec::new())])
+            };
+            let mut op = op
                 .set_xattr(xattr::VERSION, b"1".to_vec())
                 .set_xattr(xattr::GUID, self.guid.to_string().into_bytes())
                 .set_xattr(xattr::MAILBOX, self.mailbox.to_string().into_bytes());
@@ -401,11 +410,12 @@ fn locate(offset: u64, chunk_size: u64) -> (u64, u64, u64) {
     }
 }
 
-/// Reads up to `len` bytes at `offset` of a body (one RADOS read, within one object).
-fn read_some(store: &dyn ObjectStore, guid: &Guid, rec: &MailRecord, offset: u64, len: u64) -> Result<Vec<u8>> {
+/// Reads up to `len` bytes at `offset` of a body (one RADOS read, within one object; more
+/// only while a migration may have left it in the index pool).
+fn read_some(bodies: &Bodies, guid: &Guid, rec: &MailRecord, offset: u64, len: u64) -> Result<Vec<u8>> {
     let (n, within, left) = locate(offset, rec.chunk_size);
     let oid = names::mail_part(guid, n);
-    let part = store.read(&oid, within, len.min(left))?;
+    let part = bodies.with_fallback(|store| store.read(&oid, within, len.min(left)))?;
     if part.is_empty() && len > 0 {
         return Err(Error::Corrupted { object: oid, key: None, detail: "body shorter than its record".into() });
     }
@@ -414,7 +424,7 @@ fn read_some(store: &dyn ObjectStore, guid: &Guid, rec: &MailRecord, offset: u64
 
 /// `len` bytes of a body from `offset` (fewer at its end), read `read_chunk` at a time.
 pub(crate) fn read_range(
-    store: &dyn ObjectStore,
+    bodies: &Bodies,
     guid: &Guid,
     rec: &MailRecord,
     offset: u64,
@@ -424,7 +434,7 @@ pub(crate) fn read_range(
     let len = len.min(rec.psize.saturating_sub(offset));
     let mut out = Vec::with_capacity(len as usize);
     while (out.len() as u64) < len {
-        let part = read_some(store, guid, rec, offset + out.len() as u64, read_chunk.min(len - out.len() as u64))?;
+        let part = read_some(bodies, guid, rec, offset + out.len() as u64, read_chunk.min(len - out.len() as u64))?;
         out.extend_from_slice(&part);
     }
     Ok(out)
@@ -467,14 +477,14 @@ pub struct BodyReader {
 }
 
 enum Source {
-    Rados { store: Arc<dyn ObjectStore>, guid: Guid, rec: MailRecord, read_chunk: u64 },
+    Rados { bodies: Box<Bodies>, guid: Guid, rec: MailRecord, read_chunk: u64 },
     Memory(Arc<[u8]>),
 }
 
 impl BodyReader {
-    pub(crate) fn from_rados(store: Arc<dyn ObjectStore>, guid: Guid, rec: MailRecord, read_chunk: u64) -> BodyReader {
+    pub(crate) fn from_rados(bodies: Bodies, guid: Guid, rec: MailRecord, read_chunk: u64) -> BodyReader {
         let (len, expected_crc) = (rec.psize, rec.crc32);
-        let source = Source::Rados { store, guid, rec, read_chunk: read_chunk.max(1) };
+        let source = Source::Rados { bodies: Box::new(bodies), guid, rec, read_chunk: read_chunk.max(1) };
         BodyReader::new(source, len, expected_crc)
     }
 
@@ -558,9 +568,9 @@ impl Read for BodyReader {
                     out[..n].copy_from_slice(data);
                     return Ok(n);
                 }
-                Source::Rados { store, guid, rec, read_chunk } => {
+                Source::Rados { bodies, guid, rec, read_chunk } => {
                     let want = (*read_chunk).min(self.len - at);
-                    let data = read_some(store.as_ref(), guid, rec, at, want).map_err(std::io::Error::other)?;
+                    let data = read_some(bodies, guid, rec, at, want).map_err(std::io::Error::other)?;
                     self.pos += data.len() as u64;
                     self.buf = data;
                     self.buf_pos = 0;

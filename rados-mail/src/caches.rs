@@ -26,6 +26,8 @@ pub(crate) struct Caches {
     pub retry: RetryPolicy,
     /// Counters of notifies and watches.
     pub push: Arc<crate::watch::PushCounters>,
+    /// The deployment's layout (format record) and data pool.
+    pub layout: Arc<crate::layout::LayoutState>,
 }
 
 /// The per-process cache of mailbox views, keyed by namespace and mailbox GUID. A view in

@@ -10,6 +10,7 @@
 //! gives each orphan's age, and a repair tool should only remove old ones.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use objstore::{Error as StoreError, ObjectStore};
@@ -51,13 +52,14 @@ pub struct CheckReport {
     /// interrupted deletes).
     pub orphan_chunks: Vec<String>,
     /// References that no record holds on bodies that some record refers to, as (object,
-    /// omap key).
+    /// omap key `ref/…`, or xattr name `rm.ref.…` in pool format v2).
     pub stale_references: Vec<(String, String)>,
     /// Mailbox head or shard objects of no listed mailbox.
     pub unlisted_mailbox_objects: Vec<String>,
     /// Records whose body is missing, as (mailbox, UID). Must always be empty.
     pub missing_bodies: Vec<(String, u32)>,
-    /// Records whose body lacks the reference they hold, as (body object, omap key).
+    /// Records whose body lacks the reference they hold, as (body object, reference in the
+    /// omap key form `ref/<mailbox>/<instance>`, whichever form the pool uses).
     pub missing_references: Vec<(String, String)>,
     /// Values that failed their integrity check: records, headers, WAL entries, trim and
     /// applied marks, mailbox-list entries and counters.
@@ -111,17 +113,54 @@ pub fn check_user_objects(user: &User, objects: Vec<String>) -> Result<CheckRepo
 
 /// What a check learns on the way: the report, every body's references, and the
 /// references the records hold.
+///
+/// References are named in the omap key form, `ref/<mailbox>/<instance>`, whether stored
+/// as that omap key (pool format v1) or as the xattr `rm.ref.<mailbox>.<instance>` (v2);
+/// [`Inventory::stored`] tells which.
 pub(crate) struct Inventory {
     pub(crate) report: CheckReport,
-    /// Body GUID → its `ref/` keys, for every body object found.
+    /// Body GUID → its references, for every body object found.
     pub(crate) refs: BTreeMap<Guid, BTreeSet<String>>,
-    /// Body GUID → the `ref/` keys the records of the listed mailboxes hold.
+    /// Body GUID → the references the records of the listed mailboxes hold.
     pub(crate) held: BTreeMap<Guid, BTreeSet<String>>,
+    /// Body GUID → the store its first object was found in (the data pool, or the index
+    /// pool while a migration moves bodies).
+    pub(crate) place: BTreeMap<Guid, Arc<dyn ObjectStore>>,
+}
+
+/// The stored name of reference `key` (omap key form) on a body: the xattr name when the
+/// body keeps it as an xattr (`xattrs` lists the body's xattr references).
+pub(crate) fn stored_name(key: &str, xattrs: &BTreeSet<String>) -> String {
+    match keys::parse_reference(key) {
+        Some((m, i)) if xattrs.contains(key) => names::xattr::reference(&m, i),
+        _ => key.to_string(),
+    }
+}
+
+/// A body's references: (all, in omap key form; those stored as xattrs), read in one
+/// operation (more only for a body with over a thousand omap references). `omap`: read
+/// omap `ref/` keys too (bodies in the index pool).
+pub(crate) fn body_references(
+    store: &dyn ObjectStore,
+    oid: &str,
+    omap: bool,
+) -> objstore::Result<(BTreeSet<String>, BTreeSet<String>)> {
+    let read = store.read_op(oid, &crate::refs::read_references(omap, objstore::OMAP_PAGE_MAX))?;
+    let more = read.omap_page.as_ref().is_some_and(|p| p.more);
+    let refs = crate::refs::references_of(read);
+    let xattrs: BTreeSet<String> = refs.xattrs.iter().map(|(m, i)| keys::reference(m, *i)).collect();
+    let mut all: BTreeSet<String> = refs.omap.into_iter().collect();
+    if more {
+        all.extend(store.omap_all(oid, keys::REFERENCE)?.into_iter().map(|(k, _)| k));
+    }
+    all.extend(xattrs.iter().cloned());
+    Ok((all, xattrs))
 }
 
 /// The check, with what it learnt (see [`Inventory`]).
 pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
     let ns = user.store();
+    let places = user.bodies()?;
     let mut report = CheckReport::default();
     let list = ListScan::read(ns.as_ref())?;
     report.corrupt.extend(list.damage);
@@ -167,18 +206,34 @@ pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
         }
     }
 
-    let mut bodies: BTreeSet<Guid> = BTreeSet::new();
+    // Bodies: in the index namespace (listed by the caller) unless the data pool is
+    // another pool, which is listed here (and the index pool's bodies count too while a
+    // migration moves them).
+    let mut body_objects: Vec<(String, Arc<dyn ObjectStore>)> = Vec::new();
+    if places.separate() {
+        for oid in places.store().list_objects()? {
+            body_objects.push((oid?, places.store().clone()));
+        }
+    }
+    if !places.separate() || places.fallback()?.is_some() {
+        body_objects.extend(objects.iter().map(|o| (o.clone(), ns.clone())));
+    }
+    let mut place: BTreeMap<Guid, Arc<dyn ObjectStore>> = BTreeMap::new();
     let mut chunks: Vec<(Guid, String)> = Vec::new();
-    for oid in objects {
+    for (oid, store) in &body_objects {
         if let Some(rest) = oid.strip_prefix("mail.") {
             let (guid_hex, chunk) = rest.split_once('.').map_or((rest, false), |(g, _)| (g, true));
             let Ok(guid) = Guid::parse(guid_hex) else { continue };
             if chunk {
                 chunks.push((guid, oid.clone()));
             } else {
-                bodies.insert(guid);
+                place.entry(guid).or_insert_with(|| store.clone());
             }
-        } else if let Some(rest) = oid.strip_prefix("mbox.") {
+        }
+    }
+    let bodies: BTreeSet<Guid> = place.keys().copied().collect();
+    for oid in objects {
+        if let Some(rest) = oid.strip_prefix("mbox.") {
             let listed_here =
                 Guid::parse(rest.split('.').next().unwrap_or_default()).is_ok_and(|g| listed.contains(&g));
             if !listed_here {
@@ -191,8 +246,11 @@ pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
     let mut all_refs = BTreeMap::new();
     for guid in &bodies {
         let oid = names::mail(guid);
-        let refs: BTreeSet<String> = match ns.omap_all(&oid, keys::REFERENCE) {
-            Ok(entries) => entries.into_iter().map(|(k, _)| k).collect(),
+        let store = &place[guid];
+        // Omap references exist only in the index pool (the data pool may have no omap).
+        let omap = Arc::ptr_eq(store, ns);
+        let (refs, xattrs) = match body_references(store.as_ref(), &oid, omap) {
+            Ok(r) => r,
             Err(StoreError::NotFound { .. }) => continue, // removed meanwhile
             Err(e) => return Err(e.into()),
         };
@@ -200,7 +258,7 @@ pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
         let wanted_here = wanted.get(guid);
         for r in refs.iter().filter(|_| wanted_here.is_some()) {
             if !wanted_here.is_some_and(|w| w.contains(r)) {
-                report.stale_references.push((oid.clone(), r.clone()));
+                report.stale_references.push((oid.clone(), stored_name(r, &xattrs)));
             }
         }
         for w in wanted_here.into_iter().flatten() {
@@ -209,7 +267,7 @@ pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
             }
         }
         if wanted_here.is_none() {
-            report.orphan_bodies.push((oid.clone(), age(ns.as_ref(), &oid, now)));
+            report.orphan_bodies.push((oid.clone(), age(store.as_ref(), &oid, now)));
         }
     }
     for (guid, oid) in chunks {
@@ -222,7 +280,7 @@ pub(crate) fn inventory(user: &User, objects: &[String]) -> Result<Inventory> {
             report.missing_bodies.extend(users);
         }
     }
-    Ok(Inventory { report, refs: all_refs, held: wanted })
+    Ok(Inventory { report, refs: all_refs, held: wanted, place })
 }
 
 /// Seconds since `oid` was last changed (0 when unknown or in the future).

@@ -3,9 +3,23 @@
 /// The default of [`Config::max_keywords`].
 pub const DEFAULT_MAX_KEYWORDS: usize = 1000;
 
+/// The default of [`Config::max_mailboxes`].
+pub const DEFAULT_MAX_MAILBOXES: usize = 10_000;
+
 /// How the mail store lays out and limits its data. The defaults suit production.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// The pool holding mail bodies (the setting `data_pool`, Dovecot `rados_data_pool`);
+    /// empty (default): the index pool. It may be erasure-coded: nothing on it uses omap.
+    /// It must be the pool the deployment's format record names (`docs/FORMAT.md`,
+    /// "Layout and format versions"); a new deployment records it.
+    pub data_pool: String,
+    /// Objects the shared dict is spread over in a deployment created by this store (the
+    /// setting `dict_shards`, default [`crate::dict::DEFAULT_SHARED_SHARDS`], at most
+    /// [`crate::dict::MAX_SHARDS`]; see `docs/CAPACITY.md` for sizing). Used only when the
+    /// deployment's format record is created (a new deployment): afterwards the record's
+    /// `dict_shards` rules, and `rados-mail migrate --dict-shards N` changes it.
+    pub dict_shards: u32,
     /// Namespace prefix: a user's RADOS namespace is `<prefix>/<user>`, or `<user>` when
     /// empty (default; see [`omap_index::names::user_namespace`]). No '/'.
     pub namespace_prefix: String,
@@ -15,6 +29,10 @@ pub struct Config {
     /// `MailboxHeader::keywords`); a commit that would need more fails with
     /// `KeywordLimit` and changes nothing (default 1,000).
     pub max_keywords: usize,
+    /// Mailboxes a user may have; creating one more fails with `TooLarge` and creates
+    /// nothing (default 10,000: the user's `mailboxes` object then holds at most about
+    /// 30,000 omap keys, under the project's limit of 100,000 per object).
+    pub max_mailboxes: usize,
     /// Bytes per body object: a larger mail is stored as several objects of this size,
     /// written concurrently (default 4 MiB; Ceph's `osd_max_object_size` is 128 MiB).
     pub chunk_size: usize,
@@ -71,9 +89,12 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            data_pool: String::new(),
+            dict_shards: crate::dict::DEFAULT_SHARED_SHARDS,
             namespace_prefix: String::new(),
             max_mail_size: 100 << 20,
             max_keywords: DEFAULT_MAX_KEYWORDS,
+            max_mailboxes: DEFAULT_MAX_MAILBOXES,
             chunk_size: 4 << 20,
             write_in_flight: 4,
             ref_in_flight: 16,

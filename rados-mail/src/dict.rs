@@ -4,7 +4,10 @@
 //! METADATA), quota counters, last-login times, Sieve bookkeeping. Its keys begin with
 //! `priv/` (private to the user) or `shared/` (visible to every user). Here a [`Dict`] of
 //! [`Scope::Private`] lives in the user's namespace and one of [`Scope::Shared`] in the
-//! shared namespace; in both, everything is the omap of one object, [`DICT_OBJECT`]:
+//! shared namespace. A dict of 0 shards (every private dict, and the shared dict of pools of
+//! format 1) is the omap of one object, [`DICT_OBJECT`]; a dict of N shards spreads its keys
+//! over the objects `dict.0000` … `dict.<N-1>` by a hash of the key ([`shard_object`]), so
+//! that a million users' `shared/last-login/<user>` keys never make one huge object:
 //!
 //! * omap key = the full Dovecot key, scope prefix included (`priv/quota/storage`);
 //! * omap value = the value's bytes as given (any bytes; Dovecot passes strings);
@@ -12,8 +15,9 @@
 //!   Dovecot's dict-sql and dict-redis store them, so `lookup` returns them readably.
 //!
 //! A [`Transaction`] collects `set`, `unset` and `atomic_inc` in memory and
-//! [`Transaction::commit`] applies them as one atomic compound write on [`DICT_OBJECT`]:
-//! all of them or none. Counters are compare-and-swap registers: commit reads their
+//! [`Transaction::commit`] applies them as one atomic compound write per object they touch:
+//! all of them or none when they touch one object (always so for a dict of 0 shards); for a
+//! sharded dict see [`Transaction::commit`]. Counters are compare-and-swap registers: commit reads their
 //! values, writes the sums behind `omap_cmp` guards on the bytes it read, and starts over
 //! (with a jittered, growing pause) when a concurrent commit changed one of them first.
 //!
@@ -43,13 +47,22 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use objstore::{CmpOp, OMAP_PAGE_MAX, ObjectStore, WriteOp};
+use objstore::ObjectStore;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 
-/// The object holding a dict, in the user's namespace (private) or the shared one.
+mod commit;
+mod iterate;
+mod reshard;
+mod shard;
+
+pub use reshard::{ReshardReport, reshard};
+pub use shard::{DEFAULT_SHARED_SHARDS, MAX_SHARDS, shard_object, shard_objects};
+
+/// The object holding a dict of 0 shards, in the user's namespace (private) or the shared
+/// one.
 pub const DICT_OBJECT: &str = "dict";
 
 /// Longest key accepted, in bytes, scope prefix included.
@@ -99,8 +112,8 @@ impl fmt::Display for Scope {
 
 /// One dict: the private one of a user or the shared one.
 ///
-/// Obtained from `User::dict()` or `MailStore::shared_dict()`, or made with [`Dict::new`].
-/// Cheap to clone; every method is safe to call from many threads and processes at once.
+/// Obtained from `User::dict()` or `MailStore::shared_dict()`, or made with [`Dict::new`]
+/// or [`Dict::with_shards`]. Cheap to clone; every method is safe to call from many threads and processes at once.
 ///
 /// Keys are the full Dovecot keys: `priv/<path>` for a private dict, `shared/<path>` for a
 /// shared one (a key of the other scope is refused with [`Error::InvalidInput`]). The path
@@ -111,19 +124,38 @@ pub struct Dict {
     store: Arc<dyn ObjectStore>,
     scope: Scope,
     retry: RetryPolicy,
+    /// 0: one object, [`DICT_OBJECT`]; else the number of shard objects.
+    shards: u32,
 }
 
 impl Dict {
     /// A dict of `scope` kept in the namespace of `store` (the user's namespace for a
     /// private dict, the shared namespace for the shared one).
+    ///
+    /// The dict is one object, [`DICT_OBJECT`] (0 shards).
     pub fn new(store: Arc<dyn ObjectStore>, config: Arc<Config>, scope: Scope) -> Dict {
         let retry = RetryPolicy::new(config.max_attempts);
-        Dict { store, scope, retry }
+        Dict { store, scope, retry, shards: 0 }
+    }
+
+    /// A dict of `scope` spread over `shards` objects (see [`shard_object`]); 0 is the one
+    /// object of [`Dict::new`]. Every process using a dict must agree on its number of
+    /// shards: the pool's format record says it for the shared dict.
+    ///
+    /// Fails with [`Error::InvalidInput`] when `shards` is above [`MAX_SHARDS`].
+    pub fn with_shards(store: Arc<dyn ObjectStore>, config: Arc<Config>, scope: Scope, shards: u32) -> Result<Dict> {
+        Dict::sharded(store, scope, RetryPolicy::new(config.max_attempts), shards)
     }
 
     /// [`Dict::new`] counting its lost races in a store's counters.
     pub(crate) fn with_retry(store: Arc<dyn ObjectStore>, scope: Scope, retry: RetryPolicy) -> Dict {
-        Dict { store, scope, retry }
+        Dict { store, scope, retry, shards: 0 }
+    }
+
+    /// [`Dict::with_shards`] counting its lost races in a store's counters.
+    pub(crate) fn sharded(store: Arc<dyn ObjectStore>, scope: Scope, retry: RetryPolicy, shards: u32) -> Result<Dict> {
+        shard::check_shards(shards)?;
+        Ok(Dict { store, scope, retry, shards })
     }
 
     /// The scope of the keys this dict holds.
@@ -131,10 +163,26 @@ impl Dict {
         self.scope
     }
 
-    /// The value of `key`, or `None` if it is not set. One read.
+    /// The number of shard objects; 0 for a dict that is the one object [`DICT_OBJECT`].
+    pub fn shards(&self) -> u32 {
+        self.shards
+    }
+
+    /// The object that holds `key` (whether or not it is set): [`DICT_OBJECT`], or the
+    /// key's shard, [`shard_object`]. The key is not checked.
+    pub fn object_of(&self, key: &str) -> String {
+        shard_object(self.shards, key)
+    }
+
+    /// Every object this dict may keep keys in, in shard order ([`shard_objects`]).
+    pub fn objects(&self) -> Vec<String> {
+        shard_objects(self.shards)
+    }
+
+    /// The value of `key`, or `None` if it is not set. One read (of the key's shard).
     pub fn lookup(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.check_key(key)?;
-        match self.store.omap_get(DICT_OBJECT, &[key]) {
+        match self.store.omap_get(&self.object_of(key), &[key]) {
             Ok(mut found) => Ok(found.remove(key)),
             Err(objstore::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -147,8 +195,9 @@ impl Dict {
     /// not, and the scope alone, `priv` or `priv/`, means the whole dict). Without
     /// `recursive`, only the keys directly below it are returned (`priv/quota/storage`, not
     /// `priv/quota/a/b`); with it, all keys below it at any depth. The key equal to the
-    /// path itself is not below it. Reads [`OMAP_PAGE_MAX`] entries per round trip; use
-    /// [`Dict::iterate_page`] to bound memory on very large dicts.
+    /// path itself is not below it. Reads [`objstore::OMAP_PAGE_MAX`] entries per round
+    /// trip; a sharded dict reads the first page of every shard at once and merges the
+    /// shards in key order. Use [`Dict::iterate_page`] to bound memory on very large dicts.
     pub fn iterate(&self, prefix: &str, recursive: bool) -> Result<Entries> {
         let below = self.path_prefix(prefix)?;
         Ok(self.scan(&below, recursive, "", usize::MAX)?.0)
@@ -160,7 +209,8 @@ impl Dict {
     /// Continue with the last key returned as `after`. When the flag is `false` the
     /// iteration is complete; when it is `true` the next page may still turn out empty. Each
     /// page is read as it is asked for, so entries set or unset between two pages may or may
-    /// not show, as with any cursor; a key is never returned twice.
+    /// not show, as with any cursor; a key is never returned twice. On a sharded dict every
+    /// page reads every shard at least once (at once, not one after the other).
     pub fn iterate_page(&self, prefix: &str, recursive: bool, after: &str, max: usize) -> Result<(Entries, bool)> {
         let below = self.path_prefix(prefix)?;
         if max == 0 {
@@ -204,118 +254,6 @@ impl Dict {
             self.check_key(path)?;
         }
         Ok(format!("{path}/"))
-    }
-
-    /// Collects up to `max` entries below `below` (which ends in '/') after `after`; the
-    /// flag says whether more may follow.
-    fn scan(&self, below: &str, recursive: bool, after: &str, max: usize) -> Result<(Entries, bool)> {
-        let mut out = Vec::new();
-        let mut start = after.to_string();
-        loop {
-            let want = if recursive { (max - out.len()).min(OMAP_PAGE_MAX) } else { OMAP_PAGE_MAX };
-            let page = match self.store.omap_range(DICT_OBJECT, &start, below, want) {
-                Ok(page) => page,
-                Err(objstore::Error::NotFound { .. }) => return Ok((out, false)),
-                Err(e) => return Err(e.into()),
-            };
-            let mut entries = page.entries.into_iter();
-            let mut last = None;
-            for (key, value) in entries.by_ref() {
-                if recursive || !key[below.len()..].contains('/') {
-                    out.push((key.clone(), value));
-                }
-                last = Some(key);
-                if out.len() == max {
-                    break;
-                }
-            }
-            let more = page.more || entries.next().is_some();
-            let Some(last) = last else {
-                return Ok((out, false));
-            };
-            if out.len() == max || !more {
-                return Ok((out, more));
-            }
-            start = if recursive { last } else { past_subtree(below, last) };
-        }
-    }
-
-    /// Applies the net effect of a transaction in one guarded write, retrying when a
-    /// concurrent commit changed a counter it read.
-    fn apply(&self, ops: &[(String, Op)]) -> Result<Committed> {
-        let (effects, unset_then_added) = net_effects(ops)?;
-        if effects.is_empty() {
-            return Ok(Committed::Applied);
-        }
-        let counters: Vec<&str> =
-            effects.iter().filter(|(_, e)| matches!(e, Effect::Add(_))).map(|(k, _)| k.as_str()).collect();
-        let mut retry = self.retry.start();
-        loop {
-            let mut op = WriteOp::new();
-            // Current values of the counters; `None` when the object does not exist yet.
-            let current = if counters.is_empty() {
-                op = op.create();
-                Some(BTreeMap::new())
-            } else {
-                match self.store.omap_get(DICT_OBJECT, &counters) {
-                    Ok(found) => Some(found),
-                    Err(objstore::Error::NotFound { .. }) => None,
-                    Err(e) => return Err(e.into()),
-                }
-            };
-            let mut set = Vec::new();
-            let mut unset = Vec::new();
-            let mut not_found = unset_then_added;
-            for (key, effect) in &effects {
-                match effect {
-                    Effect::Set(value) => set.push((key.clone(), value.clone())),
-                    Effect::Unset => unset.push(key.clone()),
-                    Effect::Add(delta) => match current.as_ref().and_then(|c| c.get(key)) {
-                        Some(stored) => {
-                            let sum = add(key, stored, *delta)?;
-                            set.push((key.clone(), sum.into_bytes()));
-                            op = op.omap_cmp(key.clone(), CmpOp::Eq, stored.clone());
-                        }
-                        None => {
-                            // Not set: stays unset, reported; guarded so that a key created
-                            // meanwhile makes this commit read again.
-                            not_found = true;
-                            if current.is_some() {
-                                op = op.omap_cmp(key.clone(), CmpOp::Eq, Vec::new());
-                            }
-                        }
-                    },
-                }
-            }
-            if current.is_none() {
-                // Guards need the object; the first write creates it, or loses to the
-                // writer that did.
-                op = op.create_exclusive();
-            }
-            if !unset.is_empty() {
-                op = op.omap_rm_keys(unset);
-            }
-            if !set.is_empty() {
-                op = op.omap_set(set);
-            }
-            if op.guards.is_empty() && op.mutations.is_empty() {
-                // Only increments of unset keys: nothing to write.
-                return Ok(if not_found { Committed::CounterNotFound } else { Committed::Applied });
-            }
-            match self.store.write_op(DICT_OBJECT, &op) {
-                Ok(_) => return Ok(if not_found { Committed::CounterNotFound } else { Committed::Applied }),
-                Err(e) if lost_race(&e) => {
-                    retry.lost(|| {
-                        format!(
-                            "the {} dict (object {DICT_OBJECT:?} in namespace {:?}): a commit lost every race",
-                            self.scope,
-                            self.store.namespace()
-                        )
-                    })?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
     }
 }
 
@@ -378,6 +316,16 @@ impl Transaction {
     }
 
     /// Applies every operation in one atomic write on the dict object, or none.
+    ///
+    /// On a sharded dict this holds per shard: a transaction whose keys are in one shard
+    /// (a single key always is) is one atomic write; one whose keys are in several shards
+    /// is one atomic write per shard, made one after the other (shards holding counters
+    /// first). Every key is in exactly one shard, so each key is always either old or new,
+    /// and every increment is applied exactly once; but a reader, or a crash, between two
+    /// shards' writes sees some keys new and others old. Counters of every shard are read
+    /// and checked before the first write, so a non-number or an overflow still applies
+    /// nothing. A failure after some shards were written says so in its message (for
+    /// [`Error::Unavailable`], as always, the failed write itself may have happened).
     ///
     /// Counters are read first and written behind compare-and-swap guards; when another
     /// commit changed one of them in between, commit reads again and retries after a short
@@ -501,15 +449,6 @@ fn past_subtree(below: &str, last: String) -> String {
         }
         None => last,
     }
-}
-
-/// Whether a failed commit lost a race: a guard failed, or the dict object was created
-/// (or removed) meanwhile. Re-reading and retrying is right.
-fn lost_race(e: &objstore::Error) -> bool {
-    matches!(
-        e,
-        objstore::Error::Conflict { .. } | objstore::Error::AlreadyExists { .. } | objstore::Error::NotFound { .. }
-    )
 }
 
 /// A key for an error message: quoted, and cut after 64 characters.

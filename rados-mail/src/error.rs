@@ -52,6 +52,33 @@ pub enum Error {
     /// Any other storage error.
     #[error("storage error: {0}")]
     Store(objstore::Error),
+    /// The pool was written by a newer rados-mail: its format record (`docs/FORMAT.md`,
+    /// "Layout and format versions") has a version, or a field that matters, this build
+    /// does not know. Permanent: upgrade rados-mail. Never reported as [`Error::Corrupted`].
+    #[error("{}", unsupported_message(pool, namespace, *version, detail))]
+    UnsupportedFormat {
+        /// The index pool.
+        pool: String,
+        /// The namespace of the format record.
+        namespace: String,
+        /// The version found (0: the record's frame itself is newer).
+        version: u32,
+        /// What else this build does not know, if anything (an unknown field).
+        detail: String,
+    },
+}
+
+fn unsupported_message(pool: &str, namespace: &str, version: u32, detail: &str) -> String {
+    let what = match (version, detail.is_empty()) {
+        (0, _) => format!("a rados-mail format record of a newer kind ({detail})"),
+        (v, true) => format!("rados-mail format version {v}"),
+        (v, false) => format!("rados-mail format version {v} with {detail}"),
+    };
+    format!(
+        "pool {pool} (namespace {namespace}) has {what}; this rados-mail {} reads versions {}: upgrade rados-mail",
+        env!("CARGO_PKG_VERSION"),
+        crate::layout::known_versions()
+    )
 }
 
 impl Error {

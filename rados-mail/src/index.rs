@@ -3,7 +3,6 @@
 //! creating and destroying the objects of a mailbox.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use objstore::{CmpOp, Error as StoreError, OMAP_PAGE_MAX, ObjectStore, ReadOp, WriteOp};
@@ -15,6 +14,7 @@ use rand::Rng;
 use crate::caches::{Block, Slot};
 use crate::damage::{self, DamagedRecord};
 use crate::error::{Error, Result};
+use crate::layout::Bodies;
 use crate::retry::RetryPolicy;
 use crate::types::Changes;
 
@@ -321,7 +321,8 @@ pub(crate) fn remove_unused_head(store: &dyn ObjectStore, guid: &Guid, hdr_bytes
 /// Removes every mail of a mailbox (dropping its references on body objects and deleting
 /// bodies nobody references any more), then its shard and head objects. Idempotent: a
 /// mailbox already (partly) gone is finished off.
-pub(crate) fn destroy(store: &Arc<dyn ObjectStore>, guid: &Guid, retry: &RetryPolicy, in_flight: usize) -> Result<()> {
+pub(crate) fn destroy(bodies: &Bodies, guid: &Guid, retry: &RetryPolicy, in_flight: usize) -> Result<()> {
+    let store = bodies.index_store();
     let head_oid = names::mailbox_head(guid);
     let head = match read_head(store.as_ref(), &head_oid) {
         Ok(h) => h,
@@ -330,7 +331,7 @@ pub(crate) fn destroy(store: &Arc<dyn ObjectStore>, guid: &Guid, retry: &RetryPo
     };
     let (hdr, records) = load_records(store.as_ref(), &head_oid, guid, head, retry)?;
     let records: Vec<MailRecord> = records.into_values().collect();
-    for r in crate::refs::drop_references(store, guid, &records, in_flight, retry) {
+    for r in crate::refs::drop_references(bodies, guid, &records, in_flight, retry) {
         r?;
     }
     let shards = if hdr.uidnext <= 1 { 0 } else { shard_of(hdr.uidnext - 1, hdr.shard_bits) + 1 };

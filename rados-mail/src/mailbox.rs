@@ -37,6 +37,7 @@ use crate::config::Config;
 use crate::delivery::{DeliveryHasher, DeliveryKey};
 use crate::error::{Error, Result};
 use crate::index::{Head, OVERLAY_MAX, View, apply_wal, read_head};
+use crate::layout::Bodies;
 use crate::retry::RetryPolicy;
 use crate::types::{AppendOptions, Flags, MailboxInfo, MailboxUpdate, StoreMode, StoreResult};
 use crate::watch::PushCounters;
@@ -52,6 +53,8 @@ use crate::watch::PushCounters;
 /// effect.
 pub struct Mailbox {
     store: Arc<dyn ObjectStore>,
+    /// Where the user's bodies are (the data pool) and how references are kept.
+    data: Bodies,
     config: Arc<Config>,
     info: MailboxInfo,
     head: String,
@@ -127,8 +130,9 @@ impl Mailbox {
         let key = (store.namespace().to_string(), info.guid);
         let (bodies, records) = (caches.bodies.clone(), caches.records.clone());
         let (retry, push) = (caches.retry.clone(), caches.push.clone());
+        let data = caches.layout.bodies(&store)?;
         if let Some(view) = caches.views.0.get(&key) {
-            let mailbox = Mailbox { store, config, info, head, shared: view, bodies, records, retry, push };
+            let mailbox = Mailbox { store, data, config, info, head, shared: view, bodies, records, retry, push };
             let mut view = mailbox.lock();
             match mailbox.refresh(&mut view) {
                 Ok(_) => {
@@ -148,7 +152,7 @@ impl Mailbox {
         view.fresh = Some(std::time::Instant::now());
         let view = Arc::new(MailboxShared::new(view));
         caches.views.0.insert(key, view.clone());
-        Ok(Mailbox { store, config, info, head, shared: view, bodies, records, retry, push })
+        Ok(Mailbox { store, data, config, info, head, shared: view, bodies, records, retry, push })
     }
 
     /// [`Mailbox::open`], except that a view this process has cached is used as it is (see
@@ -165,7 +169,8 @@ impl Mailbox {
                 let head = names::mailbox_head(&info.guid);
                 let (bodies, records) = (caches.bodies.clone(), caches.records.clone());
                 let (retry, push) = (caches.retry.clone(), caches.push.clone());
-                Ok(Mailbox { store, config, info, head, shared: view, bodies, records, retry, push })
+                let data = caches.layout.bodies(&store)?;
+                Ok(Mailbox { store, data, config, info, head, shared: view, bodies, records, retry, push })
             }
             None => Mailbox::open(store, config, info, caches),
         }
@@ -386,8 +391,8 @@ impl Mailbox {
             normalize_keywords(&options.keywords)?;
         }
         for (mut body, options) in mails {
-            let saved = body::save(&self.store, &self.config, &self.info.guid, body.as_mut(), options.received)?;
-            txn.save(SavedMail::new(saved, self.store.clone(), self.info.guid), options)?;
+            let saved = body::save(&self.data, &self.config, &self.info.guid, body.as_mut(), options.received)?;
+            txn.save(SavedMail::new(saved, self.data.clone(), self.info.guid), options)?;
         }
         Ok(self.commit(txn)?.saved)
     }
@@ -398,8 +403,8 @@ impl Mailbox {
     /// seconds (`None`: now).
     pub fn appender(&self, received: Option<i64>) -> Appender {
         Appender {
-            writer: BodyWriter::new(self.store.clone(), &self.config, &self.info.guid, received),
-            store: self.store.clone(),
+            writer: BodyWriter::new(&self.data, &self.config, &self.info.guid, received),
+            data: self.data.clone(),
             mailbox: self.info.guid,
             delivery: None,
         }
@@ -433,7 +438,7 @@ impl Mailbox {
 /// [`Appender::finish`], what it wrote is removed.
 pub struct Appender {
     writer: BodyWriter,
-    store: Arc<dyn ObjectStore>,
+    data: Bodies,
     mailbox: Guid,
     delivery: Option<Delivery>,
 }
@@ -544,7 +549,7 @@ impl Appender {
     /// Writes the rest: the mail is complete in RADOS, ready for [`Transaction::save`].
     pub fn finish(self) -> Result<SavedMail> {
         let body = self.writer.finish()?;
-        let mut mail = SavedMail::new(body, self.store, self.mailbox);
+        let mut mail = SavedMail::new(body, self.data, self.mailbox);
         mail.delivery = self.delivery.map(|d| match d {
             Delivery::Given(k) => k,
             Delivery::Hashing(h) => h.finish(),

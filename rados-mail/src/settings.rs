@@ -9,11 +9,14 @@
 //! | `conf`             | path of `ceph.conf`                                | `CEPH_CONF` / Ceph's search path |
 //! | `keyring`          | path of the keyring                                | as `ceph.conf` says |
 //! | `client_name`      | full client name                                   | `client.admin`     |
-//! | `pool`             | pool of the mail data                              | `mail`             |
+//! | `pool`             | pool of the mail data (the index pool)             | `mail`             |
+//! | `data_pool`        | pool of the mail bodies (may be erasure-coded; [`Config::data_pool`]) | the index pool |
+//! | `dict_shards`      | objects the shared dict of a new deployment is spread over (1 to 4096; [`Config::dict_shards`]) | 64 |
 //! | `namespace_prefix` | namespaces are `<prefix>/<user>` (`<user>` when empty); no '/' | empty      |
 //! | `timeout`          | seconds (`30`, `30s`, `2m`) before a cluster operation fails as unavailable; `0` waits forever | 30 |
 //! | `max_mail_size`    | size: the largest mail accepted                    | 100M               |
 //! | `max_keywords`     | distinct keywords a mailbox may hold (1 or more; [`Config::max_keywords`]) | 1000 |
+//! | `max_mailboxes`    | mailboxes a user may have (1 or more; [`Config::max_mailboxes`]) | 10000 |
 //! | `cache_memory`     | size: memory tier of the body cache                | 64M                |
 //! | `cache_max_item`   | size: largest body cached                          | 1M                 |
 //! | `cache_disk_dir`   | directory of the disk tier (empty: none)           | none               |
@@ -64,10 +67,13 @@ pub const KEYS: &[&str] = &[
     "keyring",
     "client_name",
     "pool",
+    "data_pool",
+    "dict_shards",
     "namespace_prefix",
     "timeout",
     "max_mail_size",
     "max_keywords",
+    "max_mailboxes",
     "cache_memory",
     "cache_max_item",
     "cache_disk_dir",
@@ -104,6 +110,19 @@ impl Settings {
                 }
                 self.cluster.pool = value.to_string();
             }
+            "data_pool" => {
+                if value.contains(char::is_whitespace) || value.contains('\0') {
+                    return Err(bad("expected a pool name (empty: the index pool)"));
+                }
+                self.config.data_pool = value.to_string();
+            }
+            "dict_shards" => {
+                let n: u32 = value.parse().map_err(|_| bad("expected a number of objects, 1 to 4096"))?;
+                if n == 0 || n > crate::dict::MAX_SHARDS {
+                    return Err(bad("expected a number of objects, 1 to 4096"));
+                }
+                self.config.dict_shards = n;
+            }
             "namespace_prefix" => {
                 omap_index::names::check_prefix(value).map_err(|e| bad(&e.to_string()))?;
                 self.config.namespace_prefix = value.to_string()
@@ -129,6 +148,10 @@ impl Settings {
                     .ok()
                     .filter(|n| (1..=u32::MAX as usize).contains(n))
                     .ok_or_else(|| bad("expected a number above 0"))?
+            }
+            "max_mailboxes" => {
+                self.config.max_mailboxes =
+                    value.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| bad("expected a number above 0"))?
             }
             "cache_memory" => {
                 self.config.cache.memory_bytes = parse_size(value).ok_or_else(|| bad("expected a size"))?
@@ -163,14 +186,27 @@ impl Settings {
     }
 
     /// Opens the store these settings describe: connects to the cluster (bounded by
-    /// `timeout`) or makes an empty in-memory store. Fails like [`MailStore::connect`] and
-    /// [`MailStore::try_new`] (a cache directory that cannot be made is an error here).
+    /// `timeout`) and opens the index pool and the data pool (`data_pool`, when another),
+    /// or makes an empty in-memory store (whose data pool, when one is named, behaves as an
+    /// erasure-coded pool: [`objstore::MemoryStore::erasure_coded`]). Fails like
+    /// [`MailStore::connect`] and [`MailStore::try_new`] (a cache directory that cannot be
+    /// made is an error here). The pool format record is read on first use.
     pub fn open(&self) -> Result<MailStore> {
-        let pool: std::sync::Arc<dyn objstore::ObjectStore> = match self.backend {
-            Backend::Rados => std::sync::Arc::new(librados::RadosStore::connect(&self.cluster)?),
-            Backend::Memory => std::sync::Arc::new(objstore::MemoryStore::new("")),
+        use std::sync::Arc;
+        let separate = !self.config.data_pool.is_empty() && self.config.data_pool != self.cluster.pool;
+        let (pool, data): (Arc<dyn objstore::ObjectStore>, Option<Arc<dyn objstore::ObjectStore>>) = match self.backend
+        {
+            Backend::Rados => {
+                let index = librados::RadosStore::connect(&self.cluster)?;
+                let data = if separate { Some(Arc::new(index.with_pool(&self.config.data_pool)?) as _) } else { None };
+                (Arc::new(index), data)
+            }
+            Backend::Memory => {
+                let data = separate.then(|| Arc::new(objstore::MemoryStore::erasure_coded("")) as _);
+                (Arc::new(objstore::MemoryStore::new("")), data)
+            }
         };
-        MailStore::try_new(pool, self.config.clone())
+        MailStore::build(pool, data, &self.cluster.pool, self.config.clone())
     }
 }
 
@@ -243,10 +279,12 @@ mod tests {
             ("keyring", "/k"),
             ("client_name", "client.mail"),
             ("pool", "p"),
+            ("data_pool", "p-ec"),
             ("namespace_prefix", "u-"),
             ("timeout", "2m"),
             ("max_mail_size", "50M"),
             ("max_keywords", "250"),
+            ("max_mailboxes", "500"),
             ("cache_memory", "0"),
             ("cache_max_item", "2M"),
             ("cache_disk_dir", "/tmp/c"),
@@ -261,10 +299,12 @@ mod tests {
         assert_eq!(s.cluster.keyring, Some(PathBuf::from("/k")));
         assert_eq!(s.cluster.client_name, "client.mail");
         assert_eq!(s.cluster.pool, "p");
+        assert_eq!(s.config.data_pool, "p-ec");
         assert_eq!(s.config.namespace_prefix, "u-");
         assert_eq!(s.cluster.op_timeout, Some(Duration::from_secs(120)));
         assert_eq!(s.config.max_mail_size, 50 << 20);
         assert_eq!(s.config.max_keywords, 250);
+        assert_eq!(s.config.max_mailboxes, 500);
         assert_eq!(s.config.cache.memory_bytes, 0);
         assert_eq!(s.config.cache.max_item_bytes, 2 << 20);
         assert_eq!(s.config.cache.disk_dir, Some(PathBuf::from("/tmp/c")));
@@ -287,9 +327,12 @@ mod tests {
             ("max_mail_size", "big"),
             ("max_keywords", "0"),
             ("max_keywords", "lots"),
+            ("max_mailboxes", "0"),
+            ("max_mailboxes", "-1"),
             ("client_name", ""),
             ("client_name", "client mail"),
             ("pool", ""),
+            ("data_pool", "mail ec"),
             ("cache_disk", "1X"),
             ("read_in_flight", "0"),
             ("read_in_flight", "many"),

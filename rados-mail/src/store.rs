@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use objstore::{ByteCounts, CountingStore, MemoryStore, ObjectStore, OpCounts};
+use omap_index::format::PoolFormat;
 use omap_index::names::{namespace_of, user_namespace};
 
 use crate::cache::{BodyCache, CacheConfig, CacheStats};
@@ -10,6 +11,7 @@ use crate::caches::{Caches, RecordCache, ViewCache};
 use crate::config::Config;
 use crate::dict::{Dict, Scope};
 use crate::error::{Error, Result};
+use crate::layout::LayoutState;
 use crate::retry::{RetryCounts, RetryPolicy};
 use crate::user::User;
 use crate::watch::PushCounts;
@@ -18,6 +20,9 @@ use crate::watch::PushCounts;
 #[derive(Debug, Clone)]
 pub struct MailStore {
     pool: Arc<dyn ObjectStore>,
+    /// The pool of mail bodies ([`Config::data_pool`]): `pool` itself unless another
+    /// pool was given.
+    data: Arc<dyn ObjectStore>,
     /// The same pool, counting round trips for [`MailStore::stats`].
     counting: CountingStore,
     config: Arc<Config>,
@@ -59,12 +64,47 @@ impl MailStore {
 
     /// [`MailStore::new`], failing when the body cache's disk tier cannot be set up.
     pub fn try_new(pool: Arc<dyn ObjectStore>, config: Config) -> Result<MailStore> {
+        MailStore::build(pool, None, "(memory)", config)
+    }
+
+    /// A mail store whose bodies live in another pool than its indexes: `index` holds
+    /// mailbox lists, indexes and dicts, `data` the bodies ([`Config::data_pool`] names
+    /// it; it may be erasure-coded). Both are counted in [`MailStore::stats`].
+    pub fn with_data_pool(
+        index: Arc<dyn ObjectStore>,
+        data: Arc<dyn ObjectStore>,
+        config: Config,
+    ) -> Result<MailStore> {
+        MailStore::build(index, Some(data), "(memory)", config)
+    }
+
+    /// The store over `pool` (named `pool_name` in messages), bodies in `data` if given.
+    pub(crate) fn build(
+        pool: Arc<dyn ObjectStore>,
+        data: Option<Arc<dyn ObjectStore>>,
+        pool_name: &str,
+        config: Config,
+    ) -> Result<MailStore> {
         let bodies = Arc::new(BodyCache::new(&config.cache)?);
         let views = ViewCache::new(config.view_cache_mailboxes);
+        // The format record is read through the pool itself, not counted in
+        // `MailStore::stats`: it is read outside of any mail operation (on a process's first
+        // use, then once a minute), and a mail server attributes the stats to operations.
+        let uncounted = pool.clone();
         let counting = CountingStore::new(pool);
         let pool: Arc<dyn ObjectStore> = Arc::new(counting.clone());
+        let data: Option<Arc<dyn ObjectStore>> = data.map(|d| Arc::new(counting.wrap(d)) as Arc<dyn ObjectStore>);
+        let layout = Arc::new(LayoutState::new(
+            uncounted,
+            data.clone(),
+            &config.namespace_prefix,
+            pool_name,
+            &config.data_pool,
+            config.dict_shards,
+        ));
         let retry = RetryPolicy::new(config.max_attempts);
         Ok(MailStore {
+            data: data.unwrap_or_else(|| pool.clone()),
             pool,
             counting,
             caches: Caches {
@@ -73,20 +113,49 @@ impl MailStore {
                 records: RecordCache::new(config.record_cache_records),
                 retry,
                 push: Arc::default(),
+                layout,
             },
             config: Arc::new(config),
         })
     }
 
-    /// The shared dict (Dovecot's `shared/` keys), in the namespace `<prefix>/.shared`
-    /// (`.shared` without a prefix).
-    pub fn shared_dict(&self) -> Result<Dict> {
-        let store = self.pool.with_namespace(&namespace_of(&self.config.namespace_prefix, SHARED_NAMESPACE))?;
-        Ok(Dict::with_retry(store, Scope::Shared, self.caches.retry.clone()))
+    /// The deployment's format record (`docs/FORMAT.md`, "Layout and format versions"):
+    /// read on first use and again when older than [`crate::FORMAT_REFRESH`], created
+    /// when the pool has none (version 2 for a new deployment, 1 for one with data).
+    /// [`Error::UnsupportedFormat`] when a newer rados-mail wrote it; [`Error::InvalidInput`]
+    /// when the settings' `data_pool` contradicts it.
+    pub fn layout(&self) -> Result<PoolFormat> {
+        self.caches.layout.current()
     }
 
-    /// Counters: body cache, RADOS round trips, lost races and push since the store was
-    /// made.
+    /// Forgets the format record read: the next use reads it again (after `rados-mail
+    /// migrate` changed it, in the process that changed it).
+    pub fn forget_layout(&self) {
+        self.caches.layout.forget()
+    }
+
+    /// The deployment's layout state (format record cache).
+    pub(crate) fn layout_state(&self) -> &LayoutState {
+        &self.caches.layout
+    }
+
+    /// The pool of mail bodies (the index pool's store unless a data pool was given).
+    pub fn data_pool(&self) -> &Arc<dyn ObjectStore> {
+        &self.data
+    }
+
+    /// The shared dict (Dovecot's `shared/` keys), in the namespace `<prefix>/.shared`
+    /// (`.shared` without a prefix).
+    /// Its keys are spread over the format record's `dict_shards` objects (one object,
+    /// `dict`, when 0: deployments of format 1 until `rados-mail migrate --dict-shards`).
+    pub fn shared_dict(&self) -> Result<Dict> {
+        let layout = self.layout()?;
+        let store = self.pool.with_namespace(&namespace_of(&self.config.namespace_prefix, SHARED_NAMESPACE))?;
+        Dict::sharded(store, Scope::Shared, self.caches.retry.clone(), layout.dict_shards)
+    }
+
+    /// Counters: body cache, RADOS round trips (all but the reads of the pool format
+    /// record, [`MailStore::layout`]), lost races and push since the store was made.
     pub fn stats(&self) -> Stats {
         Stats {
             cache: self.caches.bodies.stats(),
@@ -101,7 +170,19 @@ impl MailStore {
     #[cfg(feature = "rados")]
     pub fn connect(cluster: &librados::ClusterConfig, config: Config) -> Result<MailStore> {
         let store = librados::RadosStore::connect(cluster)?;
-        Ok(MailStore::new(Arc::new(store), config))
+        let data: Option<Arc<dyn ObjectStore>> = match config.data_pool.as_str() {
+            "" => None,
+            p if p == cluster.pool => None,
+            p => Some(Arc::new(store.with_pool(p)?)),
+        };
+        match MailStore::build(Arc::new(store), data.clone(), &cluster.pool, config.clone()) {
+            Ok(store) => Ok(store),
+            Err(e) => {
+                tracing::error!("body cache disk tier disabled: {e}");
+                let config = Config { cache: CacheConfig { disk_dir: None, ..config.cache.clone() }, ..config };
+                Ok(MailStore::build(Arc::new(librados::RadosStore::connect(cluster)?), data, &cluster.pool, config)?)
+            }
+        }
     }
 
     /// A mail store in memory, for tests and trying things out: everything is lost when it
@@ -128,6 +209,7 @@ impl MailStore {
     /// whose namespace would exceed Ceph's 256 bytes).
     pub fn user(&self, name: &str) -> Result<User> {
         let store = self.pool.with_namespace(&self.user_namespace(name)?)?;
+        self.layout()?;
         Ok(User::new(store, self.config.clone(), name, self.caches.clone()))
     }
 

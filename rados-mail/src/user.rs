@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::index;
 use crate::mailbox::Mailbox;
 pub(crate) mod admin;
+mod limits;
 mod migrate;
 mod recover;
 pub(crate) mod remap;
@@ -78,6 +79,18 @@ impl User {
         &self.store
     }
 
+    /// The user's namespace in the data pool, where mail bodies are (the same store as
+    /// [`User::store`] unless the deployment has a separate data pool), for tools and tests
+    /// that look at the raw objects.
+    pub fn body_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        Ok(self.bodies()?.store().clone())
+    }
+
+    /// Where the user's bodies are and how their references are kept.
+    pub(crate) fn bodies(&self) -> Result<crate::layout::Bodies> {
+        self.caches.layout.bodies(&self.store)
+    }
+
     /// Creates a mailbox with a new GUID and a UIDVALIDITY larger than any handed out
     /// before to this user.
     ///
@@ -102,7 +115,7 @@ impl User {
         self.retry(&format!("creating {name:?}"), || {
             let mut wanted = vec![key.as_str(), keys::COUNTERS];
             wanted.extend(given_guid_key.as_deref());
-            let snapshot = self.read_keys(&wanted)?;
+            let (snapshot, mailboxes) = self.read_keys_counting(&wanted)?;
             let list_exists = snapshot.is_some();
             let current = snapshot.unwrap_or_default();
             if current.contains_key(&key) {
@@ -115,6 +128,7 @@ impl User {
                     options.guid.unwrap()
                 )));
             }
+            self.check_mailbox_count(mailboxes, &name)?;
             let prev_counters = current.get(keys::COUNTERS).cloned().unwrap_or_default();
             let mut counters =
                 if prev_counters.is_empty() { ListCounters::default() } else { self.counters_of(&prev_counters)? };
@@ -156,7 +170,7 @@ impl User {
                 Ok(true) => Ok(Some(info)),
                 Ok(false) => {
                     // Nothing refers to the head: drop it and start over with fresh values.
-                    index::destroy(&self.store, &info.guid, &self.caches.retry, self.config.ref_in_flight)?;
+                    index::destroy(&self.bodies()?, &info.guid, &self.caches.retry, self.config.ref_in_flight)?;
                     Ok(None)
                 }
                 // The write may or may not have happened (the cluster did not tell in
@@ -186,7 +200,7 @@ impl User {
             let op = WriteOp::new().omap_cmp(key.clone(), CmpOp::Eq, current).omap_rm_keys(removed);
             Ok(self.try_write_resolved(&op, &expect)?.then_some(info.guid))
         })?;
-        index::destroy(&self.store, &guid, &self.caches.retry, self.config.ref_in_flight)
+        index::destroy(&self.bodies()?, &guid, &self.caches.retry, self.config.ref_in_flight)
     }
 
     /// Renames a mailbox and every mailbox below it (`old/…` becomes `new/…`) in one

@@ -1,46 +1,73 @@
-//! The Dovecot-style dict (`rados_mail::dict`) on both backends: every case is a plain
-//! function over a [`Fixture`], run once on the in-memory store and once on the real cluster
-//! (`CEPH_CONF`; without a reachable cluster the cluster cases fail, never skip). The last
-//! test has 8 OS processes increment one counter at once on the cluster.
+//! The Dovecot-style dict (`rados_mail::dict`) on both backends and both layouts: every
+//! case is a plain function over a [`Fixture`], run on the in-memory store and on the real
+//! cluster (`CEPH_CONF`; without a reachable cluster the cluster cases fail, never skip),
+//! each with the dicts as one object (0 shards) and spread over [`SHARDS`] objects. The
+//! last test has 8 OS processes increment one counter at once on the cluster.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rados_mail::dict::{Committed, DICT_OBJECT, Dict, MAX_KEY_LEN, Scope};
+use rados_mail::dict::{Committed, Dict, MAX_KEY_LEN, Scope};
 use rados_mail::objstore::{CountingStore, FaultMode, FaultyStore, ObjectStore, OpCounts};
 use rados_mail::{Config, Error, MailStore};
 
 mod common;
 
+/// Shards of the sharded layout in these tests: enough that most transactions of the cases
+/// touch several shards.
+const SHARDS: u32 = 16;
+
 /// A private and a shared dict in namespaces of their own, and the raw private namespace.
+/// Both dicts have `shards` shards (in production only the shared one is sharded; the
+/// cases are about the layout, and most use the private dict).
 struct Fixture {
     private: Dict,
     shared: Dict,
     /// The namespace of the private dict, to look at what it stored.
     raw: Arc<dyn ObjectStore>,
+    shards: u32,
 }
 
 impl Fixture {
-    fn over(pool: &MailStore, namespace: &str) -> Fixture {
+    fn over(pool: &MailStore, namespace: &str, shards: u32) -> Fixture {
         let raw = pool.pool().with_namespace(namespace).unwrap();
         let shared_ns = pool.pool().with_namespace(&format!("{namespace}-shared")).unwrap();
-        Fixture { private: dict(raw.clone(), Scope::Private), shared: dict(shared_ns, Scope::Shared), raw }
+        let (private, shared) = (dict(raw.clone(), Scope::Private, shards), dict(shared_ns, Scope::Shared, shards));
+        Fixture { private, shared, raw, shards }
     }
 
-    fn memory() -> Fixture {
-        Fixture::over(&MailStore::in_memory(Config::default()), "alice")
+    fn memory(shards: u32) -> Fixture {
+        Fixture::over(&MailStore::in_memory(Config::default()), "alice", shards)
     }
 
-    fn cluster(case: &str) -> Fixture {
-        Fixture::over(&common::cluster_store(), &unique_namespace(case))
+    fn cluster(case: &str, shards: u32) -> Fixture {
+        Fixture::over(&common::cluster_store(), &unique_namespace(&format!("{case}-{shards}")), shards)
+    }
+
+    /// Every omap entry of the private namespace, checking that each is in its key's object.
+    fn stored(&self) -> Vec<(String, Vec<u8>)> {
+        let mut all = Vec::new();
+        for object in self.raw.list_objects().unwrap().map(Result::unwrap) {
+            for (key, value) in self.raw.omap_all(&object, "").unwrap() {
+                assert_eq!(self.private.object_of(&key), object, "{key:?} is in the wrong object");
+                all.push((key, value));
+            }
+        }
+        all.sort();
+        all
+    }
+
+    /// The number of distinct objects holding these keys.
+    fn objects_of(&self, keys: &[&str]) -> u64 {
+        keys.iter().map(|k| self.private.object_of(k)).collect::<BTreeSet<_>>().len() as u64
     }
 }
 
-fn dict(store: Arc<dyn ObjectStore>, scope: Scope) -> Dict {
-    Dict::new(store, Arc::new(Config::default()), scope)
+fn dict(store: Arc<dyn ObjectStore>, scope: Scope, shards: u32) -> Dict {
+    Dict::with_shards(store, Arc::new(Config::default()), scope, shards).unwrap()
 }
 
 fn unique_namespace(case: &str) -> String {
@@ -90,11 +117,18 @@ fn lookup_set_unset(f: &Fixture) {
     assert_eq!(get(d, "priv/a").as_deref(), Some(&b"one"[..]));
     assert_eq!(get(d, "priv/b"), None);
 
-    // The layout of docs/FORMAT.md: one object, omap key = the full Dovecot key.
-    let objects: Vec<String> = f.raw.list_objects().unwrap().map(Result::unwrap).collect();
-    assert_eq!(objects, [DICT_OBJECT]);
-    let omap = f.raw.omap_all(DICT_OBJECT, "").unwrap();
-    assert_eq!(omap, [("priv/a".into(), b"one".to_vec()), ("priv/empty".into(), Vec::new())]);
+    // The layout of docs/FORMAT.md: one object (`dict`) or the keys' shards (`dict.<s>`,
+    // crc32 of the key mod N), omap key = the full Dovecot key. Every object a commit
+    // touched exists (an unset creates its object, as it always did).
+    let objects: BTreeSet<String> = f.raw.list_objects().unwrap().map(Result::unwrap).collect();
+    let touched = ["priv/a", "priv/b", "priv/empty", "priv/never-set"];
+    assert_eq!(objects, touched.iter().map(|k| d.object_of(k)).collect());
+    if f.shards == 0 {
+        assert_eq!(objects, BTreeSet::from(["dict".to_string()]));
+    } else {
+        assert!(objects.iter().all(|o| o.len() == 9 && o.starts_with("dict.")), "{objects:?}");
+    }
+    assert_eq!(f.stored(), [("priv/a".into(), b"one".to_vec()), ("priv/empty".into(), Vec::new())]);
 }
 
 fn unset_only_on_a_missing_dict(f: &Fixture) {
@@ -270,7 +304,7 @@ fn scopes_are_separate(f: &Fixture) {
     assert_eq!(get(s, "shared/motd").as_deref(), Some(&b"everyone's"[..]));
     assert_eq!(keys(&s.iterate("shared", true).unwrap()), ["shared/motd"]);
     assert_eq!(keys(&p.iterate("priv", true).unwrap()), ["priv/motd"]);
-    assert_eq!(keys(&f.raw.omap_all(DICT_OBJECT, "").unwrap()), ["priv/motd"]);
+    assert_eq!(keys(&f.stored()), ["priv/motd"]);
 }
 
 fn counters(f: &Fixture) {
@@ -293,7 +327,8 @@ fn counters(f: &Fixture) {
     inc(&[("priv/n", 5)]);
     assert_eq!(get(d, "priv/n").as_deref(), Some(&b"5"[..]));
     inc(&[("priv/n", -7)]);
-    assert_eq!(f.raw.omap_get(DICT_OBJECT, &["priv/n"]).unwrap()["priv/n"], b"-2", "stored as ASCII decimal");
+    let object = d.object_of("priv/n");
+    assert_eq!(f.raw.omap_get(&object, &["priv/n"]).unwrap()["priv/n"], b"-2", "stored as ASCII decimal");
     inc(&[("priv/n", 2), ("priv/n", 3), ("priv/m", 0)]);
     assert_eq!(get(d, "priv/n").as_deref(), Some(&b"3"[..]));
     assert_eq!(get(d, "priv/m").as_deref(), Some(&b"0"[..]));
@@ -368,7 +403,7 @@ fn rollback_applies_nothing(f: &Fixture) {
 
 fn one_write_per_commit(f: &Fixture) {
     let counting = CountingStore::new(f.raw.clone());
-    let d = dict(Arc::new(counting.clone()), Scope::Private);
+    let d = dict(Arc::new(counting.clone()), Scope::Private, f.shards);
     let cost = |run: &dyn Fn()| {
         let before = counting.counts();
         run();
@@ -383,7 +418,8 @@ fn one_write_per_commit(f: &Fixture) {
         "an empty commit does no I/O"
     );
     let plain = || commit(&d, &[("priv/a", Some(b"1")), ("priv/b", Some(b"2")), ("priv/c", None)]);
-    assert_eq!(cost(&plain), ops(0, 1), "sets and unsets: one write, no read");
+    let objects = f.objects_of(&["priv/a", "priv/b", "priv/c"]);
+    assert_eq!(cost(&plain), ops(0, objects), "sets and unsets: one write per object, no read");
     let mixed = || {
         let mut t = d.transaction();
         t.set("priv/d", b"4").unwrap();
@@ -392,14 +428,19 @@ fn one_write_per_commit(f: &Fixture) {
         t.atomic_inc("priv/m", -1).unwrap();
         t.commit().unwrap();
     };
-    assert_eq!(cost(&mixed), ops(1, 1), "with counters: one read of them, one write");
+    let (read, written) =
+        (f.objects_of(&["priv/n", "priv/m"]), f.objects_of(&["priv/d", "priv/a", "priv/n", "priv/m"]));
+    assert_eq!(cost(&mixed), ops(read, written), "with counters: one read of them per object, one write per object");
+    if f.shards == 0 {
+        assert_eq!((read, written), (1, 1));
+    }
     assert_eq!(cost(&|| drop(d.lookup("priv/n").unwrap())), ops(1, 0));
     assert_eq!(get(&d, "priv/m").as_deref(), Some(&b"-1"[..]));
 }
 
 fn commit_failures_are_returned(f: &Fixture) {
     let faulty = FaultyStore::new(f.raw.clone());
-    let d = dict(Arc::new(faulty.clone()), Scope::Private);
+    let d = dict(Arc::new(faulty.clone()), Scope::Private, f.shards);
     commit(&d, &[("priv/a", Some(b"1"))]);
     faulty.fail_after(0, FaultMode::WritesUnavailable);
     let mut t = d.transaction();
@@ -442,10 +483,18 @@ fn concurrent_threads(f: &Fixture) {
 macro_rules! dict_cases {
     ($($case:ident),* $(,)?) => {
         mod memory {
-            $(#[test] fn $case() { super::$case(&super::Fixture::memory()); })*
+            $(#[test] fn $case() { super::$case(&super::Fixture::memory(0)); })*
         }
         mod cluster {
-            $(#[test] fn $case() { super::$case(&super::Fixture::cluster(stringify!($case))); })*
+            $(#[test] fn $case() { super::$case(&super::Fixture::cluster(stringify!($case), 0)); })*
+        }
+        mod memory_sharded {
+            $(#[test] fn $case() { super::$case(&super::Fixture::memory(super::SHARDS)); })*
+        }
+        mod cluster_sharded {
+            $(#[test] fn $case() {
+                super::$case(&super::Fixture::cluster(stringify!($case), super::SHARDS));
+            })*
         }
     };
 }
@@ -466,6 +515,100 @@ dict_cases!(
     concurrent_threads,
 );
 
+// ---- A commit over several shards, failed at each step. ----
+
+/// A transaction over several shards is one write per shard. Failed at each of its
+/// operations in turn (the write refused, applied with its reply lost, the whole cluster
+/// gone, a permanent error), it must leave every shard all old or all new (never torn),
+/// every key old or new, and say how far it got: without "partly applied" in the error at
+/// most the failed write itself happened, and with "W of its T" exactly W shards (or W + 1,
+/// when the failed write was applied) hold the new values.
+#[test]
+fn sharded_commit_fault_sweep() {
+    let counters: Vec<String> = (0..4).map(|i| format!("priv/c{i}")).collect();
+    let plain: Vec<String> = (0..10).map(|i| format!("priv/k{i}")).collect();
+    let old = |key: &str| -> Option<Vec<u8>> {
+        match key {
+            "priv/fresh" => None,
+            k if k.starts_with("priv/c") => Some(b"10".to_vec()),
+            _ => Some(b"old".to_vec()),
+        }
+    };
+    let new = |key: &str| -> Option<Vec<u8>> {
+        match key {
+            "priv/fresh" => Some(b"x".to_vec()),
+            k if k.starts_with("priv/c") => Some((10 + k[6..].parse::<u64>().unwrap() + 1).to_string().into_bytes()),
+            k if k[6..].parse::<u32>().unwrap() < 6 => Some(b"new".to_vec()),
+            _ => None,
+        }
+    };
+    let all: Vec<String> = counters.iter().chain(&plain).cloned().chain(["priv/fresh".to_string()]).collect();
+    let modes = [FaultMode::WritesUnavailable, FaultMode::AppliedButUnavailable, FaultMode::Unavailable, FaultMode::Io];
+    for mode in modes {
+        for at in 0.. {
+            let f = Fixture::memory(SHARDS);
+            let mut t = f.private.transaction();
+            for k in &all {
+                if let Some(v) = old(k) {
+                    t.set(k, &v).unwrap();
+                }
+            }
+            t.commit().unwrap();
+            let faulty = FaultyStore::new(f.raw.clone());
+            let d = dict(Arc::new(faulty.clone()), Scope::Private, SHARDS);
+            let mut t = d.transaction();
+            for (i, k) in counters.iter().enumerate() {
+                t.atomic_inc(k, i as i64 + 1).unwrap();
+            }
+            for (i, k) in plain.iter().enumerate() {
+                if i < 6 { t.set(k, b"new").unwrap() } else { t.unset(k).unwrap() }
+            }
+            t.set("priv/fresh", b"x").unwrap();
+            faulty.fail_after(at, mode);
+            let result = t.commit();
+            faulty.heal_all();
+
+            // Per object: all old or all new.
+            let mut objects: BTreeMap<String, BTreeSet<bool>> = BTreeMap::new();
+            for k in &all {
+                let got = get(&f.private, k);
+                let is_new = got == new(k);
+                assert!(is_new || got == old(k), "{mode:?} at {at}: {k} is neither old nor new: {got:?}");
+                if new(k) != old(k) {
+                    objects.entry(f.private.object_of(k)).or_default().insert(is_new);
+                }
+            }
+            assert!(objects.values().all(|s| s.len() == 1), "{mode:?} at {at}: a shard was torn: {objects:?}");
+            let new_objects = objects.values().filter(|s| s.contains(&true)).count();
+            match result {
+                Ok(committed) => {
+                    assert_eq!(committed, Committed::Applied);
+                    assert_eq!(new_objects, objects.len(), "{mode:?} at {at}: committed but not applied");
+                    assert!(objects.len() > 2, "the transaction spans several shards");
+                    eprintln!("{mode:?}: swept {at} faults");
+                    break;
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    let applied_too = usize::from(mode == FaultMode::AppliedButUnavailable);
+                    match text.split_once("partly applied: ") {
+                        None if mode == FaultMode::Io => {}
+                        None => assert!(new_objects <= applied_too, "{mode:?} at {at}: {new_objects} shards new: {e}"),
+                        Some((_, rest)) => {
+                            let written: usize = rest.split(' ').next().unwrap().parse().unwrap();
+                            assert!(
+                                new_objects == written || new_objects == written + applied_too,
+                                "{mode:?} at {at}: {new_objects} shards new: {e}"
+                            );
+                        }
+                    }
+                }
+            }
+            assert!(at < 100, "{mode:?}: the commit never succeeded");
+        }
+    }
+}
+
 // ---- 8 OS processes on the real cluster. ----
 
 const PROCESSES: usize = 8;
@@ -473,7 +616,7 @@ const PROCESS_INCREMENTS: usize = 200;
 
 /// One child: 200 transactions of "counter += 1, set a key of my own", on the cluster.
 fn child(namespace: &str, me: usize) {
-    let d = dict(common::cluster_store().pool().with_namespace(namespace).unwrap(), Scope::Private);
+    let d = dict(common::cluster_store().pool().with_namespace(namespace).unwrap(), Scope::Private, 0);
     for i in 0..PROCESS_INCREMENTS {
         let mut t = d.transaction();
         t.atomic_inc("priv/counter", 1).unwrap();
@@ -493,7 +636,7 @@ fn eight_processes_increment_one_counter() {
         return;
     }
     let namespace = unique_namespace("processes");
-    let d = dict(common::cluster_store().pool().with_namespace(&namespace).unwrap(), Scope::Private);
+    let d = dict(common::cluster_store().pool().with_namespace(&namespace).unwrap(), Scope::Private, 0);
     commit(&d, &[("priv/counter", Some(b"0")), ("priv/alone", Some(b"0"))]);
     // The same transactions from one process alone, for the ratio printed at the end.
     let alone = Instant::now();

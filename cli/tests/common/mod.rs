@@ -44,6 +44,9 @@ pub fn run(prefix: &str, args: &[&str]) -> Output {
 /// Runs the binary with `stdin` as its input.
 pub fn run_with_input(prefix: &str, args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rados-mail"))
+        // A data pool only where a test names one (`--data-pool`): the deployments the
+        // tests make are of the index pool alone.
+        .env_remove("RADOS_MAIL_DATA_POOL")
         .arg("--namespace-prefix")
         .arg(prefix)
         .args(args)

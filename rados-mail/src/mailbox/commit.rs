@@ -34,7 +34,7 @@ impl Mailbox {
         if let Some(c) = txn.copies.iter().find(|c| c.namespace != ns) {
             return Err(Error::InvalidInput(format!("copy from namespace {:?} into {ns:?}", c.namespace)));
         }
-        if txn.saves.iter().any(|s| s.mail.mailbox != self.info.guid || s.mail.store.namespace() != ns) {
+        if txn.saves.iter().any(|s| s.mail.mailbox != self.info.guid || s.mail.bodies.index_store().namespace() != ns) {
             return Err(Error::InvalidInput(format!(
                 "a mail saved for another mailbox committed to {}",
                 self.info.name
@@ -174,7 +174,7 @@ impl Mailbox {
             .collect();
         self.drop_references_of(&taken);
         for b in bodies {
-            body::remove_objects(self.store.as_ref(), &b.guid, body::object_count(b.psize, b.chunk_size));
+            body::remove_objects(self.data.store().as_ref(), &b.guid, body::object_count(b.psize, b.chunk_size));
         }
         e
     }
@@ -188,7 +188,7 @@ impl Mailbox {
         for c in copies {
             bodies.push((body_guid(&self.head, &c.source)?, rng.random::<u64>()));
         }
-        let results = refs::add_references(&self.store, &self.info.guid, &bodies, self.config.ref_in_flight);
+        let results = refs::add_references(&self.data, &self.info.guid, &bodies, self.config.ref_in_flight);
         let mut out = Vec::with_capacity(copies.len());
         let mut failure = None;
         for ((_, instance), r) in bodies.iter().zip(results) {
@@ -217,7 +217,7 @@ impl Mailbox {
     /// failure leaves a reference behind (`check` reports it), never a record without body.
     pub(super) fn drop_references_of(&self, records: &[MailRecord]) {
         let results =
-            refs::drop_references(&self.store, &self.info.guid, records, self.config.ref_in_flight, &self.retry);
+            refs::drop_references(&self.data, &self.info.guid, records, self.config.ref_in_flight, &self.retry);
         for (rec, r) in records.iter().zip(results) {
             if let Err(e) = r {
                 tracing::warn!(mailbox = %self.info.guid, uid = rec.uid, "dropping a body reference: {e}");

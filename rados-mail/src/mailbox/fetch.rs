@@ -116,7 +116,7 @@ impl Mailbox {
             return Ok(Some(hit));
         }
         let read_chunk = self.config.read_chunk.max(1) as u64;
-        let bytes = match body::read_range(self.store.as_ref(), guid, rec, 0, rec.psize, read_chunk) {
+        let bytes = match body::read_range(&self.data, guid, rec, 0, rec.psize, read_chunk) {
             Ok(bytes) => bytes,
             Err(Error::NotFound(what)) => {
                 let object = what.strip_prefix("object ").map_or_else(|| names::mail(guid), str::to_string);
@@ -152,7 +152,7 @@ impl Mailbox {
         if let Some(bytes) = self.cached_body(&guid, &rec)? {
             return Ok(BodyReader::from_memory(bytes, rec.crc32));
         }
-        Ok(BodyReader::from_rados(self.store.clone(), guid, rec, self.config.read_chunk as u64))
+        Ok(BodyReader::from_rados(self.data.clone(), guid, rec, self.config.read_chunk as u64))
     }
 
     /// `len` bytes of a body from `offset` (fewer at its end); from the cache when small.
@@ -163,7 +163,7 @@ impl Mailbox {
             let end = start.saturating_add(len.min(usize::MAX as u64) as usize).min(bytes.len());
             return Ok(bytes[start..end].to_vec());
         }
-        body::read_range(self.store.as_ref(), &guid, &rec, offset, len, self.config.read_chunk.max(1) as u64)
+        body::read_range(&self.data, &guid, &rec, offset, len, self.config.read_chunk.max(1) as u64)
     }
 
     /// The header of a mail, with the empty line that ends it. [`Error::InvalidInput`] for

@@ -77,7 +77,11 @@ impl Mailbox {
     /// Removes the bodies of saves that were delivered before (`delivered_before`).
     pub(super) fn remove_redelivered(&self, bodies: &[SavedBody], delivered_before: &[usize]) {
         for b in delivered_before.iter().filter_map(|&i| bodies.get(i)) {
-            crate::body::remove_objects(self.store.as_ref(), &b.guid, crate::body::object_count(b.psize, b.chunk_size));
+            crate::body::remove_objects(
+                self.data.store().as_ref(),
+                &b.guid,
+                crate::body::object_count(b.psize, b.chunk_size),
+            );
         }
     }
 

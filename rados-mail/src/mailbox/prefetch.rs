@@ -68,7 +68,7 @@ impl Mailbox {
                 reads.push((i, n, start, len));
             }
         }
-        let store = self.store.clone();
+        let places = self.data.places()?;
         let in_flight = self.config.read_in_flight.max(1);
         let mut parts: HashMap<usize, Assembly> = HashMap::new();
         let mut damage: Vec<Error> = Vec::new();
@@ -78,7 +78,7 @@ impl Mailbox {
             let mut done = stream::iter(reads)
                 .map(|(i, n, start, len)| {
                     let oid = names::mail_part(&wanted[i].guid, n);
-                    store.read_op_async(&oid, ReadOp::new().read(0, len)).map(move |r| (i, n, start, len, oid, r))
+                    places.read_async(&oid, ReadOp::new().read(0, len)).map(move |r| (i, n, start, len, oid, r))
                 })
                 .buffer_unordered(in_flight);
             while let Some((i, n, start, len, oid, result)) = done.next().await {

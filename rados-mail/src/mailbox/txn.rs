@@ -9,9 +9,7 @@
 //! ([`ModseqSteps`]), so a mail server's own index can count exactly what RADOS counted.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use objstore::ObjectStore;
 use omap_index::names::Guid;
 use omap_index::records::MailRecord;
 
@@ -19,6 +17,7 @@ use super::{Mailbox, check_wanted_uid, normalize_keywords};
 use crate::body::{self, SavedBody};
 use crate::delivery::DeliveryKey;
 use crate::error::{Error, Result};
+use crate::layout::Bodies;
 use crate::types::{AppendOptions, Flags, StoreMode};
 
 /// How the changes of a [`Transaction`] are numbered with modseqs.
@@ -41,7 +40,8 @@ pub struct SavedMail {
     body: Option<SavedBody>,
     /// The delivery it is ([`super::Appender::deliver`]).
     pub(super) delivery: Option<DeliveryKey>,
-    pub(super) store: Arc<dyn ObjectStore>,
+    /// Where the body is.
+    pub(super) bodies: Bodies,
     pub(super) mailbox: Guid,
 }
 
@@ -52,8 +52,8 @@ impl std::fmt::Debug for SavedMail {
 }
 
 impl SavedMail {
-    pub(crate) fn new(body: SavedBody, store: Arc<dyn ObjectStore>, mailbox: Guid) -> SavedMail {
-        SavedMail { body: Some(body), delivery: None, store, mailbox }
+    pub(crate) fn new(body: SavedBody, bodies: Bodies, mailbox: Guid) -> SavedMail {
+        SavedMail { body: Some(body), delivery: None, bodies, mailbox }
     }
 
     /// The mail's size in bytes, as stored.
@@ -75,7 +75,7 @@ impl SavedMail {
 impl Drop for SavedMail {
     fn drop(&mut self) {
         if let Some(b) = self.body.take() {
-            body::remove_objects(self.store.as_ref(), &b.guid, body::object_count(b.psize, b.chunk_size));
+            body::remove_objects(self.bodies.store().as_ref(), &b.guid, body::object_count(b.psize, b.chunk_size));
         }
     }
 }
@@ -168,7 +168,7 @@ impl Transaction {
         let Some(body) = mail.body.as_ref() else { return Err(Error::InvalidInput("mail saved twice".into())) };
         let given_guid = options.guid.filter(|g| *g != body.guid).map(|g| g.0.to_vec()).unwrap_or_default();
         let delivery = options.delivery.or(mail.delivery);
-        let mail = SavedMail { body: mail.take(), delivery, store: mail.store.clone(), mailbox: mail.mailbox };
+        let mail = SavedMail { body: mail.take(), delivery, bodies: mail.bodies.clone(), mailbox: mail.mailbox };
         self.saves.push(PendingSave {
             mail,
             flags: options.flags.bits(),
@@ -193,7 +193,7 @@ impl Transaction {
             chunk_size: b.chunk_size,
             ..Default::default()
         };
-        Some(crate::BodyReader::from_rados(s.mail.store.clone(), b.guid, rec, read_chunk))
+        Some(crate::BodyReader::from_rados(s.mail.bodies.clone(), b.guid, rec, read_chunk))
     }
 
     /// Adds a copy of mail `uid` of `source` (another mailbox of the same user, or the same

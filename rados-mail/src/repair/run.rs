@@ -4,9 +4,10 @@
 //! mailboxes that are gone).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use objstore::{CmpOp, Error as StoreError, ReadOp, WriteOp};
+use objstore::{CmpOp, Error as StoreError, ObjectStore, ReadOp, WriteOp};
 use omap_index::names::{self, Guid, MAILBOX_LIST};
 use omap_index::records::{ListCounters, MailRecord, MailboxEntry};
 use omap_index::{frame, keys};
@@ -237,10 +238,10 @@ pub(super) fn repair_mailbox_objects(
         let missing = match body {
             None => true,
             Some(g) if present.contains(&g) => false,
-            Some(g) => match ns.stat(&names::mail(&g)) {
+            Some(g) => match user.bodies()?.with_fallback(|s| s.stat(&names::mail(&g))) {
                 Ok(_) => false,
-                Err(StoreError::NotFound { .. }) => true,
-                Err(e) => return Err(e.into()),
+                Err(Error::NotFound(_)) => true,
+                Err(e) => return Err(e),
             },
         };
         if missing {
@@ -261,7 +262,8 @@ pub(super) fn repair_mailbox_objects(
         let now = SystemTime::now();
         for (body, refs) in &bodies.refs {
             if refs.iter().any(|r| r.starts_with(&prefix)) && bodies.held.get(body).is_none_or(BTreeSet::is_empty) {
-                let old = age(ns.as_ref(), &names::mail(body), now) >= options.orphan_grace.as_secs();
+                let store = bodies.place.get(body).unwrap_or(ns);
+                let old = age(store.as_ref(), &names::mail(body), now) >= options.orphan_grace.as_secs();
                 if old { adopt.push(*body) } else { young.push(*body) }
             }
         }
@@ -300,15 +302,24 @@ pub(super) fn repair_mailbox_objects(
             }
         }
     }
-    // References the records hold but their bodies lack.
+    // References the records hold but their bodies lack: added as the pool keeps them
+    // (xattrs in format v2, omap keys in v1).
+    let xattr_refs = user.bodies()?.xattr_refs()?;
     for rec in records.values() {
         let Ok(body) = Guid::from_slice(&rec.mail_guid) else { continue };
         let Some(refs) = bodies.refs.get(&body) else { continue };
         let key = keys::reference(&guid, rec.instance);
         if !refs.contains(&key) {
             let oid = names::mail(&body);
+            let (op, key) = if xattr_refs {
+                let name = names::xattr::reference(&guid, rec.instance);
+                (WriteOp::new().assert_exists().set_xattr(name.clone(), Vec::new()), name)
+            } else {
+                (WriteOp::new().assert_exists().omap_set([(key.clone(), Vec::new())]), key)
+            };
             if !options.dry_run {
-                match ns.write_op(&oid, &WriteOp::new().assert_exists().omap_set([(key.clone(), Vec::new())])) {
+                let store = bodies.place.get(&body).unwrap_or(ns);
+                match store.write_op(&oid, &op) {
                     Ok(_) | Err(StoreError::NotFound { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -388,18 +399,32 @@ pub(super) fn repair_leftovers(
     }
     let held_bodies: BTreeSet<String> =
         inventory.held.iter().filter(|(_, h)| !h.is_empty()).map(|(g, _)| names::mail(g)).collect();
-    let check = inventory.report;
+    let place_of = |oid: &str| -> Arc<dyn ObjectStore> {
+        let guid = oid.strip_prefix("mail.").and_then(|g| Guid::parse(g).ok());
+        guid.and_then(|g| inventory.place.get(&g).cloned()).unwrap_or_else(|| ns.clone())
+    };
+    let bodies = user.bodies()?;
+    let check = inventory.report.clone();
     let mut stale: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (oid, key) in check.stale_references {
         stale.entry(oid).or_default().push(key);
     }
     for (oid, keys_here) in &stale {
-        if age(ns.as_ref(), oid, now) < grace {
+        let store = place_of(oid);
+        if age(store.as_ref(), oid, now) < grace {
             continue; // a young reference may be a copy in flight
         }
         if !options.dry_run {
-            let op = WriteOp::new().assert_exists().omap_rm_keys(keys_here.clone());
-            match ns.write_op(oid, &op) {
+            let (xattrs, omap): (Vec<&String>, Vec<&String>) =
+                keys_here.iter().partition(|k| k.starts_with(names::xattr::REFERENCE));
+            let mut op = WriteOp::new().assert_exists();
+            for name in xattrs {
+                op = op.rm_xattr(name.clone());
+            }
+            if !omap.is_empty() {
+                op = op.omap_rm_keys(omap.into_iter().cloned());
+            }
+            match store.write_op(oid, &op) {
                 Ok(_) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -413,20 +438,23 @@ pub(super) fn repair_leftovers(
             continue;
         }
         let chunks = chunks_of.remove(&oid).unwrap_or_default();
-        if !options.dry_run && !remove_orphan_body(user, &oid, &held_bodies, &chunks)? {
+        if !options.dry_run && !remove_orphan_body(place_of(&oid).as_ref(), &oid, &held_bodies, &chunks)? {
             continue;
         }
         report.actions.push(RepairAction::RemovedOrphan { object: oid, age_secs });
     }
     for oid in check.orphan_chunks {
-        let age_secs = age(ns.as_ref(), &oid, now);
+        let age_secs = match bodies.with_fallback(|s| s.stat(&oid)) {
+            Ok((st, _)) => now.duration_since(st.mtime).map(|d| d.as_secs()).unwrap_or(0),
+            Err(_) => 0,
+        };
         if age_secs < grace {
             continue;
         }
         if !options.dry_run {
-            match ns.remove(&oid) {
-                Ok(()) | Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
+            match bodies.with_fallback(|s| s.remove(&oid)) {
+                Ok(()) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
             }
         }
         report.actions.push(RepairAction::RemovedOrphan { object: oid, age_secs });
@@ -476,7 +504,7 @@ fn destroy_unlisted(user: &User, guid: &Guid, objects: &[&String]) -> Result<()>
     let (records, _) = scan.records();
     let records: Vec<MailRecord> = records.into_values().collect();
     let in_flight = user.settings().ref_in_flight;
-    for r in crate::refs::drop_references(ns, guid, &records, in_flight, user.retry_policy()) {
+    for r in crate::refs::drop_references(&user.bodies()?, guid, &records, in_flight, user.retry_policy()) {
         r?;
     }
     let mut order: Vec<&String> = objects.to_vec();
@@ -493,8 +521,12 @@ fn destroy_unlisted(user: &User, guid: &Guid, objects: &[&String]) -> Result<()>
 /// Removes an orphan body (and its chunks) unless a record holds it after all: the removal
 /// is guarded by the version at which its references were read, so a reference added
 /// meanwhile (a copy) keeps it. Returns whether it was removed.
-fn remove_orphan_body(user: &User, oid: &str, held: &BTreeSet<String>, listed_chunks: &[String]) -> Result<bool> {
-    let ns = user.store();
+fn remove_orphan_body(
+    ns: &dyn ObjectStore,
+    oid: &str,
+    held: &BTreeSet<String>,
+    listed_chunks: &[String],
+) -> Result<bool> {
     if held.contains(oid) {
         return Ok(false);
     }
@@ -528,10 +560,10 @@ fn remove_orphan_body(user: &User, oid: &str, held: &BTreeSet<String>, listed_ch
 
 /// Records as [`MailRecord`]s rebuilt from a body's xattrs (for `lost+found`).
 pub(super) fn record_from_xattrs(user: &User, body: &Guid) -> Result<Option<MailRecord>> {
-    let xattrs = match user.store().xattrs(&names::mail(body)) {
+    let xattrs = match user.bodies()?.with_fallback(|s| s.xattrs(&names::mail(body))) {
         Ok(x) => x,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
+        Err(Error::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
     };
     let num = |name: &str| -> Option<u64> { std::str::from_utf8(xattrs.get(name)?).ok()?.parse().ok() };
     let signed =

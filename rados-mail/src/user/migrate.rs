@@ -108,7 +108,7 @@ impl User {
                     Ok(Some((info, Some((new, old_hdr_bytes)))))
                 }
                 Err(e) if lost_race(&e) => {
-                    index::destroy(&self.store, guid, &self.caches.retry, self.config.ref_in_flight)?;
+                    index::destroy(&self.bodies()?, guid, &self.caches.retry, self.config.ref_in_flight)?;
                     Ok(None)
                 }
                 Err(e) => Err(e.into()),

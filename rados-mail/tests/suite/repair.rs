@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rados_mail::check::{CheckReport, check_user};
-use rados_mail::objstore::{CountingStore, FaultMode, FaultyStore};
+use rados_mail::objstore::{CountingStore, FaultMode, FaultyStore, WriteOp};
 use rados_mail::repair::{LOST_FOUND, RepairAction, RepairOptions, repair_mailbox, repair_user};
 use rados_mail::{AppendOptions, Guid, MailStore, Mailbox, ModseqSteps, Transaction, User};
 
@@ -58,17 +58,27 @@ fn plant(store: &MailStore, user: &str) -> (Guid, Guid) {
     let (corrupt_body, gone_body) = (guid_of(&u, "INBOX", 2), guid_of(&u, "INBOX", 3));
     // A corrupt record whose body is still there.
     corrupt(&ns, &format!("mbox.{inbox}.0000"), "r/00000002");
+    // Bodies are in the data pool (the index pool unless the store has another); their
+    // references are xattrs in pool format v2, omap keys in v1.
+    let bodies = u.body_store().unwrap();
+    let xattr_refs = store.layout().unwrap().version >= 2;
     // A record whose body is gone.
-    ns.remove(&format!("mail.{gone_body}")).unwrap();
+    bodies.remove(&format!("mail.{gone_body}")).unwrap();
     // A reference missing from the body of UID 4; a stale one on the body of UID 5.
     let rec4 = m.record(4).unwrap().unwrap();
     let body4 = format!("mail.{}", guid_of(&u, "INBOX", 4));
-    ns.omap_rm_keys(&body4, &[&format!("ref/{inbox}/{:016x}", rec4.instance)]).unwrap();
-    ns.omap_set(&format!("mail.{}", guid_of(&u, "INBOX", 5)), &[(&format!("ref/{inbox}/00000000deadbeef"), &b""[..])])
-        .unwrap();
+    let body5 = format!("mail.{}", guid_of(&u, "INBOX", 5));
+    if xattr_refs {
+        let ours = format!("rm.ref.{inbox}.{:016x}", rec4.instance);
+        bodies.write_op(&body4, &WriteOp::new().rm_xattr(ours)).unwrap();
+        bodies.set_xattr(&body5, &format!("rm.ref.{inbox}.00000000deadbeef"), b"").unwrap();
+    } else {
+        bodies.omap_rm_keys(&body4, &[&format!("ref/{inbox}/{:016x}", rec4.instance)]).unwrap();
+        bodies.omap_set(&body5, &[(&format!("ref/{inbox}/00000000deadbeef"), &b""[..])]).unwrap();
+    }
     // An orphan body (a save that never committed) and an orphan chunk.
-    ns.write_full("mail.0123456789abcdef0123456789abcdef", b"orphan").unwrap();
-    ns.write_full("mail.fedcba9876543210fedcba9876543210.0001", b"chunk").unwrap();
+    bodies.write_full("mail.0123456789abcdef0123456789abcdef", b"orphan").unwrap();
+    bodies.write_full("mail.fedcba9876543210fedcba9876543210.0001", b"chunk").unwrap();
     // A second mailbox with a corrupt header and a corrupt list entry.
     u.create_mailbox("Work").unwrap();
     let work = u.open_mailbox("Work").unwrap();
@@ -173,7 +183,7 @@ pub fn repair_planted_damage_check_dry_run_repair_check(store: &MailStore, user:
 pub fn repair_leaves_young_leftovers_alone(store: &MailStore, user: &str) {
     let (u, m) = mailbox(store, user, "INBOX");
     m.append(&b"Subject: 1\n\n1\n"[..], Default::default()).unwrap();
-    u.store().write_full("mail.0123456789abcdef0123456789abcdef", b"in flight").unwrap();
+    u.body_store().unwrap().write_full("mail.0123456789abcdef0123456789abcdef", b"in flight").unwrap();
     let done = repair_user(&u, &RepairOptions::default()).unwrap();
     assert!(done.is_empty(), "{done:#?}");
     assert_eq!(check_user(&u).unwrap().orphan_bodies.len(), 1);

@@ -1,0 +1,329 @@
+//! The layout of a deployment: its pool format record (`omap_index::format`), read once
+//! per process on first use and again when older than [`REFRESH`], so that a long-lived
+//! process sees a migration; and [`Bodies`], where a user's mail bodies live under it.
+//!
+//! A deployment without a record gets one on its first open: version 2 when its
+//! namespaces hold no object at all (a new deployment), version 1 otherwise (data written
+//! before the record existed), created exclusively so that racing processes agree.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+use objstore::{CmpOp, Error as StoreError, ObjectStore, ReadOp, ReadResult, WriteOp};
+use omap_index::format::{self, FORMAT_KEY, FORMAT_OBJECT, FormatProblem, KNOWN_VERSIONS, PoolFormat, V1, V2};
+use omap_index::names::{SHARED_NAMESPACE, namespace_of, split_namespace};
+
+use crate::error::{Error, Result};
+
+pub(crate) mod migrate;
+
+/// How long a process uses the record it read before it reads it again.
+pub const REFRESH: Duration = Duration::from_secs(60);
+
+/// The format record of one deployment (index pool and namespace prefix), cached.
+#[derive(Debug)]
+pub(crate) struct LayoutState {
+    /// The index pool (any namespace: for listing and for users' namespaces).
+    index: Arc<dyn ObjectStore>,
+    /// The data pool when it is not the index pool.
+    data: Option<Arc<dyn ObjectStore>>,
+    /// The namespace prefix.
+    prefix: String,
+    /// The index pool's name, for messages.
+    pool: String,
+    /// The `data_pool` setting ("" when it is the index pool).
+    data_pool: String,
+    /// The `dict_shards` setting: the shared dict's objects in a record this store creates.
+    dict_shards: u32,
+    /// How long a record read is used ([`REFRESH`]).
+    refresh: Duration,
+    cached: Mutex<Option<(PoolFormat, Instant)>>,
+}
+
+impl LayoutState {
+    /// The layout of the deployment under `prefix` in `index` (named `pool`), with bodies
+    /// in `data` (named `data_pool`) when that is another pool.
+    pub(crate) fn new(
+        index: Arc<dyn ObjectStore>,
+        data: Option<Arc<dyn ObjectStore>>,
+        prefix: &str,
+        pool: &str,
+        data_pool: &str,
+        dict_shards: u32,
+    ) -> LayoutState {
+        let data_pool = if data.is_none() || data_pool == pool { "" } else { data_pool };
+        LayoutState {
+            data: if data_pool.is_empty() { None } else { data },
+            index,
+            prefix: prefix.to_string(),
+            pool: pool.to_string(),
+            data_pool: data_pool.to_string(),
+            dict_shards,
+            refresh: REFRESH,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The shared namespace, which holds the record.
+    fn shared_namespace(&self) -> String {
+        namespace_of(&self.prefix, SHARED_NAMESPACE)
+    }
+
+    /// The record, read (or created) on first use and re-read when older than the
+    /// refresh interval; checked against this build and the settings.
+    pub(crate) fn current(&self) -> Result<PoolFormat> {
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((format, at)) = cached.as_ref() {
+            if at.elapsed() < self.refresh {
+                return Ok(format.clone());
+            }
+        }
+        let format = self.load()?;
+        self.check(&format)?;
+        *cached = Some((format.clone(), Instant::now()));
+        Ok(format)
+    }
+
+    /// Forgets the cached record: the next use reads it again.
+    pub(crate) fn forget(&self) {
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Reads the record; creates it when absent.
+    fn load(&self) -> Result<PoolFormat> {
+        let shared = self.index.with_namespace(&self.shared_namespace())?;
+        // A lost race to create the record makes us read the winner's: twice is enough
+        // (the record is only ever created, never removed by this code).
+        for _ in 0..3 {
+            let exists = match shared.read_op(FORMAT_OBJECT, &ReadOp::new().omap_get([FORMAT_KEY])) {
+                Ok(r) => match r.omap.and_then(|mut m| m.remove(FORMAT_KEY)) {
+                    Some(bytes) => return self.decode(&bytes),
+                    None => true,
+                },
+                Err(StoreError::NotFound { .. }) => false,
+                Err(e) => return Err(e.into()),
+            };
+            let format = if self.deployment_is_empty()? {
+                PoolFormat {
+                    version: V2,
+                    data_pool: self.data_pool.clone(),
+                    dict_shards: self.dict_shards,
+                    migrating: false,
+                }
+            } else {
+                PoolFormat { version: V1, ..PoolFormat::default() }
+            };
+            let op = if exists {
+                WriteOp::new().omap_cmp(FORMAT_KEY, CmpOp::Eq, Vec::new())
+            } else {
+                WriteOp::new().create_exclusive()
+            };
+            match shared.write_op(FORMAT_OBJECT, &op.omap_set([(FORMAT_KEY, format::encode(&format))])) {
+                Ok(_) => {
+                    tracing::info!(
+                        pool = %self.pool,
+                        namespace = %self.shared_namespace(),
+                        "wrote pool format record: version {}",
+                        format.version
+                    );
+                    return Ok(format);
+                }
+                Err(StoreError::AlreadyExists { .. } | StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict(format!("creating the pool format record in namespace {:?}", self.shared_namespace())))
+    }
+
+    /// Whether no namespace of this deployment holds an object (one walk of the pool,
+    /// stopping at the first object found; only while the record is absent). Namespaces of
+    /// namespace mapping v1 (`<prefix><user>`, not moved yet by `rados-mail migrate`) count
+    /// as this deployment's: their data is v1 (when in doubt, v1 is the safe answer).
+    ///
+    /// A client whose cephx caps confine it to the deployment's namespaces may not list
+    /// the pool (`EPERM`): it cannot tell, and answers "not empty" (v1, the safe answer;
+    /// `rados-mail migrate --layout` moves such a deployment to v2, or an operator tool
+    /// with a wider key opens it first).
+    fn deployment_is_empty(&self) -> Result<bool> {
+        let denied = |e: &StoreError| matches!(e, StoreError::Rados { errno: 1 | 13, .. });
+        let listing = match self.index.list_pool() {
+            Ok(l) => l,
+            Err(e) if denied(&e) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in listing {
+            let (ns, _) = match entry {
+                Ok(entry) => entry,
+                Err(e) if denied(&e) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            };
+            let v1_mapping = !self.prefix.is_empty() && ns.starts_with(&self.prefix);
+            if v1_mapping || split_namespace(&self.prefix, &ns).is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<PoolFormat> {
+        format::decode(bytes).map_err(|problem| match problem {
+            FormatProblem::Damaged(e) => Error::Corrupted {
+                object: format!("{FORMAT_OBJECT} (namespace {:?})", self.shared_namespace()),
+                key: Some(FORMAT_KEY.into()),
+                detail: e.to_string(),
+            },
+            FormatProblem::Newer { version, detail } => Error::UnsupportedFormat {
+                pool: self.pool.clone(),
+                namespace: self.shared_namespace(),
+                version,
+                detail,
+            },
+        })
+    }
+
+    /// Refuses a record the settings contradict.
+    fn check(&self, format: &PoolFormat) -> Result<()> {
+        let here = format!("pool {} (namespace {})", self.pool, self.shared_namespace());
+        if format.version == V1 && !self.data_pool.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "{here} has rados-mail format version 1 (bodies in the index pool), but the data_pool \
+                 setting names pool {:?}: run `rados-mail migrate --layout --data-pool {}` first, or \
+                 leave data_pool unset",
+                self.data_pool, self.data_pool
+            )));
+        }
+        if format.data_pool != self.data_pool {
+            let named = |p: &str| if p.is_empty() { "the index pool".to_string() } else { format!("pool {p:?}") };
+            return Err(Error::InvalidInput(format!(
+                "{here} keeps mail bodies in {} (its format record), but the data_pool setting \
+                 (Dovecot rados_data_pool, --data-pool) gives {}: set it to {:?}",
+                named(&format.data_pool),
+                named(&self.data_pool),
+                format.data_pool
+            )));
+        }
+        Ok(())
+    }
+
+    /// The bodies of the user whose index objects are in `index` (a namespace of the
+    /// index pool).
+    pub(crate) fn bodies(self: &Arc<Self>, index: &Arc<dyn ObjectStore>) -> Result<Bodies> {
+        let data = match &self.data {
+            Some(data) => data.with_namespace(index.namespace())?,
+            None => index.clone(),
+        };
+        Ok(Bodies { data, index: index.clone(), separate: self.data.is_some(), layout: self.clone() })
+    }
+}
+
+/// The versions this build reads, for messages: "1 and 2".
+pub(crate) fn known_versions() -> String {
+    let v: Vec<String> = KNOWN_VERSIONS.iter().map(u32::to_string).collect();
+    match v.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => v.join(""),
+    }
+}
+
+/// Where one user's mail bodies live, and how their references are kept.
+#[derive(Debug, Clone)]
+pub(crate) struct Bodies {
+    /// The user's namespace in the data pool: new bodies go here.
+    data: Arc<dyn ObjectStore>,
+    /// The user's namespace in the index pool (the same as `data` unless `separate`).
+    index: Arc<dyn ObjectStore>,
+    /// The data pool is not the index pool.
+    separate: bool,
+    layout: Arc<LayoutState>,
+}
+
+impl Bodies {
+    /// Where new bodies are written (the user's namespace of the data pool).
+    pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.data
+    }
+
+    /// The user's namespace in the index pool.
+    pub(crate) fn index_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.index
+    }
+
+    /// The data pool is another pool than the index pool.
+    pub(crate) fn separate(&self) -> bool {
+        self.separate
+    }
+
+    /// How references are written now: xattrs (v2) or omap keys (v1).
+    pub(crate) fn xattr_refs(&self) -> Result<bool> {
+        Ok(self.layout.current()?.version >= V2)
+    }
+
+    /// The other place a body may be in: the index pool, while a migration moves bodies
+    /// from there to a separate data pool. `None` otherwise.
+    pub(crate) fn fallback(&self) -> Result<Option<&Arc<dyn ObjectStore>>> {
+        if !self.separate {
+            return Ok(None);
+        }
+        Ok(self.layout.current()?.migrating.then_some(&self.index))
+    }
+
+    /// Runs `f` on the data pool; when the object is not there and a migration may have
+    /// left it in the index pool, on the index pool, then once more on the data pool (a
+    /// migration writes the copy before it removes the original).
+    pub(crate) fn with_fallback<T>(&self, f: impl Fn(&dyn ObjectStore) -> objstore::Result<T>) -> Result<T> {
+        match f(self.data.as_ref()) {
+            Err(StoreError::NotFound { object }) => match self.fallback()? {
+                Some(index) => match f(index.as_ref()) {
+                    Err(StoreError::NotFound { .. }) => Ok(f(self.data.as_ref())?),
+                    other => Ok(other?),
+                },
+                None => Err(StoreError::NotFound { object }.into()),
+            },
+            other => Ok(other?),
+        }
+    }
+
+    /// The stores a body is looked for in, in order: the data pool, then (while a
+    /// migration moves bodies out of the index pool) the index pool and the data pool
+    /// again. See [`read_async`].
+    pub(crate) fn places(&self) -> Result<Places> {
+        Ok(Places { data: self.data.clone(), fallback: self.fallback()?.cloned() })
+    }
+}
+
+/// The places of a body ([`Bodies::places`]), for asynchronous reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Places {
+    data: Arc<dyn ObjectStore>,
+    fallback: Option<Arc<dyn ObjectStore>>,
+}
+
+impl Places {
+    /// The stores to try, in order.
+    pub(crate) fn order(&self) -> Vec<Arc<dyn ObjectStore>> {
+        match &self.fallback {
+            Some(index) => vec![self.data.clone(), index.clone(), self.data.clone()],
+            None => vec![self.data.clone()],
+        }
+    }
+
+    /// [`ObjectStore::read_op_async`] in each place in turn until one has the object.
+    /// The read in the data pool is submitted at once (before the future is polled, as
+    /// [`ObjectStore::read_op_async`] does); the others only when needed.
+    pub(crate) fn read_async(&self, oid: &str, op: ReadOp) -> BoxFuture<'static, objstore::Result<ReadResult>> {
+        let first = self.data.read_op_async(oid, op.clone());
+        let (rest, oid) = (self.order().split_off(1), oid.to_string());
+        Box::pin(async move {
+            let mut result = first.await;
+            for store in rest {
+                if !matches!(result, Err(StoreError::NotFound { .. })) {
+                    break;
+                }
+                result = store.read_op_async(&oid, op.clone()).await;
+            }
+            result
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! The bound on the mailbox list object (`mailboxes`, docs/FORMAT.md "Bounded objects"):
+//! at most [`crate::Config::max_mailboxes`] mailboxes per user, so that the object keeps
+//! well under the project's limit of 100,000 omap keys (3 keys per mailbox).
+
+use std::collections::BTreeMap;
+
+use objstore::{OMAP_PAGE_MAX, ReadOp};
+use omap_index::keys;
+use omap_index::names::MAILBOX_LIST;
+
+use super::User;
+use crate::error::{Error, Result};
+
+/// Values of mailbox list keys (`None`: no list object), and the number of mailboxes.
+type CountedKeys = (Option<BTreeMap<String, Vec<u8>>>, usize);
+
+impl User {
+    /// The values of `keys` in the mailbox list (`None` when the list does not exist) and
+    /// the number of mailboxes listed, read together: one read for users with up to 1,024
+    /// mailboxes, one more per further 1,024.
+    ///
+    /// A create's write is guarded by the `counters` read here, and every create changes
+    /// `counters`: a mailbox created after this read makes the write fail and the create
+    /// read again, so the count a create goes by is never short (deletes only lower it).
+    pub(super) fn read_keys_counting(&self, wanted: &[&str]) -> Result<CountedKeys> {
+        let op = ReadOp::new().omap_get(wanted.iter().copied()).omap_range("", keys::MAILBOX, OMAP_PAGE_MAX);
+        let read = match self.store.read_op(MAILBOX_LIST, &op) {
+            Ok(read) => read,
+            Err(objstore::Error::NotFound { .. }) => return Ok((None, 0)),
+            Err(e) => return Err(e.into()),
+        };
+        let mut page = read.omap_page.unwrap_or_default();
+        let mut count = page.entries.len();
+        while page.more {
+            let Some((last, _)) = page.entries.last() else { break };
+            page = match self.store.omap_range(MAILBOX_LIST, last, keys::MAILBOX, OMAP_PAGE_MAX) {
+                Ok(next) => next,
+                Err(objstore::Error::NotFound { .. }) => break,
+                Err(e) => return Err(e.into()),
+            };
+            count += page.entries.len();
+        }
+        Ok((Some(read.omap.unwrap_or_default()), count))
+    }
+
+    /// Refuses a new mailbox when the user has [`crate::Config::max_mailboxes`] already.
+    pub(super) fn check_mailbox_count(&self, count: usize, name: &str) -> Result<()> {
+        let max = self.config.max_mailboxes;
+        if count >= max {
+            return Err(Error::TooLarge(format!(
+                "user {:?} has {count} mailboxes, at most {max} (max_mailboxes): mailbox {name:?} not created",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
