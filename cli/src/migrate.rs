@@ -52,7 +52,9 @@ fn run_dict(store: &MailStore, to: u32, dry_run: bool, json: bool) -> Result<boo
     let report = store.reshard_shared_dict(to)?;
     if json {
         let (moved, removed) = report.as_ref().map_or((0, 0), |r| (r.moved, r.removed.len()));
-        print_json(&serde_json::json!({ "steps": [{ "step": "dict", "from": from, "to": to, "moved": moved, "removed": removed }] }))?;
+        print_json(
+            &serde_json::json!({ "steps": [{ "step": "dict", "from": from, "to": to, "moved": moved, "removed": removed }] }),
+        )?;
     } else {
         match report {
             None => writeln!(out, "dict: the shared dict is already spread over {to} objects")?,

@@ -145,7 +145,10 @@ fn migrate_dict_shards_moves_every_key() {
         let all = dict.iterate("shared/last-login/", true).unwrap();
         assert_eq!(all.len(), 300, "after --dict-shards {to}");
         for (i, (k, v)) in all.iter().enumerate() {
-            assert_eq!((k.as_str(), v.as_slice()), (format!("shared/last-login/user{i:04}").as_str(), format!("{i}").as_bytes()));
+            assert_eq!(
+                (k.as_str(), v.as_slice()),
+                (format!("shared/last-login/user{i:04}").as_str(), format!("{i}").as_bytes())
+            );
         }
         let shared = fresh.pool().with_namespace(&format!("{p}/.shared")).unwrap();
         let objects: Vec<String> = shared.list_objects().unwrap().map(|o| o.unwrap()).collect();

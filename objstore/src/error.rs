@@ -56,7 +56,9 @@ pub enum Error {
     },
     /// The pool cannot do this kind of operation at all: an erasure-coded pool has no omap
     /// and writes whole objects only (librados `-EOPNOTSUPP`). Permanent for that pool.
-    #[error("{op} is not supported by the pool of object {object:?} (an erasure-coded pool has no omap and writes whole objects only)")]
+    #[error(
+        "{op} is not supported by the pool of object {object:?} (an erasure-coded pool has no omap and writes whole objects only)"
+    )]
     Unsupported {
         /// Object name.
         object: String,

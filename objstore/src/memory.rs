@@ -174,7 +174,10 @@ impl MemoryStore {
         self.omap_allowed(oid, omap, "omap write")?;
         // An erasure-coded pool without `allow_ec_overwrites` (as in CI) writes whole
         // objects only: a write at an offset, an append or a truncate fails there too.
-        let partial = op.mutations.iter().any(|m| matches!(m, Mutation::Write { .. } | Mutation::Append(_) | Mutation::Truncate(_)));
+        let partial = op
+            .mutations
+            .iter()
+            .any(|m| matches!(m, Mutation::Write { .. } | Mutation::Append(_) | Mutation::Truncate(_)));
         self.omap_allowed(oid, partial, "partial write")?;
         let mut pool = self.lock();
         let key = self.key(oid);

@@ -60,6 +60,12 @@ pub struct Config {
     /// Mailbox views kept in memory per process, so that reopening a mailbox that did not
     /// change costs one read of its head object (default 256).
     pub view_cache_mailboxes: usize,
+    /// Mail records kept in memory per process, all mailboxes together (default 65,536:
+    /// about 20 MiB). Records are read from the shard objects in blocks of up to 1,024
+    /// consecutive UIDs and kept in this bounded cache; a view itself holds only its
+    /// header and the WAL entries it knows, whatever its mailbox's size. 0: none kept
+    /// (every record read goes to RADOS).
+    pub record_cache_records: usize,
     /// The local cache of mail bodies (memory, and optionally a directory on disk).
     pub cache: crate::cache::CacheConfig,
     /// Notify watchers (other processes' [`crate::Watch`]) of every commit and mailbox
@@ -98,6 +104,7 @@ impl Default for Config {
             shard_bits: omap_index::names::DEFAULT_SHARD_BITS,
             max_attempts: 200,
             view_cache_mailboxes: 256,
+            record_cache_records: 65_536,
             cache: crate::cache::CacheConfig::default(),
             notify: true,
             resolve_window: std::time::Duration::from_secs(30),

@@ -11,6 +11,7 @@ use omap_index::records::{Change, MailRecord, MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 use rand::Rng;
 
+use crate::caches::{Block, Slot};
 use crate::damage::{self, DamagedRecord};
 use crate::error::{Error, Result};
 use crate::layout::Bodies;
@@ -28,23 +29,38 @@ pub(crate) struct Head {
     pub(crate) first_recent: u32,
 }
 
-/// The in-memory view of the index at `hdr.highestmodseq`. The records are read from the
-/// shards only when first needed (`loaded`): opening a mailbox, syncing a mail server's
-/// index that is current, and appending need the head alone.
+/// The in-memory view of the index at `hdr.highestmodseq`: the header and the WAL
+/// entries it knows, never the records. Records are read from the shards by block
+/// ([`read_block`]), through the process's bounded record cache, with the view's WAL
+/// entries laid over them ([`View::slot`]); see `docs/FORMAT.md`, "Reading a mailbox".
+/// Opening a mailbox, syncing a mail server's index that is current, and appending need
+/// the head alone.
 pub(crate) struct View {
     pub(crate) hdr: MailboxHeader,
     pub(crate) hdr_bytes: Vec<u8>,
-    /// Every record, when `loaded`; else empty.
+    /// The records of the UIDs the operation at hand touches (read by
+    /// `Mailbox::touch` before a plan), else empty.
     pub(crate) records: BTreeMap<u32, MailRecord>,
-    /// The mails whose record in a shard failed its integrity check (when `loaded`): still
-    /// mails of the mailbox, unreadable. Never in `records` too.
+    /// The mails among those whose record failed its integrity check: still mails of the
+    /// mailbox, unreadable. Never in `records` too.
     pub(crate) damaged: BTreeMap<u32, DamagedRecord>,
-    pub(crate) loaded: bool,
+    /// The last change of each UID in the WAL entries this view knows, all above
+    /// `wal_from` and up to `hdr.highestmodseq`: its modseq and the record after it
+    /// (`None`: expunged).
+    pub(crate) overlay: BTreeMap<u32, (u64, Option<MailRecord>)>,
+    /// Every change above this modseq (up to `hdr.highestmodseq`) is in `overlay`: the
+    /// trim mark of the head the overlay started from. A block read at a modseq below it
+    /// may miss changes and is read again.
+    pub(crate) wal_from: u64,
+    /// The keyword names used by the mails not in `records`, when a plan needed them (a
+    /// full keyword table), for the view's state as it is; `None` otherwise.
+    pub(crate) keywords_in_use: Option<BTreeSet<String>>,
+    /// The unseen count at a HIGHESTMODSEQ, from the last scan that counted it.
+    pub(crate) unseen: Option<(u64, u32)>,
     /// WAL entries believed to be in the head object (to decide when to apply them).
     pub(crate) wal_len: usize,
     /// The head read that brought the view to `hdr`, while nothing newer was written
-    /// through it: what loading the records lays over the shards, and what the next
-    /// "changes since" may answer from without reading again.
+    /// through it: what the next "changes since" may answer from without reading again.
     pub(crate) head: Option<Head>,
     /// When the head was read by the open that made this view, until a sync used it or
     /// anything else read or wrote the head: the first "changes since" after an open (the
@@ -67,31 +83,52 @@ pub(crate) const CONTENDED: Duration = Duration::from_secs(10);
 /// How long the head read by an open serves the first sync after it.
 pub(crate) const FRESH_HEAD: Duration = Duration::from_millis(500);
 
+/// The most changes a view's overlay keeps before it starts again from a head read (or
+/// from the shards, after applying the WAL): bounds a view's memory (about 0.5 MiB),
+/// whatever the mailbox's size and however long the view lives. Starting again costs
+/// the blocks cached before a read each, when next needed.
+pub(crate) const OVERLAY_MAX: usize = 2_048;
+
+/// UIDs per block of records: `1 << block_bits`, at most [`OMAP_PAGE_MAX`] (one read) and
+/// never more than a shard holds (a block lies in one shard).
+pub(crate) fn block_bits(shard_bits: u32) -> u32 {
+    shard_bits.min(OMAP_PAGE_MAX.ilog2())
+}
+
 impl View {
-    /// A view at `head`, just read, whose records are not read yet.
-    pub(crate) fn unloaded(head: Head) -> View {
-        View {
+    /// A view at `head`, just read.
+    pub(crate) fn at_head(head: Head) -> View {
+        let mut view = View {
             hdr: head.hdr.clone(),
             hdr_bytes: head.hdr_bytes.clone(),
             records: BTreeMap::new(),
             damaged: BTreeMap::new(),
-            loaded: false,
+            overlay: BTreeMap::new(),
+            wal_from: head.trim,
+            keywords_in_use: None,
+            unseen: None,
             wal_len: head.wal.len(),
             first_recent: head.first_recent,
-            head: Some(head),
+            head: None,
             fresh: None,
             contended: None,
-        }
+        };
+        view.note(&head.wal);
+        view.head = Some(head);
+        view
     }
 
     /// A view of the header `hdr` alone, to plan new mails against (they need no record).
     pub(crate) fn header_only(hdr: MailboxHeader) -> View {
         View {
             hdr_bytes: Vec::new(),
+            wal_from: hdr.highestmodseq,
             hdr,
             records: BTreeMap::new(),
             damaged: BTreeMap::new(),
-            loaded: false,
+            overlay: BTreeMap::new(),
+            keywords_in_use: None,
+            unseen: None,
             wal_len: 0,
             head: None,
             fresh: None,
@@ -100,11 +137,54 @@ impl View {
         }
     }
 
-    /// Applies one committed change to the records: a change replaces whatever was there,
-    /// damaged or not.
-    pub(crate) fn apply(&mut self, c: &Change) {
-        self.damaged.remove(&c.uid);
-        apply_change(&mut self.records, c);
+    /// Takes the changes of WAL entries (in modseq order) into the overlay.
+    pub(crate) fn note(&mut self, entries: &[WalEntry]) {
+        for e in entries {
+            for c in &e.changes {
+                self.overlay.insert(c.uid, (e.modseq, c.record.clone()));
+            }
+        }
+    }
+
+    /// Starts the overlay again from `head` (whose trim mark becomes `wal_from`).
+    pub(crate) fn restart_overlay(&mut self, head: &Head) {
+        self.overlay.clear();
+        self.wal_from = head.trim;
+        self.note(&head.wal);
+    }
+
+    /// Whether `block` can serve this view: it was read at or above `wal_from`, so the
+    /// overlay holds every change it may lack.
+    pub(crate) fn usable(&self, block: &Block) -> bool {
+        block.at >= self.wal_from
+    }
+
+    /// What this view knows of `uid`, which lies in `block` (usable): the overlay's change
+    /// if it is newer than the block, else the block's.
+    pub(crate) fn slot(&self, block: &Block, uid: u32) -> Option<Slot> {
+        match self.overlay.get(&uid) {
+            Some((modseq, rec)) if *modseq > block.at => rec.clone().map(Slot::Record),
+            _ => block.slots.get(&uid).cloned(),
+        }
+    }
+
+    /// The slots of `range` (within `block`) at this view, in UID order.
+    pub(crate) fn slots(&self, block: &Block, range: std::ops::RangeInclusive<u32>) -> BTreeMap<u32, Slot> {
+        let mut out: BTreeMap<u32, Slot> = block.slots.range(range.clone()).map(|(u, s)| (*u, s.clone())).collect();
+        for (uid, (modseq, rec)) in self.overlay.range(range) {
+            if *modseq > block.at {
+                match rec {
+                    Some(r) => drop(out.insert(*uid, Slot::Record(r.clone()))),
+                    None => drop(out.remove(uid)),
+                }
+            }
+        }
+        out
+    }
+
+    /// Forgets what was derived from the view's state (it moved).
+    pub(crate) fn moved(&mut self) {
+        self.keywords_in_use = None;
     }
 
     /// The head just read, for a sync, if it is fresh and unused (see `fresh`).
@@ -115,6 +195,50 @@ impl View {
         }
         self.head.clone()
     }
+}
+
+/// Reads block `b` of mailbox `guid` for `view`: one read of its shard (the applied mark
+/// and the block's `r/` keys), with the view's overlay entries above the shard's applied
+/// mark laid over them. Damaged records are reported (once per process) and kept as such.
+pub(crate) fn read_block(store: &dyn ObjectStore, guid: &Guid, view: &View, b: u32) -> Result<Block> {
+    let bits = block_bits(view.hdr.shard_bits);
+    let first = b << bits;
+    let last = first | ((1u32 << bits) - 1);
+    let oid = names::mailbox_shard(guid, shard_of(first, view.hdr.shard_bits));
+    let after = if first == 0 { String::new() } else { keys::record(first - 1) };
+    let op = ReadOp::new().omap_get([keys::APPLIED]).omap_range(after, keys::RECORD, 1usize << bits);
+    let (applied, entries) = match store.read_op(&oid, &op) {
+        Ok(r) => {
+            let applied = hex_value(&oid, keys::APPLIED, r.omap.as_ref().and_then(|m| m.get(keys::APPLIED)))?;
+            (applied, r.omap_page.unwrap_or_default().entries)
+        }
+        Err(StoreError::NotFound { .. }) => (0, Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut slots = BTreeMap::new();
+    for (k, v) in &entries {
+        let uid = keys::parse_record(k).map_err(|e| Error::corrupted(&oid, k, e))?;
+        if uid > last {
+            break;
+        }
+        match decode_record(uid, v) {
+            Ok(rec) => drop(slots.insert(uid, Slot::Record(rec))),
+            Err(detail) => {
+                let d = DamagedRecord { object: oid.clone(), key: k.clone(), detail, modseq: applied };
+                damage::report(&d.error(), "a mail record");
+                slots.insert(uid, Slot::Damaged(d));
+            }
+        }
+    }
+    for (uid, (modseq, rec)) in view.overlay.range(first..=last) {
+        if *modseq > applied {
+            match rec {
+                Some(r) => drop(slots.insert(*uid, Slot::Record(r.clone()))),
+                None => drop(slots.remove(uid)),
+            }
+        }
+    }
+    Ok(Block { at: applied.max(view.hdr.highestmodseq), slots })
 }
 
 pub(crate) fn decode<M: prost::Message + Default>(object: &str, key: &str, bytes: &[u8]) -> Result<M> {
@@ -205,12 +329,12 @@ pub(crate) fn destroy(bodies: &Bodies, guid: &Guid, retry: &RetryPolicy, in_flig
         Err(Error::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let view = load_view(store.as_ref(), &head_oid, guid, head, retry)?;
-    let records: Vec<MailRecord> = view.records.into_values().collect();
+    let (hdr, records) = load_records(store.as_ref(), &head_oid, guid, head, retry)?;
+    let records: Vec<MailRecord> = records.into_values().collect();
     for r in crate::refs::drop_references(bodies, guid, &records, in_flight, retry) {
         r?;
     }
-    let shards = if view.hdr.uidnext <= 1 { 0 } else { shard_of(view.hdr.uidnext - 1, view.hdr.shard_bits) + 1 };
+    let shards = if hdr.uidnext <= 1 { 0 } else { shard_of(hdr.uidnext - 1, hdr.shard_bits) + 1 };
     for k in 0..shards {
         match store.remove(&names::mailbox_shard(guid, k)) {
             Ok(()) | Err(StoreError::NotFound { .. }) => {}
@@ -354,15 +478,17 @@ pub(crate) fn apply_change(records: &mut BTreeMap<u32, MailRecord>, c: &Change) 
     }
 }
 
-/// Loads the whole view consistently: the head, then every shard, re-reading until the
-/// shards are no newer than the head (a concurrent writer may apply meanwhile).
-pub(crate) fn load_view(
+/// Reads every record of a mailbox consistently: the head, then every shard, re-reading
+/// until the shards are no newer than the head (a concurrent writer may apply meanwhile),
+/// with the WAL laid over them. Holds the whole mailbox in memory: only for deleting a
+/// mailbox (the data path reads records by block, see [`read_block`]).
+pub(crate) fn load_records(
     store: &dyn ObjectStore,
     head_oid: &str,
     guid: &Guid,
     mut head: Head,
     retry: &RetryPolicy,
-) -> Result<View> {
+) -> Result<(MailboxHeader, BTreeMap<u32, MailRecord>)> {
     let mut shards: BTreeMap<u32, Shard> = BTreeMap::new();
     let mut attempts = retry.start();
     loop {
@@ -379,21 +505,19 @@ pub(crate) fn load_view(
             }
         }
         if consistent {
-            let mut view = View::unloaded(head.clone());
+            let mut records = BTreeMap::new();
             for s in shards.values() {
-                view.records.extend(s.records.iter().map(|(u, r)| (*u, r.clone())));
-                view.damaged.extend(s.damaged.iter().map(|(u, d)| (*u, d.clone())));
+                records.extend(s.records.iter().map(|(u, r)| (*u, r.clone())));
             }
             for e in &head.wal {
                 for c in &e.changes {
                     let applied = shards.get(&shard_of(c.uid, bits)).map_or(0, |s| s.applied);
                     if e.modseq > applied {
-                        view.apply(c);
+                        apply_change(&mut records, c);
                     }
                 }
             }
-            view.loaded = true;
-            return Ok(view);
+            return Ok((head.hdr, records));
         }
         // A shard was applied past the head just read: read the head again.
         attempts.lost(|| format!("loading mailbox {guid}"))?;

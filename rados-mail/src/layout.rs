@@ -106,7 +106,12 @@ impl LayoutState {
                 Err(e) => return Err(e.into()),
             };
             let format = if self.deployment_is_empty()? {
-                PoolFormat { version: V2, data_pool: self.data_pool.clone(), dict_shards: self.dict_shards, migrating: false }
+                PoolFormat {
+                    version: V2,
+                    data_pool: self.data_pool.clone(),
+                    dict_shards: self.dict_shards,
+                    migrating: false,
+                }
             } else {
                 PoolFormat { version: V1, ..PoolFormat::default() }
             };

@@ -3,8 +3,9 @@
 //! The truth is in RADOS (see `docs/FORMAT.md`): a head object whose `hdr` value orders
 //! every change (UIDs and modseqs are allocated by replacing it under an `omap_cmp` guard),
 //! a write-ahead log of committed change sets in the same head object, and shard objects
-//! holding the mail records. A [`Mailbox`] keeps a view of the index in memory and brings it
-//! up to date with one read of the head object when nothing or little changed.
+//! holding the mail records. A [`Mailbox`] keeps a view of the index in memory (the header
+//! and the WAL, never all records: those are read by block when needed) and brings it up to
+//! date with one read of the head object when nothing or little changed.
 
 mod commit;
 mod copy;
@@ -14,6 +15,7 @@ mod marks;
 mod plan;
 mod prefetch;
 mod recent;
+mod records;
 mod txn;
 
 use std::collections::BTreeSet;
@@ -30,11 +32,11 @@ pub use txn::{Committed, ModseqSteps, SavedMail, Transaction};
 
 use crate::body::{self, BodyWriter};
 use crate::cache::BodyCache;
-use crate::caches::{Caches, MailboxShared, SharedView};
+use crate::caches::{Caches, MailboxShared, RecordCache, SharedView};
 use crate::config::Config;
 use crate::delivery::{DeliveryHasher, DeliveryKey};
 use crate::error::{Error, Result};
-use crate::index::{Head, View, apply_wal, load_view, read_head};
+use crate::index::{Head, OVERLAY_MAX, View, apply_wal, read_head};
 use crate::layout::Bodies;
 use crate::retry::RetryPolicy;
 use crate::types::{AppendOptions, Flags, MailboxInfo, MailboxUpdate, StoreMode, StoreResult};
@@ -43,9 +45,12 @@ use crate::watch::PushCounters;
 /// One mailbox of a user. Safe to share between threads; every method is a complete
 /// operation against RADOS.
 ///
-/// Reads ([`Mailbox::record`], [`Mailbox::uids`], fetches) answer from the in-memory view;
-/// [`Mailbox::sync`] brings it up to date (one RADOS read when nothing changed) and every
-/// change brings it up to date as a side effect.
+/// Reads ([`Mailbox::record`], [`Mailbox::uids`], fetches) answer at the state of the
+/// in-memory view (its header and the WAL changes it knows), reading the records they need
+/// from the shards by block of UIDs, through the process's bounded record cache (see
+/// [`crate::Config::record_cache_records`]); [`Mailbox::sync`] brings the view up to date
+/// (one RADOS read when nothing changed) and every change brings it up to date as a side
+/// effect.
 pub struct Mailbox {
     store: Arc<dyn ObjectStore>,
     /// Where the user's bodies are (the data pool) and how references are kept.
@@ -57,6 +62,8 @@ pub struct Mailbox {
     shared: SharedView,
     /// The process's body cache.
     bodies: Arc<BodyCache>,
+    /// The process's record cache.
+    records: RecordCache,
     /// The store's retry policy.
     retry: RetryPolicy,
     /// Counters of notifies.
@@ -121,11 +128,11 @@ impl Mailbox {
     ) -> Result<Mailbox> {
         let head = names::mailbox_head(&info.guid);
         let key = (store.namespace().to_string(), info.guid);
-        let bodies = caches.bodies.clone();
+        let (bodies, records) = (caches.bodies.clone(), caches.records.clone());
         let (retry, push) = (caches.retry.clone(), caches.push.clone());
         let data = caches.layout.bodies(&store)?;
         if let Some(view) = caches.views.0.get(&key) {
-            let mailbox = Mailbox { store, data, config, info, head, shared: view, bodies, retry, push };
+            let mailbox = Mailbox { store, data, config, info, head, shared: view, bodies, records, retry, push };
             let mut view = mailbox.lock();
             match mailbox.refresh(&mut view) {
                 Ok(_) => {
@@ -141,11 +148,11 @@ impl Mailbox {
             Error::NotFound(_) => Error::NotFound(format!("mailbox {}", info.name)),
             e => e,
         })?;
-        let mut view = View::unloaded(snapshot);
+        let mut view = View::at_head(snapshot);
         view.fresh = Some(std::time::Instant::now());
         let view = Arc::new(MailboxShared::new(view));
         caches.views.0.insert(key, view.clone());
-        Ok(Mailbox { store, data, config, info, head, shared: view, bodies, retry, push })
+        Ok(Mailbox { store, data, config, info, head, shared: view, bodies, records, retry, push })
     }
 
     /// [`Mailbox::open`], except that a view this process has cached is used as it is (see
@@ -160,9 +167,10 @@ impl Mailbox {
         match caches.views.0.get(&key) {
             Some(view) => {
                 let head = names::mailbox_head(&info.guid);
-                let (bodies, retry, push) = (caches.bodies.clone(), caches.retry.clone(), caches.push.clone());
+                let (bodies, records) = (caches.bodies.clone(), caches.records.clone());
+                let (retry, push) = (caches.retry.clone(), caches.push.clone());
                 let data = caches.layout.bodies(&store)?;
-                Ok(Mailbox { store, data, config, info, head, shared: view, bodies, retry, push })
+                Ok(Mailbox { store, data, config, info, head, shared: view, bodies, records, retry, push })
             }
             None => Mailbox::open(store, config, info, caches),
         }
@@ -198,6 +206,14 @@ impl Mailbox {
         self.shared.view.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The view, to read records through: the head read by the open no longer serves a
+    /// sync after that (see `View::fresh`).
+    fn lock_to_read(&self) -> MutexGuard<'_, View> {
+        let mut view = self.lock();
+        view.fresh = None;
+        view
+    }
+
     /// Brings the view up to date: one read of the head object, plus the shards only when
     /// the WAL no longer covers what changed. Returns whether anything changed.
     pub fn sync(&self) -> Result<bool> {
@@ -216,7 +232,7 @@ impl Mailbox {
         if head.hdr.incarnation != view.hdr.incarnation || head.hdr.highestmodseq < known {
             // Another mailbox with the same GUID (deleted and created again): nothing of
             // the view is valid any more.
-            *view = View::unloaded(head);
+            *view = View::at_head(head);
             return Ok(true);
         }
         view.fresh = None;
@@ -227,36 +243,24 @@ impl Mailbox {
             view.head = Some(head);
             return Ok(false);
         }
-        if head.trim <= known || !view.loaded {
-            if view.loaded {
-                for e in head.wal.iter().filter(|e| e.modseq > known) {
-                    e.changes.iter().for_each(|c| view.apply(c));
-                }
-            }
-            view.hdr = head.hdr.clone();
-            view.hdr_bytes = head.hdr_bytes.clone();
-            view.wal_len = head.wal.len();
-            view.head = Some(head);
-            return Ok(true);
+        view.moved();
+        let newer: Vec<WalEntry> = head.wal.iter().filter(|e| e.modseq > known).cloned().collect();
+        if head.trim <= known
+            && view.overlay.len() + newer.iter().map(|e| e.changes.len()).sum::<usize>() <= OVERLAY_MAX
+        {
+            // The WAL holds every change since the view's state: laid over what it knew,
+            // the blocks cached stay good.
+            view.note(&newer);
+        } else {
+            // The WAL no longer covers what changed (or the overlay grew large): blocks
+            // read below the new trim mark are read again when needed.
+            view.restart_overlay(&head);
         }
-        // The WAL no longer covers what changed: the records are read again when needed.
-        *view = View::unloaded(head);
+        view.hdr = head.hdr.clone();
+        view.hdr_bytes = head.hdr_bytes.clone();
+        view.wal_len = head.wal.len();
+        view.head = Some(head);
         Ok(true)
-    }
-
-    /// Reads the records into the view if they are not there yet: the shards, with the
-    /// WAL of the head read last laid over them (or of a new read of the head).
-    pub(crate) fn ensure_records(&self, view: &mut View) -> Result<()> {
-        if view.loaded {
-            return Ok(());
-        }
-        view.fresh = None;
-        let head = match view.head.take() {
-            Some(h) => h,
-            None => read_head(self.store.as_ref(), &self.head)?,
-        };
-        *view = load_view(self.store.as_ref(), &self.head, &self.info.guid, head, &self.retry)?;
-        Ok(())
     }
 
     /// The largest mail accepted, in bytes ([`crate::Config::max_mail_size`]).
@@ -310,22 +314,28 @@ impl Mailbox {
             Err(StoreError::Conflict { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
-        if view.loaded {
-            for e in &entries {
-                e.changes.iter().for_each(|c| view.apply(c));
-            }
-        }
+        view.note(&entries);
+        view.moved();
         // The view moved past the head read last.
         view.head = None;
         view.fresh = None;
         view.hdr = hdr;
         view.hdr_bytes = hdr_bytes;
         view.wal_len += entries.len();
-        if view.wal_len >= self.config.wal_apply_threshold {
+        let large = view.overlay.len() > OVERLAY_MAX;
+        if view.wal_len >= self.config.wal_apply_threshold || large {
             // The change is committed; applying is housekeeping that anyone may finish
             // later, so its failure is not the caller's.
             match apply_wal(self.store.as_ref(), &self.head, &self.info.guid, &self.retry) {
-                Ok(left) => view.wal_len = left,
+                Ok(left) => {
+                    view.wal_len = left;
+                    if large {
+                        // Every change up to the view's state is in the shards now: the
+                        // overlay starts again empty (blocks read before are read again).
+                        view.overlay.clear();
+                        view.wal_from = view.hdr.highestmodseq;
+                    }
+                }
                 Err(e) => tracing::warn!(mailbox = %self.info.guid, "applying the WAL: {e}"),
             }
         }

@@ -7,7 +7,7 @@ use omap_index::format::PoolFormat;
 use omap_index::names::{namespace_of, user_namespace};
 
 use crate::cache::{BodyCache, CacheConfig, CacheStats};
-use crate::caches::{Caches, ViewCache};
+use crate::caches::{Caches, RecordCache, ViewCache};
 use crate::config::Config;
 use crate::dict::{Dict, Scope};
 use crate::error::{Error, Result};
@@ -94,15 +94,28 @@ impl MailStore {
         let counting = CountingStore::new(pool);
         let pool: Arc<dyn ObjectStore> = Arc::new(counting.clone());
         let data: Option<Arc<dyn ObjectStore>> = data.map(|d| Arc::new(counting.wrap(d)) as Arc<dyn ObjectStore>);
-        let layout =
-            Arc::new(LayoutState::new(uncounted, data.clone(), &config.namespace_prefix, pool_name, &config.data_pool, config.dict_shards));
+        let layout = Arc::new(LayoutState::new(
+            uncounted,
+            data.clone(),
+            &config.namespace_prefix,
+            pool_name,
+            &config.data_pool,
+            config.dict_shards,
+        ));
         let retry = RetryPolicy::new(config.max_attempts);
         Ok(MailStore {
             data: data.unwrap_or_else(|| pool.clone()),
             pool,
             counting,
+            caches: Caches {
+                views,
+                bodies,
+                records: RecordCache::new(config.record_cache_records),
+                retry,
+                push: Arc::default(),
+                layout,
+            },
             config: Arc::new(config),
-            caches: Caches { views, bodies, retry, push: Arc::default(), layout },
         })
     }
 

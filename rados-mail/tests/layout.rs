@@ -290,7 +290,9 @@ fn v1_and_v2_processes_share_a_pool() {
         to.commit(txn).unwrap();
     };
     // The new process copies to A, the old one to B: bodies get both kinds of references.
+    // (Reads answer at a handle's view: the old process syncs to see the new one's mails.)
     copy(&inbox_new, &un.open_mailbox("A").unwrap());
+    inbox_old.sync().unwrap();
     copy(&inbox_old, &uo.open_mailbox("B").unwrap());
     let bodies = || names(&pool, "alice").into_iter().filter(|o| o.starts_with("mail.")).count();
     assert_eq!(bodies(), 6);

@@ -20,6 +20,7 @@ txn_cases!(store);
 keyword_cases!(store);
 watch_cases!(store);
 recent_cases!(store);
+block_cases!(store);
 damage_cases!(store);
 ack_lost_cases!(store);
 ack_lost_delivery_cases!(store);

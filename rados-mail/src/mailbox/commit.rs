@@ -3,7 +3,7 @@
 //! expunged mails' references dropped (many in flight). See `txn.rs` for the transaction
 //! itself and `plan.rs` for what a commit writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use objstore::ReadOp;
@@ -54,6 +54,10 @@ impl Mailbox {
         }
         let (mut view, mut retry) = (self.lock(), self.retry.start());
         let needs_records = !txn.updates.is_empty() || !txn.expunges.is_empty();
+        // The mails the plan reads: their blocks, not the whole mailbox.
+        let touched: BTreeSet<u32> =
+            txn.updates.iter().flat_map(|(uids, _)| uids.iter().copied()).chain(txn.expunges.iter().copied()).collect();
+        let touched_list: Vec<u32> = touched.iter().copied().collect();
         if !bodies.is_empty() && view.contended.is_some_and(|t| t.elapsed() < CONTENDED) {
             // Contended lately: the header as it is now, after the bodies were written.
             if let Err(e) = self.refresh(&mut view) {
@@ -65,14 +69,33 @@ impl Mailbox {
         let mut known = BTreeMap::new();
         let mut limit_checked_fresh = false;
         let result = loop {
-            if needs_records && let Err(e) = self.ensure_records(&mut view) {
+            if needs_records && let Err(e) = self.touch(&mut view, &touched_list) {
                 break Err(e);
             }
             let mut in_write = BTreeMap::new();
             let marks = marks_on.then_some(&mut in_write);
-            let limits = Limits { mailbox: &self.info.name, max_keywords: self.config.max_keywords };
+            let limits = Limits {
+                mailbox: &self.info.name,
+                max_keywords: self.config.max_keywords,
+                can_read_all: needs_records,
+            };
             let plan = match plan(&txn, &bodies, &order, &instances, &view, saved_at, &known, marks, &limits) {
                 Ok(p) => p,
+                // The keyword table is full: the names the other mails use, read from
+                // every record (rare), on a fresh view; then plan again.
+                Err(Error::KeywordLimit { .. }) if needs_records && view.keywords_in_use.is_none() => {
+                    if !limit_checked_fresh {
+                        limit_checked_fresh = true;
+                        if let Err(e) = self.refresh(&mut view) {
+                            break Err(e);
+                        }
+                    }
+                    match self.keywords_in_use(&view, &touched) {
+                        Ok(used) => view.keywords_in_use = Some(used),
+                        Err(e) => break Err(e),
+                    }
+                    continue;
+                }
                 // Decided on a view that may be old (names removed since through another
                 // process): once more on a fresh one.
                 Err(Error::KeywordLimit { .. }) if !limit_checked_fresh => {
@@ -119,6 +142,10 @@ impl Mailbox {
                 break Err(e);
             }
         };
+        // What the plan read goes (the record cache keeps the blocks).
+        view.records.clear();
+        view.damaged.clear();
+        view.keywords_in_use = None;
         drop(view);
         match result {
             Ok(plan) => {

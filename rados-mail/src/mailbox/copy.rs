@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use omap_index::records::flags as flag_bits;
 
 use super::{Mailbox, ModseqSteps, Transaction, check_wanted_uid};
+use crate::caches::Slot;
 use crate::error::{Error, Result};
 use crate::types::CopyOptions;
 
@@ -18,13 +19,19 @@ impl Mailbox {
         Ok(self.commit(txn)?.expunged)
     }
 
-    /// Expunges every mail flagged `\Deleted` (IMAP EXPUNGE).
+    /// Expunges every mail flagged `\Deleted` (IMAP EXPUNGE). Reads every record (block
+    /// by block) to find them.
     pub fn expunge_deleted(&self) -> Result<Vec<u32>> {
-        let uids: Vec<u32> = {
-            let mut view = self.lock();
-            self.ensure_records(&mut view)?;
-            view.records.values().filter(|r| r.flags & flag_bits::DELETED != 0).map(|r| r.uid).collect()
-        };
+        let mut uids: Vec<u32> = Vec::new();
+        {
+            let view = self.lock_to_read();
+            self.scan(&view, 1..=u32::MAX, |uid, slot| {
+                if matches!(slot, Slot::Record(r) if r.flags & flag_bits::DELETED != 0) {
+                    uids.push(uid);
+                }
+                true
+            })?;
+        }
         self.expunge(&uids)
     }
 
@@ -55,9 +62,22 @@ impl Mailbox {
         let keywords: Vec<&str> =
             options.flags.as_ref().map(|(_, k)| k.iter().map(String::as_str).collect()).unwrap_or_default();
         let flags = options.flags.as_ref().map(|(f, _)| (*f, keywords.as_slice()));
+        if let Some((_, k)) = flags {
+            super::normalize_keywords(k)?;
+        }
+        // The sources' records, one read per block not cached; a damaged one answers
+        // its damage (as `Mailbox::record` does).
+        let sources = {
+            let view = self.lock_to_read();
+            self.slots_of(&view, &wanted.keys().copied().collect::<Vec<_>>())?
+        };
         let mut txn = Transaction::new(ModseqSteps::One);
-        for (uid, want) in wanted {
-            txn.copy(self, uid, want, flags)?;
+        for (uid, slot) in sources {
+            let rec = match slot {
+                Slot::Record(r) => r,
+                Slot::Damaged(d) => return Err(d.error()),
+            };
+            txn.copy_record(self, rec, wanted.get(&uid).copied().flatten(), flags)?;
         }
         let mut pairs: Vec<(u32, u32)> = dest.commit(txn)?.copied.into_iter().flatten().collect();
         pairs.sort_unstable();

@@ -4,63 +4,91 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use objstore::{Error as StoreError, OMAP_PAGE_MAX};
+use objstore::{Error as StoreError, OMAP_PAGE_MAX, ReadOp};
 use omap_index::keys;
 use omap_index::names::{self, Guid, shard_of};
 use omap_index::records::{MailRecord, flags as flag_bits};
 
 use super::Mailbox;
 use crate::body::{self, BodyReader};
+use crate::caches::Slot;
 use crate::error::{Error, Result};
-use crate::index::{apply_wal, changes_of, read_head, split_changes};
+use crate::index::{apply_wal, changes_of, hex_value, read_head, split_changes};
 use crate::refs::body_guid;
 use crate::types::{Changes, Status};
 
 impl Mailbox {
-    /// The record of a UID in the view (the first read of a record reads the shards).
+    /// The record of a UID in the view: read from its shard with the others of its block
+    /// (one RADOS read) unless the process's record cache holds that block.
     ///
     /// A mail whose record is damaged (it failed its integrity check) answers
     /// [`Error::Corrupted`] naming the shard object and key: the mail is there, unreadable.
     pub fn record(&self, uid: u32) -> Result<Option<MailRecord>> {
-        let mut view = self.lock();
-        self.ensure_records(&mut view)?;
-        if let Some(d) = view.damaged.get(&uid) {
-            return Err(d.error());
+        let view = self.lock_to_read();
+        match self.slot(&view, uid)? {
+            Some(Slot::Record(r)) => Ok(Some(r)),
+            Some(Slot::Damaged(d)) => Err(d.error()),
+            None => Ok(None),
         }
-        Ok(view.records.get(&uid).cloned())
     }
 
     /// The UIDs of the mails whose record is damaged (see [`Mailbox::record`]), with the
-    /// error each answers.
+    /// error each answers. Reads every record (block by block).
     pub fn damaged(&self) -> Result<Vec<(u32, Error)>> {
-        let mut view = self.lock();
-        self.ensure_records(&mut view)?;
-        Ok(view.damaged.iter().map(|(u, d)| (*u, d.error())).collect())
+        let view = self.lock_to_read();
+        let mut out = Vec::new();
+        self.scan(&view, 1..=u32::MAX, |uid, slot| {
+            if let Slot::Damaged(d) = slot {
+                out.push((uid, d.error()));
+            }
+            true
+        })?;
+        Ok(out)
     }
 
     /// Records of the UIDs in `range` (inclusive) in the view, in UID order; damaged
-    /// records are left out (see [`Mailbox::damaged`]).
+    /// records are left out (see [`Mailbox::damaged`]). Read block by block.
     pub fn records(&self, range: std::ops::RangeInclusive<u32>) -> Result<Vec<MailRecord>> {
-        let mut view = self.lock();
-        self.ensure_records(&mut view)?;
-        Ok(view.records.range(range).map(|(_, r)| r.clone()).collect())
+        let view = self.lock_to_read();
+        let mut out = Vec::new();
+        self.scan(&view, range, |_, slot| {
+            if let Slot::Record(r) = slot {
+                out.push(r);
+            }
+            true
+        })?;
+        Ok(out)
     }
 
-    /// Every UID in the view, ascending, those of damaged records included.
+    /// Every UID in the view, ascending, those of damaged records included. Reads every
+    /// record (block by block).
     pub fn uids(&self) -> Result<Vec<u32>> {
-        let mut view = self.lock();
-        self.ensure_records(&mut view)?;
-        let mut uids: Vec<u32> = view.records.keys().chain(view.damaged.keys()).copied().collect();
-        uids.sort_unstable();
+        let view = self.lock_to_read();
+        let mut uids = Vec::new();
+        self.scan(&view, 1..=u32::MAX, |uid, _| {
+            uids.push(uid);
+            true
+        })?;
         Ok(uids)
     }
 
-    /// Status after bringing the view up to date.
+    /// Status after bringing the view up to date. The unseen count reads every record
+    /// (block by block) unless the view counted it at the same HIGHESTMODSEQ.
     pub fn status(&self) -> Result<Status> {
         let mut view = self.lock();
         self.refresh(&mut view)?;
-        self.ensure_records(&mut view)?;
-        let unseen = view.records.values().filter(|r| r.flags & flag_bits::SEEN == 0).count() as u32;
+        let unseen = match view.unseen {
+            Some((at, n)) if at == view.hdr.highestmodseq => n,
+            _ => {
+                let mut n = 0u32;
+                self.scan(&view, 1..=u32::MAX, |_, slot| {
+                    n += u32::from(matches!(slot, Slot::Record(r) if r.flags & flag_bits::SEEN == 0));
+                    true
+                })?;
+                view.unseen = Some((view.hdr.highestmodseq, n));
+                n
+            }
+        };
         Ok(Status {
             messages: view.hdr.messages,
             unseen,
@@ -178,48 +206,111 @@ impl Mailbox {
             return Ok(out);
         }
         // The WAL was trimmed past `modseq`: bring the view up to date with the head just
-        // read (no second read) and ask the shards which UIDs were expunged since.
-        let wal_expunged: Vec<u32> = head
-            .wal
-            .iter()
-            .filter(|e| e.modseq > modseq)
-            .flat_map(|e| e.changes.iter().filter(|c| c.record.is_none()).map(|c| c.uid))
-            .collect();
+        // read (no second read), and ask the shards which UIDs changed (their modseq
+        // index) and which were expunged (their tombstones) since; then read the records
+        // of those alone. From 0 (an empty mail-server index), every record.
         let mut view = self.lock();
         self.catch_up(&mut view, head)?;
-        self.ensure_records(&mut view)?;
+        let mut touched: BTreeSet<u32> = BTreeSet::new();
+        let mut expunged: BTreeSet<u32> = BTreeSet::new();
         let bits = view.hdr.shard_bits;
         let count = if view.hdr.uidnext <= 1 { 0 } else { shard_of(view.hdr.uidnext - 1, bits) + 1 };
-        let mut expunged = BTreeSet::new();
+        // Per shard, one read: its applied mark and the first page of the index asked
+        // (from 0: the tombstones only, every record is read anyway); more reads only
+        // for a shard changed since.
+        let (first, second) = if modseq > 0 { (keys::MODSEQ, Some(keys::EXPUNGED)) } else { (keys::EXPUNGED, None) };
         for k in 0..count {
             let oid = names::mailbox_shard(&self.info.guid, k);
-            let mut after = keys::after_modseq(keys::EXPUNGED, modseq);
-            loop {
-                let page = match self.store.omap_range(&oid, &after, keys::EXPUNGED, OMAP_PAGE_MAX) {
-                    Ok(p) => p,
-                    Err(StoreError::NotFound { .. }) => break,
-                    Err(e) => return Err(e.into()),
-                };
-                for (key, _) in &page.entries {
-                    let (_, uid) = keys::parse_indexed(key).map_err(|e| Error::corrupted(&oid, key, e))?;
-                    expunged.insert(uid);
-                }
-                match page.entries.last() {
-                    Some((k, _)) if page.more => after = k.clone(),
-                    _ => break,
+            let after = keys::after_modseq(first, modseq);
+            let op = ReadOp::new().omap_get([keys::APPLIED]).omap_range(after.clone(), first, OMAP_PAGE_MAX);
+            let (applied, page) = match self.store.read_op(&oid, &op) {
+                Ok(r) => (
+                    hex_value(&oid, keys::APPLIED, r.omap.as_ref().and_then(|m| m.get(keys::APPLIED)))?,
+                    r.omap_page.unwrap_or_default(),
+                ),
+                Err(StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if applied <= modseq {
+                // Nothing applied to this shard since: no index key, no tombstone above.
+                continue;
+            }
+            let into = if modseq > 0 { &mut touched } else { &mut expunged };
+            self.indexed_since(&oid, first, after, Some(page), into)?;
+            if let Some(prefix) = second {
+                self.indexed_since(&oid, prefix, keys::after_modseq(prefix, modseq), None, &mut expunged)?;
+            }
+        }
+        // Changes still in the WAL (not yet in the shards' indexes).
+        for (uid, (m, rec)) in &view.overlay {
+            if *m > modseq {
+                if rec.is_some() {
+                    touched.insert(*uid);
+                } else {
+                    expunged.insert(*uid);
                 }
             }
         }
-        // Expunges still in the WAL (not yet tombstones).
-        expunged.extend(wal_expunged);
-        let mut changed: Vec<MailRecord> = view.records.values().filter(|r| r.modseq > modseq).cloned().collect();
-        // Damaged mails are still mails: a placeholder (no flags, no GUID) keeps their UID
-        // in the mail server's index; reading them answers the damage.
-        changed.extend(view.damaged.iter().filter(|(_, d)| d.modseq > modseq).map(|(u, d)| d.placeholder(*u)));
-        changed.sort_by_key(|r| r.uid);
-        expunged.retain(|u| !view.records.contains_key(u) && !view.damaged.contains_key(u));
+        let mut changed: Vec<MailRecord> = Vec::new();
+        if modseq == 0 {
+            // Every mail: no growing (a vector twice the size of the answer, at the end).
+            changed.reserve_exact(view.hdr.messages as usize);
+        }
+        let mut present: BTreeSet<u32> = BTreeSet::new();
+        let mut take = |uid: u32, slot: Slot| {
+            match slot {
+                Slot::Record(r) if r.modseq > modseq => changed.push(r),
+                // Damaged mails are still mails: a placeholder (no flags, no GUID) keeps
+                // their UID in the mail server's index; reading them answers the damage.
+                Slot::Damaged(d) if d.modseq > modseq => changed.push(d.placeholder(uid)),
+                _ => {}
+            }
+            present.insert(uid);
+        };
+        if modseq == 0 {
+            self.scan(&view, 1..=u32::MAX, |uid, slot| {
+                take(uid, slot);
+                true
+            })?;
+        } else {
+            let uids: Vec<u32> = touched.iter().chain(expunged.iter()).copied().collect();
+            for (uid, slot) in self.slots_of(&view, &uids)? {
+                take(uid, slot);
+            }
+        }
+        expunged.retain(|u| !present.contains(u));
         let first_recent = view.first_recent.min(view.hdr.uidnext);
         Ok(Changes { changed, expunged: expunged.into_iter().collect(), first_recent, ..changes_of(&view.hdr) })
+    }
+
+    /// Adds to `out` the UIDs of the shard `oid`'s index keys under `prefix` (`m/` or
+    /// `x/`) after the key `after`, paging as needed; `page`: the first page, if read.
+    fn indexed_since(
+        &self,
+        oid: &str,
+        prefix: &str,
+        mut after: String,
+        mut page: Option<objstore::OmapPage>,
+        out: &mut BTreeSet<u32>,
+    ) -> Result<()> {
+        loop {
+            let page = match page.take() {
+                Some(p) => p,
+                None => match self.store.omap_range(oid, &after, prefix, OMAP_PAGE_MAX) {
+                    Ok(p) => p,
+                    Err(StoreError::NotFound { .. }) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            for (key, _) in &page.entries {
+                let (_, uid) = keys::parse_indexed(key).map_err(|e| Error::corrupted(oid, key, e))?;
+                out.insert(uid);
+            }
+            match page.entries.last() {
+                Some((k, _)) if page.more => after = k.clone(),
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// Applies the WAL to the shards and trims it now (normally done automatically).

@@ -116,7 +116,8 @@ impl Mailbox {
         let mut known: Vec<BTreeMap<usize, u32>> = vec![BTreeMap::new(); group.len()];
         let mut limit_checked_fresh = false;
         loop {
-            let limits = Limits { mailbox: &self.info.name, max_keywords: self.config.max_keywords };
+            let limits =
+                Limits { mailbox: &self.info.name, max_keywords: self.config.max_keywords, can_read_all: false };
             let plans = match plan_group(view, group, &known, marks_on, &limits) {
                 Ok(p) => p,
                 Err(e) => return failed(&e, true),

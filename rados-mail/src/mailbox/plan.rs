@@ -226,15 +226,20 @@ pub(super) struct Limits<'a> {
     pub(super) mailbox: &'a str,
     /// [`crate::Config::max_keywords`].
     pub(super) max_keywords: usize,
+    /// Whether the committer can read the names every other mail uses
+    /// ([`View::keywords_in_use`]) when a table must be recomputed: it then gets
+    /// [`Error::KeywordLimit`] to ask for them (a commit that changes existing mails).
+    pub(super) can_read_all: bool,
 }
 
 /// The mailbox's keyword table after a transaction (`None`: unchanged), or
 /// [`Error::KeywordLimit`] when it would hold more than the limit. `state`: the final
 /// records of the mails the transaction touches; `new_keywords`: the keywords of its new
 /// mails; `added`: the names it adds to existing mails. The table only grows, except
-/// that with the records at hand (a transaction that changes existing mails), a table
-/// that would overflow, or that is full while `removing`, is recomputed from the names
-/// actually in use.
+/// that with the names the other mails use at hand ([`View::keywords_in_use`], for a
+/// transaction that changes existing mails), a table that would overflow, or that is full
+/// while `removing`, is recomputed from the names actually in use; without them, such a
+/// transaction gets [`Error::KeywordLimit`] to read them ([`Limits::can_read_all`]).
 fn keyword_table(
     view: &View,
     state: &BTreeMap<u32, Option<MailRecord>>,
@@ -254,9 +259,14 @@ fn keyword_table(
     }
     let over = table.len() + fresh.len() > limits.max_keywords;
     let full_and_removing = removing && table.len() >= limits.max_keywords;
-    if view.loaded && (over || full_and_removing) {
+    if (over || full_and_removing) && limits.can_read_all && view.keywords_in_use.is_none() {
+        return Err(keyword_limit(limits));
+    }
+    if let Some(in_use) = &view.keywords_in_use
+        && (over || full_and_removing)
+    {
         // Recompute: the names on the mails after the transaction, in table order.
-        let mut used: BTreeSet<&String> = BTreeSet::new();
+        let mut used: BTreeSet<&String> = in_use.iter().collect();
         for (uid, rec) in &view.records {
             if !state.contains_key(uid) {
                 used.extend(rec.keywords.iter());

@@ -152,9 +152,8 @@ impl Mailbox {
         }
         let budget = cache.memory_bytes / 2;
         let records: Vec<MailRecord> = {
-            let mut view = self.lock();
-            self.ensure_records(&mut view)?;
-            uids.iter().filter_map(|u| view.records.get(u).cloned()).collect()
+            let view = self.lock_to_read();
+            self.records_of(&view, uids)?
         };
         let mut wanted: Vec<Wanted> = Vec::new();
         let mut seen: HashMap<Guid, usize> = HashMap::new();

@@ -208,14 +208,30 @@ impl Transaction {
         flags: Option<(Flags, &[&str])>,
     ) -> Result<bool> {
         check_wanted_uid(wanted_uid)?;
+        if let Some((_, k)) = flags {
+            normalize_keywords(k)?;
+        }
+        let Some(source_rec) = source.record(uid)? else { return Ok(false) };
+        self.copy_record(source, source_rec, wanted_uid, flags)?;
+        Ok(true)
+    }
+
+    /// [`Transaction::copy`] of a record of `source` already read.
+    pub(super) fn copy_record(
+        &mut self,
+        source: &Mailbox,
+        source_rec: MailRecord,
+        wanted_uid: Option<u32>,
+        flags: Option<(Flags, &[&str])>,
+    ) -> Result<()> {
+        check_wanted_uid(wanted_uid)?;
         let flags = match flags {
             Some((f, k)) => Some((f.bits(), normalize_keywords(k)?)),
             None => None,
         };
-        let Some(source_rec) = source.record(uid)? else { return Ok(false) };
         let namespace = source.store.namespace().to_string();
         self.copies.push(PendingCopy { source: source_rec, namespace, wanted: wanted_uid, flags });
-        Ok(true)
+        Ok(())
     }
 
     /// Adds a mail whose body is already stored (`record` describes it: its GUID, sizes,
