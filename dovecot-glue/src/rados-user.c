@@ -145,7 +145,7 @@ struct rm_user *rados_user_get(struct mail_user *user, const char **error_r)
 	ret = rm_user_open(store, user->username, &ruser->rm);
 	if (ret != RM_RESULT_OK) {
 		*error_r = t_strdup_printf(
-			"rados: user name '%s' can't be used: %s",
+			"rados: opening user '%s' failed: %s",
 			user->username, rados_connect_error(ret));
 		return NULL;
 	}

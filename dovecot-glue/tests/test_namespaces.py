@@ -84,7 +84,7 @@ def long_user(total):
 class Namespaces(DovecotTestCase):
     # IMAP: Dovecot 2.3 logs a failure to create the mail user as an error (the login then
     # fails with its internal-error reply); the line names the reason.
-    allowed_log_errors = (r"can't be used: RM_RESULT_INVALID_INPUT: invalid input: user name",)
+    allowed_log_errors = (r"failed: RM_RESULT_INVALID_INPUT: invalid input: user name",)
 
     def test_namespace_prefixes_do_not_collide(self):
         # The scenario: two deployments, prefixes faults- and faults-q-, one pool.
@@ -159,7 +159,7 @@ class Namespaces(DovecotTestCase):
             self.assertNotIn("UNAVAILABLE", str(e.exception))
             # The imap process logs its error after the client saw the BYE: wait for it,
             # or it lands in the next test (which does not expect it).
-            inst.wait_for_log(since, f"user name '{user}' can't be used")
+            inst.wait_for_log(since, f"opening user '{user}' failed: RM_RESULT_INVALID_INPUT")
         finally:
             try:
                 c.logout()

@@ -21,6 +21,7 @@
 //! | `cache_max_item`   | size: largest body cached                          | 1M                 |
 //! | `cache_disk_dir`   | directory of the disk tier (empty: none)           | none               |
 //! | `cache_disk`       | size: bound of the disk tier                       | 1G                 |
+//! | `record_cache`     | mail records kept in memory per process, read by block from the shards (0: none; [`Config::record_cache_records`]) | 65536 |
 //! | `read_in_flight`   | body reads a prefetch keeps in flight (1 or more)  | 16                 |
 //! | `notify`           | `yes`/`no`: notify watchers of every commit and mailbox list change ([`Config::notify`]) | `yes` |
 //! | `delivery_window`  | how long a delivery's key is kept so a sender's retry is stored once (`24h`, `90m`; `0`: off; at most `168h`, [`Config::delivery_window`]) | `24h` |
@@ -78,6 +79,7 @@ pub const KEYS: &[&str] = &[
     "cache_max_item",
     "cache_disk_dir",
     "cache_disk",
+    "record_cache",
     "read_in_flight",
     "notify",
     "delivery_window",
@@ -161,6 +163,10 @@ impl Settings {
             }
             "cache_disk_dir" => self.config.cache.disk_dir = non_empty(value).map(PathBuf::from),
             "cache_disk" => self.config.cache.disk_bytes = parse_size(value).ok_or_else(|| bad("expected a size"))?,
+            "record_cache" => {
+                self.config.record_cache_records =
+                    value.trim().parse().map_err(|_| bad("expected a number of records (0: none kept)"))?
+            }
             "read_in_flight" => {
                 self.config.read_in_flight =
                     value.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected a number above 0"))?
@@ -280,6 +286,8 @@ mod tests {
             ("client_name", "client.mail"),
             ("pool", "p"),
             ("data_pool", "p-ec"),
+            ("dict_shards", "1024"),
+            ("record_cache", "1000"),
             ("namespace_prefix", "u-"),
             ("timeout", "2m"),
             ("max_mail_size", "50M"),
@@ -300,6 +308,8 @@ mod tests {
         assert_eq!(s.cluster.client_name, "client.mail");
         assert_eq!(s.cluster.pool, "p");
         assert_eq!(s.config.data_pool, "p-ec");
+        assert_eq!(s.config.dict_shards, 1024);
+        assert_eq!(s.config.record_cache_records, 1000);
         assert_eq!(s.config.namespace_prefix, "u-");
         assert_eq!(s.cluster.op_timeout, Some(Duration::from_secs(120)));
         assert_eq!(s.config.max_mail_size, 50 << 20);
@@ -333,6 +343,9 @@ mod tests {
             ("client_name", "client mail"),
             ("pool", ""),
             ("data_pool", "mail ec"),
+            ("dict_shards", "0"),
+            ("dict_shards", "4097"),
+            ("record_cache", "-1"),
             ("cache_disk", "1X"),
             ("read_in_flight", "0"),
             ("read_in_flight", "many"),
