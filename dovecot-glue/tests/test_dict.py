@@ -21,7 +21,8 @@ imaplib.Commands.setdefault("GETMETADATA", ("AUTH", "SELECTED"))
 
 # last_login writes when the mail user is created, before the rados storage has opened
 # the process's store, so its dict has a store of its own (settings in the URI): plain
-# `rados:` fails there ("rados dict: no store").
+# `rados:` fails there ("rados dict: no store"). The URI carries the plugin's pool,
+# data_pool and namespace_prefix.
 EXTRA_CONF = """\
 mail_plugins = $mail_plugins quota last_login
 protocol imap {{
@@ -32,7 +33,7 @@ mail_attribute_dict = rados:
 plugin {{
   quota = dict:User quota::rados:
   quota_rule = *:storage=10M
-  last_login_dict = rados:conf={conf}:pool={pool}:namespace_prefix={prefix}
+  last_login_dict = rados:conf={conf}:pool={pool}:namespace_prefix={prefix}{data_pool}
 }}
 """
 
@@ -45,7 +46,12 @@ def dict_instances():
             # first instance; both read it once they run).
             f.write(EXTRA_CONF.format(conf=os.path.join(harness.root(), "dict", "ceph", "ceph.conf"),
                                       pool=os.environ.get("RADOS_MAIL_POOL", "mail"),
-                                      prefix=os.environ.get("RADOS_MAIL_NS_PREFIX", "dovecot-test-")))
+                                      prefix=os.environ.get("RADOS_MAIL_NS_PREFIX", "dovecot-test-"),
+                                      # The same data pool as the plugin's settings: the
+                                      # first process of a new deployment may create its
+                                      # format record through this dict.
+                                      data_pool=(f":data_pool={harness.DATA_POOL}"
+                                                 if harness.DATA_POOL != harness.POOL else "")))
         os.chmod(path, 0o644)
     return harness.instance("dict", extra_conf=path), harness.instance("dict2", extra_conf=path)
 

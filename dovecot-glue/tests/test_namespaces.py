@@ -16,6 +16,7 @@ import subprocess
 import unittest
 
 import harness
+import test_damage
 from harness import DovecotTestCase, make_mail, ok, select, uid_fetch, uid_search
 
 # Instances of this module, after every other module's ports.
@@ -178,6 +179,18 @@ class Namespaces(DovecotTestCase):
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.addCleanup(subprocess.run, ["ceph", "auth", "del", client], capture_output=True, timeout=60)
         os.chmod(keyring, 0o644)
+        # A key confined to the deployment's namespaces may not list the pool, so it cannot
+        # tell a new deployment from one with data: the operator creates the format record
+        # once with the admin key (docs/FORMAT.md, "Where things live").
+        exe = test_damage.rados_mail_exe()
+        self.assertTrue(exe, "no built rados-mail command: cargo build -p rados-mail-cli")
+        conf = ["-c", os.environ["CEPH_CONF"]] if os.environ.get("CEPH_CONF") else []
+        data = ["--data-pool", harness.DATA_POOL] if harness.DATA_POOL != POOL else []
+        proc = subprocess.run([exe, *conf, "-p", POOL, *data, "--namespace-prefix", PREFIX_CAPS,
+                               "migrate", "--layout", "--refresh-wait", "0"],
+                              capture_output=True, text=True, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("format version 2", proc.stdout)
         inst = ns_instance("ns_caps", PREFIX_CAPS,
                            f"  rados_client_name = {client}\n  rados_keyring = {keyring}\n")
         user = "alice@example.org"

@@ -40,7 +40,16 @@ pub(crate) struct LayoutState {
     /// How long a record read is used ([`REFRESH`]).
     refresh: Duration,
     cached: Mutex<Option<(PoolFormat, Instant)>>,
+    /// When and why the last read of the record failed temporarily (the cluster did not
+    /// answer): for [`FAIL_FAST`] after it, reads fail at once instead of waiting another
+    /// timeout each.
+    failed: Mutex<Option<(Instant, String)>>,
 }
+
+/// How long after a read of the record that timed out other reads fail at once with the
+/// same temporary error: an LMTP transaction with several recipients during an outage is
+/// then refused within one cluster timeout, not one per recipient.
+pub const FAIL_FAST: Duration = Duration::from_secs(5);
 
 impl LayoutState {
     /// The layout of the deployment under `prefix` in `index` (named `pool`), with bodies
@@ -63,6 +72,7 @@ impl LayoutState {
             dict_shards,
             refresh: REFRESH,
             cached: Mutex::new(None),
+            failed: Mutex::new(None),
         }
     }
 
@@ -74,14 +84,58 @@ impl LayoutState {
     /// The record, read (or created) on first use and re-read when older than the
     /// refresh interval; checked against this build and the settings.
     pub(crate) fn current(&self) -> Result<PoolFormat> {
+        let format = self.record()?;
+        self.check(&format)?;
+        Ok(format)
+    }
+
+    /// Checks the record as last read, however old, without I/O; reads (or creates) it only
+    /// when this process never read it: what opening a user checks, so that a process that read it
+    /// once opens users without waiting on the cluster (during an outage an LMTP RCPT would
+    /// otherwise wait a whole timeout for the re-read, then the delivery another). Every
+    /// operation that depends on the layout re-reads it when it is older than the refresh
+    /// interval ([`LayoutState::current`]).
+    pub(crate) fn check_last(&self) -> Result<()> {
+        let last = self.cached.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(f, _)| f.clone());
+        match last {
+            Some(format) => self.check(&format),
+            // The cluster does not answer: the user opens all the same (as before the
+            // record existed, opening a user read nothing), and the first operation that
+            // needs the record fails temporarily, at once within FAIL_FAST.
+            None => match self.current() {
+                Err(e) if e.is_temporary() => Ok(()),
+                other => other.map(drop),
+            },
+        }
+    }
+
+    /// The record, read (or created) on first use and re-read when older than the refresh
+    /// interval, without comparing its data pool with the settings: for what never touches
+    /// a body (the shared dict, which a Dovecot dict URI may open with settings of its own
+    /// that name no data pool). A newer format is refused all the same.
+    pub(crate) fn record(&self) -> Result<PoolFormat> {
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((format, at)) = cached.as_ref() {
             if at.elapsed() < self.refresh {
                 return Ok(format.clone());
             }
         }
-        let format = self.load()?;
-        self.check(&format)?;
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, why)) = failed.as_ref() {
+            if at.elapsed() < FAIL_FAST {
+                return Err(Error::Unavailable(why.clone()));
+            }
+        }
+        let format = match self.load() {
+            Ok(format) => format,
+            Err(e) => {
+                if let Error::Unavailable(why) = &e {
+                    *failed = Some((Instant::now(), why.clone()));
+                }
+                return Err(e);
+            }
+        };
+        *failed = None;
         *cached = Some((format.clone(), Instant::now()));
         Ok(format)
     }
@@ -105,7 +159,21 @@ impl LayoutState {
                 Err(StoreError::NotFound { .. }) => false,
                 Err(e) => return Err(e.into()),
             };
-            let format = if self.deployment_is_empty()? {
+            let empty = self.deployment_is_empty()?;
+            if empty.is_none() && !self.data_pool.is_empty() {
+                // Version 1 would refuse the data pool anyway: say what to do instead.
+                return Err(Error::InvalidInput(format!(
+                    "pool {} (namespace {}) has no rados-mail format record yet, and this client's \
+                     key may not list the pool to tell whether the deployment is new: create the \
+                     record once with a key that may (an admin key): `rados-mail --namespace-prefix \
+                     {:?} --data-pool {} migrate --layout`",
+                    self.pool,
+                    self.shared_namespace(),
+                    self.prefix,
+                    self.data_pool
+                )));
+            }
+            let format = if empty == Some(true) {
                 PoolFormat {
                     version: V2,
                     data_pool: self.data_pool.clone(),
@@ -143,28 +211,29 @@ impl LayoutState {
     /// as this deployment's: their data is v1 (when in doubt, v1 is the safe answer).
     ///
     /// A client whose cephx caps confine it to the deployment's namespaces may not list
-    /// the pool (`EPERM`): it cannot tell, and answers "not empty" (v1, the safe answer;
-    /// `rados-mail migrate --layout` moves such a deployment to v2, or an operator tool
-    /// with a wider key opens it first).
-    fn deployment_is_empty(&self) -> Result<bool> {
+    /// the pool (`EPERM`): it cannot tell (`None`), and the caller takes the deployment as
+    /// one with data (v1, the safe answer; `rados-mail migrate --layout` moves it to v2),
+    /// or, when the settings name a data pool, refuses with the command that creates the
+    /// record with a wider key.
+    fn deployment_is_empty(&self) -> Result<Option<bool>> {
         let denied = |e: &StoreError| matches!(e, StoreError::Rados { errno: 1 | 13, .. });
         let listing = match self.index.list_pool() {
             Ok(l) => l,
-            Err(e) if denied(&e) => return Ok(false),
+            Err(e) if denied(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         for entry in listing {
             let (ns, _) = match entry {
                 Ok(entry) => entry,
-                Err(e) if denied(&e) => return Ok(false),
+                Err(e) if denied(&e) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
             let v1_mapping = !self.prefix.is_empty() && ns.starts_with(&self.prefix);
             if v1_mapping || split_namespace(&self.prefix, &ns).is_some() {
-                return Ok(false);
+                return Ok(Some(false));
             }
         }
-        Ok(true)
+        Ok(Some(true))
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<PoolFormat> {
@@ -198,10 +267,14 @@ impl LayoutState {
             let named = |p: &str| if p.is_empty() { "the index pool".to_string() } else { format!("pool {p:?}") };
             return Err(Error::InvalidInput(format!(
                 "{here} keeps mail bodies in {} (its format record), but the data_pool setting \
-                 (Dovecot rados_data_pool, --data-pool) gives {}: set it to {:?}",
+                 (Dovecot rados_data_pool, --data-pool) gives {}: {}",
                 named(&format.data_pool),
                 named(&self.data_pool),
-                format.data_pool
+                if format.data_pool.is_empty() {
+                    "leave it unset".to_string()
+                } else {
+                    format!("set it to {:?}", format.data_pool)
+                }
             )));
         }
         Ok(())

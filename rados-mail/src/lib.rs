@@ -54,6 +54,7 @@ pub use body::BodyReader;
 pub use config::{Config, DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_MAILBOXES};
 pub use delivery::{DeliveryHasher, DeliveryKey};
 pub use error::{Error, Result};
+pub use layout::FAIL_FAST as FORMAT_FAIL_FAST;
 pub use layout::REFRESH as FORMAT_REFRESH;
 pub use layout::migrate::LayoutMoved;
 pub use mailbox::{Appender, Committed, Mailbox, ModseqSteps, SavedMail, Transaction};

@@ -148,8 +148,12 @@ impl MailStore {
     /// (`.shared` without a prefix).
     /// Its keys are spread over the format record's `dict_shards` objects (one object,
     /// `dict`, when 0: deployments of format 1 until `rados-mail migrate --dict-shards`).
+    ///
+    /// The shared dict holds no body, so a store whose `data_pool` setting disagrees with
+    /// the format record may still use it (a Dovecot dict URI with settings of its own, such
+    /// as `last_login_dict = rados:conf=…:pool=…`, names no data pool).
     pub fn shared_dict(&self) -> Result<Dict> {
-        let layout = self.layout()?;
+        let layout = self.caches.layout.record()?;
         let store = self.pool.with_namespace(&namespace_of(&self.config.namespace_prefix, SHARED_NAMESPACE))?;
         Dict::sharded(store, Scope::Shared, self.caches.retry.clone(), layout.dict_shards)
     }
@@ -209,7 +213,9 @@ impl MailStore {
     /// whose namespace would exceed Ceph's 256 bytes).
     pub fn user(&self, name: &str) -> Result<User> {
         let store = self.pool.with_namespace(&self.user_namespace(name)?)?;
-        self.layout()?;
+        // Refuses a newer format or a data pool the record contradicts before anything
+        // is read; without I/O once the process has read the record.
+        self.caches.layout.check_last()?;
         Ok(User::new(store, self.config.clone(), name, self.caches.clone()))
     }
 

@@ -136,6 +136,15 @@ fn the_data_pool_setting_must_match_the_record() {
     // A process without the setting, or with another pool, is refused.
     let err = MailStore::new(Arc::new(index.clone()), Config::default()).user("alice").unwrap_err();
     assert!(matches!(&err, Error::InvalidInput(m) if m.contains("\"mail-ec\"") && m.contains("data_pool")), "{err}");
+    // The shared dict holds no body: a store opened for it alone (a Dovecot dict URI such
+    // as `last_login_dict = rados:conf=…:pool=…`, whose settings name no data pool) may use
+    // it; the Dovecot suite's last-login test failed on exactly this with a data pool.
+    let dict_only = MailStore::new(Arc::new(index.clone()), Config::default());
+    let mut t = dict_only.shared_dict().unwrap().transaction();
+    t.set("shared/last-login/alice", b"1").unwrap();
+    t.commit().unwrap();
+    assert_eq!(two.shared_dict().unwrap().lookup("shared/last-login/alice").unwrap(), Some(b"1".to_vec()));
+    assert!(dict_only.user("alice").is_err(), "bodies stay refused");
     let other = Config { data_pool: "elsewhere".into(), ..Config::default() };
     let err = MailStore::with_data_pool(Arc::new(index), Arc::new(data), other).unwrap().user("alice").unwrap_err();
     assert!(matches!(&err, Error::InvalidInput(m) if m.contains("elsewhere")), "{err}");
@@ -432,4 +441,34 @@ fn migrate_layout_fault_sweep() {
         store.finish_layout_migration().unwrap();
         assert_migrated(&index, &data, &mails);
     }
+}
+
+/// Issue 15: the format record is read when a process opens its first user. During an
+/// outage (an OSD killed, the mon still up) an LMTP process that had not read it yet waited
+/// a whole cluster timeout per recipient, then the delivery another: the Dovecot test
+/// `test_refusals_bounded_and_fetch_keeps_session_osd_killed` measured 9 s for three
+/// recipients where the bound is one timeout. Now opening a user does not fail on a record
+/// the cluster does not deliver, and for `FAIL_FAST` after such a failure every use of the
+/// record fails at once, without another round trip.
+#[test]
+fn an_unreadable_record_fails_fast_and_users_still_open() {
+    let pool = MemoryStore::new("");
+    MailStore::new(Arc::new(pool.clone()), Config::default()).user("alice").unwrap(); // the record
+    let faulty = FaultyStore::new(Arc::new(pool.clone()));
+    let counting = rados_mail::objstore::CountingStore::new(Arc::new(faulty.clone()));
+    let store = MailStore::new(Arc::new(counting.clone()), Config::default());
+    faulty.fail_after(0, FaultMode::Unavailable);
+    for name in ["alice", "bob", "carol"] {
+        store.user(name).unwrap(); // as LMTP's RCPT: no refusal, no further read
+    }
+    let before = counting.counts();
+    let err = store.shared_dict().unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+    let err = store.layout().unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+    assert_eq!(counting.counts(), before, "no operation was sent within FAIL_FAST");
+    // Back: after FAIL_FAST the record is read again.
+    faulty.heal();
+    std::thread::sleep(rados_mail::FORMAT_FAIL_FAST);
+    assert_eq!(store.layout().unwrap().version, 2);
 }
