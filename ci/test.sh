@@ -52,6 +52,12 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 
+step "figures of issue 15: a 1,000,000-mail mailbox's open (rados-mail/tests/million.rs), 1M shared dict keys"
+# Already run (and asserted) by the workspace tests; again here so that their printed lines
+# ("million open: reads N, rss +M MiB", the cold open, the shared dict's time) are in the log.
+cargo test -q -p rados-mail --test million --test dict_shards -- --nocapture million shared_dict_shards 2>&1 \
+    | grep -E '^(million|shared_dict_shards|test result)' || status=1
+
 step "C ABI: header drift (cbindgen 0.29.0)"
 ./ffi/check-header.sh || status=1
 
