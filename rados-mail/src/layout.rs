@@ -40,15 +40,18 @@ pub(crate) struct LayoutState {
     /// How long a record read is used ([`REFRESH`]).
     refresh: Duration,
     cached: Mutex<Option<(PoolFormat, Instant)>>,
-    /// When and why the last read of the record failed temporarily (the cluster did not
-    /// answer): for [`FAIL_FAST`] after it, reads fail at once instead of waiting another
-    /// timeout each.
-    failed: Mutex<Option<(Instant, String)>>,
+    /// When the last read of the record failed temporarily, how long it had waited for
+    /// the cluster, and why: for as long again (at most [`FAIL_FAST`]) reads fail at once
+    /// instead of waiting another timeout each.
+    failed: Mutex<Option<(Instant, Duration, String)>>,
 }
 
-/// How long after a read of the record that timed out other reads fail at once with the
-/// same temporary error: an LMTP transaction with several recipients during an outage is
-/// then refused within one cluster timeout, not one per recipient.
+/// The longest time after a read of the record that waited for the cluster and failed
+/// during which other reads fail at once with the same temporary error (for as long as
+/// that read waited: a timeout of 3 s makes 3 s, a refusal that came at once makes none).
+/// An LMTP transaction with several recipients during an outage is then refused within one
+/// cluster timeout, not one per recipient, and an operation after a brief failure is not
+/// refused for it.
 pub const FAIL_FAST: Duration = Duration::from_secs(5);
 
 impl LayoutState {
@@ -121,16 +124,17 @@ impl LayoutState {
             }
         }
         let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, why)) = failed.as_ref() {
-            if at.elapsed() < FAIL_FAST {
+        if let Some((at, waited, why)) = failed.as_ref() {
+            if at.elapsed() < (*waited).min(FAIL_FAST) {
                 return Err(Error::Unavailable(why.clone()));
             }
         }
+        let started = Instant::now();
         let format = match self.load() {
             Ok(format) => format,
             Err(e) => {
                 if let Error::Unavailable(why) = &e {
-                    *failed = Some((Instant::now(), why.clone()));
+                    *failed = Some((Instant::now(), started.elapsed(), why.clone()));
                 }
                 return Err(e);
             }

@@ -448,10 +448,13 @@ fn migrate_layout_fault_sweep() {
 /// a whole cluster timeout per recipient, then the delivery another: the Dovecot test
 /// `test_refusals_bounded_and_fetch_keeps_session_osd_killed` measured 9 s for three
 /// recipients where the bound is one timeout. Now opening a user does not fail on a record
-/// the cluster does not deliver, and for `FAIL_FAST` after such a failure every use of the
-/// record fails at once, without another round trip.
+/// the cluster does not deliver, and after a read that waited for the cluster and failed,
+/// uses of the record fail at once for as long as it waited (at most `FORMAT_FAIL_FAST`;
+/// the Dovecot test above checks that case). A failure that came at once (here: injected)
+/// holds nothing back: the next operation reads again (the model test,
+/// `mail_operations_match_the_model_under_faults`, found a 5 s hold wrong).
 #[test]
-fn an_unreadable_record_fails_fast_and_users_still_open() {
+fn an_unreadable_record_does_not_fail_user_opens() {
     let pool = MemoryStore::new("");
     MailStore::new(Arc::new(pool.clone()), Config::default()).user("alice").unwrap(); // the record
     let faulty = FaultyStore::new(Arc::new(pool.clone()));
@@ -459,16 +462,14 @@ fn an_unreadable_record_fails_fast_and_users_still_open() {
     let store = MailStore::new(Arc::new(counting.clone()), Config::default());
     faulty.fail_after(0, FaultMode::Unavailable);
     for name in ["alice", "bob", "carol"] {
-        store.user(name).unwrap(); // as LMTP's RCPT: no refusal, no further read
+        store.user(name).unwrap(); // as LMTP's RCPT: no refusal
     }
-    let before = counting.counts();
     let err = store.shared_dict().unwrap_err();
     assert!(err.is_temporary(), "{err}");
-    let err = store.layout().unwrap_err();
-    assert!(err.is_temporary(), "{err}");
-    assert_eq!(counting.counts(), before, "no operation was sent within FAIL_FAST");
-    // Back: after FAIL_FAST the record is read again.
+    // Back: the next use reads the record again at once.
     faulty.heal();
-    std::thread::sleep(rados_mail::FORMAT_FAIL_FAST);
+    let before = counting.counts();
     assert_eq!(store.layout().unwrap().version, 2);
+    assert_eq!(counting.counts().reads, before.reads + 1, "one read of the record");
+    store.user("dave").unwrap().create_mailbox("INBOX").unwrap();
 }
