@@ -48,11 +48,15 @@ pub(crate) struct LayoutState {
 
 /// The longest time after a read of the record that waited for the cluster and failed
 /// during which other reads fail at once with the same temporary error (for as long as
-/// that read waited: a timeout of 3 s makes 3 s, a refusal that came at once makes none).
+/// that read waited: a timeout of 3 s makes 3 s; a failure within a second makes none).
 /// An LMTP transaction with several recipients during an outage is then refused within one
 /// cluster timeout, not one per recipient, and an operation after a brief failure is not
 /// refused for it.
 pub const FAIL_FAST: Duration = Duration::from_secs(5);
+
+/// A failed read of the record that took at least this long waited for the cluster (the
+/// shortest cluster timeout is a second); a shorter one holds nothing back.
+const WAITED: Duration = Duration::from_secs(1);
 
 impl LayoutState {
     /// The layout of the deployment under `prefix` in `index` (named `pool`), with bodies
@@ -125,7 +129,9 @@ impl LayoutState {
         }
         let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, waited, why)) = failed.as_ref() {
-            if at.elapsed() < (*waited).min(FAIL_FAST) {
+            // Only a read that waited for the cluster (a second or more: a timeout) holds
+            // the next ones back; one refused at once does not.
+            if *waited >= WAITED && at.elapsed() < (*waited).min(FAIL_FAST) {
                 return Err(Error::Unavailable(why.clone()));
             }
         }
