@@ -409,4 +409,22 @@ impl Places {
             result
         })
     }
+
+    /// [`ObjectStore::write_op_async`] in each place in turn until one has the object (the
+    /// write must be guarded by `assert_exists`, so that a place without the object changes
+    /// nothing), submitted as [`Places::read_async`] submits reads.
+    pub(crate) fn write_async(&self, oid: &str, op: WriteOp) -> BoxFuture<'static, objstore::Result<u64>> {
+        let first = self.data.write_op_async(oid, op.clone());
+        let (rest, oid) = (self.order().split_off(1), oid.to_string());
+        Box::pin(async move {
+            let mut result = first.await;
+            for store in rest {
+                if !matches!(result, Err(StoreError::NotFound { .. })) {
+                    break;
+                }
+                result = store.write_op_async(&oid, op.clone()).await;
+            }
+            result
+        })
+    }
 }

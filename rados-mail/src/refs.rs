@@ -60,19 +60,10 @@ pub(crate) fn add_references(
             } else {
                 WriteOp::new().assert_exists().omap_set([(keys::reference(mailbox, *instance), Vec::new())])
             };
-            let oid = names::mail(guid);
-            let mut order = places.order();
             // Submitted at once; the other places (during a migration) only when needed.
-            let first = order.remove(0).write_op_async(&oid, op.clone());
+            let write = places.write_async(&names::mail(guid), op);
             Box::pin(async move {
-                let mut result = first.await;
-                for store in order {
-                    if !matches!(result, Err(StoreError::NotFound { .. })) {
-                        break;
-                    }
-                    result = store.write_op_async(&oid, op.clone()).await;
-                }
-                match result {
+                match write.await {
                     Ok(_) => Ok(true),
                     Err(StoreError::NotFound { .. }) => Ok(false),
                     Err(e) => Err(e.into()),
