@@ -28,7 +28,10 @@
 #   -h, --help   show this help
 # Environment:
 #   RADOS_MAIL_CEPH_DIR      default DIR
-#   RADOS_MAIL_CEPH_PORT     mon port, msgr v2 only (default 43300; fixed at creation)
+#   RADOS_MAIL_CEPH_PORT     mon port, msgr v2 only (default 21300; fixed at creation).
+#                            The test clusters' ports (21300..21330) lie below Linux's
+#                            ephemeral range (32768..60999): a port in that range may be
+#                            held by any outgoing connection when a mon (re)starts
 #   RADOS_MAIL_POOL          pool to create (default mail)
 #   RADOS_MAIL_CEPH_TIMEOUT  bound in seconds for each wait (default 60)
 set -euo pipefail
@@ -63,7 +66,7 @@ DIR="$(resolve_dir "$dir_arg")"
 CONF="$DIR/ceph.conf"
 # Unix socket paths are limited to 107 bytes; the OSD's admin socket is needed.
 ((${#DIR} + 15 <= 107)) || die "cluster directory path too long for admin sockets (max 92 chars): $DIR"
-PORT="${RADOS_MAIL_CEPH_PORT:-43300}"
+PORT="${RADOS_MAIL_CEPH_PORT:-21300}"
 POOL="${RADOS_MAIL_POOL:-mail}"
 TIMEOUT="${RADOS_MAIL_CEPH_TIMEOUT:-60}"
 if ! [[ "$PORT" =~ ^[1-9][0-9]{0,4}$ ]] || ((PORT > 65535)); then

@@ -18,6 +18,10 @@ export CARGO_TERM_COLOR=never
 ./ci/install-deps.sh
 
 step() { printf '\n==> %s\n' "$*"; }
+# A failed step is named again at the very end, beside the failed tests' names (CI shows
+# the tail of the log).
+failed_steps=()
+fail() { status=1; failed_steps+=("$1"); }
 t0=$SECONDS
 
 step "cargo fmt --check"
@@ -51,34 +55,35 @@ set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+[ "$status" = 0 ] || failed_steps+=("cargo test --workspace")
 
 step "figures of issue 15: a 1,000,000-mail mailbox's open (rados-mail/tests/million.rs), 1M shared dict keys"
 # Already run (and asserted) by the workspace tests; again here so that their printed lines
 # ("million open: reads N, rss +M MiB", the cold open, the shared dict's time) are in the log.
 cargo test -q -p rados-mail --test million --test dict_shards -- --nocapture million shared_dict_shards 2>&1 \
-    | grep -E '^(million|shared_dict_shards|test result)' || status=1
+    | grep -E '^(million|shared_dict_shards|test result)' || fail "issue 15 figures"
 
 step "C ABI: header drift (cbindgen 0.29.0)"
-./ffi/check-header.sh || status=1
+./ffi/check-header.sh || fail "C header drift"
 
 step "C ABI: C tests (ASan/UBSan, then valgrind; in-memory and the cluster)"
 ffi_log="$(mktemp)"
 set +e
 ./ffi/tests/run.sh 2>&1 | tee "$ffi_log"
-[ "${PIPESTATUS[0]}" = 0 ] || status=1
+[ "${PIPESTATUS[0]}" = 0 ] || fail "C tests"
 set -e
 
 step "C ABI: the README's C example, compiled and run as written"
-./ffi/tests/readme-example.sh || status=1
+./ffi/tests/readme-example.sh || fail "README's C example"
 
 step "benchmark smoke run: library vs rados bench (--quick; full runs: benches/README.md)"
-cargo run -q -p rados-mail-benches --bin store-bench -- --quick || status=1
+cargo run -q -p rados-mail-benches --bin store-bench -- --quick || fail "store-bench"
 
 step "benchmark: peak RSS saving and fetching a 1 GiB mail (goal: < 64 MiB above baseline)"
-cargo run -q --release -p rados-mail-benches --bin mail-rss || status=1
+cargo run -q --release -p rados-mail-benches --bin mail-rss || fail "mail-rss"
 
 step "capacity model: docs/CAPACITY.md's tables recomputed from the format's record sizes and the asserted op counts"
-python3 benches/capacity.py --check docs/CAPACITY.md || status=1
+python3 benches/capacity.py --check docs/CAPACITY.md || fail "capacity model"
 
 step "Dovecot plugin: build against dovecot-dev, then IMAP/LMTP/POP3/doveadm against the cluster (bodies in ${RADOS_MAIL_DATA_POOL:-the index pool})"
 dovecot_log="$(mktemp)"
@@ -88,7 +93,7 @@ set +e
 		make -C dovecot-glue RADOS_MAIL_LIB="$PWD/target/release/librados_mail.a" &&
 		./dovecot-glue/tests/run.sh
 } 2>&1 | tee "$dovecot_log"
-[ "${PIPESTATUS[0]}" = 0 ] || status=1
+[ "${PIPESTATUS[0]}" = 0 ] || fail "Dovecot suite"
 set -e
 
 step "Debian package (ci/package.sh): dpkg -i, a C program via pkg-config, the demo against the installed plugin (ci/demo.sh --installed), dpkg -r"
@@ -110,21 +115,21 @@ if [[ "$pkg_before" != *"ok installed"* ]]; then
 		pkg_failed=1
 	fi
 fi
-[ $pkg_failed = 0 ] || { status=1; pkg_passed=0; }
+[ $pkg_failed = 0 ] || { fail "Debian package"; pkg_passed=0; }
 
 step "multi-host failure tests: two Dovecot backends over a 3-host cluster (ci/ha-test.sh)"
 ha_log="$(mktemp)"
 set +e
 ./ci/ha-test.sh 2>&1 | tee "$ha_log"
-[ "${PIPESTATUS[0]}" = 0 ] || status=1
+[ "${PIPESTATUS[0]}" = 0 ] || fail "multi-host tests"
 set -e
 
 step "benchmark smoke run: Dovecot with the rados plugin vs Dovecot's sdbox on local disk (--quick)"
-python3 benches/dovecot/dovecot-bench.py --quick || status=1
+python3 benches/dovecot/dovecot-bench.py --quick || fail "Dovecot benchmark"
 
 step "the HA demo: ./ci/demo.sh --cluster (3 OSD hosts, 2 Dovecot backends; a host and a backend killed)"
 demo_passed=1 demo_failed=0
-./ci/demo.sh --cluster || { status=1; demo_passed=0 demo_failed=1; }
+./ci/demo.sh --cluster || { fail "HA demo"; demo_passed=0 demo_failed=1; }
 
 step "fuzz: every cargo-fuzz target of fuzz/ for 60 s from its committed corpus (nightly, cargo-fuzz)"
 fuzz_log="$(mktemp)"
@@ -136,7 +141,7 @@ set -e
 fuzz_passed=$(grep -c '^fuzz .* ok ' "$fuzz_log" || true)
 fuzz_failed=$(grep -c '^fuzz .* CRASHED' "$fuzz_log" || true)
 if [ "$fuzz_status" != 0 ]; then
-	status=1
+	fail "fuzz"
 	[ "$fuzz_failed" -gt 0 ] || fuzz_failed=1
 fi
 
@@ -159,6 +164,14 @@ sum() {
 	} | awk '{n += $1} END {print n + 0}'
 }
 step "all steps done in $((SECONDS - t0)) s"
+# What failed, by name: the failed steps, the cargo tests ("---- name stdout ----"), the
+# Dovecot and multi-host suites' unittest lines ("FAIL: ..." / "ERROR: ..."), the C tests'.
+{
+	for s in "${failed_steps[@]}"; do echo "failed step: $s"; done
+	grep -E '^---- .* stdout ----$' "$log" | sed -E 's/^---- (.*) stdout ----$/failed cargo test: \1/' || true
+	grep -hE '^(FAIL|ERROR): ' "$dovecot_log" "$ha_log" | sed 's/^/failed Dovecot test: /' || true
+	grep -E '^FAIL' "$ffi_log" | sed 's/^/failed C test: /' || true
+} | sort -u | head -n 40
 echo "$(sum passed) passed, $(sum failed) failed, $(sum ignored) skipped"
 rm -f "$log" "$ffi_log" "$dovecot_log" "$ha_log" "$fuzz_log"
 exit "$status"

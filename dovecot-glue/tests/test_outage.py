@@ -3,7 +3,7 @@ IMAP APPEND must answer NO [UNAVAILABLE], both within a bounded time, nothing ma
 lost or half-stored, Dovecot must not crash, and once the cluster is back the retry
 succeeds.
 
-This test runs its own single-node cluster (port RADOS_MAIL_OUTAGE_PORT, default 43330,
+This test runs its own single-node cluster (port RADOS_MAIL_OUTAGE_PORT, default 21330,
 in the test directory) so that stopping it disturbs no other test.
 """
 
@@ -35,7 +35,7 @@ HOLD = 1.5
 # Dovecot's own work, with a wide margin on a loaded 2-core machine. The requirement is
 # "bounded and configurable, at most 30 s by default".
 BOUND = 30
-PORT = os.environ.get("RADOS_MAIL_OUTAGE_PORT", "43330")
+PORT = os.environ.get("RADOS_MAIL_OUTAGE_PORT", "21330")
 # mailbox_idle_check_interval of the outage instance, seconds.
 POLL = 60
 

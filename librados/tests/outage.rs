@@ -40,7 +40,7 @@ impl PrivateCluster {
     fn run_start(&self) {
         let out = Command::new(ci_script("ceph-start.sh"))
             .arg(&self.dir)
-            .env("RADOS_MAIL_CEPH_PORT", "43310")
+            .env("RADOS_MAIL_CEPH_PORT", "21310")
             .env("RADOS_MAIL_POOL", "mail")
             .output()
             .expect("running ci/ceph-start.sh");

@@ -4,7 +4,7 @@
 //! (notifies may have been missed while the OSD was gone), establish itself again without
 //! help, and then hear a later commit.
 //!
-//! The private cluster's mon port is 43320, or `RADOS_MAIL_RESTART_TEST_PORT`.
+//! The private cluster's mon port is 21320, or `RADOS_MAIL_RESTART_TEST_PORT`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -111,7 +111,7 @@ fn watch_is_lost_then_reestablished_after_an_osd_restart() {
     if std::env::var_os("CEPH_CONF").is_none() {
         panic!("no Ceph cluster configured (CEPH_CONF is unset): run ./ci/test.sh");
     }
-    let port = std::env::var("RADOS_MAIL_RESTART_TEST_PORT").unwrap_or_else(|_| "43320".into());
+    let port = std::env::var("RADOS_MAIL_RESTART_TEST_PORT").unwrap_or_else(|_| "21320".into());
     let dir = std::env::temp_dir().join(format!("rados-mail-watch-restart-{}", std::process::id()));
     let cluster = PrivateCluster { dir: dir.clone(), port };
     cluster.start();
