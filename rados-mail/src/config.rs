@@ -6,6 +6,12 @@ pub const DEFAULT_MAX_KEYWORDS: usize = 1000;
 /// The default of [`Config::max_mailboxes`].
 pub const DEFAULT_MAX_MAILBOXES: usize = 10_000;
 
+/// The default of [`Config::max_body_references`].
+pub const DEFAULT_MAX_BODY_REFERENCES: usize = 1000;
+
+/// The default of [`Config::max_dict_keys`].
+pub const DEFAULT_MAX_DICT_KEYS: usize = 50_000;
+
 /// How the mail store lays out and limits its data. The defaults suit production.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -32,7 +38,20 @@ pub struct Config {
     /// Mailboxes a user may have; creating one more fails with `TooLarge` and creates
     /// nothing (default 10,000: the user's `mailboxes` object then holds at most about
     /// 30,000 omap keys, under the project's limit of 100,000 per object).
+    /// It bounds the user's subscriptions too: subscribing to one more name when the user
+    /// has this many fails with `TooLarge` (IMAP allows subscriptions to names that do not
+    /// exist; each is a key of the same object).
     pub max_mailboxes: usize,
+    /// References one body object may carry (default 1,000): a copy of a mail whose body
+    /// has this many stores a new body object (the same bytes) instead of one reference
+    /// more, as Dovecot's mdbox does when a mail's reference count would overflow. Each
+    /// reference is an xattr (omap key in format 1) of the body's first object, about 60
+    /// bytes; Ceph loads an object's xattrs with it.
+    pub max_body_references: usize,
+    /// Keys a user's private dict may hold (IMAP METADATA entries, ACLs, quota counters,
+    /// other plugins' keys; default 50,000, half the project's limit of 100,000 keys per
+    /// object): a commit that would set keys past it fails with `TooLarge` and sets none.
+    pub max_dict_keys: usize,
     /// Bytes per body object: a larger mail is stored as several objects of this size,
     /// written concurrently (default 4 MiB; Ceph's `osd_max_object_size` is 128 MiB).
     pub chunk_size: usize,
@@ -95,6 +114,8 @@ impl Default for Config {
             max_mail_size: 100 << 20,
             max_keywords: DEFAULT_MAX_KEYWORDS,
             max_mailboxes: DEFAULT_MAX_MAILBOXES,
+            max_body_references: DEFAULT_MAX_BODY_REFERENCES,
+            max_dict_keys: DEFAULT_MAX_DICT_KEYS,
             chunk_size: 4 << 20,
             write_in_flight: 4,
             ref_in_flight: 16,

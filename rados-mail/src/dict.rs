@@ -55,6 +55,7 @@ use crate::retry::RetryPolicy;
 
 mod commit;
 mod iterate;
+mod limit;
 mod reshard;
 mod shard;
 
@@ -126,16 +127,21 @@ pub struct Dict {
     retry: RetryPolicy,
     /// 0: one object, [`DICT_OBJECT`]; else the number of shard objects.
     shards: u32,
+    /// Keys the dict may hold (a private dict: [`Config::max_dict_keys`]); 0: no bound
+    /// (the shared dict, bounded per object by its sharding).
+    max_keys: usize,
 }
 
 impl Dict {
     /// A dict of `scope` kept in the namespace of `store` (the user's namespace for a
     /// private dict, the shared namespace for the shared one).
     ///
-    /// The dict is one object, [`DICT_OBJECT`] (0 shards).
+    /// The dict is one object, [`DICT_OBJECT`] (0 shards). A private one holds at most
+    /// [`Config::max_dict_keys`] keys.
     pub fn new(store: Arc<dyn ObjectStore>, config: Arc<Config>, scope: Scope) -> Dict {
         let retry = RetryPolicy::new(config.max_attempts);
-        Dict { store, scope, retry, shards: 0 }
+        let max_keys = if scope == Scope::Private { config.max_dict_keys } else { 0 };
+        Dict { store, scope, retry, shards: 0, max_keys }
     }
 
     /// A dict of `scope` spread over `shards` objects (see [`shard_object`]); 0 is the one
@@ -147,15 +153,16 @@ impl Dict {
         Dict::sharded(store, scope, RetryPolicy::new(config.max_attempts), shards)
     }
 
-    /// [`Dict::new`] counting its lost races in a store's counters.
-    pub(crate) fn with_retry(store: Arc<dyn ObjectStore>, scope: Scope, retry: RetryPolicy) -> Dict {
-        Dict { store, scope, retry, shards: 0 }
+    /// [`Dict::new`] counting its lost races in a store's counters, holding at most
+    /// `max_keys` keys (0: no bound).
+    pub(crate) fn with_retry(store: Arc<dyn ObjectStore>, scope: Scope, retry: RetryPolicy, max_keys: usize) -> Dict {
+        Dict { store, scope, retry, shards: 0, max_keys }
     }
 
     /// [`Dict::with_shards`] counting its lost races in a store's counters.
     pub(crate) fn sharded(store: Arc<dyn ObjectStore>, scope: Scope, retry: RetryPolicy, shards: u32) -> Result<Dict> {
         shard::check_shards(shards)?;
-        Ok(Dict { store, scope, retry, shards })
+        Ok(Dict { store, scope, retry, shards, max_keys: 0 })
     }
 
     /// The scope of the keys this dict holds.

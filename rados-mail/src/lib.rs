@@ -35,6 +35,7 @@ mod config;
 mod damage;
 pub mod delivery;
 pub mod dict;
+mod duplicate;
 mod error;
 mod index;
 mod layout;
@@ -51,7 +52,9 @@ mod user;
 pub mod watch;
 
 pub use body::BodyReader;
-pub use config::{Config, DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_MAILBOXES};
+pub use config::{
+    Config, DEFAULT_MAX_BODY_REFERENCES, DEFAULT_MAX_DICT_KEYS, DEFAULT_MAX_KEYWORDS, DEFAULT_MAX_MAILBOXES,
+};
 pub use delivery::{DeliveryHasher, DeliveryKey};
 pub use error::{Error, Result};
 pub use layout::FAIL_FAST as FORMAT_FAIL_FAST;

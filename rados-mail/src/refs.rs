@@ -2,7 +2,9 @@
 //! `docs/FORMAT.md`): xattrs `rm.ref.<mailbox>.<instance>` in pool format v2, omap
 //! `ref/<mailbox>/<instance>` in v1. Taken before a copy commits, dropped after an expunge
 //! commits; many at once, a bounded number in flight, so that COPY, MOVE and EXPUNGE of N
-//! mails cost N parallel round trips instead of N sequential ones.
+//! mails cost N parallel round trips instead of N sequential ones. A body carries at most
+//! [`crate::Config::max_body_references`] references: a copy past it stores a new body
+//! (`crate::duplicate`).
 //!
 //! Readers (dropping, `check`, `repair`) count both kinds when bodies live in the index
 //! pool, so that v1 and v2 processes can share a pool during a migration: a body goes only
@@ -34,15 +36,30 @@ pub(crate) fn body_guid(object: &str, rec: &MailRecord) -> Result<Guid> {
     Guid::from_slice(&rec.mail_guid).map_err(|e| Error::corrupted(object, &keys::record(rec.uid), e))
 }
 
-/// Adds a reference of `mailbox` to each body, `(body, instance)`: one guarded write each
-/// (`assert_exists` + `setxattr`, or `omap_set` in a v1 pool). Per body: `Ok(true)` added,
-/// `Ok(false)` the body does not exist.
+/// What [`add_references`] did for one body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Added {
+    /// The reference was added.
+    Added,
+    /// The body does not exist.
+    Missing,
+    /// The body carries `max` references already: none was added.
+    Full,
+}
+
+/// Adds a reference of `mailbox` to each body, `(body, instance)`, unless the body carries
+/// `max` references already ([`crate::Config::max_body_references`]): per body one read of
+/// its references (xattrs, and in the index pool its first `max` omap keys), then one write
+/// (`assert_exists` + `setxattr`, or `omap_set` in a v1 pool). Copies of one body running
+/// at the same moment may each find room for the last reference: the bound is passed by at
+/// most their number.
 pub(crate) fn add_references(
     bodies: &Bodies,
     mailbox: &Guid,
     list: &[(Guid, u64)],
+    max: usize,
     in_flight: usize,
-) -> Vec<Result<bool>> {
+) -> Vec<Result<Added>> {
     let ready = |e: &Error| list.iter().map(|_| Err(e.clone())).collect();
     let xattr_refs = match bodies.xattr_refs() {
         Ok(x) => x,
@@ -52,6 +69,8 @@ pub(crate) fn add_references(
         Ok(p) => p,
         Err(e) => return ready(&e),
     };
+    // Omap references exist only in the index pool (a separate data pool may have no omap).
+    let omap = !bodies.separate();
     let work = list
         .iter()
         .map(|(guid, instance)| {
@@ -60,15 +79,25 @@ pub(crate) fn add_references(
             } else {
                 WriteOp::new().assert_exists().omap_set([(keys::reference(mailbox, *instance), Vec::new())])
             };
+            let oid = names::mail(guid);
             // Submitted at once; the other places (during a migration) only when needed.
-            let write = places.write_async(&names::mail(guid), op);
+            let read = places.read_async(&oid, read_references(omap, max));
+            let places = places.clone();
             Box::pin(async move {
-                match write.await {
-                    Ok(_) => Ok(true),
-                    Err(StoreError::NotFound { .. }) => Ok(false),
+                let refs = match read.await {
+                    Ok(r) => references_of(r),
+                    Err(StoreError::NotFound { .. }) => return Ok(Added::Missing),
+                    Err(e) => return Err(e.into()),
+                };
+                if refs.xattrs.len() + refs.omap.len() + usize::from(refs.more_omap) >= max {
+                    return Ok(Added::Full);
+                }
+                match places.write_async(&oid, op).await {
+                    Ok(_) => Ok(Added::Added),
+                    Err(StoreError::NotFound { .. }) => Ok(Added::Missing),
                     Err(e) => Err(e.into()),
                 }
-            }) as BoxFuture<'static, Result<bool>>
+            }) as BoxFuture<'static, Result<Added>>
         })
         .collect();
     run_bounded(work, in_flight)

@@ -16,7 +16,9 @@
 //! | `timeout`          | seconds (`30`, `30s`, `2m`) before a cluster operation fails as unavailable; `0` waits forever | 30 |
 //! | `max_mail_size`    | size: the largest mail accepted                    | 100M               |
 //! | `max_keywords`     | distinct keywords a mailbox may hold (1 or more; [`Config::max_keywords`]) | 1000 |
-//! | `max_mailboxes`    | mailboxes a user may have (1 or more; [`Config::max_mailboxes`]) | 10000 |
+//! | `max_mailboxes`    | mailboxes a user may have, and names a user may subscribe to (1 or more; [`Config::max_mailboxes`]) | 10000 |
+//! | `max_body_references` | references one body may carry before a copy stores a new body (1 or more; [`Config::max_body_references`]) | 1000 |
+//! | `max_dict_keys`    | keys a user's private dict may hold (1 or more; [`Config::max_dict_keys`]) | 50000 |
 //! | `cache_memory`     | size: memory tier of the body cache                | 64M                |
 //! | `cache_max_item`   | size: largest body cached                          | 1M                 |
 //! | `cache_disk_dir`   | directory of the disk tier (empty: none)           | none               |
@@ -75,6 +77,8 @@ pub const KEYS: &[&str] = &[
     "max_mail_size",
     "max_keywords",
     "max_mailboxes",
+    "max_body_references",
+    "max_dict_keys",
     "cache_memory",
     "cache_max_item",
     "cache_disk_dir",
@@ -153,6 +157,14 @@ impl Settings {
             }
             "max_mailboxes" => {
                 self.config.max_mailboxes =
+                    value.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| bad("expected a number above 0"))?
+            }
+            "max_body_references" => {
+                self.config.max_body_references =
+                    value.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| bad("expected a number above 0"))?
+            }
+            "max_dict_keys" => {
+                self.config.max_dict_keys =
                     value.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(|| bad("expected a number above 0"))?
             }
             "cache_memory" => {
@@ -293,6 +305,8 @@ mod tests {
             ("max_mail_size", "50M"),
             ("max_keywords", "250"),
             ("max_mailboxes", "500"),
+            ("max_body_references", "7"),
+            ("max_dict_keys", "9"),
             ("cache_memory", "0"),
             ("cache_max_item", "2M"),
             ("cache_disk_dir", "/tmp/c"),
@@ -315,6 +329,7 @@ mod tests {
         assert_eq!(s.config.max_mail_size, 50 << 20);
         assert_eq!(s.config.max_keywords, 250);
         assert_eq!(s.config.max_mailboxes, 500);
+        assert_eq!((s.config.max_body_references, s.config.max_dict_keys), (7, 9));
         assert_eq!(s.config.cache.memory_bytes, 0);
         assert_eq!(s.config.cache.max_item_bytes, 2 << 20);
         assert_eq!(s.config.cache.disk_dir, Some(PathBuf::from("/tmp/c")));
@@ -339,6 +354,8 @@ mod tests {
             ("max_keywords", "lots"),
             ("max_mailboxes", "0"),
             ("max_mailboxes", "-1"),
+            ("max_body_references", "0"),
+            ("max_dict_keys", "x"),
             ("client_name", ""),
             ("client_name", "client mail"),
             ("pool", ""),

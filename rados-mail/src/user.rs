@@ -350,10 +350,16 @@ impl User {
     }
 
     /// Subscribes to a mailbox name (which need not exist, as IMAP allows). Subscribing
-    /// twice is not an error.
+    /// twice is not an error. A user has at most [`crate::Config::max_mailboxes`]
+    /// subscriptions: one more fails with [`Error::TooLarge`] (one read before the write,
+    /// see `docs/FORMAT.md`, "Bounded objects").
     pub fn subscribe(&self, name: &str) -> Result<()> {
         let name = normalize(name)?;
-        self.store.omap_set(MAILBOX_LIST, &[(&keys::subscription(&name), &[])])?;
+        let key = keys::subscription(&name);
+        if self.subscribed_or_room(&key, &name)? {
+            return Ok(());
+        }
+        self.store.omap_set(MAILBOX_LIST, &[(&key, &[])])?;
         self.list_changed();
         Ok(())
     }
@@ -446,7 +452,12 @@ impl User {
 
     /// The user's private dict (Dovecot's `priv/` keys), in the user's namespace.
     pub fn dict(&self) -> crate::dict::Dict {
-        crate::dict::Dict::with_retry(self.store.clone(), crate::dict::Scope::Private, self.caches.retry.clone())
+        crate::dict::Dict::with_retry(
+            self.store.clone(),
+            crate::dict::Scope::Private,
+            self.caches.retry.clone(),
+            self.config.max_dict_keys,
+        )
     }
 
     /// Opens a mailbox known from an earlier listing, without looking its name up again:

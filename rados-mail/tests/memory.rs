@@ -8,6 +8,7 @@ fn store(_case: &str) -> (rados_mail::MailStore, String) {
 }
 
 mail_cases!(store);
+bound_cases!(store);
 txn_cases!(store);
 keyword_cases!(store);
 watch_cases!(store);

@@ -22,6 +22,7 @@ fn store(_case: &str) -> (rados_mail::MailStore, String) {
 }
 
 mail_cases!(store);
+bound_cases!(store);
 txn_cases!(store);
 damage_cases!(store);
 ack_lost_cases!(store);

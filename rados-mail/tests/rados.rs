@@ -16,6 +16,7 @@ fn store(case: &str) -> (MailStore, String) {
 }
 
 mail_cases!(store);
+bound_cases!(store);
 txn_cases!(store);
 keyword_cases!(store);
 watch_cases!(store);

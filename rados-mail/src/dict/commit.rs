@@ -109,6 +109,7 @@ impl Dict {
         for (key, effect) in effects {
             by_object.entry(self.object_of(&key)).or_default().insert(key, effect);
         }
+        self.check_room(&by_object)?;
         let mut parts: Vec<Part> = by_object
             .into_iter()
             .map(|(object, effects)| {

@@ -18,7 +18,7 @@ use super::{Mailbox, now};
 use crate::body::{self, SavedBody};
 use crate::error::{Error, Result};
 use crate::index::CONTENDED;
-use crate::refs::{self, body_guid};
+use crate::refs::{self, Added, body_guid};
 
 impl Mailbox {
     /// Commits `txn` as one guarded write on the mailbox head (retried under the retry
@@ -44,7 +44,7 @@ impl Mailbox {
         // possible get theirs.
         let mut order: Vec<usize> = (0..txn.copies.len()).collect();
         order.sort_by_key(|&i| (txn.copies[i].wanted.unwrap_or(0), txn.copies[i].source.uid));
-        let instances = self.reference_copies(&txn.copies)?;
+        let instances = self.reference_copies(&mut txn.copies)?;
         let bodies: Vec<SavedBody> = txn.saves.iter_mut().filter_map(|s| s.mail.take()).collect();
         let saved_at = now();
         if txn.updates.is_empty() && txn.expunges.is_empty() && !(bodies.is_empty() && txn.copies.is_empty()) {
@@ -180,21 +180,44 @@ impl Mailbox {
     }
 
     /// Takes a reference of this mailbox on the body of every copy, `ref_in_flight` at a
-    /// time: per copy the new reference's instance, or `None` if the body is gone. On an
-    /// error the references taken are dropped again.
-    fn reference_copies(&self, copies: &[PendingCopy]) -> Result<Vec<Option<u64>>> {
+    /// time: per copy the new reference's instance, or `None` if the body is gone. A body
+    /// that carries `max_body_references` already is not referenced once more: the copy
+    /// gets a new body with the same bytes (`crate::duplicate`), and its source record
+    /// points to that one from then on. On an error the references taken (and new bodies
+    /// stored) are dropped again.
+    fn reference_copies(&self, copies: &mut [PendingCopy]) -> Result<Vec<Option<u64>>> {
         let mut rng = rand::rng();
         let mut bodies = Vec::with_capacity(copies.len());
-        for c in copies {
+        for c in copies.iter() {
             bodies.push((body_guid(&self.head, &c.source)?, rng.random::<u64>()));
         }
-        let results = refs::add_references(&self.data, &self.info.guid, &bodies, self.config.ref_in_flight);
+        let results = refs::add_references(
+            &self.data,
+            &self.info.guid,
+            &bodies,
+            self.config.max_body_references,
+            self.config.ref_in_flight,
+        );
         let mut out = Vec::with_capacity(copies.len());
         let mut failure = None;
-        for ((_, instance), r) in bodies.iter().zip(results) {
+        for ((c, (_, instance)), r) in copies.iter_mut().zip(&bodies).zip(results) {
+            let r = match r {
+                Ok(Added::Full) if failure.is_none() => {
+                    match crate::duplicate::duplicate(&self.data, &c.source, &self.info.guid, *instance) {
+                        Ok(guid) => {
+                            tracing::info!(mailbox = %self.info.guid, body = %guid,
+                                "a body carries max_body_references references: its copy got a body of its own");
+                            c.source.mail_guid = guid.0.to_vec();
+                            Ok(Added::Added)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                other => other,
+            };
             match r {
-                Ok(true) => out.push(Some(*instance)),
-                Ok(false) => out.push(None),
+                Ok(Added::Added) => out.push(Some(*instance)),
+                Ok(Added::Missing | Added::Full) => out.push(None),
                 Err(e) => {
                     failure.get_or_insert(e);
                     out.push(None);

@@ -1,6 +1,7 @@
 //! The bound on the mailbox list object (`mailboxes`, docs/FORMAT.md "Bounded objects"):
 //! at most [`crate::Config::max_mailboxes`] mailboxes per user, so that the object keeps
-//! well under the project's limit of 100,000 omap keys (3 keys per mailbox).
+//! well under the project's limit of 100,000 omap keys (3 keys per mailbox), and at most
+//! as many subscriptions (IMAP allows subscribing to names that do not exist).
 
 use std::collections::BTreeMap;
 
@@ -53,5 +54,42 @@ impl User {
             )));
         }
         Ok(())
+    }
+
+    /// Before a subscription to `name` (its key `key`): `true` when it is there already
+    /// (nothing to write), `Ok(false)` when there is room for it, [`Error::TooLarge`] when
+    /// the user has [`crate::Config::max_mailboxes`] subscriptions. One read for users with
+    /// up to 1,024 subscriptions, one more per further 1,024. Subscribes running at the same
+    /// moment may each find room for the last one: the bound is passed by at most their
+    /// number, never more.
+    pub(super) fn subscribed_or_room(&self, key: &str, name: &str) -> Result<bool> {
+        let op = ReadOp::new().omap_get([key]).omap_range("", keys::SUBSCRIPTION, OMAP_PAGE_MAX);
+        let read = match self.store.read_op(MAILBOX_LIST, &op) {
+            Ok(read) => read,
+            Err(objstore::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        if read.omap.is_some_and(|found| found.contains_key(key)) {
+            return Ok(true);
+        }
+        let max = self.config.max_mailboxes;
+        let mut page = read.omap_page.unwrap_or_default();
+        let mut count = page.entries.len();
+        while page.more && count < max {
+            let Some((last, _)) = page.entries.last() else { break };
+            page = match self.store.omap_range(MAILBOX_LIST, last, keys::SUBSCRIPTION, OMAP_PAGE_MAX) {
+                Ok(next) => next,
+                Err(objstore::Error::NotFound { .. }) => break,
+                Err(e) => return Err(e.into()),
+            };
+            count += page.entries.len();
+        }
+        if count >= max {
+            return Err(Error::TooLarge(format!(
+                "user {:?} has {count} subscriptions, at most {max} (max_mailboxes): not subscribed to {name:?}",
+                self.name
+            )));
+        }
+        Ok(false)
     }
 }

@@ -53,6 +53,7 @@ macro_rules! mail_cases {
 pub mod ack_lost;
 pub mod ack_lost_delivery;
 pub mod blocks;
+pub mod bounds;
 pub mod damage;
 pub mod keywords;
 pub mod recent;
