@@ -38,7 +38,7 @@ pub(crate) fn body_guid(object: &str, rec: &MailRecord) -> Result<Guid> {
 
 /// What [`add_references`] did for one body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Added {
+pub(crate) enum Referenced {
     /// The reference was added.
     Added,
     /// The body does not exist.
@@ -59,7 +59,7 @@ pub(crate) fn add_references(
     list: &[(Guid, u64)],
     max: usize,
     in_flight: usize,
-) -> Vec<Result<Added>> {
+) -> Vec<Result<Referenced>> {
     let ready = |e: &Error| list.iter().map(|_| Err(e.clone())).collect();
     let xattr_refs = match bodies.xattr_refs() {
         Ok(x) => x,
@@ -86,18 +86,18 @@ pub(crate) fn add_references(
             Box::pin(async move {
                 let refs = match read.await {
                     Ok(r) => references_of(r),
-                    Err(StoreError::NotFound { .. }) => return Ok(Added::Missing),
+                    Err(StoreError::NotFound { .. }) => return Ok(Referenced::Missing),
                     Err(e) => return Err(e.into()),
                 };
                 if refs.xattrs.len() + refs.omap.len() + usize::from(refs.more_omap) >= max {
-                    return Ok(Added::Full);
+                    return Ok(Referenced::Full);
                 }
                 match places.write_async(&oid, op).await {
-                    Ok(_) => Ok(Added::Added),
-                    Err(StoreError::NotFound { .. }) => Ok(Added::Missing),
+                    Ok(_) => Ok(Referenced::Added),
+                    Err(StoreError::NotFound { .. }) => Ok(Referenced::Missing),
                     Err(e) => Err(e.into()),
                 }
-            }) as BoxFuture<'static, Result<Added>>
+            }) as BoxFuture<'static, Result<Referenced>>
         })
         .collect();
     run_bounded(work, in_flight)

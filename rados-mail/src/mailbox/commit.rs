@@ -18,7 +18,7 @@ use super::{Mailbox, now};
 use crate::body::{self, SavedBody};
 use crate::error::{Error, Result};
 use crate::index::CONTENDED;
-use crate::refs::{self, Added, body_guid};
+use crate::refs::{self, Referenced, body_guid};
 
 impl Mailbox {
     /// Commits `txn` as one guarded write on the mailbox head (retried under the retry
@@ -202,13 +202,13 @@ impl Mailbox {
         let mut failure = None;
         for ((c, (_, instance)), r) in copies.iter_mut().zip(&bodies).zip(results) {
             let r = match r {
-                Ok(Added::Full) if failure.is_none() => {
+                Ok(Referenced::Full) if failure.is_none() => {
                     match crate::duplicate::duplicate(&self.data, &c.source, &self.info.guid, *instance) {
                         Ok(guid) => {
                             tracing::info!(mailbox = %self.info.guid, body = %guid,
                                 "a body carries max_body_references references: its copy got a body of its own");
                             c.source.mail_guid = guid.0.to_vec();
-                            Ok(Added::Added)
+                            Ok(Referenced::Added)
                         }
                         Err(e) => Err(e),
                     }
@@ -216,8 +216,8 @@ impl Mailbox {
                 other => other,
             };
             match r {
-                Ok(Added::Added) => out.push(Some(*instance)),
-                Ok(Added::Missing | Added::Full) => out.push(None),
+                Ok(Referenced::Added) => out.push(Some(*instance)),
+                Ok(Referenced::Missing | Referenced::Full) => out.push(None),
                 Err(e) => {
                     failure.get_or_insert(e);
                     out.push(None);
