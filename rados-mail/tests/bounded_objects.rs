@@ -208,8 +208,8 @@ fn copy_past_max_body_references_fault_sweep() {
                     })
                     .collect::<Vec<_>>()
             };
-            assert_eq!(read("INBOX"), [mail.clone()], "{what}");
-            assert_eq!(read("A"), [mail.clone()], "{what}");
+            assert_eq!(read("INBOX"), vec![mail.clone()], "{what}");
+            assert_eq!(read("A"), vec![mail.clone()], "{what}");
             let copied = read("B");
             assert!(copied.is_empty() || copied == [mail.clone()], "{what}");
             match &result {
