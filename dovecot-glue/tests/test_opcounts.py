@@ -91,8 +91,8 @@ EXPECTED = {
     "UID STORE +FLAGS of 100 mails": (3, 1),
     "EXPUNGE of 1 mail": (4, 2),
     "EXPUNGE of 100 mails": (103, 101),
-    "UID COPY of 100 mails to an empty mailbox": (4, 101),
-    "UID MOVE of 100 mails to an empty mailbox": (109, 202),
+    "UID COPY of 100 mails to an empty mailbox": (104, 101),
+    "UID MOVE of 100 mails to an empty mailbox": (209, 202),
 }
 
 SELECT_MAILS = 1000      # the read-only INBOX (SELECT, NOOP, FETCH)
