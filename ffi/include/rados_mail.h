@@ -1145,8 +1145,12 @@ enum rm_result rm_config_new(struct rm_config **out);
  *   fails with `RM_RESULT_UNAVAILABLE` (default 30; `0` waits forever: avoid);
  * - `max_mail_size`: largest mail accepted (default `100M`);
  * - `max_keywords`: distinct keywords a mailbox may hold (default `1000`);
- * - `max_mailboxes`: mailboxes a user may have; creating one more fails with
- *   `RM_RESULT_TOO_LARGE` (default `10000`);
+ * - `max_mailboxes`: mailboxes a user may have, and names a user may subscribe to;
+ *   creating or subscribing to one more fails with `RM_RESULT_TOO_LARGE` (default `10000`);
+ * - `max_body_references`: references one body may carry; a copy past it stores a new
+ *   body (default `1000`);
+ * - `max_dict_keys`: keys a user's private dict may hold; a commit setting more fails
+ *   with `RM_RESULT_TOO_LARGE` and sets nothing (default `50000`);
  * - `cache_memory`, `cache_max_item`: memory tier of the body cache and its largest item
  *   (defaults `64M`, `1M`);
  * - `cache_disk_dir`, `cache_disk`: directory and bound of the disk tier (default: no
