@@ -34,6 +34,7 @@ mod migrate;
 mod recover;
 pub(crate) mod remap;
 mod resolve;
+mod subscriptions;
 
 use crate::names::{INBOX, MAX_NAME_LEN, SEPARATOR, SPECIAL_USE, is_below, literal_prefix, normalize, pattern_matches};
 use crate::types::MailboxInfo;
@@ -347,51 +348,6 @@ impl User {
                 (Some(_), _) => Ok(None),
             }
         })
-    }
-
-    /// Subscribes to a mailbox name (which need not exist, as IMAP allows). Subscribing
-    /// twice is not an error. A user has at most [`crate::Config::max_mailboxes`]
-    /// subscriptions: one more fails with [`Error::TooLarge`] (one read before the write,
-    /// see `docs/FORMAT.md`, "Bounded objects").
-    pub fn subscribe(&self, name: &str) -> Result<()> {
-        let name = normalize(name)?;
-        let key = keys::subscription(&name);
-        if self.subscribed_or_room(&key, &name)? {
-            return Ok(());
-        }
-        self.store.omap_set(MAILBOX_LIST, &[(&key, &[])])?;
-        self.list_changed();
-        Ok(())
-    }
-
-    /// Removes a subscription. Unsubscribing from a name that is not subscribed is not an
-    /// error.
-    pub fn unsubscribe(&self, name: &str) -> Result<()> {
-        let name = normalize(name)?;
-        match self.store.omap_rm_keys(MAILBOX_LIST, &[&keys::subscription(&name)]) {
-            Ok(_) => {
-                self.list_changed();
-                Ok(())
-            }
-            Err(objstore::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The subscribed names that match an IMAP LIST pattern (as in
-    /// [`User::list_mailboxes`]), sorted.
-    pub fn subscriptions(&self, pattern: &str) -> Result<Vec<String>> {
-        if pattern.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut out: Vec<String> = self
-            .scan(&keys::subscription(literal_prefix(pattern)))?
-            .into_iter()
-            .map(|(key, _)| key[keys::SUBSCRIPTION.len()..].to_string())
-            .filter(|name| pattern_matches(pattern, name))
-            .collect();
-        out.sort();
-        Ok(out)
     }
 
     /// Replaces the special-use attributes (RFC 6154) of a mailbox.
