@@ -311,6 +311,7 @@ pub fn orphans_of_a_crashed_put_are_repaired(blobs: &BlobStore) {
     b.put(b"whole", Owner::KEY, &pattern(2500, 15)[..]).unwrap();
     let mut writer = b.writer(b"crashed", Owner::KEY).unwrap();
     block_on(writer.write(&pattern(3500, 16))).unwrap();
+    block_on(writer.flush()).unwrap();
     std::mem::forget(writer); // the process died here
     assert_eq!(b.get(b"crashed", ..).unwrap(), None);
     assert_eq!(objects(&b).len(), 3 + 2, "{:?}", objects(&b));

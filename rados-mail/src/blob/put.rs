@@ -7,7 +7,7 @@ use std::io::Read;
 use futures::executor::block_on;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use objstore::{Error as StoreError, ReadOp, WriteOp};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -204,7 +204,7 @@ impl BlobWriter {
             into.extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.buf.len() == chunk {
-                if let Err(e) = self.flush().await {
+                if let Err(e) = self.send().await {
                     self.fail(&e).await;
                     return Err(e);
                 }
@@ -214,7 +214,7 @@ impl BlobWriter {
     }
 
     /// Sends the chunk being filled, once fewer than `write_in_flight` are in flight.
-    async fn flush(&mut self) -> Result<()> {
+    async fn send(&mut self) -> Result<()> {
         while self.in_flight.len() >= self.blobs.write_in_flight {
             self.in_flight.next().await.expect("not empty")?;
         }
@@ -222,6 +222,28 @@ impl BlobWriter {
         let op = WriteOp::new().create_exclusive().write_full(std::mem::take(&mut self.buf));
         let oid = chunk_name(self.generation, self.chunks);
         self.in_flight.push(self.blobs.store.write_op_async(&oid, op));
+        // Poll once so that the write is sent now (librados submits on the first poll),
+        // while the caller produces the next chunk.
+        while let Some(Some(done)) = self.in_flight.next().now_or_never() {
+            done?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the chunk objects sent so far are written (the blob still does not
+    /// exist: [`BlobWriter::finish`] makes it). An error fails the writer as
+    /// [`BlobWriter::write`] does.
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.done {
+            return Err(Error::InvalidInput("flush of a finished or failed blob writer".into()));
+        }
+        while let Some(done) = self.in_flight.next().await {
+            if let Err(e) = done {
+                let e = e.into();
+                self.fail(&e).await;
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -244,7 +266,7 @@ impl BlobWriter {
 
     async fn complete(&mut self) -> Result<BlobInfo> {
         if !self.buf.is_empty() {
-            self.flush().await?;
+            self.send().await?;
         }
         while let Some(done) = self.in_flight.next().await {
             done?;
