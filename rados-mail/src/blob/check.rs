@@ -79,13 +79,25 @@ impl BlobStore {
     /// Checks every blob of the namespace (their first objects and chunk objects; with
     /// `deep`, their bytes against their crc32) and lists orphans. Reads only.
     pub fn check(&self, deep: bool) -> Result<BlobReport> {
-        block_on(self.scan(&RepairOptions { dry_run: true, deep, ..RepairOptions::default() }, false))
+        block_on(self.check_async(deep))
     }
 
     /// [`BlobStore::check`], then removes the orphan chunk objects older than the grace.
     /// Damaged blobs are logged as errors and kept.
     pub fn repair(&self, options: &RepairOptions) -> Result<BlobReport> {
         block_on(self.scan(options, true))
+    }
+
+    /// [`BlobStore::check`] on futures (the listing of the namespace still blocks:
+    /// [`ObjectStore::list_objects`](objstore::ObjectStore::list_objects) is synchronous).
+    pub async fn check_async(&self, deep: bool) -> Result<BlobReport> {
+        self.scan(&RepairOptions { dry_run: true, deep, ..RepairOptions::default() }, false).await
+    }
+
+    /// [`BlobStore::repair`] on futures (the listing of the namespace still blocks:
+    /// [`ObjectStore::list_objects`](objstore::ObjectStore::list_objects) is synchronous).
+    pub async fn repair_async(&self, options: &RepairOptions) -> Result<BlobReport> {
+        self.scan(options, true).await
     }
 
     async fn scan(&self, options: &RepairOptions, repair: bool) -> Result<BlobReport> {
