@@ -87,7 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = Arc::new(RadosBlobs { blobs: store.blobs("stalwart")? });
     // Messages of 1 KiB to 1 MiB (the larger span several 256 KiB objects).
     let messages: Vec<Vec<u8>> =
-        (0..32u32).map(|i| (0..(1024usize << (i % 11))).map(|j| (j as u32 ^ i * 7919) as u8).collect()).collect();
+        (0..32u32).map(|i| (0..(1024usize << (i % 11))).map(|j| (j as u32 ^ (i * 7919)) as u8).collect()).collect();
     let started = Instant::now();
     let tasks: Vec<_> = messages
         .iter()
