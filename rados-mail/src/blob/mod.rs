@@ -432,10 +432,10 @@ fn describe(key: &[u8], oid: &str, read: objstore::ReadResult) -> Result<BlobInf
     let version = num(xattr::VERSION)?;
     if version != u64::from(BLOB_VERSION) {
         return Err(Error::UnsupportedFormat {
-            pool: "(data pool)".into(),
-            namespace: oid.to_string(),
+            pool: "(the data pool)".into(),
+            namespace: "(a blob store)".into(),
             version: version.min(u64::from(u32::MAX)) as u32,
-            detail: "a blob of a newer format".into(),
+            detail: format!("blob object {oid} (blob format {version}; this build reads {BLOB_VERSION})"),
         });
     }
     let hex = |name: &str, digits: usize| -> Result<u64> {
