@@ -41,7 +41,7 @@ macro_rules! blob_conformance_tests {
             existing_key_refused, invalid_keys_refused, too_large_refused,
             content_keys_store_equal_contents_once, references_keep_the_blob,
             concurrent_references_and_deletes, streams_and_async, keys_lists_every_blob,
-            torn_blobs_are_never_read, orphans_of_a_crashed_put_are_repaired,
+            torn_blobs_are_never_read, orphans_of_a_crashed_put_are_repaired, streamed_reads,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -264,6 +264,43 @@ pub fn streams_and_async(blobs: &BlobStore) {
     assert!(block_on(b.delete_async(b"s", owner(2))).unwrap());
     assert_eq!(block_on(b.stat_async(b"s")).unwrap(), None);
     assert_eq!(objects(&b).len(), 5, "the content blob only: {:?}", objects(&b));
+}
+
+/// [`BlobStore::get_stream`]: pieces of at most a chunk, the same bytes as `get`; the
+/// crc32 of a whole blob is checked before its last piece is handed out; a blob deleted
+/// while streamed ends in `NotFound`, not `Corrupted`.
+pub fn streamed_reads(blobs: &BlobStore) {
+    use futures::StreamExt;
+    let b = small(blobs);
+    let data = pattern(3500, 18);
+    let generation = b.put(b"s", Owner::KEY, &data[..]).unwrap().generation;
+    let collect = |lo: u64, hi: u64| -> Vec<Result<Vec<u8>, Error>> {
+        block_on(async { b.get_stream(b"s", lo..hi).await.unwrap().unwrap().collect().await })
+    };
+    let pieces: Vec<Vec<u8>> = collect(0, u64::MAX).into_iter().map(Result::unwrap).collect();
+    assert_eq!(pieces.iter().map(Vec::len).collect::<Vec<_>>(), vec![1000, 1000, 1000, 500]);
+    assert_eq!(pieces.concat(), data);
+    for (lo, hi) in [(0, 1), (999, 1001), (1500, 3200), (3400, 9999), (4000, 5000)] {
+        let got: Vec<u8> = collect(lo, hi).into_iter().map(Result::unwrap).collect::<Vec<_>>().concat();
+        assert_eq!(got, &data[(lo as usize).min(3500)..(hi as usize).min(3500)], "{lo}..{hi}");
+    }
+    assert!(block_on(b.get_stream(b"none", ..)).unwrap().is_none());
+    // The last chunk altered: three good pieces, then the error instead of the fourth.
+    let mut bad = data[3000..].to_vec();
+    bad[0] ^= 1;
+    b.object_store().write_op(&super::chunk_name(generation, 3), &WriteOp::new().write_full(bad)).unwrap();
+    let items = collect(0, u64::MAX);
+    assert_eq!(items.len(), 4);
+    assert!(items[..3].iter().all(Result::is_ok));
+    assert!(matches!(items[3], Err(Error::Corrupted { .. })), "{:?}", items[3]);
+    assert!(collect(3000, 3500)[0].is_ok(), "a partial range is not checked");
+    // Deleted while streamed: the first piece came, then the blob is gone.
+    let mut stream = block_on(b.get_stream(b"s", ..)).unwrap().unwrap();
+    assert_eq!(stream.info().size, 3500);
+    assert_eq!(block_on(stream.next()).unwrap().unwrap(), &data[..1000]);
+    assert!(b.delete(b"s", Owner::KEY).unwrap());
+    let rest: Vec<_> = block_on(stream.collect::<Vec<_>>());
+    assert!(matches!(rest.last(), Some(Err(Error::NotFound(_)))), "{rest:?}");
 }
 
 /// [`BlobStore::keys`] lists every blob by its key, and nothing else.

@@ -32,7 +32,6 @@
 //! blob is readable only complete, and a crash leaves chunk objects that no first object
 //! names, which [`BlobStore::repair`] removes after a grace period.
 
-use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -47,12 +46,13 @@ use crate::retry::RetryPolicy;
 use crate::store::MailStore;
 
 mod check;
-/// The conformance suite of the blob store.
 pub mod conformance;
 mod put;
+mod read;
 
 pub use check::{BlobReport, DamagedBlob, RepairOptions};
 pub use put::BlobWriter;
+pub use read::BlobStream;
 
 /// The format version of blob objects this build writes and reads (`rm.blob.v`).
 pub const BLOB_VERSION: u32 = 1;
@@ -205,125 +205,6 @@ impl BlobStore {
             Err(StoreError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Bytes `range` of the blob under `key` (clipped to its end); `None` if there is no
-    /// such blob. A range that covers the whole blob is checked against the blob's crc32
-    /// ([`Error::Corrupted`] on a mismatch); partial ranges are not. A missing or short
-    /// chunk object is [`Error::Corrupted`].
-    pub fn get(&self, key: &[u8], range: impl RangeBounds<u64>) -> Result<Option<Vec<u8>>> {
-        block_on(self.get_async(key, range))
-    }
-
-    /// [`BlobStore::get`] without blocking: the chunk objects are read concurrently,
-    /// [`Config::read_in_flight`] at a time.
-    pub async fn get_async(&self, key: &[u8], range: impl RangeBounds<u64>) -> Result<Option<Vec<u8>>> {
-        let oid = object_name(key)?;
-        let start = match range.start_bound() {
-            Bound::Included(&s) => s,
-            Bound::Excluded(&s) => s.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(&e) => e.saturating_add(1),
-            Bound::Excluded(&e) => e,
-            Bound::Unbounded => u64::MAX,
-        };
-        // A delete and a new put under the same key between the first object and the
-        // chunks: read again (a handful of times is plenty; each is a new put).
-        for _ in 0..8 {
-            // The description and the bytes of the first object in one round trip.
-            let first_len = end.saturating_sub(start).min(objstore::MAX_READ);
-            let op = ReadOp::new().xattrs().read(start, first_len);
-            let mut read = match self.store.read_op_async(&oid, op).await {
-                Ok(r) => r,
-                Err(StoreError::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            let mut data = read.data.take().unwrap_or_default();
-            let info = describe(key, &oid, read)?;
-            let end = end.min(info.size);
-            if start >= end {
-                return Ok(Some(Vec::new()));
-            }
-            let in_first = end.min(info.chunk_size).saturating_sub(start);
-            if (data.len() as u64) < in_first {
-                return Err(Error::Corrupted {
-                    object: oid,
-                    key: None,
-                    detail: format!("first object of {} bytes where {} were expected", data.len(), start + in_first),
-                });
-            }
-            data.truncate(in_first as usize);
-            match self.read_chunks(&info, start + data.len() as u64, end, &mut data).await? {
-                Some(()) => {}
-                None => match self.stat_async(key).await? {
-                    Some(now) if now.generation != info.generation => continue,
-                    Some(_) => {
-                        return Err(Error::Corrupted {
-                            object: oid,
-                            key: None,
-                            detail: format!("blob of {} bytes: a chunk object is missing", info.size),
-                        });
-                    }
-                    None => return Ok(None),
-                },
-            }
-            if data.len() as u64 != end - start {
-                return Err(Error::Corrupted {
-                    object: oid,
-                    key: None,
-                    detail: format!("read {} bytes of {}..{}: shorter than described", data.len(), start, end),
-                });
-            }
-            if start == 0 && end == info.size {
-                let got = crc32fast::hash(&data);
-                if got != info.crc32 {
-                    return Err(Error::Corrupted {
-                        object: oid,
-                        key: None,
-                        detail: format!("blob crc32 {got:08x}, described as {:08x}", info.crc32),
-                    });
-                }
-            }
-            return Ok(Some(data));
-        }
-        Err(Error::Conflict(format!("reading blob {oid}: replaced while being read, again and again")))
-    }
-
-    /// Appends bytes `from..end` of the blob that lie in its chunk objects (after the
-    /// first) to `out`; `None` when one of them is missing.
-    async fn read_chunks(&self, info: &BlobInfo, from: u64, end: u64, out: &mut Vec<u8>) -> Result<Option<()>> {
-        if from >= end {
-            return Ok(Some(()));
-        }
-        let cs = info.chunk_size;
-        let reads = (from / cs..end.div_ceil(cs)).map(|n| {
-            let lo = from.max(n * cs);
-            let hi = end.min((n + 1) * cs);
-            let oid = chunk_name(info.generation, n);
-            let read = self.store.read_op_async(&oid, ReadOp::new().read(lo - n * cs, hi - lo));
-            async move { (oid, hi - lo, read.await) }
-        });
-        let mut reads = futures::stream::iter(reads).buffered(self.read_in_flight);
-        while let Some((oid, want, read)) = reads.next().await {
-            match read {
-                Ok(r) => {
-                    let part = r.data.unwrap_or_default();
-                    if part.len() as u64 != want {
-                        return Err(Error::Corrupted {
-                            object: oid,
-                            key: None,
-                            detail: format!("chunk of {} bytes where {want} were expected", part.len()),
-                        });
-                    }
-                    out.extend_from_slice(&part);
-                }
-                Err(StoreError::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(Some(()))
     }
 
     /// Adds `owner`'s reference to the blob under `key` (a copy: the blob now lives until
