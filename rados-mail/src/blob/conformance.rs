@@ -339,6 +339,18 @@ pub fn torn_blobs_are_never_read(blobs: &BlobStore) {
     assert_eq!(repaired.damaged.len(), 2);
     assert!(repaired.removed.is_empty(), "a damaged blob's chunks are not orphans");
     assert_eq!(objects(&b).len(), 5, "everything kept: {:?}", objects(&b));
+    // A description damaged (an xattr gone): kept by repair, with its chunks; its last
+    // owner may still delete it, and the chunks are then orphans for repair.
+    b.put(b"undescribed", owner(1), &pattern(2500, 19)[..]).unwrap();
+    store.write_op("b.undescribed", &WriteOp::new().rm_xattr(super::xattr::SIZE)).unwrap();
+    assert!(matches!(b.get(b"undescribed", ..), Err(Error::Corrupted { .. })));
+    let grace0 = RepairOptions { orphan_grace: Duration::ZERO, ..Default::default() };
+    let repaired = b.repair(&grace0).unwrap();
+    assert_eq!(repaired.damaged.len(), 2, "missing and undescribed: {repaired:?}");
+    assert!(repaired.removed.is_empty());
+    assert!(b.delete(b"undescribed", owner(1)).unwrap());
+    assert_eq!(b.repair(&grace0).unwrap().removed.len(), 2, "its two chunks");
+    assert_eq!(objects(&b).len(), 5, "{:?}", objects(&b));
 }
 
 /// A put that never completed (a crash) leaves chunk objects no blob names: not

@@ -244,7 +244,13 @@ impl BlobStore {
                 Err(StoreError::NotFound { .. }) => return Ok(false),
                 Err(e) => return Err(e.into()),
             };
-            let info = describe(key, &oid, read.clone())?;
+            // A blob whose description is damaged can still be deleted (its chunks are
+            // then left for `repair`); one of a newer format cannot.
+            let info = match describe(key, &oid, read.clone()) {
+                Ok(info) => Some(info),
+                Err(Error::Corrupted { .. }) => None,
+                Err(e) => return Err(e),
+            };
             let refs = references_of(read);
             let ours = (owner.id, owner.instance);
             if !refs.xattrs.contains(&ours) {
@@ -255,7 +261,7 @@ impl BlobStore {
             let op = if last { op.remove() } else { op.rm_xattr(owner.xattr()) };
             match self.store.write_op_async(&oid, op).await {
                 Ok(_) => {
-                    if last {
+                    if let (true, Some(info)) = (last, info) {
                         self.remove_chunks(info.generation, info.chunks).await?;
                     }
                     return Ok(true);
