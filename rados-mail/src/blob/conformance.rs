@@ -183,6 +183,16 @@ pub fn content_keys_store_equal_contents_once(blobs: &BlobStore) {
     assert!(b.delete(&a.key, owner(2)).unwrap());
     assert_eq!(b.get(&a.key, ..).unwrap(), None);
     assert_eq!(objects(&b).len(), 1, "only the other blob: {:?}", objects(&b));
+    // Racing puts of equal contents: one blob, a reference each, no chunk left over.
+    let (b, data) = (&b, &data);
+    let keys: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let puts: Vec<_> =
+            (1..=4u8).map(|t| s.spawn(move || b.put_content(owner(t), &data[..]).unwrap().key)).collect();
+        puts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    assert!(keys.iter().all(|k| *k == keys[0]));
+    assert_eq!(b.stat(&keys[0]).unwrap().unwrap().references.len(), 4);
+    assert_eq!(objects(&b).len(), 4, "{:?}", objects(&b));
 }
 
 /// A blob lives while one reference is left; the last delete removes every object.
