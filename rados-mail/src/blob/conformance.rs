@@ -192,7 +192,7 @@ pub fn content_keys_store_equal_contents_once(blobs: &BlobStore) {
     });
     assert!(keys.iter().all(|k| *k == keys[0]));
     assert_eq!(b.stat(&keys[0]).unwrap().unwrap().references.len(), 4);
-    assert_eq!(objects(&b).len(), 4, "{:?}", objects(&b));
+    assert_eq!(objects(b).len(), 4, "{:?}", objects(b));
 }
 
 /// A blob lives while one reference is left; the last delete removes every object.
