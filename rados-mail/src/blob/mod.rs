@@ -132,8 +132,11 @@ pub struct BlobInfo {
 }
 
 /// The blobs of one namespace of the data pool. Cheap to clone; safe to share between
-/// threads. Every method has a blocking form and an `_async` one built on
-/// [`ObjectStore::read_op_async`]/[`ObjectStore::write_op_async`] (no blocking pool).
+/// threads. `get`, `stat`, `add_ref`, `delete`, `check` and `repair` have a blocking form
+/// and an `_async` one, built on [`ObjectStore::read_op_async`] /
+/// [`ObjectStore::write_op_async`] (no blocking pool); puts take a reader (blocking) or a
+/// stream ([`BlobStore::put_stream`], [`BlobWriter`]); [`BlobStore::get_stream`] streams
+/// reads. The blocking forms must not be called on an async runtime's threads.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
@@ -229,7 +232,10 @@ impl BlobStore {
     /// Drops `owner`'s reference on the blob under `key`; when it was the last, removes
     /// the blob (its first object, then its chunks). `false` when the blob or that
     /// reference was not there (nothing changed). Race-free against concurrent
-    /// [`BlobStore::add_ref`] and `delete`: the write is guarded by the version read.
+    /// [`BlobStore::add_ref`] and `delete`: the write is guarded by the version read. A
+    /// lost race reads again at once, then after pauses of the crate's retry policy (which
+    /// block the calling thread, up to 128 ms each, also in [`BlobStore::delete_async`]),
+    /// at most [`Config::max_attempts`] times, then [`Error::Conflict`].
     pub fn delete(&self, key: &[u8], owner: Owner) -> Result<bool> {
         block_on(self.delete_async(key, owner))
     }
