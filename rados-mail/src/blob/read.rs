@@ -38,7 +38,7 @@ impl BlobStore {
     }
 
     /// [`BlobStore::get`] without blocking: the chunk objects are read concurrently,
-    /// [`Config::read_in_flight`] at a time.
+    /// [`crate::Config::read_in_flight`] at a time.
     pub async fn get_async(&self, key: &[u8], range: impl RangeBounds<u64>) -> Result<Option<Vec<u8>>> {
         let oid = object_name(key)?;
         let (start, end) = bounds(&range);
