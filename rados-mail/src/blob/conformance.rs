@@ -269,6 +269,10 @@ pub fn streams_and_async(blobs: &BlobStore) {
     assert!(matches!(err, Error::Input(_)), "{err:?}");
     let content = block_on(b.put_content_stream(owner(1), futures::stream::iter([Ok::<_, Error>(&data[..])])));
     assert_eq!(block_on(b.get_async(&content.unwrap().key, ..)).unwrap().unwrap(), data);
+    let from_reader = block_on(b.put_async_read(b"r", Owner::KEY, futures::io::Cursor::new(&data))).unwrap();
+    assert_eq!((from_reader.size, from_reader.chunks), (4321, 5));
+    assert_eq!(b.get(b"r", ..).unwrap().unwrap(), data);
+    assert!(b.delete(b"r", Owner::KEY).unwrap());
     assert!(block_on(b.add_ref_async(b"s", owner(2))).unwrap());
     assert!(block_on(b.delete_async(b"s", Owner::KEY)).unwrap());
     assert!(block_on(b.delete_async(b"s", owner(2))).unwrap());

@@ -60,6 +60,31 @@ impl BlobStore {
         feed_stream(self.content_writer(owner), data).await
     }
 
+    /// [`BlobStore::put`] from an [`AsyncRead`](futures::io::AsyncRead) (tokio's
+    /// `AsyncRead` converts with `tokio_util::compat`), without blocking; read errors fail
+    /// the put with [`Error::Input`].
+    pub async fn put_async_read(
+        &self,
+        key: &[u8],
+        owner: Owner,
+        mut data: impl futures::io::AsyncRead + Unpin,
+    ) -> Result<BlobInfo> {
+        use futures::io::AsyncReadExt;
+        let mut writer = self.writer(key, owner)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match data.read(&mut buf).await {
+                Ok(0) => return writer.finish().await,
+                Ok(n) => writer.write(&buf[..n]).await?,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    writer.abort().await;
+                    return Err(Error::Input(e.to_string()));
+                }
+            }
+        }
+    }
+
     /// A push-style writer of the blob `key` ([`BlobStore::put`] in pieces).
     pub fn writer(&self, key: &[u8], owner: Owner) -> Result<BlobWriter> {
         object_name(key)?;
