@@ -131,6 +131,9 @@ step "the HA demo: ./ci/demo.sh --cluster (3 OSD hosts, 2 Dovecot backends; a ho
 demo_passed=1 demo_failed=0
 ./ci/demo.sh --cluster || { fail "HA demo"; demo_passed=0 demo_failed=1; }
 
+step "example: rados-mail/examples/stalwart_blob_store.rs (a Stalwart-shaped blob store on rados_mail::blob, tokio) against the cluster"
+cargo run -q -p rados-mail --example stalwart_blob_store || fail "stalwart_blob_store example"
+
 step "fuzz: every cargo-fuzz target of fuzz/ for 60 s from its committed corpus (nightly, cargo-fuzz)"
 fuzz_log="$(mktemp)"
 set +e

@@ -18,22 +18,33 @@ use crate::walk::{UserObjects, walk_pool};
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The user to check
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    #[arg(required_unless_present_any = ["all", "blobs"], conflicts_with_all = ["all", "blobs"])]
     pub user: Option<String>,
     /// Check every user of the pool (one walk of the pool, then each user's objects)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "blobs")]
     pub all: bool,
+    /// Check the blob store NAME (`rados_mail::blob`) instead of users: torn blobs,
+    /// orphan chunks
+    #[arg(long, value_name = "NAME")]
+    pub blobs: Option<String>,
+    /// With --blobs: read every blob whole and check its crc32
+    #[arg(long, requires = "blobs")]
+    pub deep: bool,
 }
 
 /// Arguments of `repair`.
 #[derive(Debug, Args)]
 pub struct RepairArgs {
     /// The user to repair
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    #[arg(required_unless_present_any = ["all", "blobs"], conflicts_with_all = ["all", "blobs"])]
     pub user: Option<String>,
     /// Repair every user of the pool
-    #[arg(long)]
+    #[arg(long, conflicts_with = "blobs")]
     pub all: bool,
+    /// Repair the blob store NAME (`rados_mail::blob`) instead of users: remove orphan
+    /// chunks older than the grace; damaged blobs are reported and kept
+    #[arg(long, value_name = "NAME")]
+    pub blobs: Option<String>,
     /// Only say what would be done; write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -84,6 +95,10 @@ struct AllChecks<'a> {
 
 /// `check [USER | --all]`: findings = anything not clean.
 pub fn run_check(store: &MailStore, args: &CheckArgs, json: bool) -> Result<bool> {
+    if let Some(name) = &args.blobs {
+        let options = rados_mail::blob::RepairOptions { dry_run: true, deep: args.deep, ..Default::default() };
+        return crate::blobs::run(store, name, false, &options, json);
+    }
     let mut reports = BTreeMap::new();
     let mut errors = BTreeMap::new();
     match &args.user {
@@ -175,6 +190,10 @@ struct AllRepairs<'a> {
 /// left unrepaired.
 pub fn run_repair(store: &MailStore, args: &RepairArgs, json: bool) -> Result<bool> {
     let options = RepairOptions { dry_run: args.dry_run, orphan_grace: args.grace };
+    if let Some(name) = &args.blobs {
+        let options = rados_mail::blob::RepairOptions { dry_run: args.dry_run, orphan_grace: args.grace, deep: false };
+        return crate::blobs::run(store, name, true, &options, json);
+    }
     let mut reports = BTreeMap::new();
     let mut errors = BTreeMap::new();
     match &args.user {

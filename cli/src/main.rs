@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod blobs;
 mod connect;
 mod dump;
 mod error;

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod asynchronous;
+pub mod blob;
 mod body;
 pub mod cache;
 mod caches;
