@@ -28,4 +28,4 @@ if ! diff -u librados-sys/src/bindings.rs "$generated"; then
 	echo "check-bindings: librados-sys/src/bindings.rs differs from the installed header's bindings; run librados-sys/check-bindings.sh --write and commit it" >&2
 	exit 1
 fi
-echo "check-bindings: librados-sys/src/bindings.rs matches $(head -1 "$generated" | tr -d '/*' | xargs) on the installed header"
+echo "check-bindings: librados-sys/src/bindings.rs is bindgen's output for the installed header ($(head -1 "$generated" | grep -o 'rust-bindgen [0-9.]*'))"
