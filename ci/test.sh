@@ -39,9 +39,9 @@ step "librados-sys: the committed bindings are what bindgen makes from the insta
 ./librados-sys/check-bindings.sh || fail "librados-sys bindings drift"
 
 step "docs without librados: cargo doc --no-deps of every crate, -D warnings, Ceph's headers and library hidden"
-# A private mount namespace (root): an empty tmpfs over /usr/include/rados, an empty file
-# over librados.so.*; the proof that they are unreachable runs first (no header, and the
-# linker finds no usable -lrados). A target dir of its own, so every build script runs here.
+# A private mount namespace (root): an empty tmpfs over /usr/include/rados, a file that is no
+# library over librados.so.*; the proof that they are unreachable runs first (no header, and
+# the linker finds no usable -lrados). Its own target dir, librados-sys's build script rerun.
 ./ci/docs-without-librados.sh || fail "docs without librados"
 
 msrv="$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)"
