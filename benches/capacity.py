@@ -4,7 +4,7 @@ format's own numbers.
 
 Inputs, nothing else:
 - the encoded sizes of the format's records, keys and xattrs, measured by the format's own
-  code: `cargo run --release -q -p omap-index --example record_sizes` (run by this script;
+  code: `cargo run --release -q -p rados-mail-omap-index --example record_sizes` (run by this script;
   `--sizes FILE` reads its JSON output instead);
 - the RADOS operations per IMAP/LMTP command that the Dovecot suite asserts exactly
   (`EXPECTED` in dovecot-glue/tests/test_opcounts.py, read as text, not imported);
@@ -110,7 +110,7 @@ def load_sizes(path):
         with open(path) as f:
             return json.load(f)
     out = subprocess.run(
-        ["cargo", "run", "--release", "-q", "-p", "omap-index", "--example", "record_sizes"],
+        ["cargo", "run", "--release", "-q", "-p", "rados-mail-omap-index", "--example", "record_sizes"],
         cwd=ROOT, check=True, stdout=subprocess.PIPE).stdout
     return json.loads(out)
 

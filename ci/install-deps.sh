@@ -10,6 +10,8 @@
 #   cargo tools:       cbindgen 0.29.0 (the C header's drift check pins it)
 #   rustup components: rustfmt, clippy (needs a rustup-managed toolchain;
 #                      get one from https://rustup.rs)
+#   rustup toolchain:  the MSRV, `rust-version` of Cargo.toml (minimal profile), for
+#                      ci/test.sh's `cargo +MSRV check`
 # Runs apt-get as root (directly, or through sudo when not root).
 #
 # Options:
@@ -86,7 +88,7 @@ else
     log "Debian packages present: ${PACKAGES[*]}"
 fi
 
-# --- Rust components -------------------------------------------------------
+# --- Rust components and the MSRV toolchain ------------------------------
 rust_error=""
 if ((rust)); then
     cd "$REPO_ROOT" # so a rust-toolchain file, if any, picks the toolchain
@@ -107,6 +109,20 @@ if ((rust)); then
                 installed+=("rustup:$comp")
             fi
         done
+        # The minimum supported Rust version, as Cargo.toml states it.
+        msrv="$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' "$REPO_ROOT/Cargo.toml")"
+        if [[ -z "$msrv" ]]; then
+            rust_error="no rust-version in Cargo.toml"
+        elif cargo "+$msrv" --version >/dev/null 2>&1; then
+            log "present: Rust $msrv (MSRV)"
+        elif ! command -v rustup >/dev/null; then
+            rust_error="no rustup to install Rust $msrv (the MSRV)"
+        elif ((dry_run)); then
+            log "dry run: would run rustup toolchain install $msrv --profile minimal"
+        else
+            rustup toolchain install "$msrv" --profile minimal
+            installed+=("rustup:$msrv")
+        fi
         # The committed C header is checked against this exact cbindgen version.
         want_cbindgen="cbindgen 0.29.0"
         if [[ "$(cbindgen --version 2>/dev/null)" == "$want_cbindgen" ]]; then

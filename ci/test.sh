@@ -3,8 +3,10 @@
 #
 # Usage: ./ci/test.sh
 #
-# Installs what is missing (Debian packages, rustup components), checks formatting and
-# lints, starts a single-node Ceph cluster on 127.0.0.1 in target/ceph (3 OSDs, a replicated
+# Installs what is missing (Debian packages, rustup components, the MSRV toolchain), checks
+# formatting and lints, the publishability of the crates (committed librados bindings, docs
+# built with Ceph's headers and library hidden, `cargo +MSRV check`, `cargo publish
+# --dry-run`), starts a single-node Ceph cluster on 127.0.0.1 in target/ceph (3 OSDs, a replicated
 # pool and an erasure-coded one, k=2 m=1, for mail bodies), runs every test of
 # the workspace (the in-memory ones and those against the real cluster), the C ABI's C
 # tests, the Dovecot plugin's tests, the Debian package installed into the system and the
@@ -32,6 +34,26 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "build the tests"
 cargo test --workspace --no-run
+
+step "librados-sys: the committed bindings are what bindgen makes from the installed librados.h"
+./librados-sys/check-bindings.sh || fail "librados-sys bindings drift"
+
+step "docs without librados: cargo doc --no-deps of every crate, -D warnings, Ceph's headers and library hidden"
+# A private mount namespace (root): an empty tmpfs over /usr/include/rados, a file that is no
+# library over librados.so.*; the proof that they are unreachable runs first (no header, and
+# the linker finds no usable -lrados). Its own target dir, librados-sys's build script rerun.
+./ci/docs-without-librados.sh || fail "docs without librados"
+
+msrv="$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)"
+step "MSRV: cargo +$msrv check --workspace --all-targets (rust-version in Cargo.toml)"
+cargo +"$msrv" check -q --workspace --all-targets --target-dir target/msrv || fail "MSRV $msrv"
+
+step "cargo publish --dry-run (cargo publish --workspace --dry-run: every crate but benches, in dependency order)"
+# rados-mail-benches has publish = false: benchmark programs that need this checkout's cluster
+# scripts and print tables for this repository, no use to anyone depending on the crates.
+# fuzz/ is outside the workspace (nightly, publish = false). The CLI and the C ABI crate are
+# published (cargo install rados-mail-cli; the ffi crate builds librados_mail.a/.so).
+cargo publish --workspace --dry-run || fail "cargo publish --dry-run"
 
 step "start the local Ceph cluster (3 OSDs; erasure-coded data pool)"
 ceph_dir="${RADOS_MAIL_CEPH_DIR:-$PWD/target/ceph}"
@@ -65,6 +87,9 @@ cargo test -q -p rados-mail --test million --test dict_shards -- --nocapture mil
 
 step "C ABI: header drift (cbindgen 0.29.0)"
 ./ffi/check-header.sh || fail "C header drift"
+
+step "C ABI: compatibility with the released header (ffi/check-abi.py; rules in ffi/README.md)"
+{ ./ffi/check-abi.py --self-test && ./ffi/check-abi.py; } || fail "C ABI compatibility"
 
 step "C ABI: C tests (ASan/UBSan, then valgrind; in-memory and the cluster)"
 ffi_log="$(mktemp)"

@@ -23,7 +23,7 @@ pub enum UserCommand {
         #[arg(long)]
         yes: bool,
     },
-    /// Rename a user: every object moves from namespace <prefix>/OLD to <prefix>/NEW, copied
+    /// Rename a user: every object moves from namespace PREFIX/OLD to PREFIX/NEW, copied
     /// exactly, then removed. Stop the user's sessions first. Crash-safe: a marker object
     /// in both namespaces lets a re-run of the same command finish an interrupted rename;
     /// a NEW that already has objects is refused

@@ -118,6 +118,27 @@
 #define RM_VERSION_NUMBER 256
 
 /**
+ * Major version of the C ABI the header describes. It changes when a program compiled
+ * against an older header could misbehave with this library: a function, constant, enum
+ * value or struct field removed, renamed, reordered or given another type or meaning
+ * (`ffi/README.md`, "ABI version"). Independent of the crate's version.
+ */
+#define RM_ABI_VERSION_MAJOR 1
+
+/**
+ * Minor version of the C ABI: it grows with every addition (a function, a result code, a
+ * setting, a constant) that keeps every program built against an older header working.
+ * Back to 0 when the major version changes.
+ */
+#define RM_ABI_VERSION_MINOR 0
+
+/**
+ * `(RM_ABI_VERSION_MAJOR << 16) | RM_ABI_VERSION_MINOR`: the ABI version of the header as
+ * one number, what [`rm_abi_version`] returns for the library.
+ */
+#define RM_ABI_VERSION 65536
+
+/**
  * [`rm_watch_take`]: a watched mailbox was changed (a commit through any process).
  */
 #define RM_WATCH_CHANGED 1
@@ -2237,6 +2258,20 @@ const char *rm_version(void);
  * (`rm_version_number() >= RM_VERSION_NUMBER`).
  */
 uint32_t rm_version_number(void);
+
+/**
+ * The version of the C ABI this library implements, `(major << 16) | minor` (the
+ * encoding of the header's `RM_ABI_VERSION`). A program compiled against a header can use
+ * the library it loaded when the majors are equal and the library's minor is at least the
+ * header's:
+ *
+ * ```c
+ * uint32_t abi = rm_abi_version();
+ * if ((abi >> 16) != RM_ABI_VERSION_MAJOR || (abi & 0xffff) < RM_ABI_VERSION_MINOR)
+ *         return -1; // built for another ABI
+ * ```
+ */
+uint32_t rm_abi_version(void);
 
 /**
  * A new watch of `user`'s mail in `*watch_out`, watching nothing yet.

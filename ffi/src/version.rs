@@ -1,5 +1,6 @@
 //! The library's version, for C: [`rm_version`] (a string) and [`rm_version_number`] (a
-//! number comparable with the header's `RM_VERSION_NUMBER`).
+//! number comparable with the header's `RM_VERSION_NUMBER`); and the version of the C ABI,
+//! [`rm_abi_version`] against the header's `RM_ABI_VERSION_*` (rules: `ffi/README.md`).
 //!
 //! The header's `RM_VERSION_*` defines say which version a caller was compiled against;
 //! the two functions say which library it runs with (a shared `librados_mail.so` may be
@@ -19,6 +20,22 @@ pub const RM_VERSION_PATCH: u32 = 0;
 /// `(RM_VERSION_MAJOR << 16) | (RM_VERSION_MINOR << 8) | RM_VERSION_PATCH`: the version
 /// of the header as one number, what [`rm_version_number`] returns for the library.
 pub const RM_VERSION_NUMBER: u32 = 0x00_01_00;
+
+/// Major version of the C ABI the header describes. It changes when a program compiled
+/// against an older header could misbehave with this library: a function, constant, enum
+/// value or struct field removed, renamed, reordered or given another type or meaning
+/// (`ffi/README.md`, "ABI version"). Independent of the crate's version.
+pub const RM_ABI_VERSION_MAJOR: u32 = 1;
+/// Minor version of the C ABI: it grows with every addition (a function, a result code, a
+/// setting, a constant) that keeps every program built against an older header working.
+/// Back to 0 when the major version changes.
+pub const RM_ABI_VERSION_MINOR: u32 = 0;
+/// `(RM_ABI_VERSION_MAJOR << 16) | RM_ABI_VERSION_MINOR`: the ABI version of the header as
+/// one number, what [`rm_abi_version`] returns for the library.
+pub const RM_ABI_VERSION: u32 = 0x0001_0000;
+
+const _: () = assert!(RM_ABI_VERSION_MINOR < 0x1_0000, "the minor version must fit in 16 bits");
+const _: () = assert!(RM_ABI_VERSION == (RM_ABI_VERSION_MAJOR << 16) | RM_ABI_VERSION_MINOR);
 
 /// The library's version string with its NUL, from Cargo.
 const VERSION_STRING: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
@@ -73,6 +90,21 @@ pub extern "C" fn rm_version_number() -> u32 {
     BUILT_NUMBER
 }
 
+/// The version of the C ABI this library implements, `(major << 16) | minor` (the
+/// encoding of the header's `RM_ABI_VERSION`). A program compiled against a header can use
+/// the library it loaded when the majors are equal and the library's minor is at least the
+/// header's:
+///
+/// ```c
+/// uint32_t abi = rm_abi_version();
+/// if ((abi >> 16) != RM_ABI_VERSION_MAJOR || (abi & 0xffff) < RM_ABI_VERSION_MINOR)
+///         return -1; // built for another ABI
+/// ```
+#[unsafe(no_mangle)]
+pub extern "C" fn rm_abi_version() -> u32 {
+    RM_ABI_VERSION
+}
+
 #[cfg(test)]
 mod tests {
     use std::ffi::CStr;
@@ -96,5 +128,12 @@ mod tests {
         assert_eq!(rm_version_number(), (parts[0] << 16) | (parts[1] << 8) | parts[2]);
         assert_eq!(rm_version_number(), RM_VERSION_NUMBER);
         assert_eq!(RM_VERSION_NUMBER, (RM_VERSION_MAJOR << 16) | (RM_VERSION_MINOR << 8) | RM_VERSION_PATCH);
+    }
+
+    #[test]
+    fn rm_abi_version_is_the_defines() {
+        assert_eq!(rm_abi_version(), RM_ABI_VERSION);
+        assert_eq!(rm_abi_version() >> 16, RM_ABI_VERSION_MAJOR);
+        assert_eq!(rm_abi_version() & 0xffff, RM_ABI_VERSION_MINOR);
     }
 }

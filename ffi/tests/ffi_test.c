@@ -1463,6 +1463,7 @@ int main(void)
 	test_errors();
 	test_config();
 	test_version();
+	test_abi_version();
 	test_log();
 
 	rm_store *mem = NULL;

@@ -1,4 +1,5 @@
-/* rm_version and rm_version_number against the header's RM_VERSION_* defines: the
+/* rm_version, rm_version_number and rm_abi_version against the header's RM_VERSION_* and
+ * RM_ABI_VERSION_* defines: the
  * library a program runs with is the one whose header it was compiled with (ffi/tests/run.sh
  * links the library built from the same checkout). Included by ffi_test.c, whose CHECK
  * harness it uses. */
@@ -25,4 +26,19 @@ static void test_version(void)
 	unsigned major = 0, minor = 0, patch = 0;
 	CHECK(sscanf(v, "%u.%u.%u", &major, &minor, &patch) == 3);
 	CHECK(rm_version_number() == ((major << 16) | (minor << 8) | patch));
+}
+
+/* The C ABI's version: the number rm_abi_version() returns is the header's RM_ABI_VERSION,
+ * made of the two parts, and passes the check ffi/README.md tells a plugin to make. */
+static void test_abi_version(void)
+{
+	uint32_t abi = rm_abi_version();
+
+	CHECK(RM_ABI_VERSION == ((RM_ABI_VERSION_MAJOR << 16) | RM_ABI_VERSION_MINOR));
+	CHECK(RM_ABI_VERSION_MINOR <= 0xffff);
+	CHECK(RM_ABI_VERSION_MAJOR >= 1);
+	CHECK(abi == RM_ABI_VERSION);
+	CHECK((abi >> 16) == RM_ABI_VERSION_MAJOR);
+	CHECK((abi & 0xffff) == RM_ABI_VERSION_MINOR);
+	CHECK(rm_abi_version() == abi);
 }

@@ -1,7 +1,7 @@
 //! Stores one object with data, xattrs and omap in a RADOS pool and reads it back.
 //!
 //! Run against the local test cluster: `./ci/demo.sh`, or by hand:
-//! `source target/ceph/env.sh && cargo run -p librados --example roundtrip`.
+//! `source target/ceph/env.sh && cargo run -p rados-mail-librados --example roundtrip`.
 
 use librados::{ClusterConfig, RadosStore};
 use objstore::{CmpOp, ObjectStore, ReadOp, WriteOp};

@@ -384,10 +384,10 @@ impl ReadOp {
             check_key(&r.start_after)?;
             check_key(&r.prefix)?;
         }
-        if let Some((_, len)) = self.read {
-            if len > MAX_READ {
-                return Err(Error::TooLarge(format!("read of {len} bytes (at most {MAX_READ} per call)")));
-            }
+        if let Some((_, len)) = self.read
+            && len > MAX_READ
+        {
+            return Err(Error::TooLarge(format!("read of {len} bytes (at most {MAX_READ} per call)")));
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! capacity model of `docs/CAPACITY.md` from.
 //!
 //! ```sh
-//! cargo run --release -q -p omap-index --example record_sizes
+//! cargo run --release -q -p rados-mail-omap-index --example record_sizes
 //! ```
 //!
 //! Every size is measured by encoding a value with the format's own code (`frame::encode`,

@@ -141,7 +141,7 @@ pub fn reference(mailbox: &crate::names::Guid, instance: u64) -> String {
     format!("{REFERENCE}{mailbox}/{instance:016x}")
 }
 
-/// The mailbox and instance of a [`reference`] key (strictly as it writes them).
+/// The mailbox and instance of a [`reference()`] key (strictly as it writes them).
 pub fn parse_reference(key: &str) -> Option<(crate::names::Guid, u64)> {
     let (mailbox, instance) = key.strip_prefix(REFERENCE)?.split_once('/')?;
     Some((crate::names::Guid::parse(mailbox).ok()?, canonical_hex(instance, 16)?))

@@ -222,7 +222,7 @@ pub mod xattr {
         format!("{REFERENCE}{mailbox}.{instance:016x}")
     }
 
-    /// The mailbox and instance of a reference xattr name (strictly: as [`reference`]
+    /// The mailbox and instance of a reference xattr name (strictly: as [`reference()`]
     /// writes it); `None` for any other name.
     pub fn parse_reference(name: &str) -> Option<(super::Guid, u64)> {
         let rest = name.strip_prefix(REFERENCE)?;

@@ -520,16 +520,16 @@ impl BodyCache {
             bump(&c.misses, 1);
             return None;
         }
-        if let Some(memory) = &self.memory {
-            if let Some(entry) = memory.cache.get(guid) {
-                if entry.crc32 == crc32 && entry.body.len() as u64 == len {
-                    bump(&c.memory_hits, 1);
-                    return Some(entry.body);
-                }
-                tracing::warn!(mail = %guid, "dropping a cached body that disagrees with its record");
-                memory.cache.remove(guid);
-                bump(&c.corrupt_dropped, 1);
+        if let Some(memory) = &self.memory
+            && let Some(entry) = memory.cache.get(guid)
+        {
+            if entry.crc32 == crc32 && entry.body.len() as u64 == len {
+                bump(&c.memory_hits, 1);
+                return Some(entry.body);
             }
+            tracing::warn!(mail = %guid, "dropping a cached body that disagrees with its record");
+            memory.cache.remove(guid);
+            bump(&c.corrupt_dropped, 1);
         }
         if let Some(disk) = &self.disk {
             match disk.read(guid, crc32, len) {

@@ -122,10 +122,10 @@ impl LayoutState {
     /// that name no data pool). A newer format is refused all the same.
     pub(crate) fn record(&self) -> Result<PoolFormat> {
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((format, at)) = cached.as_ref() {
-            if at.elapsed() < self.refresh {
-                return Ok(format.clone());
-            }
+        if let Some((format, at)) = cached.as_ref()
+            && at.elapsed() < self.refresh
+        {
+            return Ok(format.clone());
         }
         let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, waited, why)) = failed.as_ref() {

@@ -42,7 +42,7 @@ impl std::ops::BitOr for Flags {
     }
 }
 
-/// How [`Mailbox::store`] combines the given flags and keywords with the current ones.
+/// How [`Mailbox::store`](crate::Mailbox::store) combines the given flags and keywords with the current ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreMode {
     /// Replace them (IMAP `FLAGS`).
@@ -78,7 +78,7 @@ pub struct AppendOptions {
     pub delivery: Option<crate::DeliveryKey>,
 }
 
-/// How [`Mailbox::copy_to_with`] and [`Mailbox::move_to_with`] make their copies.
+/// How [`Mailbox::copy_to_with`](crate::Mailbox::copy_to_with) and [`Mailbox::move_to_with`](crate::Mailbox::move_to_with) make their copies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CopyOptions {
     /// The UID wanted for each copy, one per source UID in the same order (empty: the next
@@ -89,7 +89,7 @@ pub struct CopyOptions {
     pub flags: Option<(Flags, Vec<String>)>,
 }
 
-/// What [`Mailbox::update`] changes in the mailbox header. Values only ever go up, except
+/// What [`Mailbox::update`](crate::Mailbox::update) changes in the mailbox header. Values only ever go up, except
 /// the UIDVALIDITY, which may be set to anything but 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MailboxUpdate {
@@ -123,7 +123,7 @@ pub struct Status {
     pub incarnation: u32,
 }
 
-/// Outcome of [`Mailbox::store`].
+/// Outcome of [`Mailbox::store`](crate::Mailbox::store).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreResult {
     /// The modseq of the change (0 when nothing changed).
@@ -135,7 +135,7 @@ pub struct StoreResult {
     pub modified: Vec<u32>,
 }
 
-/// What changed since a modseq ([`Mailbox::changes_since`]).
+/// What changed since a modseq ([`Mailbox::changes_since`](crate::Mailbox::changes_since)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     /// The mailbox's HIGHESTMODSEQ now.

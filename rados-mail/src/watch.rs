@@ -17,7 +17,7 @@
 //! A watch that breaks (the OSD restarted, a timeout) sets [`Events::LOST`] at once: the
 //! consumer must resynchronise, since notifies may have been missed. A thread of the
 //! `Watch` (started on the first break) watches again, pausing between attempts as
-//! [`crate::retry::rewatch_pause`] says, until it succeeds or the `Watch` is dropped; when
+//! `retry::rewatch_pause` says, until it succeeds or the `Watch` is dropped; when
 //! it succeeds it sets `LOST` again, because what changed between the break and the new
 //! watch was never notified. A mailbox that was deleted is not watched again (the
 //! consumer's resync finds it gone).

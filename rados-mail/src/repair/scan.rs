@@ -322,10 +322,10 @@ impl MailboxScan {
         if let Some(last) = self.wal.keys().chain(&self.corrupt_wal).max().filter(|m| **m > hdr.highestmodseq) {
             out.push(format!("{name}: WAL entry of modseq {last} above HIGHESTMODSEQ {}", hdr.highestmodseq));
         }
-        if let (Some(trim), Some(first)) = (self.trim, self.wal.keys().next()) {
-            if *first <= trim {
-                out.push(format!("{name}: WAL entry of modseq {first} not above the trim mark {trim}"));
-            }
+        if let (Some(trim), Some(first)) = (self.trim, self.wal.keys().next())
+            && *first <= trim
+        {
+            out.push(format!("{name}: WAL entry of modseq {first} not above the trim mark {trim}"));
         }
         for key in &self.lost_changes {
             out.push(format!(
