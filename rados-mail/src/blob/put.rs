@@ -228,11 +228,11 @@ impl BlobWriter {
             let take = (chunk - into.len()).min(data.len());
             into.extend_from_slice(&data[..take]);
             data = &data[take..];
-            if self.buf.len() == chunk {
-                if let Err(e) = self.send().await {
-                    self.fail(&e).await;
-                    return Err(e);
-                }
+            if self.buf.len() == chunk
+                && let Err(e) = self.send().await
+            {
+                self.fail(&e).await;
+                return Err(e);
             }
         }
         Ok(())
@@ -351,10 +351,10 @@ impl BlobWriter {
                     // blob is ours and whole, and the chunks must stay.
                     let read = self.blobs.store.read_op_async(&oid, ReadOp::new().xattrs()).await;
                     let ours = format!("{:016x}", self.generation).into_bytes();
-                    if let Ok(r) = &read {
-                        if r.xattrs.as_ref().and_then(|x| x.get(xattr::GEN)) == Some(&ours) {
-                            return Ok(info);
-                        }
+                    if let Ok(r) = &read
+                        && r.xattrs.as_ref().and_then(|x| x.get(xattr::GEN)) == Some(&ours)
+                    {
+                        return Ok(info);
                     }
                     return Err(e.into());
                 }
