@@ -354,17 +354,20 @@ pub async fn async_stream_fault_sweep(store: &MailStore, user: &str) {
 }
 
 /// A store whose async writes wait for a gate (a slow cluster): write `k` (counted from
-/// 0) goes to the inner store only once `open > k`. Reads and blocking writes pass.
+/// 0) goes to the inner store only once `open > k`; or, `eager`, goes to the inner store
+/// at once (as librados sends an aio write when it is made) and only its reply waits for
+/// the gate. Reads and blocking writes pass.
 #[derive(Debug)]
 struct Gate {
     inner: Arc<dyn ObjectStore>,
     issued: Arc<AtomicU64>,
     open: Arc<AtomicU64>,
+    eager: bool,
 }
 
 impl Gate {
     fn new(inner: Arc<dyn ObjectStore>) -> Gate {
-        Gate { inner, issued: Default::default(), open: Arc::new(AtomicU64::new(u64::MAX)) }
+        Gate { inner, issued: Default::default(), open: Arc::new(AtomicU64::new(u64::MAX)), eager: false }
     }
 }
 
@@ -374,7 +377,7 @@ impl ObjectStore for Gate {
     }
     fn with_namespace(&self, ns: &str) -> objstore::Result<Arc<dyn ObjectStore>> {
         let inner = self.inner.with_namespace(ns)?;
-        Ok(Arc::new(Gate { inner, issued: self.issued.clone(), open: self.open.clone() }))
+        Ok(Arc::new(Gate { inner, issued: self.issued.clone(), open: self.open.clone(), eager: self.eager }))
     }
     fn write_op(&self, oid: &str, op: &WriteOp) -> objstore::Result<u64> {
         self.inner.write_op(oid, op)
@@ -385,6 +388,7 @@ impl ObjectStore for Gate {
     fn write_op_async(&self, oid: &str, op: WriteOp) -> BoxFuture<'static, objstore::Result<u64>> {
         let k = self.issued.fetch_add(1, Ordering::SeqCst);
         let (inner, open, oid) = (self.inner.clone(), self.open.clone(), oid.to_string());
+        let sent = self.eager.then(|| self.inner.write_op(&oid, &op));
         Box::pin(async move {
             poll_fn(|cx: &mut Context<'_>| {
                 if open.load(Ordering::SeqCst) > k {
@@ -395,7 +399,10 @@ impl ObjectStore for Gate {
                 }
             })
             .await;
-            inner.write_op_async(&oid, op).await
+            match sent {
+                Some(reply) => reply,
+                None => inner.write_op_async(&oid, op).await,
+            }
         })
     }
     fn read_op_async(&self, oid: &str, op: ReadOp) -> BoxFuture<'static, objstore::Result<ReadResult>> {
@@ -481,10 +488,23 @@ pub async fn async_stream_append_backpressure(store: &MailStore, user: &str) {
 /// acknowledged yet, the commit included) leaves no visible mail, and nothing `check`
 /// reports but, at most, a cleanable orphan.
 pub async fn async_stream_cancellation_leaves_nothing(store: &MailStore, user: &str) {
+    cancel_at_every_write(store, user, false).await;
+}
+
+/// Regression: an append future dropped while its commit was in flight removed the
+/// mail's bodies (the transaction's drop takes back what it wrote), although librados had
+/// sent the commit, which then landed: a record without its body. The gate here sends
+/// each write at once, as librados does, and holds back only the reply; a drop after the
+/// commit was sent now leaves the bodies, and the mail is either there, whole, or not.
+pub async fn async_stream_cancellation_after_the_commit_was_sent(store: &MailStore, user: &str) {
+    cancel_at_every_write(store, user, true).await;
+}
+
+async fn cancel_at_every_write(store: &MailStore, user: &str, eager: bool) {
     let config = small_chunks(store.config());
     let big = mail(3 * config.chunk_size + 100, 12);
     for k in 0..8u64 {
-        let gate = Arc::new(Gate::new(store.pool().clone()));
+        let gate = Arc::new(Gate { eager, ..Gate::new(store.pool().clone()) });
         let here = MailStore::new(gate.clone(), config.clone());
         let name = format!("{user}-{k}");
         let m = async_mailbox(&here, &name, "INBOX").await;
@@ -504,6 +524,12 @@ pub async fn async_stream_cancellation_leaves_nothing(store: &MailStore, user: &
             Some(r) => {
                 assert_eq!(uids, vec![r.unwrap()], "completed before the drop ({k} writes)");
                 assert!(report.is_clean(), "{report:?}");
+            }
+            // The commit was sent before the drop: it landed.
+            None if eager && k == 5 => {
+                assert_eq!(uids, vec![1], "the commit was sent");
+                assert_eq!(sync_body(&there.open_mailbox("INBOX").unwrap(), 1), big);
+                assert!(!report.has_damage(), "{report:?}");
             }
             None => {
                 assert!(uids.is_empty(), "dropped after {k} writes, yet visible");
@@ -574,7 +600,8 @@ mod memory {
         async_stream_big_body_round_trip, async_stream_ranges, async_stream_same_state_as_sync,
         async_stream_backpressure_of_a_slow_reader, async_stream_crc_mismatch_detected,
         async_stream_fault_sweep, async_stream_append_backpressure,
-        async_stream_cancellation_leaves_nothing, async_stream_concurrent_appends_agree,
+        async_stream_cancellation_leaves_nothing, async_stream_cancellation_after_the_commit_was_sent,
+        async_stream_concurrent_appends_agree,
     );
 }
 
@@ -588,6 +615,7 @@ mod cluster {
         async_stream_big_body_round_trip, async_stream_ranges, async_stream_same_state_as_sync,
         async_stream_backpressure_of_a_slow_reader, async_stream_crc_mismatch_detected,
         async_stream_fault_sweep, async_stream_append_backpressure,
-        async_stream_cancellation_leaves_nothing, async_stream_concurrent_appends_agree,
+        async_stream_cancellation_leaves_nothing, async_stream_cancellation_after_the_commit_was_sent,
+        async_stream_concurrent_appends_agree,
     );
 }

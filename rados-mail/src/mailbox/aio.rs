@@ -65,7 +65,7 @@ impl Mailbox {
 
     /// [`Mailbox::commit`] of a transaction of new mails only, asynchronously (see the
     /// module documentation for what goes to the blocking path).
-    pub(crate) async fn commit_new_async(self: &Arc<Self>, mut txn: Transaction) -> Result<Committed> {
+    pub(crate) async fn commit_new_async(self: &Arc<Self>, txn: Transaction) -> Result<Committed> {
         if !(txn.copies.is_empty() && txn.updates.is_empty() && txn.expunges.is_empty()) {
             return Err(Error::InvalidInput("an async commit of new mails only".into()));
         }
@@ -92,8 +92,15 @@ impl Mailbox {
             return self.commit_blocking(txn).await;
         };
         let started = Instant::now();
-        match self.store.write_op_async(&self.head, op).await {
+        // Once the write is sent it may land whatever happens to this future: from now on
+        // a drop (a cancelled append) leaves the bodies in place (orphans for `check` and
+        // `repair` if it did not land), never a record without its body.
+        let mut sent = Sent(Some(txn));
+        let written = self.store.write_op_async(&self.head, op).await;
+        let mut txn = sent.0.take().expect("taken once");
+        match written {
             Ok(_) => {
+                keep_bodies(&mut txn);
                 self.notify_head(plan.hdr.highestmodseq);
                 let apply = {
                     let mut view = self.lock();
@@ -102,12 +109,13 @@ impl Mailbox {
                 };
                 if apply {
                     let m = self.clone();
-                    blocking(move || {
+                    // Housekeeping: committed already, whatever becomes of it.
+                    let _ = blocking(move || {
                         let mut view = m.lock();
                         m.apply_after_write(&mut view);
                         Ok(())
                     })
-                    .await?;
+                    .await;
                 }
             }
             Err(StoreError::Conflict { .. }) => {
@@ -119,6 +127,8 @@ impl Mailbox {
                 if !e.is_temporary() {
                     return Err(self.discard(txn, e).await);
                 }
+                // Perhaps committed: the bodies stay until it is known.
+                keep_bodies(&mut txn);
                 let (m, first) = (self.clone(), plan.entries[0].clone());
                 match blocking(move || Ok(m.landed(&guard, &first, shard_bits, started))).await? {
                     Some(true) => {
@@ -127,16 +137,18 @@ impl Mailbox {
                         // Best effort, as the blocking path: the next sync brings it along.
                         let _ = blocking(move || m.sync()).await;
                     }
-                    Some(false) => return Err(self.discard(txn, e).await),
-                    None => {
-                        // Perhaps committed: the bodies stay (`check` finds them if not).
-                        txn.saves.iter_mut().for_each(|s| _ = s.mail.take());
+                    Some(false) => {
+                        for b in &bodies {
+                            let count = body::object_count(b.psize, b.chunk_size);
+                            body::remove_objects_async(self.data.store().clone(), b.guid, count).await;
+                        }
                         return Err(e);
                     }
+                    // Unknown: the bodies stay (`check` finds them if it did not land).
+                    None => return Err(e),
                 }
             }
         }
-        txn.saves.iter_mut().for_each(|s| _ = s.mail.take());
         for b in plan.outcome.delivered_before.iter().filter_map(|&i| bodies.get(i)) {
             let count = body::object_count(b.psize, b.chunk_size);
             body::remove_objects_async(self.data.store().clone(), b.guid, count).await;
@@ -197,6 +209,23 @@ impl Mailbox {
         }
         Ok((rec, BodySource::Rados(self.data.places()?, guid)))
     }
+}
+
+/// A transaction whose commit was sent: dropped with it (the future cancelled), its
+/// bodies are left in place.
+struct Sent(Option<Transaction>);
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        if let Some(txn) = &mut self.0 {
+            keep_bodies(txn);
+        }
+    }
+}
+
+/// Takes the bodies out of `txn` without removing them (committed, or perhaps).
+fn keep_bodies(txn: &mut Transaction) {
+    txn.saves.iter_mut().for_each(|s| _ = s.mail.take());
 }
 
 fn slot_record(slot: Option<Slot>) -> Result<Option<MailRecord>> {
