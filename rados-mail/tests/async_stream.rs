@@ -201,6 +201,17 @@ pub async fn async_stream_same_state_as_sync(store: &MailStore, user: &str) {
     // A 150,000-byte mail in 64 KiB chunks: 3 objects and their description, the commit
     // and its notify.
     assert_eq!(sync_ops[0], OpCounts { reads: 0, writes: 5, lists: 0, notifies: 1, watches: 0 });
+    // Fetching the 150,000-byte mail: the same reads both ways, one per 16 KiB piece
+    // within each 64 KiB object (4 + 4 + 2), once its record's block is cached.
+    async_m.read_record(1).await.unwrap();
+    sync_m.record(1).unwrap();
+    let before = counting.counts();
+    assert_eq!(async_m.body(1).await.unwrap(), bodies[0]);
+    let async_fetch = counting.counts() - before;
+    let before = counting.counts();
+    assert_eq!(sync_body(&sync_m, 1), bodies[0]);
+    assert_eq!(counting.counts() - before, async_fetch);
+    assert_eq!(async_fetch, OpCounts { reads: 10, ..Default::default() });
     let (sr, ar) = (sync_m.records(1..=u32::MAX).unwrap(), async_m.blocking().records(1..=u32::MAX).unwrap());
     assert_eq!(sr.len(), 4);
     assert_eq!(sr.into_iter().map(comparable).collect::<Vec<_>>(), ar.into_iter().map(comparable).collect::<Vec<_>>());
