@@ -1,7 +1,6 @@
 //! Native async fetch: records and body ranges read with the object store's async
 //! operations, bodies streamed with a bounded read-ahead window.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -47,8 +46,9 @@ pub struct BodyStream {
     crc: Option<(crc32fast::Hasher, u32)>,
     object: String,
     done: bool,
-    /// A piece taken by [`AsyncRead`] and not read out yet.
-    held: VecDeque<u8>,
+    /// A piece taken by [`AsyncRead`], read out up to `held_pos`.
+    held: Vec<u8>,
+    held_pos: usize,
 }
 
 enum StreamSource {
@@ -99,12 +99,12 @@ impl BodyStream {
         };
         let crc =
             (whole && matches!(source, StreamSource::Rados { .. })).then(|| (crc32fast::Hasher::new(), rec.crc32));
-        BodyStream { source, next: start, end, out: start, crc, object, done: false, held: VecDeque::new() }
+        BodyStream { source, next: start, end, out: start, crc, object, done: false, held: Vec::new(), held_pos: 0 }
     }
 
     /// Bytes not handed out yet (of the body or range).
     pub fn remaining(&self) -> u64 {
-        self.end - self.out + self.held.len() as u64
+        self.end - self.out + (self.held.len() - self.held_pos) as u64
     }
 
     /// Reads in flight right now (at most the window).
@@ -201,20 +201,18 @@ impl Stream for BodyStream {
 
 impl AsyncRead for BodyStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        if self.held.is_empty() {
+        while self.held_pos == self.held.len() {
             match self.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => return Poll::Ready(Ok(())),
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(std::io::Error::other(e))),
-                Poll::Ready(Some(Ok(piece))) => self.held.extend(piece),
+                Poll::Ready(Some(Ok(piece))) => (self.held, self.held_pos) = (piece, 0),
             }
         }
-        let n = buf.remaining().min(self.held.len());
-        let (a, b) = self.held.as_slices();
-        let from_a = n.min(a.len());
-        buf.put_slice(&a[..from_a]);
-        buf.put_slice(&b[..n - from_a]);
-        self.held.drain(..n);
+        let this = &mut *self;
+        let n = buf.remaining().min(this.held.len() - this.held_pos);
+        buf.put_slice(&this.held[this.held_pos..this.held_pos + n]);
+        this.held_pos += n;
         Poll::Ready(Ok(()))
     }
 }
