@@ -579,6 +579,11 @@ pub async fn async_stream_concurrent_appends_agree(store: &MailStore, user: &str
     }
     let uids: BTreeSet<u32> = all.iter().map(|(u, _)| *u).collect();
     assert_eq!(uids, (1..=40).collect());
+    // Each process commits on a view the other one made stale: races were lost (and
+    // counted), and none gave up.
+    let lost: u64 = procs.iter().map(|p| p.stats().retries.guard_failures).sum();
+    assert!(lost > 0);
+    assert_eq!(procs.iter().map(|p| p.stats().retries.exhausted).sum::<u64>(), 0);
     for m in [&first, &second] {
         m.sync().await.unwrap();
         assert_eq!(m.blocking().uids().unwrap(), (1..=40).collect::<Vec<_>>());

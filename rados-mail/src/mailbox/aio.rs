@@ -7,9 +7,10 @@
 //! write of the head ([`Mailbox::head_write`]): the pool ends up in the same state, byte
 //! for byte, as after [`Mailbox::commit`]. What is not done asynchronously, and goes to
 //! the blocking path on tokio's blocking pool instead:
-//! - a commit whose guard failed (a lost race, or a delivery stored before): the whole
-//!   transaction is committed again by [`Mailbox::commit`] (refresh, plan, retry under
-//!   the one retry policy, group commit with other threads), as the blocking API would;
+//! - a commit whose guard failed (a lost race, or a delivery stored before): counted as a
+//!   lost race by the retry policy ([`crate::RetryCounts`]), then the whole transaction is
+//!   committed again by [`Mailbox::commit`] (refresh, plan, retry under the same policy,
+//!   so at most `max_attempts` more attempts; group commit with other threads);
 //! - a commit planned on a view that lost a race lately (it reads the head first), or
 //!   that the planner refuses on the view it has (the keyword limit): likewise;
 //! - a commit whose reply was lost (a temporary error): whether it landed is asked on the
@@ -120,6 +121,11 @@ impl Mailbox {
             }
             Err(StoreError::Conflict { .. }) => {
                 self.lock().contended = Some(Instant::now());
+                // Counted as the retry policy counts lost races (and refused if it allows
+                // no retry); the blocking path then retries under the same policy.
+                if let Err(e) = self.retry.start().lost(|| format!("committing to mailbox {}", self.info.name)) {
+                    return Err(self.discard(txn, e).await);
+                }
                 return self.commit_blocking(txn).await;
             }
             Err(e) => {
