@@ -85,6 +85,9 @@ step "figures of issue 15: a 1,000,000-mail mailbox's open (rados-mail/tests/mil
 cargo test -q -p rados-mail --test million --test dict_shards -- --nocapture million shared_dict_shards 2>&1 \
     | grep -E '^(million|shared_dict_shards|test result)' || fail "issue 15 figures"
 
+step "the tokio example (examples/tokio-deliver): delivers and fetches mails on the cluster, streamed"
+cargo run -q -p rados-mail-example-tokio || fail "tokio example"
+
 step "C ABI: header drift (cbindgen 0.29.0)"
 ./ffi/check-header.sh || fail "C header drift"
 
@@ -103,6 +106,9 @@ step "C ABI: the README's C example, compiled and run as written"
 
 step "benchmark smoke run: library vs rados bench (--quick; full runs: benches/README.md)"
 cargo run -q -p rados-mail-benches --bin store-bench -- --quick || fail "store-bench"
+
+step "benchmark smoke run: async append/fetch on tokio tasks vs threads at 16 in flight (--quick; full runs: benches/README.md)"
+cargo run -q --release -p rados-mail-benches --bin async-bench -- --quick || fail "async-bench"
 
 step "benchmark: peak RSS saving and fetching a 1 GiB mail (goal: < 64 MiB above baseline)"
 cargo run -q --release -p rados-mail-benches --bin mail-rss || fail "mail-rss"

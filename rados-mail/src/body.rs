@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::layout::Bodies;
 
 /// A body written to RADOS, not yet in any index.
+#[derive(Clone)]
 pub(crate) struct SavedBody {
     pub guid: Guid,
     pub instance: u64,
@@ -246,6 +247,23 @@ impl BodyWriter {
 
     /// Writes the buffered chunk; `last` when no more bytes will come.
     fn flush(&mut self, last: bool) -> Result<()> {
+        if self.objects > 0 && !self.buf.is_empty() {
+            while self.in_flight.len() >= self.write_in_flight {
+                block_on(self.in_flight.next()).expect("not empty")?;
+            }
+        }
+        match self.next_write(last)? {
+            Some((oid, op, true)) => drop(self.store.write_op(&oid, &op)?),
+            Some((oid, op, false)) => self.in_flight.push(self.store.write_op_async(&oid, op)),
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// The write of the buffered chunk (`last` when no more bytes will come), counted as
+    /// written: `(object, op, whether it is the first object)`, or `None` when there is
+    /// nothing to write. The first object is written and waited for before any other.
+    fn next_write(&mut self, last: bool) -> Result<Option<(String, WriteOp, bool)>> {
         let buf = std::mem::take(&mut self.buf);
         if self.objects == 0 {
             // Created exclusively (a GUID collision fails instead of overwriting), with the
@@ -265,52 +283,38 @@ impl BodyWriter {
                 op = describe(op, &self.meter, self.plain.as_ref(), self.chunk as u64, 1, self.received, self.saved);
             }
             self.objects = 1;
-            self.store.write_op(&names::mail(&self.guid), &op)?;
+            Ok(Some((names::mail(&self.guid), op, true)))
         } else if !buf.is_empty() {
-            while self.in_flight.len() >= self.write_in_flight {
-                block_on(self.in_flight.next()).expect("not empty")?;
-            }
             let op = WriteOp::new().create_exclusive().write_full(buf);
-            self.in_flight.push(self.store.write_op_async(&names::mail_chunk(&self.guid, self.objects), op));
+            let oid = names::mail_chunk(&self.guid, self.objects);
             self.objects += 1;
+            Ok(Some((oid, op, false)))
+        } else {
+            Ok(None)
         }
-        Ok(())
     }
 
-    /// Writes what is left and describes the body: it is then complete in RADOS, not yet
-    /// in any index.
-    pub(crate) fn finish(mut self) -> Result<SavedBody> {
-        if self.failed {
-            return Err(Error::InvalidInput("finish after a failed write".into()));
-        }
-        let result = (|| {
-            let single = self.objects == 0;
-            self.flush(true)?;
-            while let Some(done) = block_on(self.in_flight.next()) {
-                done?;
-            }
-            if !single {
-                let op = describe(
-                    WriteOp::new().assert_exists(),
-                    &self.meter,
-                    self.plain.as_ref(),
-                    self.chunk as u64,
-                    self.objects,
-                    self.received,
-                    self.saved,
-                );
-                self.store.write_op(&names::mail(&self.guid), &op)?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            self.abort_after(&e);
-            return Err(e);
-        }
-        // Complete: from now on the objects belong to whoever commits them.
+    /// The write that describes a body of several objects, once all are written (`None`
+    /// for a single object, described by its own write).
+    fn describe_op(&self) -> Option<WriteOp> {
+        (self.objects > 1).then(|| {
+            describe(
+                WriteOp::new().assert_exists(),
+                &self.meter,
+                self.plain.as_ref(),
+                self.chunk as u64,
+                self.objects,
+                self.received,
+                self.saved,
+            )
+        })
+    }
+
+    /// The body written, complete: from now on its objects belong to whoever commits it.
+    fn saved_body(&mut self) -> SavedBody {
         self.objects = 0;
         let (m, mail) = (&self.meter, self.plain.as_ref().unwrap_or(&self.meter));
-        Ok(SavedBody {
+        SavedBody {
             guid: self.guid,
             instance: self.instance,
             psize: m.psize,
@@ -321,7 +325,113 @@ impl BodyWriter {
             received: self.received,
             saved: self.saved,
             chunk_size: self.chunk as u64,
-        })
+        }
+    }
+
+    /// [`BodyWriter::write`] without blocking: a full chunk is handed to the cluster, and
+    /// while `write_in_flight` chunks are in flight this waits for one of them to end
+    /// (backpressure: at most `write_in_flight + 1` chunks are held). The same operations
+    /// as [`BodyWriter::write`]. Dropped mid-way, the writer is left as after an
+    /// interrupted write: dropping it removes what it wrote.
+    pub(crate) async fn write_async(&mut self, mut data: &[u8]) -> Result<()> {
+        if self.failed {
+            return Err(Error::InvalidInput("write after a failed write".into()));
+        }
+        if self.meter.psize + data.len() as u64 > self.max_mail_size {
+            self.abort_async(None).await;
+            return Err(Error::TooLarge(format!("mail larger than {} bytes", self.max_mail_size)));
+        }
+        self.meter.feed(data);
+        while !data.is_empty() {
+            if self.buf.len() == self.chunk
+                && let Err(e) = self.flush_async(false).await
+            {
+                self.abort_async(Some(&e)).await;
+                return Err(e);
+            }
+            let take = (self.chunk - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+        Ok(())
+    }
+
+    /// [`BodyWriter::flush`] without blocking. The first object's write goes through
+    /// `in_flight` too (alone there), so that a writer dropped while it is in flight
+    /// waits for it before removing what was written.
+    async fn flush_async(&mut self, last: bool) -> Result<()> {
+        if self.objects > 0 && !self.buf.is_empty() {
+            while self.in_flight.len() >= self.write_in_flight {
+                self.in_flight.next().await.expect("not empty")?;
+            }
+        }
+        if let Some((oid, op, first)) = self.next_write(last)? {
+            self.in_flight.push(self.store.write_op_async(&oid, op));
+            if first {
+                self.in_flight.next().await.expect("just pushed")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`BodyWriter::finish`] without blocking: the same operations.
+    pub(crate) async fn finish_async(mut self) -> Result<SavedBody> {
+        if self.failed {
+            return Err(Error::InvalidInput("finish after a failed write".into()));
+        }
+        let result = async {
+            self.flush_async(true).await?;
+            while let Some(done) = self.in_flight.next().await {
+                done?;
+            }
+            if let Some(op) = self.describe_op() {
+                self.in_flight.push(self.store.write_op_async(&names::mail(&self.guid), op));
+                self.in_flight.next().await.expect("just pushed")?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.abort_async(Some(&e)).await;
+            return Err(e);
+        }
+        Ok(self.saved_body())
+    }
+
+    /// [`BodyWriter::abort_after`] (with a cause) or [`BodyWriter::abort`] (without),
+    /// without blocking: the same operations.
+    pub(crate) async fn abort_async(&mut self, cause: Option<&Error>) {
+        while self.in_flight.next().await.is_some() {}
+        if !matches!(cause, Some(Error::Unavailable(_))) {
+            remove_objects_async(self.store.clone(), self.guid, self.objects).await;
+        }
+        self.objects = 0;
+        self.buf = Vec::new();
+        self.failed = true;
+    }
+
+    /// Writes what is left and describes the body: it is then complete in RADOS, not yet
+    /// in any index.
+    pub(crate) fn finish(mut self) -> Result<SavedBody> {
+        if self.failed {
+            return Err(Error::InvalidInput("finish after a failed write".into()));
+        }
+        let result = (|| {
+            self.flush(true)?;
+            while let Some(done) = block_on(self.in_flight.next()) {
+                done?;
+            }
+            if let Some(op) = self.describe_op() {
+                self.store.write_op(&names::mail(&self.guid), &op)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            self.abort_after(&e);
+            return Err(e);
+        }
+        // Complete: from now on the objects belong to whoever commits them.
+        Ok(self.saved_body())
     }
 
     /// Gives up after the write that failed with `cause`: as [`BodyWriter::abort`], but
@@ -402,8 +512,18 @@ pub(crate) fn remove_objects(store: &dyn ObjectStore, guid: &Guid, objects: u64)
     }
 }
 
+/// [`remove_objects`] without blocking: the same operations, one after the other.
+pub(crate) async fn remove_objects_async(store: Arc<dyn ObjectStore>, guid: Guid, objects: u64) {
+    for n in (0..objects).rev() {
+        match store.write_op_async(&names::mail_part(&guid, n), WriteOp::new().remove()).await {
+            Ok(_) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(mail = %guid, "removing body object {n}: {e}"),
+        }
+    }
+}
+
 /// Where byte `offset` of a body lives: (object index, offset in it, bytes left in it).
-fn locate(offset: u64, chunk_size: u64) -> (u64, u64, u64) {
+pub(crate) fn locate(offset: u64, chunk_size: u64) -> (u64, u64, u64) {
     match (offset.checked_div(chunk_size), offset.checked_rem(chunk_size)) {
         (Some(n), Some(within)) => (n, within, chunk_size - within),
         _ => (0, offset, u64::MAX - offset), // chunk_size 0: one object

@@ -201,13 +201,53 @@ impl View {
 /// and the block's `r/` keys), with the view's overlay entries above the shard's applied
 /// mark laid over them. Damaged records are reported (once per process) and kept as such.
 pub(crate) fn read_block(store: &dyn ObjectStore, guid: &Guid, view: &View, b: u32) -> Result<Block> {
-    let bits = block_bits(view.hdr.shard_bits);
-    let first = b << bits;
-    let last = first | ((1u32 << bits) - 1);
-    let oid = names::mailbox_shard(guid, shard_of(first, view.hdr.shard_bits));
-    let after = if first == 0 { String::new() } else { keys::record(first - 1) };
-    let op = ReadOp::new().omap_get([keys::APPLIED]).omap_range(after, keys::RECORD, 1usize << bits);
-    let (applied, entries) = match store.read_op(&oid, &op) {
+    let read = BlockRead::new(guid, view, b);
+    let result = store.read_op(&read.oid, &read.op);
+    read.block(result)
+}
+
+/// The read of one block of records ([`read_block`]) in two halves, for asynchronous
+/// callers: the operation, made from the view, and the block, made from its result and
+/// what the view knew then.
+pub(crate) struct BlockRead {
+    /// The shard object to read.
+    pub(crate) oid: String,
+    /// The read.
+    pub(crate) op: ReadOp,
+    last: u32,
+    /// The view's overlay over the block's UIDs.
+    overlay: Vec<(u32, (u64, Option<MailRecord>))>,
+    highestmodseq: u64,
+}
+
+impl BlockRead {
+    /// The read of block `b` at `view`.
+    pub(crate) fn new(guid: &Guid, view: &View, b: u32) -> BlockRead {
+        let bits = block_bits(view.hdr.shard_bits);
+        let first = b << bits;
+        let last = first | ((1u32 << bits) - 1);
+        let oid = names::mailbox_shard(guid, shard_of(first, view.hdr.shard_bits));
+        let after = if first == 0 { String::new() } else { keys::record(first - 1) };
+        let op = ReadOp::new().omap_get([keys::APPLIED]).omap_range(after, keys::RECORD, 1usize << bits);
+        let overlay = view.overlay.range(first..=last).map(|(u, v)| (*u, v.clone())).collect();
+        BlockRead { oid, op, last, overlay, highestmodseq: view.hdr.highestmodseq }
+    }
+
+    /// The block, from the result of the read.
+    pub(crate) fn block(self, result: objstore::Result<objstore::ReadResult>) -> Result<Block> {
+        let BlockRead { oid, last, overlay, highestmodseq, .. } = self;
+        read_block_from(oid, last, overlay, highestmodseq, result)
+    }
+}
+
+fn read_block_from(
+    oid: String,
+    last: u32,
+    overlay: Vec<(u32, (u64, Option<MailRecord>))>,
+    highestmodseq: u64,
+    result: objstore::Result<objstore::ReadResult>,
+) -> Result<Block> {
+    let (applied, entries) = match result {
         Ok(r) => {
             let applied = hex_value(&oid, keys::APPLIED, r.omap.as_ref().and_then(|m| m.get(keys::APPLIED)))?;
             (applied, r.omap_page.unwrap_or_default().entries)
@@ -230,15 +270,15 @@ pub(crate) fn read_block(store: &dyn ObjectStore, guid: &Guid, view: &View, b: u
             }
         }
     }
-    for (uid, (modseq, rec)) in view.overlay.range(first..=last) {
-        if *modseq > applied {
+    for (uid, (modseq, rec)) in overlay {
+        if modseq > applied {
             match rec {
-                Some(r) => drop(slots.insert(*uid, Slot::Record(r.clone()))),
-                None => drop(slots.remove(uid)),
+                Some(r) => drop(slots.insert(uid, Slot::Record(r))),
+                None => drop(slots.remove(&uid)),
             }
         }
     }
-    Ok(Block { at: applied.max(view.hdr.highestmodseq), slots })
+    Ok(Block { at: applied.max(highestmodseq), slots })
 }
 
 pub(crate) fn decode<M: prost::Message + Default>(object: &str, key: &str, bytes: &[u8]) -> Result<M> {

@@ -7,6 +7,7 @@
 //! and the WAL, never all records: those are read by block when needed) and brings it up to
 //! date with one read of the head object when nothing or little changed.
 
+mod aio;
 mod commit;
 mod copy;
 mod fetch;
@@ -28,6 +29,7 @@ use omap_index::names::{self, Guid};
 use omap_index::records::{MailboxHeader, WalEntry};
 use omap_index::{frame, keys};
 
+pub(crate) use aio::BodySource;
 pub use txn::{Committed, ModseqSteps, SavedMail, Transaction};
 
 use crate::body::{self, BodyWriter};
@@ -304,17 +306,38 @@ impl Mailbox {
         entries: Vec<WalEntry>,
         marks: &[marks::Mark],
     ) -> Result<bool> {
-        let hdr_bytes = frame::encode(&hdr);
-        let mut set = vec![(keys::HDR.to_string(), hdr_bytes.clone())];
-        set.extend(entries.iter().map(|e| (keys::wal(e.modseq), frame::encode(e))));
-        let op = WriteOp::new().omap_cmp(keys::HDR, CmpOp::Eq, view.hdr_bytes.clone()).omap_set(set);
-        let op = marks::add_marks(op, marks, self.config.delivery_window, now());
+        let (op, hdr_bytes) = self.head_write(&view.hdr_bytes, &hdr, &entries, marks);
         match self.store.write_op(&self.head, &op) {
             Ok(_) => self.notify_head(hdr.highestmodseq),
             Err(StoreError::Conflict { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
-        view.note(&entries);
+        if self.head_written(view, hdr, hdr_bytes, &entries) {
+            self.apply_after_write(view);
+        }
+        Ok(true)
+    }
+
+    /// The write of [`Mailbox::write_head`], guarded by `guard` (the header the plan was
+    /// made on), and the new header's bytes.
+    fn head_write(
+        &self,
+        guard: &[u8],
+        hdr: &MailboxHeader,
+        entries: &[WalEntry],
+        marks: &[marks::Mark],
+    ) -> (WriteOp, Vec<u8>) {
+        let hdr_bytes = frame::encode(hdr);
+        let mut set = vec![(keys::HDR.to_string(), hdr_bytes.clone())];
+        set.extend(entries.iter().map(|e| (keys::wal(e.modseq), frame::encode(e))));
+        let op = WriteOp::new().omap_cmp(keys::HDR, CmpOp::Eq, guard.to_vec()).omap_set(set);
+        (marks::add_marks(op, marks, self.config.delivery_window, now()), hdr_bytes)
+    }
+
+    /// Brings `view` along after a write of the head succeeded; returns whether the WAL
+    /// is to be applied now ([`Mailbox::apply_after_write`]).
+    fn head_written(&self, view: &mut View, hdr: MailboxHeader, hdr_bytes: Vec<u8>, entries: &[WalEntry]) -> bool {
+        view.note(entries);
         view.moved();
         // The view moved past the head read last.
         view.head = None;
@@ -322,24 +345,27 @@ impl Mailbox {
         view.hdr = hdr;
         view.hdr_bytes = hdr_bytes;
         view.wal_len += entries.len();
+        view.wal_len >= self.config.wal_apply_threshold || view.overlay.len() > OVERLAY_MAX
+    }
+
+    /// Applies the WAL after a write of the head that made it long (or the overlay
+    /// large), as [`Mailbox::head_written`] asked.
+    fn apply_after_write(&self, view: &mut View) {
         let large = view.overlay.len() > OVERLAY_MAX;
-        if view.wal_len >= self.config.wal_apply_threshold || large {
-            // The change is committed; applying is housekeeping that anyone may finish
-            // later, so its failure is not the caller's.
-            match apply_wal(self.store.as_ref(), &self.head, &self.info.guid, &self.retry) {
-                Ok(left) => {
-                    view.wal_len = left;
-                    if large {
-                        // Every change up to the view's state is in the shards now: the
-                        // overlay starts again empty (blocks read before are read again).
-                        view.overlay.clear();
-                        view.wal_from = view.hdr.highestmodseq;
-                    }
+        // The change is committed; applying is housekeeping that anyone may finish
+        // later, so its failure is not the caller's.
+        match apply_wal(self.store.as_ref(), &self.head, &self.info.guid, &self.retry) {
+            Ok(left) => {
+                view.wal_len = left;
+                if large {
+                    // Every change up to the view's state is in the shards now: the
+                    // overlay starts again empty (blocks read before are read again).
+                    view.overlay.clear();
+                    view.wal_from = view.hdr.highestmodseq;
                 }
-                Err(e) => tracing::warn!(mailbox = %self.info.guid, "applying the WAL: {e}"),
             }
+            Err(e) => tracing::warn!(mailbox = %self.info.guid, "applying the WAL: {e}"),
         }
-        Ok(true)
     }
 
     /// Changes the header: a new UIDVALIDITY, a higher UIDNEXT, a higher HIGHESTMODSEQ

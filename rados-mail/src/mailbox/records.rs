@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::index::{View, block_bits, read_block};
 
 impl Mailbox {
-    fn block_key(&self, view: &View, b: u32) -> BlockKey {
+    pub(super) fn block_key(&self, view: &View, b: u32) -> BlockKey {
         (self.store.namespace().to_string(), self.info.guid, view.hdr.incarnation, b)
     }
 

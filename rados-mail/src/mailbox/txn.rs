@@ -66,6 +66,11 @@ impl SavedMail {
         self.len() == 0
     }
 
+    /// The body, until handed over.
+    pub(super) fn body(&self) -> Option<&SavedBody> {
+        self.body.as_ref()
+    }
+
     /// Hands the body over to an index (its objects are no longer this value's to remove).
     pub(super) fn take(&mut self) -> Option<SavedBody> {
         self.body.take()

@@ -1,9 +1,27 @@
 //! The async API, for tokio programs: the operations of [`MailStore`], [`User`] and
-//! [`Mailbox`] as futures.
+//! [`Mailbox`] as futures. Handles are cheap to clone and can move between tasks.
 //!
-//! Each call is a short sequence of RADOS round trips made by the blocking core; here it runs
-//! on tokio's blocking thread pool (`spawn_blocking`), so async tasks never block a runtime
-//! worker. Handles are cheap to clone and can move between tasks.
+//! The hot paths are native async, on the object store's async operations (librados
+//! aio), never on a thread pool:
+//! - **append** ([`AsyncMailbox::append`], [`AsyncMailbox::append_reader`] from an
+//!   [`tokio::io::AsyncRead`], [`AsyncMailbox::append_stream`] from a
+//!   [`futures::Stream`] of pieces): the body is written in chunks with a bounded number
+//!   of writes in flight (the source is not read while the bound is reached), then the
+//!   commit is one async guarded write of the mailbox head, the same write the blocking
+//!   path makes (same objects, keys, guards: `docs/FORMAT.md`). A commit that loses a race
+//!   (or is planned on a view that lost one lately) is finished by the blocking path on
+//!   tokio's blocking pool, under the same retry policy; so is resolving a commit whose
+//!   reply was lost, and applying the WAL when a commit made it long.
+//! - **fetch** ([`AsyncMailbox::read_record`], [`AsyncMailbox::body_stream`] and
+//!   [`AsyncMailbox::range_stream`] as a [`BodyStream`], which is a [`futures::Stream`]
+//!   and an [`tokio::io::AsyncRead`]; [`AsyncMailbox::body`], [`AsyncMailbox::read_range`],
+//!   [`AsyncMailbox::header`]): the record's block and the body's pieces are read with
+//!   async reads, a bounded window of them ahead of the consumer; a whole body is checked
+//!   against its crc32 at its end.
+//!
+//! The other operations (mailbox management, flags, expunges, copies, status, sync) are a
+//! short sequence of RADOS round trips made by the blocking core on tokio's blocking pool
+//! (`spawn_blocking`), so async tasks never block a runtime worker.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -18,13 +36,27 @@
 //! let uid = inbox.append(b"Subject: async\n\nhi\n".to_vec(), Default::default()).await?;
 //! inbox.store(vec![uid], StoreMode::Add, Flags::SEEN, vec![], None).await?;
 //! assert_eq!(inbox.body(uid).await?, b"Subject: async\n\nhi\n");
-//! assert_eq!(inbox.status().await?.messages, 1);
+//! // Streaming both ways: from any `AsyncRead` (here a byte slice), back as a `Stream`.
+//! use futures::StreamExt;
+//! let uid = inbox.append_reader(&b"Subject: streamed\n\nbody\n"[..], Default::default()).await?;
+//! let mut stream = inbox.body_stream(uid).await?;
+//! let mut back = Vec::new();
+//! while let Some(piece) = stream.next().await {
+//!     back.extend(piece?);
+//! }
+//! assert_eq!(back, b"Subject: streamed\n\nbody\n");
+//! assert_eq!(inbox.status().await?.messages, 2);
 //! # Ok(())
 //! # }
 //! ```
 
+mod append;
+mod fetch;
+
 use std::io::Read;
 use std::sync::Arc;
+
+pub use fetch::BodyStream;
 
 use omap_index::records::MailRecord;
 
@@ -35,7 +67,7 @@ use crate::types::{AppendOptions, Changes, Flags, MailboxInfo, Status, StoreMode
 use crate::user::User;
 
 /// Runs blocking work on tokio's blocking pool. A panic in it is resumed in the caller.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     match tokio::task::spawn_blocking(work).await {
         Ok(r) => r,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -101,15 +133,11 @@ impl AsyncUser {
 
 /// [`Mailbox`], async.
 #[derive(Debug, Clone)]
-pub struct AsyncMailbox(Arc<Mailbox>);
+pub struct AsyncMailbox(pub(crate) Arc<Mailbox>);
 
 impl AsyncMailbox {
-    /// [`Mailbox::append`] of a mail in memory.
-    pub async fn append(&self, body: Vec<u8>, options: AppendOptions) -> Result<u32> {
-        let m = self.0.clone();
-        blocking(move || m.append(&body[..], options)).await
-    }
-    /// [`Mailbox::append`] streaming from a reader (read on the blocking pool).
+    /// [`Mailbox::append`] streaming from a blocking reader (read, and the mail written, on
+    /// the blocking pool; [`AsyncMailbox::append_reader`] takes an async one).
     pub async fn append_from(&self, body: impl Read + Send + 'static, options: AppendOptions) -> Result<u32> {
         let m = self.0.clone();
         blocking(move || m.append(body, options)).await
@@ -165,29 +193,10 @@ impl AsyncMailbox {
         let m = self.0.clone();
         blocking(move || m.take_recent(upto)).await
     }
-    /// [`Mailbox::record`] (from memory; does not block).
+    /// [`Mailbox::record`], blocking: from memory when the record cache holds its block,
+    /// else one RADOS read ([`AsyncMailbox::read_record`] never blocks).
     pub fn record(&self, uid: u32) -> Result<Option<MailRecord>> {
         self.0.record(uid)
-    }
-    /// A whole body, read into memory (use [`AsyncMailbox::read_range`] for large mails).
-    pub async fn body(&self, uid: u32) -> Result<Vec<u8>> {
-        let m = self.0.clone();
-        blocking(move || {
-            let mut out = Vec::new();
-            m.open_body(uid)?.read_to_end(&mut out).map_err(|e| Error::Input(e.to_string()))?;
-            Ok(out)
-        })
-        .await
-    }
-    /// [`Mailbox::read_range`].
-    pub async fn read_range(&self, uid: u32, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let m = self.0.clone();
-        blocking(move || m.read_range(uid, offset, len)).await
-    }
-    /// [`Mailbox::header`].
-    pub async fn header(&self, uid: u32) -> Result<Vec<u8>> {
-        let m = self.0.clone();
-        blocking(move || m.header(uid)).await
     }
     /// The blocking mailbox underneath.
     pub fn blocking(&self) -> &Mailbox {
