@@ -22,7 +22,7 @@ export CARGO_TERM_COLOR=never
 step() { printf '\n==> %s\n' "$*"; }
 # A failed step is named again at the very end, beside the failed tests' names (CI shows
 # the tail of the log).
-failed_steps=()
+status=0 failed_steps=()
 fail() { status=1; failed_steps+=("$1"); }
 t0=$SECONDS
 
@@ -75,9 +75,8 @@ step "cargo test --workspace (in-memory and against the cluster at $CEPH_CONF)"
 log="$(mktemp)"
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+[ "${PIPESTATUS[0]}" = 0 ] || fail "cargo test --workspace"
 set -e
-[ "$status" = 0 ] || failed_steps+=("cargo test --workspace")
 
 step "figures of issue 15: a 1,000,000-mail mailbox's open (rados-mail/tests/million.rs), 1M shared dict keys"
 # Already run (and asserted) by the workspace tests; again here so that their printed lines
@@ -87,6 +86,9 @@ cargo test -q -p rados-mail --test million --test dict_shards -- --nocapture mil
 
 step "the tokio example (examples/tokio-deliver): delivers and fetches mails on the cluster, streamed"
 cargo run -q -p rados-mail-example-tokio || fail "tokio example"
+
+step "example: rados-mail/examples/stalwart_blob_store.rs (a Stalwart-shaped blob store on rados_mail::blob, tokio) against the cluster"
+cargo run -q -p rados-mail --example stalwart_blob_store || fail "stalwart_blob_store example"
 
 step "C ABI: header drift (cbindgen 0.29.0)"
 ./ffi/check-header.sh || fail "C header drift"
@@ -161,9 +163,6 @@ python3 benches/dovecot/dovecot-bench.py --quick || fail "Dovecot benchmark"
 step "the HA demo: ./ci/demo.sh --cluster (3 OSD hosts, 2 Dovecot backends; a host and a backend killed)"
 demo_passed=1 demo_failed=0
 ./ci/demo.sh --cluster || { fail "HA demo"; demo_passed=0 demo_failed=1; }
-
-step "example: rados-mail/examples/stalwart_blob_store.rs (a Stalwart-shaped blob store on rados_mail::blob, tokio) against the cluster"
-cargo run -q -p rados-mail --example stalwart_blob_store || fail "stalwart_blob_store example"
 
 step "fuzz: every cargo-fuzz target of fuzz/ for 60 s from its committed corpus (nightly, cargo-fuzz)"
 fuzz_log="$(mktemp)"
