@@ -42,6 +42,7 @@ mod index;
 mod layout;
 pub mod mailbox;
 mod names;
+mod omap;
 mod refs;
 pub mod repair;
 mod retry;

@@ -5,28 +5,17 @@
 //! fail; they never pass by skipping.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use objstore::ObjectStore;
 use rados_mail::blob::{BlobStore, Owner, conformance};
 use rados_mail::{Config, MailStore};
 
-fn data_pool() -> String {
-    std::env::var("RADOS_MAIL_DATA_POOL").unwrap_or_default()
-}
+mod common;
+use common::data_pool;
 
 /// A deployment of its own, bodies (and blobs) in the data pool.
 fn store(case: &str) -> MailStore {
-    if std::env::var_os("CEPH_CONF").is_none() {
-        panic!("no Ceph cluster configured (CEPH_CONF is unset): run ./ci/test.sh");
-    }
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let config = Config {
-        namespace_prefix: format!("bt-{case}-{}-{nanos}", std::process::id()),
-        data_pool: data_pool(),
-        ..Config::default()
-    };
-    MailStore::connect(&librados::ClusterConfig::from_env(), config).expect("cannot reach the cluster")
+    common::own_deployment("bt", case, Config::default())
 }
 
 mod rados_blob_cluster {

@@ -6,28 +6,16 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rados_mail::check::check_user;
 use rados_mail::{AppendOptions, Config, MailStore, ModseqSteps, Transaction};
 
-fn data_pool() -> String {
-    std::env::var("RADOS_MAIL_DATA_POOL").unwrap_or_default()
-}
+mod common;
+use common::data_pool;
 
 /// A store of a deployment of its own (a fresh prefix: format v2), bodies in the data pool.
 fn store(case: &str) -> MailStore {
-    if std::env::var_os("CEPH_CONF").is_none() {
-        panic!("no Ceph cluster configured (CEPH_CONF is unset): run ./ci/test.sh");
-    }
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let config = Config {
-        namespace_prefix: format!("mt-{case}-{}-{nanos}", std::process::id()),
-        data_pool: data_pool(),
-        chunk_size: 64 << 10,
-        ..Config::default()
-    };
-    MailStore::connect(&librados::ClusterConfig::from_env(), config).expect("cannot reach the cluster")
+    common::own_deployment("mt", case, Config { chunk_size: 64 << 10, ..Config::default() })
 }
 
 fn bodies(store: &MailStore, user: &str) -> BTreeSet<String> {

@@ -8,6 +8,7 @@ use objstore::{OMAP_PAGE_MAX, ReadOp};
 
 use super::{Dict, Effect};
 use crate::error::{Error, Result};
+use crate::omap::count_keys;
 
 impl Dict {
     /// Before a commit that sets keys in a bounded dict (`max_keys` above 0): fails with
@@ -50,19 +51,10 @@ impl Dict {
             }
             // Counted only as far as needed to know the answer.
             let room = (self.max_keys + removed).saturating_sub(added);
-            let mut page = read.omap_page.unwrap_or_default();
-            let mut count = page.entries.len();
-            while page.more && count <= room {
-                let Some((last, _)) = page.entries.last() else { break };
-                page = match self.store.omap_range(object, last, "", OMAP_PAGE_MAX) {
-                    Ok(next) => next,
-                    Err(objstore::Error::NotFound { .. }) => break,
-                    Err(e) => return Err(e.into()),
-                };
-                count += page.entries.len();
-            }
+            let first = read.omap_page.unwrap_or_default();
+            let (count, more) = count_keys(self.store.as_ref(), object, "", first, room)?;
             if count > room {
-                let holds = if page.more { format!("more than {count}") } else { count.to_string() };
+                let holds = if more { format!("more than {count}") } else { count.to_string() };
                 return Err(Error::TooLarge(format!(
                     "the {} dict (object {object:?} in namespace {:?}) holds {holds} keys, at most {} \
                      (max_dict_keys): a commit adding {} keys refused, nothing set",

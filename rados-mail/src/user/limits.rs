@@ -11,6 +11,7 @@ use omap_index::names::MAILBOX_LIST;
 
 use super::User;
 use crate::error::{Error, Result};
+use crate::omap::count_keys;
 
 /// Values of mailbox list keys (`None`: no list object), and the number of mailboxes.
 type CountedKeys = (Option<BTreeMap<String, Vec<u8>>>, usize);
@@ -30,17 +31,8 @@ impl User {
             Err(objstore::Error::NotFound { .. }) => return Ok((None, 0)),
             Err(e) => return Err(e.into()),
         };
-        let mut page = read.omap_page.unwrap_or_default();
-        let mut count = page.entries.len();
-        while page.more {
-            let Some((last, _)) = page.entries.last() else { break };
-            page = match self.store.omap_range(MAILBOX_LIST, last, keys::MAILBOX, OMAP_PAGE_MAX) {
-                Ok(next) => next,
-                Err(objstore::Error::NotFound { .. }) => break,
-                Err(e) => return Err(e.into()),
-            };
-            count += page.entries.len();
-        }
+        let first = read.omap_page.unwrap_or_default();
+        let (count, _) = count_keys(self.store.as_ref(), MAILBOX_LIST, keys::MAILBOX, first, usize::MAX)?;
         Ok((Some(read.omap.unwrap_or_default()), count))
     }
 
@@ -73,17 +65,8 @@ impl User {
             return Ok(true);
         }
         let max = self.config.max_mailboxes;
-        let mut page = read.omap_page.unwrap_or_default();
-        let mut count = page.entries.len();
-        while page.more && count < max {
-            let Some((last, _)) = page.entries.last() else { break };
-            page = match self.store.omap_range(MAILBOX_LIST, last, keys::SUBSCRIPTION, OMAP_PAGE_MAX) {
-                Ok(next) => next,
-                Err(objstore::Error::NotFound { .. }) => break,
-                Err(e) => return Err(e.into()),
-            };
-            count += page.entries.len();
-        }
+        let first = read.omap_page.unwrap_or_default();
+        let (count, _) = count_keys(self.store.as_ref(), MAILBOX_LIST, keys::SUBSCRIPTION, first, max - 1)?;
         if count >= max {
             return Err(Error::TooLarge(format!(
                 "user {:?} has {count} subscriptions, at most {max} (max_mailboxes): not subscribed to {name:?}",

@@ -27,6 +27,28 @@ pub fn cluster_store() -> MailStore {
         .clone()
 }
 
+/// The data pool the tests put bodies in: `RADOS_MAIL_DATA_POOL` (CI: `mail-ec`,
+/// erasure-coded), empty for the index pool.
+pub fn data_pool() -> String {
+    std::env::var("RADOS_MAIL_DATA_POOL").unwrap_or_default()
+}
+
+/// A store of a deployment of its own on the cluster (a fresh namespace prefix
+/// `<tag>-<case>-<pid>-<nanos>`, so format v2), bodies in [`data_pool`], other settings
+/// from `config`.
+pub fn own_deployment(tag: &str, case: &str, config: Config) -> MailStore {
+    if std::env::var_os("CEPH_CONF").is_none() {
+        panic!("no Ceph cluster configured (CEPH_CONF is unset): run ./ci/test.sh");
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let config = Config {
+        namespace_prefix: format!("{tag}-{case}-{}-{nanos}", std::process::id()),
+        data_pool: data_pool(),
+        ..config
+    };
+    MailStore::connect(&librados::ClusterConfig::from_env(), config).expect("cannot reach the cluster")
+}
+
 /// Every object of a namespace: data, xattrs, omap.
 pub type Snapshot = BTreeMap<String, (Vec<u8>, BTreeMap<String, Vec<u8>>, Vec<(String, Vec<u8>)>)>;
 
