@@ -392,9 +392,10 @@ impl Places {
         }
     }
 
-    /// [`ObjectStore::read_op_async`] in each place in turn until one has the object.
-    /// The read in the data pool is submitted at once (before the future is polled, as
-    /// [`ObjectStore::read_op_async`] does); the others only when needed.
+    /// [`ObjectStore::read_op_async`] in each place in turn until one has the object: the
+    /// data pool first, the others only when needed. Nothing is sent before the future is
+    /// first polled (librados' futures submit then): run many at once (`refs::run_bounded`)
+    /// for parallel round trips.
     pub(crate) fn read_async(&self, oid: &str, op: ReadOp) -> BoxFuture<'static, objstore::Result<ReadResult>> {
         let first = self.data.read_op_async(oid, op.clone());
         let (rest, oid) = (self.order().split_off(1), oid.to_string());
@@ -412,7 +413,7 @@ impl Places {
 
     /// [`ObjectStore::write_op_async`] in each place in turn until one has the object (the
     /// write must be guarded by `assert_exists`, so that a place without the object changes
-    /// nothing), submitted as [`Places::read_async`] submits reads.
+    /// nothing), sent as [`Places::read_async`] sends reads.
     pub(crate) fn write_async(&self, oid: &str, op: WriteOp) -> BoxFuture<'static, objstore::Result<u64>> {
         let first = self.data.write_op_async(oid, op.clone());
         let (rest, oid) = (self.order().split_off(1), oid.to_string());

@@ -80,7 +80,8 @@ pub(crate) fn add_references(
                 WriteOp::new().assert_exists().omap_set([(keys::reference(mailbox, *instance), Vec::new())])
             };
             let oid = names::mail(guid);
-            // Submitted at once; the other places (during a migration) only when needed.
+            // Sent when first polled (run_bounded keeps `in_flight` going); the other
+            // places (during a migration) only when needed.
             let read = places.read_async(&oid, read_references(omap, max));
             let places = places.clone();
             Box::pin(async move {
