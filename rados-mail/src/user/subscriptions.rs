@@ -11,7 +11,7 @@ use crate::names::{literal_prefix, normalize, pattern_matches};
 impl User {
     /// Subscribes to a mailbox name (which need not exist, as IMAP allows). Subscribing
     /// twice is not an error. A user has at most [`crate::Config::max_mailboxes`]
-    /// subscriptions: one more fails with [`Error::TooLarge`] (one read before the write,
+    /// subscriptions: one more fails with [`crate::Error::TooLarge`] (one read before the write,
     /// see `docs/FORMAT.md`, "Bounded objects").
     pub fn subscribe(&self, name: &str) -> Result<()> {
         let name = normalize(name)?;
