@@ -484,6 +484,10 @@ fi
 ./ci/ceph-start.sh "$ceph_dir"
 # shellcheck disable=SC1091
 source "$ceph_dir/env.sh"
+# The demo keeps its bodies in the index pool (its Dovecot has no rados_data_pool): the
+# erasure-coded pool a 3-OSD cluster's env.sh exports must not reach the `rados-mail`
+# command below either, or it would contradict the deployment's format record.
+unset RADOS_MAIL_DATA_POOL
 ./ci/dovecot-stop.sh "$dovecot_dir" >/dev/null 2>&1 || true
 RADOS_MAIL_NS_PREFIX=demo- ./ci/dovecot-start.sh --driver rados --port-base $port_base \
 	${start_args[@]+"${start_args[@]}"} "$dovecot_dir"
