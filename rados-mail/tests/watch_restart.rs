@@ -184,7 +184,11 @@ fn watch_is_lost_then_reestablished_after_an_osd_restart() {
     assert_eq!(watch.live(), 2, "both watches established again");
     let rewatched_after = resumed.elapsed();
     let push = b.stats().push;
-    assert!(push.watch_errors >= 2 && push.rewatches >= 2, "{push:?}");
+    // The stop may cost one watch or both: the OSD drops each when its own timer fires,
+    // and a ping it handles first keeps that one alive (CI saw `watch_errors: 1,
+    // rewatches: 1` with both watches live afterwards, where this asked for 2 of each).
+    // What matters: a watch was lost, and each lost one was registered again.
+    assert!(push.watch_errors >= 1 && push.rewatches >= push.watch_errors, "{push:?}");
     let _ = watch.take();
     until_available(Duration::from_secs(60), || inbox.append(&b"after"[..], Default::default()));
     let got = gather(&watch, Events::CHANGED, Duration::from_secs(10));
