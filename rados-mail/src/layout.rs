@@ -397,25 +397,24 @@ impl Places {
     /// first polled (librados' futures submit then): run many at once (`refs::run_bounded`)
     /// for parallel round trips.
     pub(crate) fn read_async(&self, oid: &str, op: ReadOp) -> BoxFuture<'static, objstore::Result<ReadResult>> {
-        let first = self.data.read_op_async(oid, op.clone());
-        let (rest, oid) = (self.order().split_off(1), oid.to_string());
-        Box::pin(async move {
-            let mut result = first.await;
-            for store in rest {
-                if !matches!(result, Err(StoreError::NotFound { .. })) {
-                    break;
-                }
-                result = store.read_op_async(&oid, op.clone()).await;
-            }
-            result
-        })
+        self.each_place(oid, move |store, oid| store.read_op_async(oid, op.clone()))
     }
 
     /// [`ObjectStore::write_op_async`] in each place in turn until one has the object (the
     /// write must be guarded by `assert_exists`, so that a place without the object changes
     /// nothing), sent as [`Places::read_async`] sends reads.
     pub(crate) fn write_async(&self, oid: &str, op: WriteOp) -> BoxFuture<'static, objstore::Result<u64>> {
-        let first = self.data.write_op_async(oid, op.clone());
+        self.each_place(oid, move |store, oid| store.write_op_async(oid, op.clone()))
+    }
+
+    /// `op` in each place in turn while the object is not found there; the data pool's
+    /// operation is made at once, as the callers always did, the others when needed.
+    fn each_place<T: Send + 'static>(
+        &self,
+        oid: &str,
+        op: impl Fn(&dyn ObjectStore, &str) -> BoxFuture<'static, objstore::Result<T>> + Send + 'static,
+    ) -> BoxFuture<'static, objstore::Result<T>> {
+        let first = op(self.data.as_ref(), oid);
         let (rest, oid) = (self.order().split_off(1), oid.to_string());
         Box::pin(async move {
             let mut result = first.await;
@@ -423,7 +422,7 @@ impl Places {
                 if !matches!(result, Err(StoreError::NotFound { .. })) {
                     break;
                 }
-                result = store.write_op_async(&oid, op.clone()).await;
+                result = op(store.as_ref(), &oid).await;
             }
             result
         })
