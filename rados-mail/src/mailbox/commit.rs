@@ -203,15 +203,12 @@ impl Mailbox {
         for ((c, (_, instance)), r) in copies.iter_mut().zip(&bodies).zip(results) {
             let r = match r {
                 Ok(Referenced::Full) if failure.is_none() => {
-                    match crate::duplicate::duplicate(&self.data, &c.source, &self.info.guid, *instance) {
-                        Ok(guid) => {
-                            tracing::info!(mailbox = %self.info.guid, body = %guid,
-                                "a body carries max_body_references references: its copy got a body of its own");
-                            c.source.mail_guid = guid.0.to_vec();
-                            Ok(Referenced::Added)
-                        }
-                        Err(e) => Err(e),
-                    }
+                    crate::duplicate::duplicate(&self.data, &c.source, &self.info.guid, *instance).map(|guid| {
+                        tracing::info!(mailbox = %self.info.guid, body = %guid,
+                            "a body carries max_body_references references: its copy got a body of its own");
+                        c.source.mail_guid = guid.0.to_vec();
+                        Referenced::Added
+                    })
                 }
                 other => other,
             };
