@@ -55,6 +55,8 @@ struct Shared {
     fail_notifies: AtomicBool,
     /// Watch registrations still to fail.
     failing_watches: AtomicU64,
+    /// How long an injected failure waits before it is returned, in milliseconds.
+    fail_delay_ms: AtomicU64,
     /// The watches made through this store (and its namespaces), for `break_watches`.
     watches: Mutex<Vec<Weak<FaultWatch>>>,
 }
@@ -144,6 +146,7 @@ impl FaultyStore {
             down: AtomicU64::new(0),
             fail_notifies: AtomicBool::new(false),
             failing_watches: AtomicU64::new(0),
+            fail_delay_ms: AtomicU64::new(0),
             watches: Mutex::new(Vec::new()),
         };
         FaultyStore { inner, shared: Arc::new(shared) }
@@ -170,6 +173,15 @@ impl FaultyStore {
     /// nobody.
     pub fn fail_notifies(&self, fail: bool) {
         self.shared.fail_notifies.store(fail, Ordering::SeqCst);
+    }
+
+    /// Each injected failure from now on waits `delay` before it is returned, as an
+    /// operation waits for a cluster that does not answer until its timeout (the thread
+    /// sleeps, in async operations too: for tests). `Duration::ZERO` (the default) fails at
+    /// once.
+    pub fn fail_slowly(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.fail_delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// The next `n` watch registrations fail with [`Error::Unavailable`].
@@ -215,8 +227,19 @@ impl FaultyStore {
         }
     }
 
-    /// Decides the fate of one operation.
+    /// Decides the fate of one operation; a failure waits as [`FaultyStore::fail_slowly`]
+    /// says.
     fn fate(&self, is_write: bool) -> Fate {
+        let fate = self.decide(is_write);
+        let delay = self.shared.fail_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 && !matches!(fate, Fate::Pass) {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
+        fate
+    }
+
+    /// What happens to one operation.
+    fn decide(&self, is_write: bool) -> Fate {
         let down = |n: u64| if n > 0 { Some(n - 1) } else { None };
         if self.shared.down.fetch_update(Ordering::SeqCst, Ordering::SeqCst, down).is_ok() {
             return Fate::Fail(Error::Unavailable("injected fault: cluster still unavailable".into()));

@@ -103,16 +103,27 @@ impl LayoutState {
     /// operation that depends on the layout re-reads it when it is older than the refresh
     /// interval ([`LayoutState::current`]).
     pub(crate) fn check_last(&self) -> Result<()> {
+        match self.check_known() {
+            // The cluster does not answer: the user opens all the same (as before the
+            // record existed, opening a user read nothing), and the first operation that
+            // needs the record ([`LayoutState::check_known`]: opening a mailbox) fails
+            // temporarily, at once within FAIL_FAST.
+            Err(e) if e.is_temporary() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// As [`LayoutState::check_last`], but a temporary failure to read the record is
+    /// returned: what opening a mailbox checks before its first read. Within
+    /// [`FAIL_FAST`] of a read of the record that waited for the cluster and failed, that
+    /// is at once, so that a delivery in a process that has never reached the cluster
+    /// waits for one timeout (the user's open), not two (the user's, then the mailbox
+    /// list's read).
+    pub(crate) fn check_known(&self) -> Result<()> {
         let last = self.cached.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(f, _)| f.clone());
         match last {
             Some(format) => self.check(&format),
-            // The cluster does not answer: the user opens all the same (as before the
-            // record existed, opening a user read nothing), and the first operation that
-            // needs the record fails temporarily, at once within FAIL_FAST.
-            None => match self.current() {
-                Err(e) if e.is_temporary() => Ok(()),
-                other => other.map(drop),
-            },
+            None => self.current().map(drop),
         }
     }
 

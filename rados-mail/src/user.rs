@@ -390,6 +390,7 @@ impl User {
 
     /// Opens a mailbox; [`Error::NotFound`] if it does not exist.
     pub fn open_mailbox(&self, name: &str) -> Result<Mailbox> {
+        self.caches.layout.check_known()?;
         let info = self.mailbox_info(name)?;
         Mailbox::open(self.store.clone(), self.config.clone(), info, &self.caches)
     }
@@ -402,6 +403,7 @@ impl User {
     /// read of the mailbox list, the body, and the commit; its reads of records may be
     /// behind until a sync.
     pub fn open_mailbox_to_append(&self, name: &str) -> Result<Mailbox> {
+        self.caches.layout.check_known()?;
         let info = self.mailbox_info(name)?;
         Mailbox::open_cached(self.store.clone(), self.config.clone(), info, &self.caches)
     }

@@ -473,3 +473,36 @@ fn an_unreadable_record_does_not_fail_user_opens() {
     assert_eq!(counting.counts().reads, before.reads + 1, "one read of the record");
     store.user("dave").unwrap().create_mailbox("INBOX").unwrap();
 }
+
+/// The same outage in a process that has never read the record, the failures slow (each
+/// waits as a cluster timeout does): the Dovecot test above measured 18 s for three
+/// recipients, two timeouts each (the user's open read the record and waited, then
+/// opening the mailbox read the mailbox list and waited again, by then after the hold).
+/// Opening a mailbox now checks the record first: within `FORMAT_FAIL_FAST` of the read
+/// that waited, it fails at once without an operation. Three recipients, one delivery:
+/// one operation (the first user's read of the record), not six.
+#[test]
+fn a_slow_unreadable_record_fails_mailbox_opens_at_once() {
+    let pool = MemoryStore::new("");
+    MailStore::new(Arc::new(pool.clone()), Config::default()).user("alice").unwrap().create_mailbox("INBOX").unwrap();
+    let faulty = FaultyStore::new(Arc::new(pool.clone()));
+    let counting = rados_mail::objstore::CountingStore::new(Arc::new(faulty.clone()));
+    let store = MailStore::new(Arc::new(counting.clone()), Config::default());
+    faulty.fail_slowly(std::time::Duration::from_millis(1100));
+    faulty.fail_after(0, FaultMode::Unavailable);
+    for name in ["alice", "bob", "carol"] {
+        let user = store.user(name).unwrap(); // as LMTP's RCPT: no refusal
+        let err = user.open_mailbox_to_append("INBOX").unwrap_err();
+        assert!(err.is_temporary(), "{name}: {err}");
+        let err = user.open_mailbox("INBOX").unwrap_err();
+        assert!(err.is_temporary(), "{name}: {err}");
+    }
+    let counts = counting.counts();
+    assert_eq!(counts.reads + counts.writes, 1, "one operation for three deliveries: {counts:?}");
+    // Back: the next open reads the record, then the mailbox, at once.
+    faulty.heal();
+    faulty.fail_slowly(std::time::Duration::ZERO);
+    std::thread::sleep(std::time::Duration::from_millis(1200)); // past the hold: as long as the read waited
+    let mailbox = store.user("alice").unwrap().open_mailbox("INBOX").unwrap();
+    assert_eq!(mailbox.info().name, "INBOX");
+}
