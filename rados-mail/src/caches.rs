@@ -45,11 +45,18 @@ pub(crate) type SharedView = Arc<MailboxShared>;
 pub(crate) struct MailboxShared {
     pub(crate) view: Mutex<View>,
     pub(crate) waiting: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Taken by each async commit of new mails to the mailbox in turn
+    /// (`mailbox/aio_group.rs`).
+    pub(crate) async_commit: futures::lock::Mutex<()>,
 }
 
 impl MailboxShared {
     pub(crate) fn new(view: View) -> MailboxShared {
-        MailboxShared { view: Mutex::new(view), waiting: Mutex::new(Vec::new()) }
+        MailboxShared {
+            view: Mutex::new(view),
+            waiting: Mutex::new(Vec::new()),
+            async_commit: futures::lock::Mutex::new(()),
+        }
     }
 }
 

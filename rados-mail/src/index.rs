@@ -18,6 +18,12 @@ use crate::layout::Bodies;
 use crate::retry::RetryPolicy;
 use crate::types::Changes;
 
+mod head;
+mod wal;
+
+pub(crate) use head::{read_head, read_head_async};
+pub(crate) use wal::{apply_wal, apply_wal_async};
+
 /// A consistent read of the head object.
 #[derive(Clone)]
 pub(crate) struct Head {
@@ -396,63 +402,6 @@ pub(crate) fn first_recent_value(object: &str, bytes: Option<&Vec<u8>>) -> Resul
     }
 }
 
-/// Reads the head object: header, trim mark, first recent UID and the whole WAL tail.
-///
-/// A head whose header, marks or WAL entries are damaged is rebuilt from what is intact
-/// (`repair::head`, reported loudly) and read again: damage there must not lock everyone
-/// out of the mailbox.
-pub(crate) fn read_head(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
-    match read_head_once(store, oid) {
-        Err(e) if crate::repair::head::is_head_damage(&e, oid) => {
-            let Some(guid) = crate::repair::head::head_guid(oid) else { return Err(e) };
-            damage::report(&e, "a mailbox head; rebuilding it");
-            match crate::repair::head::rebuild(store, &guid, false) {
-                Ok(Some(done)) => tracing::error!("rebuilt mailbox head {oid}: {done}"),
-                Ok(None) => {}
-                Err(e2) => {
-                    tracing::error!("rebuilding mailbox head {oid} failed: {e2}");
-                    return Err(e);
-                }
-            }
-            read_head_once(store, oid)
-        }
-        other => other,
-    }
-}
-
-fn read_head_once(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
-    let first = store.read_op(
-        oid,
-        &ReadOp::new().omap_get([keys::HDR, keys::TRIM, keys::RECENT]).omap_range("", keys::WAL, OMAP_PAGE_MAX),
-    )?;
-    let vals = first.omap.unwrap_or_default();
-    let hdr_bytes = vals.get(keys::HDR).cloned().ok_or_else(|| Error::Corrupted {
-        object: oid.into(),
-        key: Some(keys::HDR.into()),
-        detail: "missing".into(),
-    })?;
-    let hdr: MailboxHeader = decode(oid, keys::HDR, &hdr_bytes)?;
-    let trim = hex_value(oid, keys::TRIM, vals.get(keys::TRIM))?;
-    let first_recent = first_recent_value(oid, vals.get(keys::RECENT))?;
-    let mut page = first.omap_page.unwrap_or_default();
-    let mut raw = std::mem::take(&mut page.entries);
-    while page.more {
-        let after = raw.last().map(|(k, _)| k.clone()).unwrap_or_default();
-        let op = ReadOp::new().assert_version(first.version).omap_range(after, keys::WAL, OMAP_PAGE_MAX);
-        match store.read_op(oid, &op) {
-            Ok(r) => {
-                page = r.omap_page.unwrap_or_default();
-                raw.append(&mut page.entries);
-            }
-            // Changed between pages: read it all again.
-            Err(StoreError::Conflict { .. }) => return read_head_once(store, oid),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let wal = raw.iter().map(|(k, v)| decode::<WalEntry>(oid, k, v)).collect::<Result<Vec<_>>>()?;
-    Ok(Head { hdr, hdr_bytes, trim, wal, first_recent })
-}
-
 /// A shard as read: its applied mark, its records, and the records that failed their
 /// integrity check (each reported once per process).
 pub(crate) struct Shard {
@@ -588,74 +537,4 @@ pub(crate) fn changes_of(hdr: &MailboxHeader) -> Changes {
         keywords: hdr.keywords.len(),
         ..Default::default()
     }
-}
-
-/// Applies every WAL entry of the head to its shards, then trims the WAL. Safe to run by
-/// many processes at once: each shard accepts entries only above its `applied` mark, under
-/// an `omap_cmp` guard. Returns how many entries are left in the WAL.
-pub(crate) fn apply_wal(store: &dyn ObjectStore, head_oid: &str, guid: &Guid, retry: &RetryPolicy) -> Result<usize> {
-    let head = read_head(store, head_oid)?;
-    let Some(target) = head.wal.last().map(|e| e.modseq) else { return Ok(0) };
-    let bits = head.hdr.shard_bits;
-    let shards: BTreeSet<u32> = head.wal.iter().flat_map(|e| e.changes.iter().map(|c| shard_of(c.uid, bits))).collect();
-    for k in shards {
-        let oid = names::mailbox_shard(guid, k);
-        let mut attempts = retry.start();
-        loop {
-            let (applied, exists) = match store.omap_get(&oid, &[keys::APPLIED]) {
-                Ok(m) => (hex_value(&oid, keys::APPLIED, m.get(keys::APPLIED))?, true),
-                Err(StoreError::NotFound { .. }) => (0, false),
-                Err(e) => return Err(e.into()),
-            };
-            // Final state of every key this shard's pending changes touch, in order.
-            let mut touched: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
-            let mut last = applied;
-            for e in head.wal.iter().filter(|e| e.modseq > applied) {
-                for c in e.changes.iter().filter(|c| shard_of(c.uid, bits) == k) {
-                    if c.prev_modseq > 0 {
-                        touched.insert(keys::modseq_index(c.prev_modseq, c.uid), None);
-                    }
-                    match &c.record {
-                        Some(r) => {
-                            touched.insert(keys::record(c.uid), Some(frame::encode(r)));
-                            touched.insert(keys::modseq_index(e.modseq, c.uid), Some(Vec::new()));
-                        }
-                        None => {
-                            touched.insert(keys::record(c.uid), None);
-                            touched.insert(keys::tombstone(e.modseq, c.uid), Some(Vec::new()));
-                        }
-                    }
-                    last = e.modseq;
-                }
-            }
-            if touched.is_empty() {
-                break;
-            }
-            let guard = if exists {
-                WriteOp::new().omap_cmp(keys::APPLIED, CmpOp::Eq, keys::hex64(applied).into_bytes())
-            } else {
-                WriteOp::new().create_exclusive()
-            };
-            let rm: Vec<String> = touched.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.clone()).collect();
-            let mut set: Vec<(String, Vec<u8>)> = touched.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
-            set.push((keys::APPLIED.to_string(), keys::hex64(last).into_bytes()));
-            let op = if rm.is_empty() { guard.omap_set(set) } else { guard.omap_rm_keys(rm).omap_set(set) };
-            match store.write_op(&oid, &op) {
-                Ok(_) => break,
-                Err(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => {
-                    attempts.lost(|| format!("applying the WAL of mailbox {guid} to shard {oid}"))?
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    let trim = WriteOp::new()
-        .omap_cmp(keys::TRIM, CmpOp::Lt, keys::hex64(target).into_bytes())
-        .omap_rm_range(keys::wal(0), keys::wal(target + 1))
-        .omap_set([(keys::TRIM, keys::hex64(target).into_bytes())]);
-    match store.write_op(head_oid, &trim) {
-        Ok(_) | Err(StoreError::Conflict { .. }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(0)
 }

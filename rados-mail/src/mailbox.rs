@@ -8,6 +8,7 @@
 //! date with one read of the head object when nothing or little changed.
 
 mod aio;
+mod aio_group;
 mod commit;
 mod copy;
 mod fetch;
@@ -351,11 +352,20 @@ impl Mailbox {
     /// Applies the WAL after a write of the head that made it long (or the overlay
     /// large), as [`Mailbox::head_written`] asked.
     fn apply_after_write(&self, view: &mut View) {
-        let large = view.overlay.len() > OVERLAY_MAX;
+        let (at, large) = (view.hdr.highestmodseq, view.overlay.len() > OVERLAY_MAX);
+        let result = apply_wal(self.store.as_ref(), &self.head, &self.info.guid, &self.retry);
+        self.wal_applied(view, at, large, result);
+    }
+
+    /// Brings `view` along after the WAL was applied (`result`: how many entries are left)
+    /// from a view at modseq `at` whose overlay was `large`. A view that moved on meanwhile
+    /// (an async apply does not hold the lock) is left as it is: its overlay holds changes
+    /// the apply may not have brought to the shards.
+    fn wal_applied(&self, view: &mut View, at: u64, large: bool, result: Result<usize>) {
         // The change is committed; applying is housekeeping that anyone may finish
         // later, so its failure is not the caller's.
-        match apply_wal(self.store.as_ref(), &self.head, &self.info.guid, &self.retry) {
-            Ok(left) => {
+        match result {
+            Ok(left) if view.hdr.highestmodseq == at => {
                 view.wal_len = left;
                 if large {
                     // Every change up to the view's state is in the shards now: the
@@ -364,6 +374,7 @@ impl Mailbox {
                     view.wal_from = view.hdr.highestmodseq;
                 }
             }
+            Ok(_) => {}
             Err(e) => tracing::warn!(mailbox = %self.info.guid, "applying the WAL: {e}"),
         }
     }

@@ -71,6 +71,23 @@ impl Retry<'_> {
     /// Records a lost race. Waits before the next attempt and returns `Ok`, or, when every
     /// attempt is used up, returns [`Error::Conflict`] naming `what` was being done.
     pub(crate) fn lost(&mut self, what: impl FnOnce() -> String) -> Result<()> {
+        if let Some(pause) = self.lost_pause(what)? {
+            std::thread::sleep(pause);
+        }
+        Ok(())
+    }
+
+    /// [`Retry::lost`] for async code: the pause is a tokio timer, no thread waits.
+    pub(crate) async fn lost_async(&mut self, what: impl FnOnce() -> String) -> Result<()> {
+        if let Some(pause) = self.lost_pause(what)? {
+            tokio::time::sleep(pause).await;
+        }
+        Ok(())
+    }
+
+    /// Counts a lost race; the pause before the next attempt (none for the first retry),
+    /// or [`Error::Conflict`] when every attempt is used up.
+    fn lost_pause(&mut self, what: impl FnOnce() -> String) -> Result<Option<Duration>> {
         self.policy.counters.guard_failures.fetch_add(1, Ordering::Relaxed);
         self.lost += 1;
         if self.lost >= self.policy.max_attempts {
@@ -79,18 +96,15 @@ impl Retry<'_> {
         }
         // The first retry goes at once: the caller re-reads first, which is a pause of one
         // round trip already; later ones wait.
-        if self.lost > 1 {
-            backoff(self.lost - 2);
-        }
-        Ok(())
+        Ok((self.lost > 1).then(|| backoff(self.lost - 2)))
     }
 }
 
 /// The one backoff curve: a random pause of 0.1 ms up to 1, 2, 4, … ms, growing with the
 /// number of races lost so far beyond the first, at most [`MAX_BACKOFF`].
-pub(crate) fn backoff(lost_before: u32) {
+pub(crate) fn backoff(lost_before: u32) -> Duration {
     let cap_us = (1000u64 << lost_before.min(7)).min(MAX_BACKOFF.as_micros() as u64);
-    std::thread::sleep(Duration::from_micros(rand::rng().random_range(100..=cap_us)));
+    Duration::from_micros(rand::rng().random_range(100..=cap_us))
 }
 
 /// The pause before the next attempt to establish a broken watch again
@@ -112,19 +126,69 @@ pub(crate) fn resolve_lost_reply(
     window: Duration,
     mut ask: impl FnMut() -> Result<Option<bool>>,
 ) -> Option<bool> {
-    let deadline = started.checked_add(window).unwrap_or(started);
-    let mut pause = Duration::from_millis(20);
+    let mut lost = LostReply::new(started, window);
     loop {
-        if Instant::now() >= deadline {
+        if lost.out_of_time() {
             return None;
         }
-        match ask() {
-            Ok(answer) => return answer,
-            Err(e) if e.is_temporary() && Instant::now() + pause < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(1));
+        match lost.step(ask()) {
+            Step::Done(answer) => return answer,
+            Step::Wait(pause) => std::thread::sleep(pause),
+        }
+    }
+}
+
+/// [`resolve_lost_reply`] for async code: `ask` is a future, the pauses tokio timers.
+pub(crate) async fn resolve_lost_reply_async<F: Future<Output = Result<Option<bool>>>>(
+    started: Instant,
+    window: Duration,
+    mut ask: impl FnMut() -> F,
+) -> Option<bool> {
+    let mut lost = LostReply::new(started, window);
+    loop {
+        if lost.out_of_time() {
+            return None;
+        }
+        match lost.step(ask().await) {
+            Step::Done(answer) => return answer,
+            Step::Wait(pause) => tokio::time::sleep(pause).await,
+        }
+    }
+}
+
+/// The schedule of [`resolve_lost_reply`], shared by its blocking and async forms.
+struct LostReply {
+    deadline: Instant,
+    pause: Duration,
+}
+
+/// What to do after one question ([`LostReply::step`]).
+enum Step {
+    /// The answer (`None`: unknown).
+    Done(Option<bool>),
+    /// Ask again after this pause.
+    Wait(Duration),
+}
+
+impl LostReply {
+    fn new(started: Instant, window: Duration) -> LostReply {
+        LostReply { deadline: started.checked_add(window).unwrap_or(started), pause: Duration::from_millis(20) }
+    }
+
+    fn out_of_time(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// What comes after `answer`, the reply to one question asked within the window.
+    fn step(&mut self, answer: Result<Option<bool>>) -> Step {
+        match answer {
+            Ok(answer) => Step::Done(answer),
+            Err(e) if e.is_temporary() && Instant::now() + self.pause < self.deadline => {
+                let pause = self.pause;
+                self.pause = (self.pause * 2).min(Duration::from_secs(1));
+                Step::Wait(pause)
             }
-            Err(_) => return None,
+            Err(_) => Step::Done(None),
         }
     }
 }

@@ -19,7 +19,11 @@
 //!   async reads, a bounded window of them ahead of the consumer; a whole body is checked
 //!   against its crc32 at its end.
 //!
-//! The other operations (mailbox management, flags, expunges, copies, status, sync) are a
+//! The runtime must be tokio's, with its time driver (`#[tokio::main]`, or a runtime
+//! built with `enable_all()` or `enable_time()`): the retry policy's pauses are tokio
+//! timers.
+//!
+//! The other operations (mailbox management, flags, expunges, copies, status) are a
 //! short sequence of RADOS round trips made by the blocking core on tokio's blocking pool
 //! (`spawn_blocking`), so async tasks never block a runtime worker.
 //!
@@ -66,8 +70,19 @@ use crate::store::MailStore;
 use crate::types::{AppendOptions, Changes, Flags, MailboxInfo, Status, StoreMode, StoreResult};
 use crate::user::User;
 
+/// How many operations of the async API went to tokio's blocking pool in this process so
+/// far (mailbox management, flags, expunges, copies, status; a damaged mailbox head
+/// being rebuilt). Appends, fetches and syncs add none: their commits, lost races, lost
+/// replies and WAL applications are async operations.
+pub fn blocking_pool_calls() -> u64 {
+    BLOCKING_CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static BLOCKING_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Runs blocking work on tokio's blocking pool. A panic in it is resumed in the caller.
 pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    BLOCKING_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match tokio::task::spawn_blocking(work).await {
         Ok(r) => r,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -178,10 +193,9 @@ impl AsyncMailbox {
         let m = self.0.clone();
         blocking(move || m.status()).await
     }
-    /// [`Mailbox::sync`].
+    /// [`Mailbox::sync`], with an async read of the head (no blocking pool).
     pub async fn sync(&self) -> Result<bool> {
-        let m = self.0.clone();
-        blocking(move || m.sync()).await
+        self.0.refresh_async().await
     }
     /// [`Mailbox::changes_since`].
     pub async fn changes_since(&self, modseq: u64) -> Result<Changes> {

@@ -261,31 +261,86 @@ impl Mailbox {
         })
     }
 
+    /// [`Mailbox::landed`] with async reads, its pauses tokio timers.
+    pub(super) async fn landed_async(
+        &self,
+        guard: &[u8],
+        first: &WalEntry,
+        shard_bits: u32,
+        started: Instant,
+    ) -> Option<bool> {
+        crate::retry::resolve_lost_reply_async(started, self.config.resolve_window, || async {
+            let read = self.store.read_op_async(&self.head, landed_read(first)).await?;
+            match self.landed_by_head(guard, first, shard_bits, read.omap.unwrap_or_default()) {
+                Landed::Known(answer) => Ok(answer),
+                Landed::InShard { oid, key, rec } => {
+                    let found = self.store.read_op_async(&oid, ReadOp::new().omap_get([key.clone()])).await;
+                    landed_in_shard(&rec, found.map(|r| r.omap.and_then(|mut m| m.remove(&key))))
+                }
+            }
+        })
+        .await
+    }
+
     fn landed_once(&self, guard: &[u8], first: &WalEntry, shard_bits: u32) -> Result<Option<bool>> {
-        let key = keys::wal(first.modseq);
-        let read = self.store.read_op(&self.head, &ReadOp::new().omap_get([keys::HDR.to_string(), key.clone()]))?;
-        let vals = read.omap.unwrap_or_default();
-        match vals.get(&key) {
-            Some(v) => return Ok(Some(*v == frame::encode(first))),
-            None if vals.get(keys::HDR).is_some_and(|v| v == guard) => return Ok(Some(false)),
+        let read = self.store.read_op(&self.head, &landed_read(first))?;
+        match self.landed_by_head(guard, first, shard_bits, read.omap.unwrap_or_default()) {
+            Landed::Known(answer) => Ok(answer),
+            Landed::InShard { oid, key, rec } => {
+                landed_in_shard(&rec, self.store.omap_get(&oid, &[&key]).map(|mut m| m.remove(&key)))
+            }
+        }
+    }
+
+    /// What the head's header and the commit's first WAL entry (`vals`, read by
+    /// [`landed_read`]) tell of whether it landed.
+    fn landed_by_head(
+        &self,
+        guard: &[u8],
+        first: &WalEntry,
+        shard_bits: u32,
+        vals: BTreeMap<String, Vec<u8>>,
+    ) -> Landed {
+        match vals.get(&keys::wal(first.modseq)) {
+            Some(v) => return Landed::Known(Some(*v == frame::encode(first))),
+            None if vals.get(keys::HDR).is_some_and(|v| v == guard) => return Landed::Known(Some(false)),
             None => {}
         }
         // The WAL moved on (applied and trimmed): a new mail of the commit is in its
         // shard if the commit landed; its instance (random, one per saved or copied body)
         // tells it from any other mail.
         let Some(rec) = first.changes.iter().filter(|c| c.prev_modseq == 0).find_map(|c| c.record.as_ref()) else {
-            return Ok(None);
+            return Landed::Known(None);
         };
-        let shard = omap_index::names::mailbox_shard(&self.info.guid, omap_index::names::shard_of(rec.uid, shard_bits));
-        let found = match self.store.omap_get(&shard, &[&keys::record(rec.uid)]) {
-            Ok(mut m) => m.remove(&keys::record(rec.uid)),
-            Err(objstore::Error::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(match found.map(|v| frame::decode::<MailRecord>(&v)) {
-            Some(Ok(r)) => Some(r.instance == rec.instance && r.mail_guid == rec.mail_guid),
-            // Gone (expunged since?) or damaged: cannot tell.
-            _ => None,
-        })
+        let oid = omap_index::names::mailbox_shard(&self.info.guid, omap_index::names::shard_of(rec.uid, shard_bits));
+        Landed::InShard { oid, key: keys::record(rec.uid), rec: Box::new(rec.clone()) }
     }
+}
+
+/// Where [`Mailbox::landed`] finds its answer.
+enum Landed {
+    /// In the head (`None`: it cannot tell).
+    Known(Option<bool>),
+    /// In the record `key` of shard `oid`: there if it is `rec`.
+    InShard { oid: String, key: String, rec: Box<MailRecord> },
+}
+
+/// The read of the head that tells whether a commit whose first WAL entry is `first`
+/// landed: the header and that entry.
+fn landed_read(first: &WalEntry) -> ReadOp {
+    ReadOp::new().omap_get([keys::HDR.to_string(), keys::wal(first.modseq)])
+}
+
+/// Whether the commit that stored `rec` landed, from a read of its key in its shard.
+fn landed_in_shard(rec: &MailRecord, found: objstore::Result<Option<Vec<u8>>>) -> Result<Option<bool>> {
+    let found = match found {
+        Ok(v) => v,
+        Err(objstore::Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(match found.map(|v| frame::decode::<MailRecord>(&v)) {
+        Some(Ok(r)) => Some(r.instance == rec.instance && r.mail_guid == rec.mail_guid),
+        // Gone (expunged since?) or damaged: cannot tell.
+        _ => None,
+    })
 }

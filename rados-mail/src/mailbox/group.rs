@@ -23,8 +23,8 @@ use crate::mailbox::Committed;
 
 /// A transaction of new mails waiting for its commit.
 pub(crate) struct Pending {
-    txn: Transaction,
-    bodies: Vec<SavedBody>,
+    pub(super) txn: Transaction,
+    pub(super) bodies: Vec<SavedBody>,
     order: Vec<usize>,
     instances: Vec<Option<u64>>,
     saved_at: i64,
@@ -32,7 +32,8 @@ pub(crate) struct Pending {
     outcome: Mutex<Option<Outcome>>,
 }
 
-enum Outcome {
+pub(super) enum Outcome {
+    /// Committed.
     Done(Committed),
     /// Not committed; `cleanup`: take back the bodies and references (false when the
     /// commit may have landed without its reply arriving: they stay, for `check`).
@@ -131,15 +132,6 @@ impl Mailbox {
                 }
                 continue;
             }
-            let outcomes = |plans: Vec<Result<Plan>>| -> Vec<Outcome> {
-                plans
-                    .into_iter()
-                    .map(|p| match p {
-                        Ok(p) => Outcome::Done(p.outcome),
-                        Err(e) => Outcome::Failed(e, true),
-                    })
-                    .collect()
-            };
             let entries: Vec<_> = plans.iter().flatten().flat_map(|p| p.entries.iter().cloned()).collect();
             let Some(last) = plans.iter().flatten().rev().find(|p| !p.entries.is_empty()) else {
                 return outcomes(plans);
@@ -179,11 +171,23 @@ impl Mailbox {
     }
 }
 
+/// The outcome of each transaction of a group whose plans were written (or had nothing
+/// to write).
+pub(super) fn outcomes(plans: Vec<Result<Plan>>) -> Vec<Outcome> {
+    plans
+        .into_iter()
+        .map(|p| match p {
+            Ok(p) => Outcome::Done(p.outcome),
+            Err(e) => Outcome::Failed(e, true),
+        })
+        .collect()
+}
+
 /// Plans each transaction of the group on the header the one before leaves: the same UIDs
 /// and modseqs as committing them one after the other. A transaction that would exceed the
 /// mailbox's keyword limit fails alone (`Err` in its place), the others are planned as if
 /// it were not there; any other error fails the group.
-fn plan_group(
+pub(super) fn plan_group(
     view: &View,
     group: &[Arc<Pending>],
     known: &[BTreeMap<usize, u32>],

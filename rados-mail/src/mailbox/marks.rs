@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use objstore::{CmpOp, WriteOp};
+use objstore::{CmpOp, ReadOp, WriteOp};
 use omap_index::records::DeliveryMark;
 use omap_index::{frame, keys};
 
@@ -89,19 +89,54 @@ impl Mailbox {
     /// their keys and the UIDs they got (one read of the head). A damaged mark counts as
     /// not there (the delivery is stored again rather than lost).
     pub(super) fn delivered_before(&self, wanted: &[DeliveryKey]) -> Result<BTreeMap<DeliveryKey, u32>> {
-        let mut found = BTreeMap::new();
+        let names = self.mark_names(wanted);
+        if names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let read = self.store.omap_get(&self.head, &names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>());
+        self.found_marks(&names, read)
+    }
+
+    /// [`Mailbox::known_deliveries_of_group`] with an async read of the head.
+    pub(super) async fn known_deliveries_of_group_async(
+        &self,
+        group: &[Arc<Pending>],
+        marks: &[Mark],
+    ) -> Result<Vec<BTreeMap<usize, u32>>> {
+        let names = self.mark_names(&marks.iter().map(|(k, _)| *k).collect::<Vec<_>>());
+        let found = if names.is_empty() {
+            BTreeMap::new()
+        } else {
+            let op = ReadOp::new().omap_get(names.iter().map(|(n, _)| n.clone()));
+            let read = self.store.read_op_async(&self.head, op).await.map(|r| r.omap.unwrap_or_default());
+            self.found_marks(&names, read)?
+        };
+        Ok(group.iter().map(|p| saves_found(p.saves(), &found)).collect())
+    }
+
+    /// The keys of the marks of `wanted` that may be in the head now (none when the
+    /// mailbox keeps no marks).
+    fn mark_names(&self, wanted: &[DeliveryKey]) -> Vec<(String, DeliveryKey)> {
         if wanted.is_empty() || self.config.delivery_window.is_zero() {
-            return Ok(found);
+            return Vec::new();
         }
         let range = buckets(super::now(), self.config.delivery_window);
-        let names: Vec<(String, DeliveryKey)> =
-            wanted.iter().flat_map(|k| range.clone().map(move |b| (keys::delivery(b, &k.0), *k))).collect();
-        let vals = match self.store.omap_get(&self.head, &names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()) {
+        wanted.iter().flat_map(|k| range.clone().map(move |b| (keys::delivery(b, &k.0), *k))).collect()
+    }
+
+    /// The marks found by a read of `names` in the head.
+    fn found_marks(
+        &self,
+        names: &[(String, DeliveryKey)],
+        read: objstore::Result<BTreeMap<String, Vec<u8>>>,
+    ) -> Result<BTreeMap<DeliveryKey, u32>> {
+        let mut found = BTreeMap::new();
+        let vals = match read {
             Ok(v) => v,
             Err(objstore::Error::NotFound { .. }) => return Ok(found),
             Err(e) => return Err(e.into()),
         };
-        for (name, key) in &names {
+        for (name, key) in names {
             let Some(v) = vals.get(name) else { continue };
             match frame::decode::<DeliveryMark>(v) {
                 Ok(mark) => {
