@@ -186,10 +186,12 @@ fn run(mode: Mode, store: &MailStore, user: &str, args: &Arc<Args>) -> Result<Fi
     match mode {
         Mode::Threads => run_threads(store, user, args),
         Mode::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .expect("a runtime")
             .block_on(run_tasks(store, user, args.clone())),
         Mode::MultiThread => tokio::runtime::Builder::new_multi_thread()
+            .enable_time()
             .build()
             .expect("a runtime")
             .block_on(run_tasks(store, user, args.clone())),
