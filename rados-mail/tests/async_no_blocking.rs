@@ -90,6 +90,15 @@ async fn appends_and_fetches_use_no_blocking_pool(pool: Arc<dyn ObjectStore>, us
         assert_eq!(&other.body(*uid).await.unwrap(), body, "UID {uid} through B");
     }
     assert_eq!(lost.body(2).await.unwrap(), mail(8));
+    // Whole bodies read so are kept in the body cache, as the blocking fetch keeps them:
+    // read again, they come from memory, without a RADOS read.
+    let (cache, reads) = (a.stats().cache, counting.counts().reads);
+    assert!(cache.inserts >= stored.len() as u64, "{cache:?}");
+    for (uid, body) in &stored {
+        assert_eq!(&inbox.body(*uid).await.unwrap(), body, "UID {uid} through A, again");
+    }
+    assert_eq!(a.stats().cache.memory_hits - cache.memory_hits, stored.len() as u64);
+    assert_eq!(counting.counts().reads, reads, "cached bodies and records: no read");
 
     let after = blocking_pool_calls();
     assert_eq!(after, before, "appends, fetches and syncs went to the blocking pool {} times", after - before);
@@ -98,7 +107,7 @@ async fn appends_and_fetches_use_no_blocking_pool(pool: Arc<dyn ObjectStore>, us
         stored.len() + 2,
         a.stats().retries.guard_failures,
         b.stats().retries.guard_failures,
-        stored.len() * 2 + 1
+        stored.len() * 3 + 1
     );
 
     // The counter does count: a status goes to the blocking pool.

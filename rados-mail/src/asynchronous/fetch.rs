@@ -241,9 +241,17 @@ impl AsyncMailbox {
     }
 
     /// A whole body, read into memory (crc32-verified; use [`AsyncMailbox::body_stream`]
-    /// for large mails).
+    /// for large mails). A small body read from RADOS is kept in the process's body cache,
+    /// as the blocking fetch keeps it.
     pub async fn body(&self, uid: u32) -> Result<Vec<u8>> {
-        collect(self.body_stream(uid).await?).await
+        let (rec, source) = self.0.body_source(uid).await?;
+        let from_rados = matches!(source, BodySource::Rados(..));
+        let c = self.0.config();
+        let body = collect(BodyStream::new(&rec, source, 0, u64::MAX, c.read_chunk as u64, c.read_in_flight)).await?;
+        if from_rados {
+            self.0.cache_body(&rec, &body);
+        }
+        Ok(body)
     }
 
     /// `len` bytes of a body from `offset` (fewer at its end), read with async reads,

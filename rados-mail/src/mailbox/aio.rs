@@ -124,6 +124,18 @@ impl Mailbox {
         }
         Ok((rec, BodySource::Rados(self.data.places()?, guid)))
     }
+
+    /// Keeps a whole body read from RADOS (and verified against `rec`'s crc32) in the
+    /// process's body cache when it is small enough, as the blocking fetch does.
+    pub(crate) fn cache_body(&self, rec: &MailRecord, body: &[u8]) {
+        let cacheable = rec.psize <= self.config.cache.max_item_bytes && self.config.cache.memory_bytes > 0;
+        if cacheable
+            && body.len() as u64 == rec.psize
+            && let Ok(guid) = body_guid(&self.head, rec)
+        {
+            self.bodies.put(&guid, Arc::from(body));
+        }
+    }
 }
 
 /// The bodies of an async commit whose write of the head was not sent yet: removed when it
