@@ -124,6 +124,15 @@ async fn appends_and_fetches_use_no_blocking_pool(pool: Arc<dyn ObjectStore>, us
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(there.open_mailbox("INBOX").unwrap().uids().unwrap().len(), 52);
     assert_eq!(there.open_mailbox("Lost").unwrap().uids().unwrap(), vec![1, 2]);
+
+    // A damaged head: an async sync leaves its rebuild (several writes) to the blocking
+    // read, once; the mailbox goes on.
+    ns.omap_set(&head, &[(omap_index::keys::HDR, &b"not a header"[..])]).unwrap();
+    let calls = blocking_pool_calls();
+    inbox.sync().await.unwrap();
+    assert_eq!(blocking_pool_calls(), calls + 1, "the rebuild went to the blocking pool");
+    assert_eq!(inbox.append(mail(9), AppendOptions::default()).await.unwrap(), 53);
+    assert_eq!(inbox.body(53).await.unwrap(), mail(9));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Reading a mailbox's head object (header, marks, WAL tail), blocking and async: both
-//! make the same reads ([`HeadRead`]) and decode them the same way.
+//! make the same reads ([`HeadRead`]) and decode them the same way; the blocking read also
+//! rebuilds a damaged head.
 
 use std::sync::Arc;
 
@@ -35,19 +36,12 @@ pub(crate) fn read_head(store: &dyn ObjectStore, oid: &str) -> Result<Head> {
     }
 }
 
-/// [`read_head`] with the object store's async reads. A damaged head (rare: it is rebuilt,
-/// several reads and writes) is left to [`read_head`] on tokio's blocking pool.
+/// [`read_head`] with the object store's async reads, except that a damaged head is
+/// returned as the error it is (rebuilding it takes several writes: the caller leaves that
+/// to [`read_head`], see [`crate::repair::head::is_head_damage`]).
 pub(crate) async fn read_head_async(store: Arc<dyn ObjectStore>, oid: &str) -> Result<Head> {
     'again: loop {
-        let first = store.read_op_async(oid, HeadRead::op()).await?;
-        let mut read = match HeadRead::first(oid, first) {
-            Ok(read) => read,
-            Err(e) if crate::repair::head::is_head_damage(&e, oid) => {
-                let oid = oid.to_string();
-                return crate::asynchronous::blocking(move || read_head(store.as_ref(), &oid)).await;
-            }
-            Err(e) => return Err(e),
-        };
+        let mut read = HeadRead::first(oid, store.read_op_async(oid, HeadRead::op()).await?)?;
         while let Some(op) = read.next_op() {
             match store.read_op_async(oid, op).await {
                 Ok(r) => read.add_page(r),
@@ -56,13 +50,7 @@ pub(crate) async fn read_head_async(store: Arc<dyn ObjectStore>, oid: &str) -> R
                 Err(e) => return Err(e.into()),
             }
         }
-        return match read.finish() {
-            Err(e) if crate::repair::head::is_head_damage(&e, oid) => {
-                let oid = oid.to_string();
-                crate::asynchronous::blocking(move || read_head(store.as_ref(), &oid)).await
-            }
-            other => other,
-        };
+        return read.finish();
     }
 }
 

@@ -41,7 +41,8 @@ pub(crate) fn apply_wal(store: &dyn ObjectStore, head_oid: &str, guid: &Guid, re
 }
 
 /// [`apply_wal`] with the object store's async operations: the same reads and writes,
-/// the retry policy's pauses as tokio timers.
+/// the retry policy's pauses as tokio timers. A damaged head is an error here (the next
+/// blocking read of it rebuilds it).
 pub(crate) async fn apply_wal_async(
     store: Arc<dyn ObjectStore>,
     head_oid: &str,

@@ -25,7 +25,7 @@ use super::Mailbox;
 use super::group::{Outcome, Pending, outcomes, plan_group};
 use super::plan::Limits;
 use crate::error::{Error, Result};
-use crate::index::{CONTENDED, OVERLAY_MAX, apply_wal_async, read_head_async};
+use crate::index::{CONTENDED, OVERLAY_MAX, apply_wal_async, read_head, read_head_async};
 
 impl Mailbox {
     /// Commits `pending` when the async commits to this mailbox before it are done.
@@ -41,7 +41,15 @@ impl Mailbox {
     /// A head older than the view (read while another commit of this process moved it on)
     /// changes nothing.
     pub(crate) async fn refresh_async(&self) -> Result<bool> {
-        let head = read_head_async(self.store.clone(), &self.head).await?;
+        let head = match read_head_async(self.store.clone(), &self.head).await {
+            Ok(head) => head,
+            // Rebuilt by the blocking read (several writes; rare): on tokio's blocking pool.
+            Err(e) if crate::repair::head::is_head_damage(&e, &self.head) => {
+                let (store, oid) = (self.store.clone(), self.head.clone());
+                crate::asynchronous::blocking(move || read_head(store.as_ref(), &oid)).await?
+            }
+            Err(e) => return Err(e),
+        };
         let mut view = self.lock();
         if head.hdr.incarnation == view.hdr.incarnation && head.hdr.highestmodseq < view.hdr.highestmodseq {
             return Ok(false);
