@@ -46,7 +46,7 @@ pub(crate) struct MailboxShared {
     pub(crate) view: Mutex<View>,
     pub(crate) waiting: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
     /// Taken by each async commit of new mails to the mailbox in turn
-    /// (`mailbox/aio_group.rs`).
+    /// (`mailbox/aio_commit.rs`).
     pub(crate) async_commit: futures::lock::Mutex<()>,
 }
 

@@ -8,7 +8,7 @@
 //! date with one read of the head object when nothing or little changed.
 
 mod aio;
-mod aio_group;
+mod aio_commit;
 mod commit;
 mod copy;
 mod fetch;

@@ -4,10 +4,10 @@
 //!
 //! A commit of new mails is planned exactly as the blocking path plans it (`plan.rs`, on
 //! the same view, with the same delivery marks) and written as the same single guarded
-//! write of the head ([`Mailbox::head_write`]), grouped with the other async commits to
-//! the mailbox waiting in the process (`aio_group.rs`): the pool ends up in the same
-//! state, byte for byte, as after [`Mailbox::commit`]. Lost races, lost replies and the
-//! WAL's application are handled there with async operations too.
+//! write of the head ([`Mailbox::head_write`]), in turn with the other async commits to
+//! the mailbox in the process (`aio_commit.rs`): the pool ends up in the same state, byte
+//! for byte, as after [`Mailbox::commit`]. Lost races, lost replies and the WAL's
+//! application are handled there with async operations too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,9 +52,9 @@ impl Mailbox {
         SavedMail::new(body, self.data.clone(), self.info.guid)
     }
 
-    /// [`Mailbox::commit`] of a transaction of new mails only, asynchronously: committed
-    /// together with the other async commits to this mailbox waiting in the process
-    /// (`aio_group.rs`), with async operations only.
+    /// [`Mailbox::commit`] of a transaction of new mails only, asynchronously: in turn with
+    /// the other async commits to this mailbox in the process (`aio_commit.rs`), with async
+    /// operations only.
     pub(crate) async fn commit_new_async(self: &Arc<Self>, mut txn: Transaction) -> Result<Committed> {
         if !(txn.copies.is_empty() && txn.updates.is_empty() && txn.expunges.is_empty()) {
             return Err(Error::InvalidInput("an async commit of new mails only".into()));

@@ -115,13 +115,15 @@ impl Mailbox {
                     return outcomes(plans);
                 }
                 // A lost race, or deliveries stored before: then they are not stored again.
+                // Nothing was written: dropped from now on, the commit takes its bodies back.
                 Err(objstore::Error::Conflict { .. }) if !marks.is_empty() => {
+                    sent.store(false, Ordering::SeqCst);
                     match self.known_deliveries_of_group_async(group, &marks).await {
                         Ok(found) => known.iter_mut().zip(found).for_each(|(k, f)| k.extend(f)),
                         Err(e) => return failed(&e, true),
                     }
                 }
-                Err(objstore::Error::Conflict { .. }) => {}
+                Err(objstore::Error::Conflict { .. }) => sent.store(false, Ordering::SeqCst),
                 Err(e) => {
                     let e = Error::from(e);
                     if !e.is_temporary() {
